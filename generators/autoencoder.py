@@ -1,0 +1,77 @@
+"""Plain autoencoder: the VAE's encoder and decoder with a deterministic code and no KL term.
+
+``sample()`` decodes z ~ N(0, I) on purpose. Nothing in AE training pulls the codes towards that
+prior, so most prior draws land in the gaps between the regions the encoder actually uses and decode
+to smeared non-digits. The dashboard shows exactly this next to the VAE, whose KL term closes the gaps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import Generator, ModelConfig
+from .errors import UserError
+from .nets import ConvDecoder, ConvEncoder
+
+
+@dataclass
+class AutoencoderConfig(ModelConfig):
+    base_width: int = field(default=32, metadata={"help": "channels of the first conv stage (doubles per stage)"})
+    hidden_dim: int = field(default=256, metadata={"help": "width of the fully connected layer"})
+    recon: str = field(default="bce", metadata={"choices": ("bce", "mse"),
+                                                "help": "reconstruction loss: Bernoulli (BCE) or squared error"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.recon not in ("bce", "mse"):
+            raise UserError(f"--recon must be bce or mse, got {self.recon!r}")
+        if self.base_width < 1 or self.hidden_dim < 1 or self.lr <= 0:
+            raise UserError("--base-width, --hidden-dim and --lr must be positive")
+
+
+def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
+    """Per-image loss summed over pixels, shape (N,): BCE = -log p(x|z) of a Bernoulli decoder; MSE = sum of squares."""
+    if kind == "bce":
+        per_pixel = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    else:
+        per_pixel = (torch.sigmoid(logits) - x) ** 2
+    return per_pixel.flatten(1).sum(1)
+
+
+class Autoencoder(Generator):
+    """Deterministic conv autoencoder. Loss: reconstruction summed over pixels, averaged over the batch."""
+
+    name = "ae"
+    Config = AutoencoderConfig
+    has_encoder = True
+    code_multiplier = 1  # the VAE's encoder head outputs (mu, log sigma^2), twice as many numbers
+
+    def __init__(self, config: AutoencoderConfig):
+        super().__init__(config)
+        self.encoder = ConvEncoder(config.image_shape, config.base_width, config.hidden_dim)
+        self.to_code = nn.Linear(config.hidden_dim, config.latent_dim * self.code_multiplier)
+        self.decoder = ConvDecoder(config.image_shape, config.latent_dim, config.base_width, config.hidden_dim)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.to_code(self.encoder(x))
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decode_logits(z))
+
+    def configure_optimizers(self, train_cfg) -> dict[str, torch.optim.Optimizer]:
+        return {"adam": torch.optim.Adam(self.parameters(), lr=self.config.lr)}
+
+    def training_step(self, batch, optimizers) -> dict[str, float]:
+        x = batch[0]
+        loss = reconstruction_loss(self.decode_logits(self.encode(x)), x, self.config.recon).mean()
+        optimizers["adam"].zero_grad(set_to_none=True)
+        loss.backward()
+        optimizers["adam"].step()
+        return {"loss": loss.item(), "recon": loss.item()}

@@ -1,0 +1,87 @@
+"""The Generator interface every model implements, and the config base class beside it.
+
+Images crossing any public boundary are float tensors in [0, 1] with shape (N, C, H, W). A model
+owns its losses and optimizers (a GAN has two), so the training harness can stay model-agnostic.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from .errors import UserError
+
+MIN_IMAGE_SIZE = 16
+MAX_IMAGE_SIZE = 256
+
+
+@dataclass
+class ModelConfig:
+    """Fields shared by every model. Subclasses add their own; each field becomes a CLI option."""
+
+    image_shape: tuple[int, int, int] = field(default=(1, 28, 28), metadata={"cli": False})
+    latent_dim: int = field(default=16, metadata={"help": "size of the latent code z"})
+
+    def __post_init__(self) -> None:
+        self.image_shape = tuple(int(v) for v in self.image_shape)
+        channels, height, width = self.image_shape
+        if channels not in (1, 3):
+            raise UserError(f"images must have 1 or 3 channels, got {channels}")
+        if height != width or not MIN_IMAGE_SIZE <= height <= MAX_IMAGE_SIZE or height % 2:
+            raise UserError(
+                f"image size {height}x{width} is not supported: use a square, even size "
+                f"between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} (e.g. 28, 32 or 64)"
+            )
+        if self.latent_dim < 1:
+            raise UserError(f"--latent-dim must be at least 1, got {self.latent_dim}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(f"config has fields {unknown} that {cls.__name__} does not know")
+        return cls(**values)
+
+
+class Generator(nn.Module):
+    """A generative image model: sample from a prior, decode latents, train itself one batch at a time."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[ModelConfig]]
+    has_encoder: ClassVar[bool] = False
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Latents z ~ N(0, I), drawn on the CPU from ``generator`` so results do not depend on the device."""
+        z = torch.randn(n, self.config.latent_dim, generator=generator)
+        return z.to(self.device)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.decode(self.prior(n, generator))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name} has no encoder")
+
+    def configure_optimizers(self, train_cfg) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def training_step(self, batch, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
+        """One optimisation step on ``batch = (images in [0, 1], labels)``; returns the losses to log."""
+        raise NotImplementedError

@@ -1,0 +1,192 @@
+"""Run folders on disk: save, load, list and lock them.
+
+``<run>/model.safetensors`` holds the weights and, in its metadata key ``config``, the JSON run info
+(model, model config, dataset, image shape, train config, epoch, step, seed, created, code version).
+``resume.pt`` holds everything ``--resume`` needs (its own copy of the weights, optimizer and RNG state)
+and is only ever read with ``torch.load(weights_only=True)``. Every file is written to a temp file in the
+same folder and moved into place with ``os.replace``, so a crash leaves the old file or the new one,
+never half of one. Nothing here unpickles anything.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save
+
+from .base import Generator
+from .errors import UserError
+from .registry import build_model
+
+WEIGHTS = "model.safetensors"
+RESUME = "resume.pt"
+HISTORY = "history.csv"
+PREVIEW = "preview.png"
+LOCK = ".lock"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file + fsync + ``os.replace``; on failure the old file stays."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_weights(run_dir: Path, model: Generator, info: dict) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write_bytes(Path(run_dir) / WEIGHTS, save(tensors, metadata={"config": json.dumps(info)}))
+
+
+def save_resume_state(run_dir: Path, state: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(Path(run_dir) / RESUME, buffer.getvalue())
+
+
+def load_resume_state(run_dir: Path) -> dict:
+    path = Path(run_dir) / RESUME
+    if not path.is_file():
+        raise UserError(f"{path} is missing: this run cannot be resumed (train it again with --overwrite)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a pickle payload, a torn or foreign file: never executed, just refused
+        raise UserError(f"{path} is not a valid resume file and was not loaded: {_first_line(exc)}") from None
+
+
+def write_history(run_dir: Path, rows: list[dict]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(Path(run_dir) / HISTORY, text.getvalue().encode())
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / HISTORY
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return [{k: float(v) if v not in ("", None) else None for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def read_run_info(run_dir: Path) -> dict:
+    """The JSON run info stored in the weights file's metadata, without loading any weights."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run folder {run_dir} does not exist")
+    path = run_dir / WEIGHTS
+    if not path.is_file():
+        raise UserError(f"{path} is missing: {run_dir} is not a finished run folder")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata() or {}
+    except Exception as exc:
+        raise UserError(f"{path} is not a readable safetensors file (truncated or corrupt?): {_first_line(exc)}") from None
+    if "config" not in metadata:
+        raise UserError(f"{path} has no 'config' metadata: it was not written by this project")
+    try:
+        info = json.loads(metadata["config"])
+        info["model"], info["model_config"]  # noqa: B018 - the keys every loader needs
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path} has an unreadable config in its metadata: {_first_line(exc)}") from None
+    return info
+
+
+def load_run(run_dir: Path, device: str | torch.device = "cpu") -> tuple[Generator, dict]:
+    """Build the model from the stored config and load its weights; say exactly what does not fit."""
+    run_dir = Path(run_dir)
+    info = read_run_info(run_dir)
+    path = run_dir / WEIGHTS
+    model = build_model(info["model"], info["model_config"])
+    expected = model.state_dict()
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            stored = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as exc:
+        raise UserError(f"{path} is not a readable safetensors file (truncated or corrupt?): {_first_line(exc)}") from None
+    missing, unexpected = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
+    if missing or unexpected:
+        raise UserError(f"{path} does not fit its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    for key, tensor in expected.items():
+        if stored[key].shape != tensor.shape:
+            raise UserError(
+                f"{path}: weight {key!r} has shape {tuple(stored[key].shape)} but the config "
+                f"(latent_dim={model.config.latent_dim}, image_shape={model.config.image_shape}) "
+                f"needs {tuple(tensor.shape)}"
+            )
+    model.load_state_dict(stored)
+    return model.to(device).eval(), info
+
+
+def list_runs(out_dir: Path) -> tuple[list[dict], list[tuple[Path, str]]]:
+    """Readable runs (their info plus ``run_dir``) and the folders that could not be read, with why."""
+    runs, broken = [], []
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return runs, broken
+    for run_dir in sorted(p for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+        try:
+            info = read_run_info(run_dir)
+        except UserError as exc:
+            broken.append((run_dir, str(exc)))
+            continue
+        runs.append({**info, "run_dir": str(run_dir)})
+    return runs, broken
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def run_lock(run_dir: Path):
+    """Hold ``<run>/.lock`` (pid@host) while training; a lock left by a dead process is taken over."""
+    path = Path(run_dir) / LOCK
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            owner = path.read_text().strip() if path.exists() else ""
+            pid_text, _, host = owner.partition("@")
+            alive = pid_text.isdigit() and (host != socket.gethostname() or _process_alive(int(pid_text)))
+            if alive:
+                raise UserError(f"{run_dir} is being trained by process {owner}; wait for it or stop it first") from None
+            path.unlink(missing_ok=True)  # stale lock of a dead process
+    else:
+        raise UserError(f"could not take the lock {path}; remove it if no training is running")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{os.getpid()}@{socket.gethostname()}")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)

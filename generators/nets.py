@@ -1,0 +1,66 @@
+"""Convolutional stacks shared by the models, sized from the image shape.
+
+Each stride-2 stage halves the image (28 -> 14 -> 7, 32 -> 16 -> 8, 64 -> 32 -> 16 -> 8) until it is
+8 pixels or smaller or odd; the decoder mirrors the encoder with stride-2 transposed convolutions.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+
+def downsampling_sizes(size: int) -> list[int]:
+    """Spatial sizes after each stride-2 stage: 28 -> [14, 7], 64 -> [32, 16, 8]."""
+    sizes = []
+    while size > 8 and size % 2 == 0:
+        size //= 2
+        sizes.append(size)
+    return sizes
+
+
+def stage_widths(base_width: int, stages: int) -> list[int]:
+    """Channel widths that double at each stage: 32 -> [32, 64, 128]."""
+    return [base_width * 2**i for i in range(stages)]
+
+
+class ConvEncoder(nn.Module):
+    """x (C x H x W) -> feature vector of ``hidden_dim``; conv stages then one fully connected layer."""
+
+    def __init__(self, image_shape, base_width: int, hidden_dim: int):
+        super().__init__()
+        channels, size, _ = image_shape
+        sizes = downsampling_sizes(size)
+        widths = stage_widths(base_width, len(sizes))
+        layers, in_ch = [], channels
+        for width in widths:  # e.g. 32 x 14 x 14, then 64 x 7 x 7
+            layers += [nn.Conv2d(in_ch, width, 4, 2, 1), nn.ReLU(inplace=True)]
+            in_ch = width
+        self.convs = nn.Sequential(*layers)
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(in_ch * sizes[-1] ** 2, hidden_dim), nn.ReLU(inplace=True))
+
+    def forward(self, x):
+        return self.fc(self.convs(x))
+
+
+class ConvDecoder(nn.Module):
+    """z -> image logits (C x H x W); the mirror image of ``ConvEncoder``."""
+
+    def __init__(self, image_shape, latent_dim: int, base_width: int, hidden_dim: int):
+        super().__init__()
+        channels, size, _ = image_shape
+        sizes = downsampling_sizes(size)
+        widths = stage_widths(base_width, len(sizes))
+        self.start = (widths[-1], sizes[-1], sizes[-1])
+        self.fc = nn.Sequential(
+            nn.Linear(latent_dim, hidden_dim), nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, widths[-1] * sizes[-1] ** 2), nn.ReLU(inplace=True),
+        )
+        layers = []
+        outs = list(reversed(widths[:-1])) + [channels]
+        for i, (in_ch, out_ch) in enumerate(zip(reversed(widths), outs)):  # e.g. 32 x 14 x 14, then C x 28 x 28
+            layers.append(nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1))
+            if i < len(outs) - 1:
+                layers.append(nn.ReLU(inplace=True))
+        self.deconvs = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.deconvs(self.fc(z).view(-1, *self.start))

@@ -1,0 +1,85 @@
+"""Latent samplers fitted after training, kept apart from the models (as Pythae does).
+
+A VAE's aggregate posterior is not N(0, I): the prior puts mass in regions the decoder never saw. A
+Gaussian mixture fitted to the encoded training set samples where the codes really are. It is stored
+next to the weights as ``sampler_gmm.safetensors`` (plain tensors, no pickle) so sampling is reproducible.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save
+
+from .base import Generator
+from .checkpoints import atomic_write_bytes
+from .errors import UserError
+
+SAMPLERS = ("prior", "gmm")
+GMM_FILE = "sampler_gmm.safetensors"
+
+
+class GaussianMixtureSampler:
+    """Full-covariance Gaussian mixture over latent codes, sampled with a torch.Generator."""
+
+    def __init__(self, weights: torch.Tensor, means: torch.Tensor, covariances: torch.Tensor):
+        self.weights, self.means = weights.double(), means.double()
+        self.covariances = covariances.double()
+        self.cholesky = torch.linalg.cholesky(self.covariances)
+
+    @classmethod
+    def fit(cls, codes: torch.Tensor, components: int = 10, seed: int = 0) -> "GaussianMixtureSampler":
+        from sklearn.mixture import GaussianMixture
+
+        gmm = GaussianMixture(components, covariance_type="full", random_state=seed, reg_covar=1e-5)
+        gmm.fit(codes.double().cpu().numpy())
+        return cls(*(torch.from_numpy(a) for a in (gmm.weights_, gmm.means_, gmm.covariances_)))
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        component = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        eps = torch.randn(n, self.means.shape[1], generator=generator, dtype=torch.float64)
+        z = self.means[component] + (self.cholesky[component] @ eps.unsqueeze(-1)).squeeze(-1)
+        return z.float()
+
+    def save(self, path: Path) -> None:
+        tensors = {"weights": self.weights, "means": self.means, "covariances": self.covariances}
+        atomic_write_bytes(Path(path), save({k: v.contiguous() for k, v in tensors.items()}))
+
+    @classmethod
+    def load(cls, path: Path) -> "GaussianMixtureSampler":
+        try:
+            t = load_file(str(path))
+            return cls(t["weights"], t["means"], t["covariances"])
+        except Exception as exc:
+            raise UserError(f"{path} is not a valid GMM sampler file: {str(exc).splitlines()[0][:200]}") from None
+
+
+@torch.inference_mode()
+def encode_all(model: Generator, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    return torch.cat([model.encode(images[i:i + batch_size].to(model.device)).cpu()
+                      for i in range(0, len(images), batch_size)])
+
+
+def gmm_sampler(model: Generator, run_dir: Path, train_images: torch.Tensor | None = None,
+                components: int = 10) -> GaussianMixtureSampler:
+    """The run's stored GMM sampler, fitted on the encoded train split (and stored) the first time."""
+    path = Path(run_dir) / GMM_FILE
+    if path.is_file():
+        return GaussianMixtureSampler.load(path)
+    if not model.has_encoder:
+        raise UserError(f"--sampler gmm needs a model with an encoder; {model.name} has none (use --sampler prior)")
+    if train_images is None:
+        raise UserError(f"{path} is missing and no training images were given to fit it")
+    sampler = GaussianMixtureSampler.fit(encode_all(model, train_images), components)
+    sampler.save(path)
+    return sampler
+
+
+def latent_sampler(model: Generator, kind: str, run_dir: Path, train_images=None):
+    """A function (n, generator) -> z for the chosen sampler."""
+    if kind == "prior":
+        return model.prior
+    if kind == "gmm":
+        sampler = gmm_sampler(model, run_dir, train_images)
+        return lambda n, generator=None: sampler.sample(n, generator).to(model.device)
+    raise UserError(f"unknown sampler {kind!r}: choose one of {', '.join(SAMPLERS)}")

@@ -1,0 +1,309 @@
+"""The one training loop every model shares. It knows nothing model-specific: the model brings its own
+optimizers and ``training_step``; the loop brings data, budget, logging, checkpoints and resume.
+
+Exact resume: each epoch's batch order is a permutation seeded by (seed, epoch), so a resumed run skips
+the batches it already saw and restores the torch RNG state the model draws its noise from. Train 10
+steps + resume 10 == train 20.
+
+Distributed-ready: ``rank``/``world_size`` shard each permutation in ``epoch_batches`` and ``is_main``
+guards every write; a torchrun mode only has to set those two and wrap the model's nets in DDP.
+"""
+from __future__ import annotations
+
+import io
+import math
+import shutil
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.utils.data import DataLoader
+from torchvision.utils import make_grid, save_image
+
+from . import __version__
+from .base import Generator
+from .checkpoints import PREVIEW, atomic_write_bytes, read_history, save_resume_state, save_weights, write_history
+from .data import ImageData
+from .errors import UserError
+
+DEFAULT_EPOCHS = 10
+PREVIEW_SEED = 1234  # preview grids always decode the same 64 latents, so epochs are comparable
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "mnist5k"
+    data_dir: str = "data"
+    image_size: int | None = None
+    channels: int | None = None
+    epochs: int | None = None
+    steps: int | None = None
+    minutes: float | None = None
+    batch_size: int = 128
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 1
+
+    def __post_init__(self) -> None:
+        budgets = [b for b in (self.epochs, self.steps, self.minutes) if b is not None]
+        if len(budgets) > 1:
+            raise UserError("give one budget: --epochs, --steps or --minutes")
+        if any(b <= 0 for b in budgets):
+            raise UserError("--epochs, --steps and --minutes must be positive")
+        if self.batch_size < 1 or self.log_every < 1:
+            raise UserError("--batch-size and --log-every must be positive")
+
+
+class Diverged(Exception):
+    """A loss became NaN or infinite; the last good checkpoint stays on disk."""
+
+
+class Interrupted(Exception):
+    """SIGINT/SIGTERM arrived; a checkpoint was written first."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def choose_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        try:
+            device = torch.device(name)
+            torch.empty(1, device=device)
+        except (RuntimeError, AssertionError) as exc:
+            raise UserError(f"device {name!r} is not usable here: {str(exc).splitlines()[0]}") from None
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, skip: int = 0,
+                  rank: int = 0, world_size: int = 1) -> list[list[int]]:
+    """This rank's batches of epoch ``epoch``: a (seed, epoch)-seeded permutation, full batches only."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    order = order[rank::world_size]
+    batches = order[: len(order) // batch_size * batch_size].view(-1, batch_size).tolist()
+    return batches[skip:]
+
+
+class Trainer:
+    """Train ``model`` on ``data`` into ``run_dir``; ``run_info`` is stored with every checkpoint."""
+
+    def __init__(self, model: Generator, data: ImageData, cfg: TrainConfig, run_dir: Path, run_info: dict,
+                 callback: Callable[[dict], None] | None = None, show_progress: bool = True,
+                 rank: int = 0, world_size: int = 1):
+        self.cfg, self.data, self.run_dir, self.run_info = cfg, data, Path(run_dir), run_info
+        self.device = choose_device(cfg.device)
+        self.model = model.to(self.device)
+        self.optimizers = model.configure_optimizers(cfg)
+        self.callback, self.show_progress = callback, show_progress
+        self.rank, self.world_size = rank, world_size
+        self.is_main = rank == 0
+        n_train = len(data.train) // world_size
+        self.batch_size = min(cfg.batch_size, n_train)
+        self.steps_per_epoch = n_train // self.batch_size
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.seconds_before = 0.0  # training time of earlier sessions of a resumed run
+        self.history: list[dict] = []
+        self._stop_signal: int | None = None
+
+    # -- budget ---------------------------------------------------------------------------------
+    @property
+    def total_steps(self) -> int | None:
+        """Budgets are totals for the run, so re-running the same command with --resume finishes it."""
+        if self.cfg.steps is not None:
+            return self.cfg.steps
+        if self.cfg.minutes is not None:
+            return None
+        return (self.cfg.epochs or DEFAULT_EPOCHS) * self.steps_per_epoch
+
+    def _budget_done(self, seconds: float) -> bool:
+        if self.cfg.minutes is not None:
+            return seconds >= self.cfg.minutes * 60
+        return self.step >= self.total_steps
+
+    # -- state ----------------------------------------------------------------------------------
+    def resume_from(self, state: dict) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            for name, opt in self.optimizers.items():
+                opt.load_state_dict(state["optimizers"][name])
+            self.step, self.epoch = int(state["step"]), int(state["epoch"])
+            self.batch_in_epoch, self.seconds_before = int(state["batch_in_epoch"]), float(state["seconds"])
+            torch.set_rng_state(state["rng"]["torch"])
+            if torch.cuda.is_available() and state["rng"].get("cuda"):
+                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise UserError(f"{self.run_dir}/resume.pt does not fit this model or run: "
+                            f"{str(exc).splitlines()[0][:200]}") from None
+        self.history = [r for r in read_history(self.run_dir) if r.get("step", math.inf) <= self.step]
+
+    def _state(self, seconds: float) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "seconds": seconds,
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        }
+
+    def checkpoint(self, seconds: float, preview: bool = False) -> None:
+        """History, preview, resume state, then weights: each file atomic, each one whole on its own."""
+        if not self.is_main:
+            return
+        write_history(self.run_dir, self.history)
+        if preview:
+            self.write_preview()
+        save_resume_state(self.run_dir, self._state(seconds))
+        info = {**self.run_info, "epoch": self.epoch, "step": self.step, "seconds": round(seconds, 2),
+                "code_version": __version__}
+        save_weights(self.run_dir, self.model, info)
+
+    @torch.no_grad()
+    def write_preview(self) -> None:
+        was_training = self.model.training
+        self.model.eval()
+        rng_state = torch.get_rng_state()
+        images = self.model.sample(64, generator=torch.Generator().manual_seed(PREVIEW_SEED)).cpu()
+        torch.set_rng_state(rng_state)
+        self.model.train(was_training)
+        buffer = io.BytesIO()
+        save_image(make_grid(images, nrow=8, padding=2), buffer, format="png")
+        atomic_write_bytes(self.run_dir / PREVIEW, buffer.getvalue())
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _on_signal(self, signum, _frame) -> None:
+        self._stop_signal = signum
+
+    def _loader(self) -> DataLoader:
+        batches = epoch_batches(len(self.data.train), self.batch_size, self.cfg.seed, self.epoch,
+                                skip=self.batch_in_epoch, rank=self.rank, world_size=self.world_size)
+        # batch_size=None + a list of batches: the dataset indexes a whole batch at once (no per-image collate)
+        return DataLoader(self.data.train, sampler=batches, batch_size=None,
+                          pin_memory=self.device.type == "cuda")
+
+    def fit(self) -> dict:
+        """Run until the budget is spent. Raises ``Diverged`` or ``Interrupted`` after keeping a checkpoint."""
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return self._fit()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def _fit(self) -> dict:
+        from tqdm.auto import tqdm
+
+        start = time.perf_counter()
+        elapsed = lambda: self.seconds_before + time.perf_counter() - start  # noqa: E731
+        if self.step == 0:
+            self.checkpoint(0.0, preview=True)  # a loadable run exists from the first second
+        total = self.total_steps
+        bar = tqdm(total=total, initial=self.step, disable=not (self.show_progress and self.is_main),
+                   unit="step", dynamic_ncols=True)
+        session_images, session_start = 0, time.perf_counter()
+        self.model.train()
+        try:
+            while not self._budget_done(elapsed()):
+                for images, labels in self._loader():
+                    logs = self.model.training_step((images.to(self.device, non_blocking=True),
+                                                     labels.to(self.device, non_blocking=True)), self.optimizers)
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    bad = [k for k, v in logs.items() if not math.isfinite(v)]
+                    if bad:
+                        raise Diverged(f"{bad[0]} became {logs[bad[0]]} at step {self.step}")
+                    session_images += len(images) * self.world_size
+                    seconds = elapsed()
+                    if self.step % self.cfg.log_every == 0:
+                        self.history.append({"step": self.step, "epoch": self.epoch,
+                                             "seconds": round(seconds, 3), **logs})
+                    img_per_s = session_images / max(time.perf_counter() - session_start, 1e-9)
+                    self._report(bar, logs, img_per_s, seconds, total)
+                    if self._stop_signal is not None or self._budget_done(seconds):
+                        break
+                if self.batch_in_epoch >= self.steps_per_epoch:
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+                    if not self._budget_done(elapsed()) and self._stop_signal is None:
+                        self.checkpoint(elapsed(), preview=True)
+                if self._stop_signal is not None:
+                    self.checkpoint(elapsed())
+                    raise Interrupted(self._stop_signal)
+            self.checkpoint(elapsed(), preview=True)
+        finally:
+            bar.close()
+        return {"step": self.step, "epoch": self.epoch, "seconds": elapsed()}
+
+    def _report(self, bar, logs: dict, img_per_s: float, seconds: float, total: int | None) -> None:
+        shown = {k: v for k, v in logs.items() if not k.startswith("kl_dim_")}
+        if bar.n != self.step:
+            bar.update(self.step - bar.n)
+            if self.step % 10 == 0:
+                bar.set_postfix({"epoch": self.epoch, **{k: f"{v:.3g}" for k, v in shown.items()},
+                                 "img/s": f"{img_per_s:.0f}"}, refresh=False)
+        if self.callback is not None:
+            if total is not None:
+                eta = (total - self.step) * self.batch_size / max(img_per_s, 1e-9)
+                fraction = self.step / total
+            else:
+                eta = max(self.cfg.minutes * 60 - seconds, 0.0)
+                fraction = min(seconds / (self.cfg.minutes * 60), 1.0)
+            self.callback({"step": self.step, "total_steps": total, "epoch": self.epoch, "fraction": fraction,
+                           "seconds": seconds, "eta_s": eta, "img_per_s": img_per_s, "losses": shown})
+
+def run_training(model_name: str, model_options: dict, cfg: TrainConfig, run_dir: Path, *, resume: bool = False,
+                 overwrite: bool = False, callback: Callable[[dict], None] | None = None,
+                 show_progress: bool = True) -> dict:
+    """Everything ``python -m generators train`` does: check, lock, load data, build or resume, fit.
+
+    A run folder that already holds a run is refused unless ``resume`` (continue it) or ``overwrite``.
+    """
+    from .checkpoints import WEIGHTS, load_resume_state, read_run_info, run_lock
+    from .data import load_dataset
+    from .registry import build_model, model_class
+
+    run_dir = Path(run_dir)
+    cls = model_class(model_name)
+    if resume and overwrite:
+        raise UserError("give --resume or --overwrite, not both")
+    exists = run_dir.is_dir() and any(p.name != ".lock" for p in run_dir.iterdir())
+    if exists and not (resume or overwrite):
+        raise UserError(f"run folder {run_dir} already exists: pick another --run, or add --resume or --overwrite")
+    if resume and not (run_dir / WEIGHTS).is_file():
+        raise UserError(f"nothing to resume: {run_dir / WEIGHTS} does not exist")
+    if resume:
+        stored = read_run_info(run_dir)
+        if stored["model"] != model_name:
+            raise UserError(f"{run_dir} holds a {stored['model']} run, not {model_name}")
+        model_options = stored["model_config"]  # the run keeps the architecture it was created with
+        budget = {k: getattr(cfg, k) for k in ("epochs", "steps", "minutes")}
+        if all(v is None for v in budget.values()):
+            budget = {k: stored["train_config"].get(k) for k in budget}  # the same command finishes the run
+        cfg = TrainConfig(**{**stored["train_config"], **budget, "device": cfg.device})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        data = load_dataset(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.channels)
+        torch.manual_seed(cfg.seed)
+        model = build_model(model_name, {**model_options, "image_shape": data.image_shape})
+        if overwrite:
+            for old in run_dir.iterdir():
+                if old.name != ".lock":
+                    shutil.rmtree(old) if old.is_dir() else old.unlink()
+        info = {"model": model_name, "model_config": model.config.to_dict(), "dataset": cfg.dataset,
+                "image_shape": list(data.image_shape), "class_names": data.class_names,
+                "train_config": asdict(cfg), "seed": cfg.seed,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        if resume:
+            info["created"] = stored.get("created", info["created"])
+        trainer = Trainer(model, data, cfg, run_dir, info, callback=callback, show_progress=show_progress)
+        if resume:
+            trainer.resume_from(load_resume_state(run_dir))
+        return trainer.fit()
