@@ -185,8 +185,9 @@ class Trainer:
     def _loader(self) -> DataLoader:
         batches = epoch_batches(len(self.data.train), self.batch_size, self.cfg.seed, self.epoch,
                                 skip=self.batch_in_epoch, rank=self.rank, world_size=self.world_size)
-        # batch_size=None + a list of batches: the dataset indexes a whole batch at once (no per-image collate)
-        return DataLoader(self.data.train, sampler=batches, batch_size=None,
+        # batch_size=None + a list of batches: the dataset indexes a whole batch at once (no per-image collate).
+        # Its own generator: creating an iterator must not draw from the global RNG the models use.
+        return DataLoader(self.data.train, sampler=batches, batch_size=None, generator=torch.Generator(),
                           pin_memory=self.device.type == "cuda")
 
     def fit(self) -> dict:
