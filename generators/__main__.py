@@ -5,11 +5,12 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, WriteFailed
 from .registry import MODELS
 
 EXIT_BAD_INPUT = 2
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=positive_int)
     budget.add_argument("--minutes", type=positive_float)
     train.add_argument("--batch-size", type=positive_int, default=128)
-    train.add_argument("--run", help="run folder name (default MODEL-DATASET)")
+    train.add_argument("--run", type=run_name, help="run folder name (default MODEL-DATASET)")
     train.add_argument("--out-dir", default="checkpoints")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
@@ -97,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="list the runs in a folder")
     listing.add_argument("--out-dir", default="checkpoints")
     return parser
+
+
+def run_name(text: str) -> str:
+    """A run is a folder directly inside --out-dir: a path here could make --overwrite empty any folder."""
+    if not text or text in (".", "..") or "/" in text or os.sep in text:
+        raise argparse.ArgumentTypeError(f"must be a plain folder name (use --out-dir for the location), got {text!r}")
+    return text
 
 
 def default_run_name(model: str, dataset: str) -> str:
@@ -134,6 +142,8 @@ def cmd_train(args) -> int:
                       channels=args.channels, epochs=args.epochs, steps=args.steps, minutes=args.minutes,
                       batch_size=args.batch_size, seed=args.seed, device=args.device)
     run_dir = Path(args.out_dir) / (args.run or default_run_name(args.model, args.dataset))
+    if args.progress_json and not Path(args.progress_json).parent.is_dir():
+        raise UserError(f"the folder of --progress-json ({Path(args.progress_json).parent}) does not exist")
     callback = progress_writer(Path(args.progress_json)) if args.progress_json else None
     try:
         result = run_training(args.model, options, cfg, run_dir, resume=args.resume, overwrite=args.overwrite,
@@ -172,21 +182,26 @@ def cmd_sample(args) -> int:
         train_images = load_dataset(info["dataset"], tc.get("data_dir", "data"), tc.get("image_size"),
                                     tc.get("channels")).train.float_images()
     draw = latent_sampler(model, args.sampler, Path(args.run_dir), train_images)
+    shape = (args.n, *model.config.image_shape)
+    needed, free = int(np.prod(shape, dtype=np.float64)), shutil.disk_usage(out.parent).free
+    if needed > free:
+        raise UserError(f"{args.n} samples need {needed / 1e9:.1f} GB but {out.parent} has {free / 1e9:.1f} GB free; "
+                        f"ask for fewer with --n")
     generator = torch.Generator().manual_seed(args.seed)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.npy")
-    try:  # written batch by batch into a memory map: 200 000 samples never sit in memory at once
-        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(args.n, *model.config.image_shape))
-        with torch.inference_mode():
-            for start in range(0, args.n, args.batch_size):
-                count = min(args.batch_size, args.n - start)
-                images = model.decode(draw(count, generator)).clamp(0, 1)
-                array[start:start + count] = images.mul(255).round().to(torch.uint8).cpu().numpy()
-        array.flush()
-        del array
+    try:  # the .npy header, then batch after batch: 200 000 samples never sit in memory at once
+        with open(tmp, "wb") as fh:
+            np.lib.format.write_array_header_1_0(fh, {"descr": "|u1", "fortran_order": False, "shape": shape})
+            with torch.inference_mode():
+                for start in range(0, args.n, args.batch_size):
+                    count = min(args.batch_size, args.n - start)
+                    images = model.decode(draw(count, generator)).clamp(0, 1)
+                    fh.write(images.mul(255).round().to(torch.uint8).cpu().numpy().tobytes())
         os.replace(tmp, out)
-    except BaseException:
+    except OSError as exc:
+        raise WriteFailed(exc.errno, f"could not write {out} ({exc.strerror or exc})") from None
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
     print(f"wrote {args.n} samples of {info['model']} ({args.sampler} sampler) to {out}")
     return 0
 

@@ -13,7 +13,9 @@ import csv
 import io
 import json
 import os
+import pickle
 import socket
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from safetensors import safe_open
 from safetensors.torch import save
 
 from .base import Generator
-from .errors import UserError
+from .errors import UserError, WriteFailed
 from .registry import build_model
 
 WEIGHTS = "model.safetensors"
@@ -30,6 +32,8 @@ RESUME = "resume.pt"
 HISTORY = "history.csv"
 PREVIEW = "preview.png"
 LOCK = ".lock"
+RUN_FILES = (WEIGHTS, RESUME, HISTORY, PREVIEW, LOCK)  # what training writes; marks a folder as a run folder
+TEMP_MARK = ".tmp-"  # in the name of every temp file atomic_write_bytes leaves behind when killed
 
 
 def _first_line(exc: BaseException) -> str:
@@ -38,18 +42,30 @@ def _first_line(exc: BaseException) -> str:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file + fsync + ``os.replace``; on failure the old file stays."""
+    """Write ``data`` to ``path`` through a temp file + fsync + ``os.replace``; on failure the old file stays.
+
+    A failing write (disk full, no permission) raises ``WriteFailed``: one line for the user, still an OSError.
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}")
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, WriteFailed):
+            raise WriteFailed(exc.errno, f"could not write {path} ({exc.strerror or exc}); "
+                                         f"its previous version, if any, was kept") from None
         raise
+
+
+def remove_temp_files(run_dir: Path) -> None:
+    """Delete temp files a killed writer left behind; only call it while holding the run's lock."""
+    for tmp in Path(run_dir).glob(f".*{TEMP_MARK}*"):
+        tmp.unlink(missing_ok=True)
 
 
 def save_weights(run_dir: Path, model: Generator, info: dict) -> None:
@@ -68,8 +84,13 @@ def load_resume_state(run_dir: Path) -> dict:
     if not path.is_file():
         raise UserError(f"{path} is missing: this run cannot be resumed (train it again with --overwrite)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a pickle payload, a torn or foreign file: never executed, just refused
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols; the refusal below says it all
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # objects other than tensors, e.g. a code payload: never executed
+        raise UserError(f"{path} holds objects other than tensors and was refused unread; "
+                        f"only resume files written by this project can be resumed") from None
+    except Exception as exc:  # a torn or foreign file
         raise UserError(f"{path} is not a valid resume file and was not loaded: {_first_line(exc)}") from None
 
 
@@ -88,15 +109,21 @@ def read_history(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / HISTORY
     if not path.is_file():
         return []
-    with open(path, newline="") as fh:
-        return [{k: float(v) if v not in ("", None) else None for k, v in row.items()} for row in csv.DictReader(fh)]
+    try:
+        with open(path, newline="") as fh:
+            return [{k: float(v) if v not in ("", None) else None for k, v in row.items()}
+                    for row in csv.DictReader(fh)]
+    except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"{path} is not a valid history file ({_first_line(exc)}); delete it to go on "
+                        f"without the loss history") from None
 
 
 def read_run_info(run_dir: Path) -> dict:
     """The JSON run info stored in the weights file's metadata, without loading any weights."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise UserError(f"run folder {run_dir} does not exist")
+        what = "is a file, not a run folder" if run_dir.exists() else "does not exist"
+        raise UserError(f"run folder {run_dir} {what}")
     path = run_dir / WEIGHTS
     if not path.is_file():
         raise UserError(f"{path} is missing: {run_dir} is not a finished run folder")
@@ -109,7 +136,8 @@ def read_run_info(run_dir: Path) -> dict:
         raise UserError(f"{path} has no 'config' metadata: it was not written by this project")
     try:
         info = json.loads(metadata["config"])
-        info["model"], info["model_config"]  # noqa: B018 - the keys every loader needs
+        if not (isinstance(info, dict) and isinstance(info["model"], str) and isinstance(info["model_config"], dict)):
+            raise TypeError("expected an object with a 'model' name and a 'model_config' object")
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{path} has an unreadable config in its metadata: {_first_line(exc)}") from None
     return info
@@ -120,7 +148,11 @@ def load_run(run_dir: Path, device: str | torch.device = "cpu") -> tuple[Generat
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
     path = run_dir / WEIGHTS
-    model = build_model(info["model"], info["model_config"])
+    try:
+        model = build_model(info["model"], info["model_config"])
+    except (UserError, TypeError, ValueError) as exc:  # a hand-edited or foreign config
+        raise UserError(f"{path}: its config does not describe a model this project can build: "
+                        f"{_first_line(exc)}") from None
     expected = model.state_dict()
     try:
         with safe_open(str(path), framework="pt") as fh:
@@ -164,7 +196,21 @@ def _process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a killed child its parent has not reaped yet (a zombie) still answers kill(0) but is dead
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def lock_holder(run_dir: Path) -> str | None:
+    """``pid@host`` of the live process training ``run_dir``, or None (no lock, or a dead owner's)."""
+    try:
+        owner = (Path(run_dir) / LOCK).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    pid_text, _, host = owner.partition("@")
+    alive = pid_text.isdigit() and (host != socket.gethostname() or _process_alive(int(pid_text)))
+    return owner if alive else None
 
 
 @contextmanager
@@ -176,10 +222,8 @@ def run_lock(run_dir: Path):
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             break
         except FileExistsError:
-            owner = path.read_text().strip() if path.exists() else ""
-            pid_text, _, host = owner.partition("@")
-            alive = pid_text.isdigit() and (host != socket.gethostname() or _process_alive(int(pid_text)))
-            if alive:
+            owner = lock_holder(run_dir)
+            if owner:
                 raise UserError(f"{run_dir} is being trained by process {owner}; wait for it or stop it first") from None
             path.unlink(missing_ok=True)  # stale lock of a dead process
     else:

@@ -122,14 +122,17 @@ def _torchvision(name: str, data_dir: Path) -> ImageData:
 
 
 def _read_image(path: Path, channels: int, size: int) -> np.ndarray | None:
+    """The image as uint8 (channels, size, size), or None when it is not a readable image."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
+            if img.mode.startswith("I"):  # 16-bit grey: PIL's convert("L") would clip everything above 255 to white
+                img = Image.fromarray((np.asarray(img, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8))
             img = img.convert("RGBA").convert("RGB") if img.mode in ("P", "PA", "LA") else img
             img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
             array = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError):
         return None
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
@@ -141,19 +144,20 @@ def _folder(path_text: str, channels: int | None, image_size: int | None) -> Ima
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     sources = [(d, i) for i, d in enumerate(class_dirs)] if class_dirs else [(root, None)]
     channels, size = channels or 3, image_size or 32
-    images, labels, skipped = [], [], 0
+    images, labels, skipped = [], [], []
     for directory, label in sources:
         for file in sorted(directory.rglob("*")):
             if not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             array = _read_image(file, channels, size)
             if array is None:
-                skipped += 1
+                skipped.append(file)
                 continue
             images.append(array)
             labels.append(label)
     if skipped:
-        print(f"warning: skipped {skipped} unreadable image file(s) in {root}", file=sys.stderr)
+        print(f"warning: skipped {len(skipped)} unreadable image file(s) in {root}, e.g. {skipped[0].name}",
+              file=sys.stderr)
     if not images:
         raise UserError(f"no readable images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {root}")
     if len(images) < 2:

@@ -25,7 +25,9 @@ from torchvision.utils import make_grid, save_image
 
 from . import __version__
 from .base import Generator
-from .checkpoints import PREVIEW, atomic_write_bytes, read_history, save_resume_state, save_weights, write_history
+from .checkpoints import (PREVIEW, RUN_FILES, TEMP_MARK, WEIGHTS, atomic_write_bytes, load_resume_state, lock_holder,
+                          read_history, read_run_info, remove_temp_files, run_lock, save_resume_state, save_weights,
+                          write_history)
 from .data import ImageData
 from .errors import UserError
 
@@ -108,6 +110,9 @@ class Trainer:
         self.is_main = rank == 0
         n_train = len(data.train) // world_size
         self.batch_size = min(cfg.batch_size, n_train)
+        if self.batch_size < 2 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            raise UserError(f"{model.name} uses batch norm, which needs batches of at least 2 images; "
+                            f"use a larger --batch-size or a dataset with more images (it has {n_train} to train on)")
         self.steps_per_epoch = n_train // self.batch_size
         self.step = self.epoch = self.batch_in_epoch = 0
         self.seconds_before = 0.0  # training time of earlier sessions of a resumed run
@@ -155,9 +160,17 @@ class Trainer:
         }
 
     def checkpoint(self, seconds: float, preview: bool = False) -> None:
-        """History, preview, resume state, then weights: each file atomic, each one whole on its own."""
+        """History, preview, resume state, then weights: each file atomic, each one whole on its own.
+
+        Weights that are already NaN/inf (the last optimizer step blew up after a finite loss) are never
+        written: the run stops with ``Diverged`` and the previous checkpoint stays the last good one.
+        """
         if not self.is_main:
             return
+        bad = next((k for k, v in self.model.state_dict().items()
+                    if v.is_floating_point() and not torch.isfinite(v).all()), None)
+        if bad is not None:
+            raise Diverged(f"weight {bad} became NaN or infinite by step {self.step}")
         write_history(self.run_dir, self.history)
         if preview:
             self.write_preview()
@@ -260,14 +273,45 @@ class Trainer:
             self.callback({"step": self.step, "total_steps": total, "epoch": self.epoch, "fraction": fraction,
                            "seconds": seconds, "eta_s": eta, "img_per_s": img_per_s, "losses": shown})
 
+def _check_resume_options(model_options: dict, stored: dict, run_dir: Path) -> None:
+    """A resumed run keeps the architecture and losses it was created with; a different value is refused."""
+    for name, value in model_options.items():
+        if name in stored and name != "image_shape" and stored[name] != value:
+            raise UserError(f"{run_dir} was trained with --{name.replace('_', '-')} {stored[name]}, not {value}; "
+                            f"a resumed run keeps its settings (drop the option, or train a new --run)")
+
+
+def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse what would lose or clobber work, before anything is written; then make the folder."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{run_dir} is a file, not a run folder: pick another --run or --out-dir")
+    owner = lock_holder(run_dir)
+    if owner:
+        raise UserError(f"{run_dir} is being trained by process {owner}; wait for it or stop it first")
+    entries = [p.name for p in run_dir.iterdir()] if run_dir.is_dir() else []
+    exists = any(name != ".lock" for name in entries)
+    if exists and not (resume or overwrite):
+        raise UserError(f"run folder {run_dir} already exists: pick another --run, or add --resume or --overwrite")
+    if resume and not (run_dir / WEIGHTS).is_file():
+        hint = " (it never reached its first checkpoint: use --overwrite)" if exists else ""
+        raise UserError(f"nothing to resume: {run_dir / WEIGHTS} does not exist{hint}")
+    if overwrite and exists and not any(name in RUN_FILES or TEMP_MARK in name for name in entries):
+        raise UserError(f"{run_dir} holds files but is not a run folder; --overwrite would delete them, "
+                        f"so pick another --run")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the run folder {run_dir} ({exc.strerror or exc})") from None
+
+
 def run_training(model_name: str, model_options: dict, cfg: TrainConfig, run_dir: Path, *, resume: bool = False,
                  overwrite: bool = False, callback: Callable[[dict], None] | None = None,
                  show_progress: bool = True) -> dict:
     """Everything ``python -m generators train`` does: check, lock, load data, build or resume, fit.
 
     A run folder that already holds a run is refused unless ``resume`` (continue it) or ``overwrite``.
+    Every argument is checked before the run folder is touched, so a typo never leaves a folder behind.
     """
-    from .checkpoints import WEIGHTS, load_resume_state, read_run_info, run_lock
     from .data import load_dataset
     from .registry import build_model, model_class
 
@@ -275,22 +319,22 @@ def run_training(model_name: str, model_options: dict, cfg: TrainConfig, run_dir
     cls = model_class(model_name)
     if resume and overwrite:
         raise UserError("give --resume or --overwrite, not both")
-    exists = run_dir.is_dir() and any(p.name != ".lock" for p in run_dir.iterdir())
-    if exists and not (resume or overwrite):
-        raise UserError(f"run folder {run_dir} already exists: pick another --run, or add --resume or --overwrite")
-    if resume and not (run_dir / WEIGHTS).is_file():
-        raise UserError(f"nothing to resume: {run_dir / WEIGHTS} does not exist")
+    size = cfg.image_size
+    cls.Config.from_dict({**model_options, **({"image_shape": (cfg.channels or 1, size, size)} if size else {})})
+    choose_device(cfg.device)
+    _prepare_run_dir(run_dir, resume, overwrite)
     if resume:
         stored = read_run_info(run_dir)
         if stored["model"] != model_name:
             raise UserError(f"{run_dir} holds a {stored['model']} run, not {model_name}")
+        _check_resume_options(model_options, stored["model_config"], run_dir)
         model_options = stored["model_config"]  # the run keeps the architecture it was created with
         budget = {k: getattr(cfg, k) for k in ("epochs", "steps", "minutes")}
         if all(v is None for v in budget.values()):
             budget = {k: stored["train_config"].get(k) for k in budget}  # the same command finishes the run
         cfg = TrainConfig(**{**stored["train_config"], **budget, "device": cfg.device})
-    run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):
+        remove_temp_files(run_dir)
         data = load_dataset(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.channels)
         torch.manual_seed(cfg.seed)
         model = build_model(model_name, {**model_options, "image_shape": data.image_shape})
