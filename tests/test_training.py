@@ -1,0 +1,107 @@
+"""The shared harness: bit-exact checkpoints, exact resume, reproducible seeds, budgets, run-folder contents."""
+import json
+
+import pytest
+import torch
+
+from generators.checkpoints import load_run, read_history, read_run_info, save_weights
+from generators.registry import MODELS, build_model
+from generators.training import TrainConfig, epoch_batches, run_training
+
+TINY = {"vae": {"base_width": 8, "hidden_dim": 32, "latent_dim": 4},
+        "ae": {"base_width": 8, "hidden_dim": 32, "latent_dim": 4},
+        "dcgan": {"g_width": 8, "d_width": 8, "latent_dim": 4, "ema": 0.9, "diffaug": "translation,cutout"}}
+
+
+def tiny_options(name: str) -> dict:
+    """Small nets (and, for the GAN, every random option) so the tests stay fast and exercise the RNG."""
+    return TINY.get(name, {})
+
+
+def train(tmp_path, name, run, steps, resume=False, seed=0):
+    cfg = TrainConfig(steps=steps, batch_size=32, seed=seed)
+    return run_training(name, tiny_options(name), cfg, tmp_path / run, resume=resume, show_progress=False)
+
+
+def test_checkpoint_round_trip_is_bit_exact(tmp_path):
+    torch.manual_seed(3)
+    model = build_model("dcgan", {"image_shape": (3, 32, 32), **tiny_options("dcgan")})
+    info = {"model": "dcgan", "model_config": model.config.to_dict(), "dataset": "x"}
+    save_weights(tmp_path, model, info)
+    loaded, stored = load_run(tmp_path)
+    assert stored == json.loads(json.dumps(info))  # JSON turns tuples into lists
+    original, restored = model.state_dict(), loaded.state_dict()
+    assert original.keys() == restored.keys()
+    assert all(torch.equal(original[k], restored[k]) for k in original)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_resume_continues_exactly(tmp_path, name):
+    """train 20 steps == train 10, then --resume to 20 (the 10 -> 20 crosses no epoch boundary: 140 batches/epoch)."""
+    train(tmp_path, name, "straight", 20)
+    train(tmp_path, name, "resumed", 10)
+    assert read_run_info(tmp_path / "resumed")["step"] == 10
+    train(tmp_path, name, "resumed", 20, resume=True)
+    straight, _ = load_run(tmp_path / "straight")
+    resumed, info = load_run(tmp_path / "resumed")
+    assert info["step"] == 20
+    for key, value in straight.state_dict().items():
+        assert torch.allclose(value.float(), resumed.state_dict()[key].float(), atol=1e-6, rtol=0), key
+    steps = [row["step"] for row in read_history(tmp_path / "resumed")]
+    assert steps == list(range(1, 21))
+
+
+def test_resume_across_an_epoch_boundary(tmp_path):
+    cfg = TrainConfig(steps=6, batch_size=1024, seed=1)  # 4 batches per epoch
+    run_training("ae", tiny_options("ae"), cfg, tmp_path / "a", show_progress=False)
+    run_training("ae", tiny_options("ae"), TrainConfig(steps=3, batch_size=1024, seed=1), tmp_path / "b",
+                 show_progress=False)
+    run_training("ae", {}, cfg, tmp_path / "b", resume=True, show_progress=False)
+    a, info = load_run(tmp_path / "a")
+    b, _ = load_run(tmp_path / "b")
+    assert info["epoch"] == 1
+    assert all(torch.allclose(v, b.state_dict()[k], atol=1e-6, rtol=0) for k, v in a.state_dict().items())
+
+
+def test_same_seed_same_weights_and_samples_other_seed_differs(tmp_path):
+    for run, seed in (("a", 5), ("b", 5), ("c", 6)):
+        train(tmp_path, "vae", run, 5, seed=seed)
+    models = {run: load_run(tmp_path / run)[0] for run in "abc"}
+    samples = {run: m.sample(8, generator=torch.Generator().manual_seed(0)) for run, m in models.items()}
+    assert torch.equal(samples["a"], samples["b"])
+    assert not torch.allclose(samples["a"], samples["c"])
+
+
+def test_run_folder_has_every_file_and_the_config(tmp_path):
+    train(tmp_path, "vae", "r", 12)
+    run = tmp_path / "r"
+    assert {p.name for p in run.iterdir()} >= {"model.safetensors", "history.csv", "resume.pt", "preview.png"}
+    info = read_run_info(run)
+    assert info["model"] == "vae" and info["dataset"] == "mnist5k" and info["image_shape"] == [1, 28, 28]
+    assert info["train_config"]["steps"] == 12 and info["seed"] == 0 and info["step"] == 12
+    assert {"created", "code_version", "epoch"} <= info.keys()
+    history = read_history(run)
+    assert len(history) == 12 and {"recon", "kl", "kl_dim_0", "seconds", "epoch"} <= history[0].keys()
+    assert not (run / ".lock").exists()
+
+
+def test_minutes_budget_stops_on_time(tmp_path):
+    cfg = TrainConfig(minutes=0.02, batch_size=32)
+    result = run_training("ae", tiny_options("ae"), cfg, tmp_path / "m", show_progress=False)
+    assert result["step"] >= 1 and 1.2 <= result["seconds"] < 30
+
+
+def test_epochs_budget_counts_full_batches(tmp_path):
+    cfg = TrainConfig(epochs=2, batch_size=1000)
+    result = run_training("ae", tiny_options("ae"), cfg, tmp_path / "e", show_progress=False)
+    assert result == {**result, "step": 8, "epoch": 2}  # 4 500 images -> 4 full batches per epoch
+
+
+def test_epoch_batches_are_a_seeded_permutation_and_shard_by_rank():
+    batches = epoch_batches(10, 3, seed=0, epoch=0)
+    flat = [i for b in batches for i in b]
+    assert len(batches) == 3 and len(set(flat)) == 9 and set(flat) <= set(range(10))
+    assert epoch_batches(10, 3, 0, 0) == batches and epoch_batches(10, 3, 0, 1) != batches
+    assert epoch_batches(10, 3, 0, 0, skip=1) == batches[1:]
+    shards = [set(i for b in epoch_batches(12, 2, 0, 0, rank=r, world_size=2) for i in b) for r in (0, 1)]
+    assert not shards[0] & shards[1] and len(shards[0] | shards[1]) == 12
