@@ -1,0 +1,32 @@
+"""VAE vs GAN generator lab — `streamlit run app.py`. Wiring only: page, sidebar, tabs; each tab is in dashboard/."""
+import streamlit as st
+
+from dashboard import interpolation, latent, metrics, reconstruction, report, samples, sidebar, sweep, training
+from dashboard.state import shown_errors
+
+TABS = (
+    ("Samples", samples.render),
+    ("Interpolation", interpolation.render),
+    ("Latent space", latent.render),
+    ("Reconstruction", reconstruction.render),
+    ("Metrics", metrics.render),
+    ("Train", training.render),
+    ("β sweep", sweep.render),
+    ("Findings & report", report.render),
+)
+
+st.set_page_config(page_title="VAE vs GAN generator lab", page_icon="🧪", layout="wide")
+st.title("VAE vs GAN generator lab")
+st.caption("A VAE, a plain autoencoder and a DCGAN, trained by one harness and scored by one evaluation: "
+           "see how they differ, then export the figures and tables.")
+
+with shown_errors("Reading the runs"):
+    selection, all_runs = sidebar.render()
+    if not all_runs:
+        sidebar.render_first_run()
+        st.stop()
+    if not selection.runs:
+        st.info("Pick at least one run in the sidebar.")
+    for tab, (title, render) in zip(st.tabs([title for title, _ in TABS]), TABS):
+        with tab, shown_errors(title):
+            render(selection)

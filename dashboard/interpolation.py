@@ -1,0 +1,80 @@
+"""Tab 2 — Interpolation: walk from one latent to another and decode every step, one aligned strip per run."""
+from __future__ import annotations
+
+import streamlit as st
+import torch
+
+from .images import gif_bytes, png_bytes, to_pil
+from .state import Run, Selection, latent_codes, per_run_cache, run_dataset, torch_generator
+
+EXPLANATION = """
+A smooth latent space decodes every point between two codes to a plausible image, and neighbouring points
+to similar images. **Linear** interpolation cuts straight through the middle of N(0, I), where a
+high-dimensional Gaussian has almost no mass (its draws live on a shell of radius ≈ √d), so midpoints can
+look washed out; **spherical** interpolation (slerp) stays on that shell. The autoencoder often shows
+abrupt jumps or non-digits half way: its codes are not organised for walking between them.
+"""
+
+
+def path(z0: torch.Tensor, z1: torch.Tensor, frames: int, spherical: bool) -> torch.Tensor:
+    """``frames`` latents from ``z0`` to ``z1`` (1-D codes) inclusive, shape (frames, d).
+
+    Spherical paths fall back to a straight line when the codes are (anti-)parallel, where slerp is undefined.
+    """
+    t = torch.linspace(0.0, 1.0, frames).view(-1, 1)
+    omega = torch.arccos(torch.nn.functional.cosine_similarity(z0, z1, dim=0).clamp(-1.0, 1.0))
+    if not spherical or float(torch.sin(omega).abs()) < 1e-6:
+        return torch.lerp(z0.view(1, -1), z1.view(1, -1), t)
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+def endpoints(run: Run, source: str, seed: int, indices: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    if source == "random":
+        z = run.model().prior(2, torch_generator(seed)).cpu()
+    else:
+        z = latent_codes(run, indices)
+    return z[0], z[1]
+
+
+@per_run_cache
+@torch.inference_mode()
+def strip_frames(run: Run, source: str, seed: int, indices: tuple[int, int], frames: int,
+                 spherical: bool) -> torch.Tensor:
+    z0, z1 = endpoints(run, source, seed, indices)
+    model = run.model()
+    return model.decode(path(z0, z1, frames, spherical).to(model.device)).clamp(0, 1).cpu()
+
+
+def render(selection: Selection) -> None:
+    if not selection.runs:
+        return
+    c1, c2, c3 = st.columns(3)
+    source = c1.radio("Endpoints", ["random", "real"], key="interp_source", horizontal=True,
+                      format_func={"random": "two random latents", "real": "two real test images"}.get)
+    spherical = c2.radio("Path", ["slerp", "linear"], key="interp_path", horizontal=True,
+                         format_func={"slerp": "spherical (slerp)", "linear": "linear"}.get) == "slerp"
+    frames = c3.slider("Frames", 3, 16, 8, key="interp_frames")
+    indices = (0, 1)
+    if source == "real":
+        size = len(run_dataset(selection.runs[0]).test)
+        a, b = st.columns(2)
+        indices = (int(a.number_input("First test image", 0, size - 1, 0, key="interp_a")),
+                   int(b.number_input("Second test image", 0, size - 1, 7, key="interp_b")))
+        st.caption("VAE and autoencoder encode the images; the GAN has no encoder, so its codes are found by "
+                   "latent inversion (gradient descent on z until G(z) matches the image).")
+    frame = st.slider("Frame", 0, frames - 1, frames // 2, key="interp_frame",
+                      help="Shows this step of every run's path large, below its strip.")
+    for run in selection.runs:
+        images = strip_frames(run, source, selection.seed, indices, frames, spherical)
+        pictures = [to_pil(image[None], nrow=1, scale=selection.scale * 2) for image in images]
+        strip = to_pil(images, nrow=frames, scale=selection.scale)
+        st.markdown(f"**{run.label}**")
+        st.image(strip)
+        left, middle, right = st.columns([1, 1, 3])
+        left.image(pictures[frame], caption=f"frame {frame} (t = {frame / (frames - 1):.2f})")
+        middle.download_button("PNG strip", png_bytes(strip), file_name=f"{run.name}-interpolation.png",
+                               mime="image/png", key=f"interp-png-{run.name}")
+        middle.download_button("Animated GIF", gif_bytes(pictures), file_name=f"{run.name}-interpolation.gif",
+                               mime="image/gif", key=f"interp-gif-{run.name}")
+    with st.expander("What makes a latent space smooth?"):
+        st.markdown(EXPLANATION)

@@ -1,0 +1,3 @@
+def render(selection):
+    import streamlit as st
+    st.write('todo')

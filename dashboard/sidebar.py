@@ -1,0 +1,55 @@
+"""The sidebar (which runs, seed, sample count, scale) and the first-run page shown when there are no runs."""
+from __future__ import annotations
+
+import streamlit as st
+
+from . import jobs
+from .state import DEFAULT_RUNS, Run, Selection, checkpoints_dir, scan_runs
+
+SEED_KEY = "seed"
+FIRST_RUN_STEPS = 400
+
+
+def bump_seed() -> None:
+    """"Regenerate" = the next seed, so every tab draws new images and the old ones stay reproducible."""
+    st.session_state[SEED_KEY] = int(st.session_state.get(SEED_KEY, 0)) + 1
+
+
+def render() -> tuple[Selection, list[Run]]:
+    """Draw the sidebar; warn (in the page) about run folders that cannot be read."""
+    runs, broken = scan_runs()
+    for run_dir, reason in broken:
+        st.warning(f"Skipped run folder `{run_dir.name}`: {reason}")
+    names = [run.name for run in runs]
+    defaults = [name for name in DEFAULT_RUNS if name in names] or names[:4]
+    with st.sidebar:
+        st.header("Runs")
+        chosen = st.multiselect("Runs to compare", names, default=defaults, key="runs",
+                                help=f"Run folders in `{checkpoints_dir()}/`. Train more in the Train tab.")
+        st.header("Drawing")
+        st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key=SEED_KEY,
+                        help="The same seed draws the same latents for every run with the same latent size.")
+        n_samples = st.select_slider("Samples per grid", options=[16, 25, 36, 49, 64], value=64, key="n_samples")
+        scale = st.slider("Image scale", 1, 4, 2, key="scale", help="Enlarge the small images (nearest neighbour).")
+        training = [run.name for run in runs if run.training]
+        if training:
+            st.caption("Still training: " + ", ".join(training))
+    by_name = {run.name: run for run in runs}
+    selection = Selection(tuple(by_name[name] for name in chosen if name in by_name),
+                          int(st.session_state[SEED_KEY]), int(n_samples), int(scale))
+    return selection, runs
+
+
+def render_first_run() -> None:
+    """No runs yet: say how to train one, and offer to do it from here."""
+    st.info(
+        f"There are no trained runs in `{checkpoints_dir()}/` yet. Train a first one from a terminal:\n\n"
+        f"```\npython -m generators train vae --steps {FIRST_RUN_STEPS} --out-dir {checkpoints_dir()}\n```\n\n"
+        "or with the button below (about a minute on a laptop CPU). The Train tab offers every model and option."
+    )
+    first = lambda job: job.run == "vae-mnist5k"  # noqa: E731
+    if not any(first(job) for job in jobs.session_jobs()):
+        if st.button("Train a first VAE on MNIST-5k", type="primary"):
+            jobs.submit(["vae", "--dataset", "mnist5k", "--steps", str(FIRST_RUN_STEPS)], "vae-mnist5k")
+            st.rerun()
+    jobs.monitor(first)

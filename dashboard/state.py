@@ -1,0 +1,171 @@
+"""Shared state of the dashboard: where the runs are, the sidebar's selection, cached models and data.
+
+Models are loaded once per weights file (``st.cache_resource`` keyed by path and modification time, so a
+run that is still training is reloaded when its checkpoint changes) and every tab gets them from here.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+from generators.checkpoints import LOCK, WEIGHTS, list_runs, load_run
+from generators.errors import UserError
+
+log = logging.getLogger("dashboard")
+
+CHECKPOINTS_ENV = "GENLAB_CHECKPOINTS"
+DEFAULT_RUNS = ("vae-mnist5k", "vae-beta4-mnist5k", "ae-mnist5k", "dcgan-mnist5k")
+MODEL_TITLES = {"vae": "VAE", "ae": "Autoencoder", "dcgan": "DCGAN"}
+
+
+def checkpoints_dir() -> Path:
+    """The folder of run folders; tests point ``GENLAB_CHECKPOINTS`` at a temp folder."""
+    return Path(os.environ.get(CHECKPOINTS_ENV, "checkpoints"))
+
+
+@dataclass(frozen=True)
+class Run:
+    """One readable run folder as the tabs see it."""
+
+    name: str
+    run_dir: Path
+    info: dict
+
+    @property
+    def model_name(self) -> str:
+        return self.info["model"]
+
+    @property
+    def label(self) -> str:
+        """Short caption: run name, model and its most telling option."""
+        extra = ""
+        if self.model_name == "vae":
+            extra = f", β={self.info['model_config'].get('beta', 1.0):g}"
+        return f"{self.name} ({MODEL_TITLES.get(self.model_name, self.model_name)}{extra})"
+
+    @property
+    def training(self) -> bool:
+        return (self.run_dir / LOCK).exists()
+
+    @property
+    def weights_mtime(self) -> float:
+        try:
+            return (self.run_dir / WEIGHTS).stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def model(self):
+        return cached_model(str(self.run_dir), self.weights_mtime)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the sidebar chose: the runs to compare and the shared drawing settings."""
+
+    runs: tuple[Run, ...]
+    seed: int
+    n_samples: int
+    scale: int
+
+
+def scan_runs() -> tuple[list[Run], list[tuple[Path, str]]]:
+    runs, broken = list_runs(checkpoints_dir())
+    return [Run(Path(r["run_dir"]).name, Path(r["run_dir"]), r) for r in runs], broken
+
+
+@st.cache_resource(max_entries=32, show_spinner="Loading model…")
+def cached_model(run_dir: str, mtime: float):
+    """The model of ``run_dir`` in eval mode; ``mtime`` is only part of the cache key."""
+    model, _info = load_run(Path(run_dir), "cpu")
+    return model
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading dataset…")
+def cached_dataset(name: str, data_dir: str, image_size: int | None, channels: int | None):
+    from generators.data import load_dataset
+
+    return load_dataset(name, data_dir, image_size, channels)
+
+
+def run_dataset(run: Run):
+    """The dataset a run was trained on, converted the same way it was for training."""
+    tc = run.info.get("train_config", {})
+    return cached_dataset(run.info["dataset"], tc.get("data_dir", "data"), tc.get("image_size"), tc.get("channels"))
+
+
+def test_indices(run: Run, count: int, seed: int) -> tuple[int, ...]:
+    """``count`` test-split positions drawn from ``seed``: the same images for every run of one dataset."""
+    size = len(run_dataset(run).test)
+    return tuple(torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:count].tolist())
+
+
+def test_images(run: Run, indices: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The test images (float in [0, 1]) at ``indices`` and their labels (None when the dataset has none)."""
+    split = run_dataset(run).test
+    images, labels = split[list(indices)]
+    return images, (labels if split.labels is not None else None)
+
+
+INVERSION_STEPS = 150
+INVERSION_RESTARTS = 2
+
+
+@st.cache_resource(max_entries=512, show_spinner=False)
+def _run_cache(_func, name: str, _run: Run, run_dir: str, mtime: float, *args):
+    return _func(_run, *args)
+
+
+def per_run_cache(func):
+    """Cache ``func(run, *hashable_args)`` across reruns and sessions, keyed by the run's weights file.
+
+    A run still training gets a new key with each checkpoint. Results are shared: never modify them.
+    """
+    name = f"{func.__module__}.{func.__qualname__}"
+
+    @functools.wraps(func)
+    def cached(run: Run, *args):
+        return _run_cache(func, name, run, str(run.run_dir), run.weights_mtime, *args)
+
+    return cached
+
+
+@per_run_cache
+def latent_codes(run: Run, indices: tuple[int, ...]) -> torch.Tensor:
+    """Latents of the test images at ``indices``: encoded (VAE, AE) or found by latent inversion (GAN)."""
+    model = run.model()
+    images, _ = test_images(run, indices)
+    if model.has_encoder:
+        with torch.inference_mode():
+            return model.encode(images).cpu()
+    from evaluation.inversion import invert  # the GAN has no encoder: optimise z until G(z) matches
+
+    z, _recon = invert(model, images, steps=INVERSION_STEPS, restarts=INVERSION_RESTARTS,
+                       generator=torch.Generator().manual_seed(0))
+    return z.detach().cpu()
+
+
+def torch_generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed))
+
+
+@contextmanager
+def shown_errors(where: str):
+    """Turn an error into one ``st.error`` line so the rest of the page keeps working.
+
+    A ``UserError`` carries its own fix; anything else is a bug: its traceback goes to the terminal log,
+    never to the page. Streamlit's own rerun/stop signals are ``BaseException`` and pass through.
+    """
+    try:
+        yield
+    except UserError as exc:
+        st.error(f"{where}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - the page must survive a bug in one tab
+        log.exception("%s failed", where)
+        st.error(f"{where} failed unexpectedly ({type(exc).__name__}: {str(exc)[:200]}); details are in the terminal log.")
