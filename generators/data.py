@@ -182,6 +182,16 @@ def _convert(split: ImageSplit, channels: int | None, size: int | None) -> Image
     return ImageSplit(images.contiguous(), split.labels)
 
 
+def check_dataset_name(name: str) -> None:
+    """Refuse an unknown name or a missing folder up front, before a run folder is made for it."""
+    if name.startswith("folder:"):
+        root = Path(name[len("folder:"):]).expanduser()
+        if not root.is_dir():
+            raise UserError(f"dataset folder {root} does not exist or is not a folder")
+    elif name != "mnist5k" and name not in TORCHVISION_SETS:
+        raise UserError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}")
+
+
 def load_dataset(name: str = "mnist5k", data_dir: str | Path = "data", image_size: int | None = None,
                  channels: int | None = None) -> ImageData:
     """Load a dataset by name; ``image_size``/``channels`` convert it (None keeps the native shape)."""
@@ -189,13 +199,12 @@ def load_dataset(name: str = "mnist5k", data_dir: str | Path = "data", image_siz
         raise UserError(f"--image-size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE}, got {image_size}")
     if channels not in (None, 1, 3):
         raise UserError(f"--channels must be 1 or 3, got {channels}")
+    check_dataset_name(name)
     if name == "mnist5k":
         data = _mnist5k()
     elif name in TORCHVISION_SETS:
         data = _torchvision(name, Path(data_dir))
-    elif name.startswith("folder:"):
-        data = _folder(name[len("folder:"):], channels, image_size)
     else:
-        raise UserError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}")
+        data = _folder(name[len("folder:"):], channels, image_size)
     data.train, data.test = _convert(data.train, channels, image_size), _convert(data.test, channels, image_size)
     return data

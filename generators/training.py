@@ -28,7 +28,7 @@ from .base import Generator
 from .checkpoints import (PREVIEW, RUN_FILES, TEMP_MARK, WEIGHTS, atomic_write_bytes, load_resume_state, lock_holder,
                           read_history, read_run_info, remove_temp_files, run_lock, save_resume_state, save_weights,
                           write_history)
-from .data import ImageData
+from .data import ImageData, check_dataset_name
 from .errors import UserError
 
 DEFAULT_EPOCHS = 10
@@ -322,6 +322,8 @@ def run_training(model_name: str, model_options: dict, cfg: TrainConfig, run_dir
     size = cfg.image_size
     cls.Config.from_dict({**model_options, **({"image_shape": (cfg.channels or 1, size, size)} if size else {})})
     choose_device(cfg.device)
+    if not resume:
+        check_dataset_name(cfg.dataset)
     _prepare_run_dir(run_dir, resume, overwrite)
     if resume:
         stored = read_run_info(run_dir)
