@@ -1,0 +1,150 @@
+"""python -m benchmarks [--json] — the project's performance figures, each measured in this one run.
+
+- harness_ratio: images/s of the shared harness divided by a bare loop calling the same ``training_step``
+  on in-memory batches (same model, batch size and number of steps, best of several alternating rounds).
+  It prices everything the harness adds: DataLoader, history, tqdm, previews and a checkpoint every epoch.
+- train_img_per_s: the harness's images/s per model.
+- grid_ms: sample 64 images and lay them out with make_grid, per committed default run (or a fresh model).
+- eval_seconds: full evaluation of one run at n = 5 000 (extractor cached), per metric and in total.
+- app_first_run_s: first run of app.py in Streamlit's AppTest on the default runs.
+Ratios, not absolute times, are what to compare across machines.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from generators.checkpoints import load_run
+from generators.data import load_dataset
+from generators.registry import MODELS, build_model
+from generators.training import Trainer, TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_RUNS = {"vae": "vae-mnist5k", "ae": "ae-mnist5k", "dcgan": "dcgan-mnist5k"}
+EPOCHS = 2
+ROUNDS = 3
+
+
+def bare_loop_seconds(name: str, data, batch_size: int, steps: int) -> float:
+    torch.manual_seed(0)
+    model = build_model(name, {"image_shape": data.image_shape}).train()
+    optimizers = model.configure_optimizers(None)
+    images, labels = data.train.images, data.train.labels
+    order = torch.randperm(len(images))
+    start = time.perf_counter()
+    for step in range(steps):
+        idx = order[(step * batch_size) % (len(images) - batch_size):][:batch_size]
+        model.training_step((images[idx].float() / 255, labels[idx]), optimizers)
+    return time.perf_counter() - start
+
+
+def harness_seconds(name: str, data, batch_size: int, steps: int) -> float:
+    torch.manual_seed(0)
+    model = build_model(name, {"image_shape": data.image_shape})
+    with tempfile.TemporaryDirectory() as run_dir, contextlib.redirect_stderr(io.StringIO()):
+        trainer = Trainer(model, data, TrainConfig(steps=steps, batch_size=batch_size), Path(run_dir),
+                          {"model": name, "model_config": model.config.to_dict()}, show_progress=True)
+        start = time.perf_counter()
+        trainer.fit()
+        return time.perf_counter() - start
+
+
+def harness_figures(batch_size: int = 128) -> dict:
+    data = load_dataset("mnist5k")
+    steps = EPOCHS * (len(data.train) // batch_size)
+    ratios, throughput = {}, {}
+    for name in MODELS:
+        bare_loop_seconds(name, data, batch_size, 5)  # warm-up: allocator and kernels
+        bare, harness = [], []
+        for _ in range(ROUNDS):  # alternate so that load on this shared machine hits both alike
+            bare.append(bare_loop_seconds(name, data, batch_size, steps))
+            harness.append(harness_seconds(name, data, batch_size, steps))
+        ratios[name] = round(min(bare) / min(harness), 3)
+        throughput[name] = round(steps * batch_size / min(harness), 1)
+    return {"harness_ratio": ratios, "train_img_per_s": throughput,
+            "harness_setup": {"batch_size": batch_size, "steps": steps, "epochs": EPOCHS, "rounds": ROUNDS}}
+
+
+def default_run_dir(name: str) -> Path | None:
+    run = ROOT / "checkpoints" / DEFAULT_RUNS[name]
+    return run if (run / "model.safetensors").is_file() else None
+
+
+def grid_figures() -> dict:
+    from torchvision.utils import make_grid
+
+    timings = {}
+    for name in MODELS:
+        run = default_run_dir(name)
+        model = load_run(run)[0] if run else build_model(name, {"image_shape": (1, 28, 28)}).eval()
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            with torch.inference_mode():
+                make_grid(model.sample(64, generator=torch.Generator().manual_seed(0)), nrow=8)
+            best = min(best, time.perf_counter() - start)
+        timings[name] = round(best * 1000, 2)
+    return {"grid_ms": timings}
+
+
+def evaluation_figures() -> dict:
+    try:
+        from benchmarks.evaluation_bench import evaluation_timings
+    except ImportError:
+        return {"eval_seconds": None}
+    figures = {}
+    for name in MODELS:
+        run = default_run_dir(name)
+        if run is not None:
+            figures[name] = evaluation_timings(run, n=5000)
+    return {"eval_seconds": figures or None}
+
+
+def app_figures() -> dict:
+    if not (ROOT / "app.py").is_file():
+        return {"app_first_run_s": None}
+    from streamlit.testing.v1 import AppTest
+
+    start = time.perf_counter()
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600).run()
+    seconds = time.perf_counter() - start
+    return {"app_first_run_s": round(seconds, 2), "app_exceptions": len(app.exception)}
+
+
+def machine() -> dict:
+    return {"date": time.strftime("%Y-%m-%d"), "python": platform.python_version(), "torch": torch.__version__,
+            "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
+    parser.add_argument("--only", choices=("harness", "grid", "eval", "app"), nargs="*",
+                        help="measure only these groups")
+    args = parser.parse_args(argv)
+    groups = {"harness": harness_figures, "grid": grid_figures, "eval": evaluation_figures, "app": app_figures}
+    results = {"machine": machine()}
+    for name, measure in groups.items():
+        if not args.only or name in args.only:
+            print(f"measuring {name} …", file=sys.stderr)
+            results.update(measure())
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for key, value in results.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
