@@ -281,8 +281,10 @@ def _check_resume_options(model_options: dict, stored: dict, run_dir: Path) -> N
                             f"a resumed run keeps its settings (drop the option, or train a new --run)")
 
 
-def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse what would lose or clobber work, before anything is written; then make the folder."""
+def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> bool:
+    """Refuse what would lose or clobber work, before anything is written; then make the folder.
+
+    Returns whether the folder was made here (so a run that fails before its first file can remove it)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"{run_dir} is a file, not a run folder: pick another --run or --out-dir")
     owner = lock_holder(run_dir)
@@ -299,7 +301,9 @@ def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
         raise UserError(f"{run_dir} holds files but is not a run folder; --overwrite would delete them, "
                         f"so pick another --run")
     try:
+        made = not run_dir.exists()
         run_dir.mkdir(parents=True, exist_ok=True)
+        return made
     except OSError as exc:
         raise UserError(f"cannot create the run folder {run_dir} ({exc.strerror or exc})") from None
 
@@ -324,7 +328,7 @@ def run_training(model_name: str, model_options: dict, cfg: TrainConfig, run_dir
     choose_device(cfg.device)
     if not resume:
         check_dataset_name(cfg.dataset)
-    _prepare_run_dir(run_dir, resume, overwrite)
+    made = _prepare_run_dir(run_dir, resume, overwrite)
     if resume:
         stored = read_run_info(run_dir)
         if stored["model"] != model_name:
@@ -335,22 +339,27 @@ def run_training(model_name: str, model_options: dict, cfg: TrainConfig, run_dir
         if all(v is None for v in budget.values()):
             budget = {k: stored["train_config"].get(k) for k in budget}  # the same command finishes the run
         cfg = TrainConfig(**{**stored["train_config"], **budget, "device": cfg.device})
-    with run_lock(run_dir):
-        remove_temp_files(run_dir)
-        data = load_dataset(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.channels)
-        torch.manual_seed(cfg.seed)
-        model = build_model(model_name, {**model_options, "image_shape": data.image_shape})
-        if overwrite:
-            for old in run_dir.iterdir():
-                if old.name != ".lock":
-                    shutil.rmtree(old) if old.is_dir() else old.unlink()
-        info = {"model": model_name, "model_config": model.config.to_dict(), "dataset": cfg.dataset,
-                "image_shape": list(data.image_shape), "class_names": data.class_names,
-                "train_config": asdict(cfg), "seed": cfg.seed,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        if resume:
-            info["created"] = stored.get("created", info["created"])
-        trainer = Trainer(model, data, cfg, run_dir, info, callback=callback, show_progress=show_progress)
-        if resume:
-            trainer.resume_from(load_resume_state(run_dir))
-        return trainer.fit()
+    try:
+        with run_lock(run_dir):
+            remove_temp_files(run_dir)
+            data = load_dataset(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.channels)
+            torch.manual_seed(cfg.seed)
+            model = build_model(model_name, {**model_options, "image_shape": data.image_shape})
+            if overwrite:
+                for old in run_dir.iterdir():
+                    if old.name != ".lock":
+                        shutil.rmtree(old) if old.is_dir() else old.unlink()
+            info = {"model": model_name, "model_config": model.config.to_dict(), "dataset": cfg.dataset,
+                    "image_shape": list(data.image_shape), "class_names": data.class_names,
+                    "train_config": asdict(cfg), "seed": cfg.seed,
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            if resume:
+                info["created"] = stored.get("created", info["created"])
+            trainer = Trainer(model, data, cfg, run_dir, info, callback=callback, show_progress=show_progress)
+            if resume:
+                trainer.resume_from(load_resume_state(run_dir))
+            return trainer.fit()
+    except BaseException:
+        if made and not any(run_dir.iterdir()):  # e.g. an unreadable dataset: leave no empty folder behind
+            run_dir.rmdir()
+        raise
