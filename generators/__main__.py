@@ -142,8 +142,9 @@ def cmd_train(args) -> int:
                       channels=args.channels, epochs=args.epochs, steps=args.steps, minutes=args.minutes,
                       batch_size=args.batch_size, seed=args.seed, device=args.device)
     run_dir = Path(args.out_dir) / (args.run or default_run_name(args.model, args.dataset))
-    if args.progress_json and not Path(args.progress_json).parent.is_dir():
-        raise UserError(f"the folder of --progress-json ({Path(args.progress_json).parent}) does not exist")
+    progress_dir = Path(args.progress_json).parent if args.progress_json else run_dir
+    if not (progress_dir.is_dir() or progress_dir.resolve() == run_dir.resolve()):  # the run folder is made later
+        raise UserError(f"the folder of --progress-json ({progress_dir}) does not exist")
     callback = progress_writer(Path(args.progress_json)) if args.progress_json else None
     try:
         result = run_training(args.model, options, cfg, run_dir, resume=args.resume, overwrite=args.overwrite,

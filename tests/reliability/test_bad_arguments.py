@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from .support import assert_one_line_error, cli_in_process, make_image_folder, run_cli, tiny_flags, train_tiny
+from .support import assert_one_line_error, cli_in_process, make_image_folder, run_cli, train_tiny
 
 
 def test_unknown_model_from_the_real_command_line(tmp_path):

@@ -3,6 +3,7 @@ not a run, an unwritable location, leftovers of a killed writer, a run folder co
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 from pathlib import Path
@@ -12,10 +13,10 @@ import pytest
 import generators.__main__ as cli_module
 from generators.checkpoints import HISTORY, WEIGHTS, load_run, read_run_info
 from generators.errors import UserError
+from generators.training import run_training
 
 from .support import TINY, assert_one_line_error, cli_in_process, make_image_folder, tiny_config, tiny_flags, \
     train_tiny
-from generators.training import run_training
 
 
 @pytest.fixture
@@ -119,3 +120,12 @@ def test_run_folder_copied_elsewhere_loads_and_resumes(images, tmp_path):
     run_training("vae", TINY["vae"], tiny_config(images, steps=4), tmp_path / "theirs" / "r", resume=True,
                  show_progress=False)
     assert load_run(tmp_path / "theirs" / "r")[1]["step"] == 4
+
+
+def test_progress_file_inside_the_new_run_folder_is_accepted(images, tmp_path, capsys):
+    """The dashboard asks for RUN_DIR/progress.json before the run folder exists."""
+    progress = tmp_path / "runs" / "r" / "progress.json"
+    code, _, err = cli_in_process(capsys, "train", *tiny_flags("ae"), "--dataset", f"folder:{images}", "--steps", "2",
+                                  "--out-dir", str(tmp_path / "runs"), "--run", "r", "--progress-json", str(progress))
+    assert code == 0, err
+    assert json.loads(progress.read_text())["step"] == 2
