@@ -127,3 +127,18 @@ def test_every_torch_load_is_weights_only_and_no_numpy_pickles():
     assert [place for place, name, call in project_calls()
             if name in ("np.load", "numpy.load") and keyword(call, "allow_pickle") is not False
             and any(k.arg == "allow_pickle" for k in call.keywords)] == []
+
+
+def test_planted_cifar10_pickles_are_never_unpickled(tmp_path):
+    """torchvision's CIFAR-10 files are pickles: a --data-dir from someone else must be checked, not loaded.
+    torchvision verifies each file's MD5 against the official one first; a payload fails that check."""
+    from generators.data import load_dataset
+
+    batches = tmp_path / "cifar-10-batches-py"
+    batches.mkdir()
+    marker = tmp_path / "PWNED"
+    for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"]:
+        (batches / name).write_bytes(raw_pickle(marker))
+    with pytest.raises(UserError, match="could not load or download cifar10"):
+        load_dataset("cifar10", tmp_path)
+    assert not marker.exists()
