@@ -37,12 +37,12 @@ def endpoints(run: Run, source: str, seed: int, indices: tuple[int, int]) -> tup
 
 
 @per_run_cache
-@torch.inference_mode()
 def strip_frames(run: Run, source: str, seed: int, indices: tuple[int, int], frames: int,
                  spherical: bool) -> torch.Tensor:
-    z0, z1 = endpoints(run, source, seed, indices)
+    z0, z1 = endpoints(run, source, seed, indices)  # outside inference mode: the GAN's inversion needs gradients
     model = run.model()
-    return model.decode(path(z0, z1, frames, spherical).to(model.device)).clamp(0, 1).cpu()
+    with torch.inference_mode():
+        return model.decode(path(z0, z1, frames, spherical).to(model.device)).clamp(0, 1).cpu()
 
 
 def render(selection: Selection) -> None:

@@ -41,7 +41,7 @@ class Job:
     args: list[str]
     out_dir: Path
     process: subprocess.Popen | None = None
-    log_path: Path | None = None
+    work_dir: Path | None = None  # progress file and log; outside the run folder, which the CLI must create
     announced: bool = False  # the page was re-run once after the job ended, so the sidebar shows it
     started: float = field(default_factory=time.time)
 
@@ -50,15 +50,18 @@ class Job:
         return self.out_dir / self.run
 
     @property
-    def progress_path(self) -> Path:
-        return self.run_dir / "progress.json"
+    def progress_path(self) -> Path | None:
+        return self.work_dir / "progress.json" if self.work_dir else None
+
+    @property
+    def log_path(self) -> Path | None:
+        return self.work_dir / "train.log" if self.work_dir else None
 
     def start(self) -> None:
+        self.work_dir = Path(tempfile.mkdtemp(prefix=f"genlab-{self.run}-"))
         command = [sys.executable, "-m", "generators", "train", *self.args, "--out-dir", str(self.out_dir),
                    "--run", self.run, "--progress-json", str(self.progress_path), "--quiet"]
-        handle, log_name = tempfile.mkstemp(prefix=f"genlab-{self.run}-", suffix=".log")
-        self.log_path = Path(log_name)
-        with os.fdopen(handle, "wb") as log:
+        with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
                                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.started = time.time()
@@ -80,7 +83,7 @@ class Job:
     def progress(self) -> dict:
         try:
             return json.loads(self.progress_path.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             return {}
 
     def last_message(self) -> str:

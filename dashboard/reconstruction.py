@@ -32,10 +32,11 @@ ROC AUC = 1 means the score separates digits from the odd inputs perfectly, 0.5 
 
 
 @per_run_cache
-@torch.inference_mode()
 def reconstruct(run: Run, indices: tuple[int, ...]) -> torch.Tensor:
     model = run.model()
-    return model.decode(latent_codes(run, indices).to(model.device)).clamp(0, 1).cpu()
+    codes = latent_codes(run, indices)  # outside inference mode: the GAN's inversion needs gradients
+    with torch.inference_mode():
+        return model.decode(codes.to(model.device)).clamp(0, 1).cpu()
 
 
 def out_of_distribution(images: torch.Tensor, kind: str, seed: int) -> torch.Tensor:

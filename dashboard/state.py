@@ -82,8 +82,13 @@ def scan_runs() -> tuple[list[Run], list[tuple[Path, str]]]:
 
 @st.cache_resource(max_entries=32, show_spinner="Loading model…")
 def cached_model(run_dir: str, mtime: float):
-    """The model of ``run_dir`` in eval mode; ``mtime`` is only part of the cache key."""
-    model, _info = load_run(Path(run_dir), "cpu")
+    """The model of ``run_dir`` in eval mode; ``mtime`` is only part of the cache key.
+
+    Loaded outside inference mode even when first asked for inside it: the GAN's latent inversion
+    later needs gradients through these weights.
+    """
+    with torch.inference_mode(False):
+        model, _info = load_run(Path(run_dir), "cpu")
     return model
 
 
@@ -91,7 +96,8 @@ def cached_model(run_dir: str, mtime: float):
 def cached_dataset(name: str, data_dir: str, image_size: int | None, channels: int | None):
     from generators.data import load_dataset
 
-    return load_dataset(name, data_dir, image_size, channels)
+    with torch.inference_mode(False):  # see cached_model: these images may be inverted with gradients
+        return load_dataset(name, data_dir, image_size, channels)
 
 
 def run_dataset(run: Run):

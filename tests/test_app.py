@@ -1,0 +1,225 @@
+"""AppTest (streamlit.testing.v1) tests of the dashboard: every tab, seeds, sliders, training, broken folders."""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.state import CHECKPOINTS_ENV
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TAB_TITLES = ["Samples", "Interpolation", "Latent space", "Reconstruction", "Metrics", "Train", "β sweep",
+              "Findings & report"]
+TIMEOUT = 180
+
+
+def open_app(checkpoints: Path, monkeypatch) -> AppTest:
+    monkeypatch.setenv(CHECKPOINTS_ENV, str(checkpoints))
+    return AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+
+
+def assert_clean(at: AppTest) -> None:
+    """No exception and no error box (the app turns bugs into st.error, so both must be checked)."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def tab(at: AppTest, title: str):
+    return at.tabs[TAB_TITLES.index(title)]
+
+
+def image_urls(node) -> list[str]:
+    return [img.url for element in node.get("image") for img in element.proto.imgs]
+
+
+@pytest.fixture
+def app(dashboard_runs, monkeypatch) -> AppTest:
+    at = open_app(dashboard_runs, monkeypatch)
+    assert_clean(at)
+    return at
+
+
+def test_page_has_the_eight_tabs_and_selects_the_default_runs(app):
+    assert [t.label for t in app.tabs] == TAB_TITLES
+    assert app.multiselect(key="runs").value == ["vae-mnist5k", "vae-beta4-mnist5k", "ae-mnist5k", "dcgan-mnist5k"]
+
+
+def test_samples_tab_shows_one_grid_and_png_download_per_run(app):
+    samples = tab(app, "Samples")
+    assert len(image_urls(samples)) == 4
+    downloads = samples.get("download_button")
+    assert len(downloads) == 4 and all(d.proto.label == "PNG" for d in downloads)
+
+
+def test_changing_the_seed_changes_the_images_and_going_back_restores_them(app):
+    first = image_urls(tab(app, "Samples"))
+    app.number_input(key="seed").set_value(7).run()
+    assert_clean(app)
+    changed = image_urls(tab(app, "Samples"))
+    assert all(a != b for a, b in zip(first, changed))
+    app.number_input(key="seed").set_value(0).run()
+    assert image_urls(tab(app, "Samples")) == first
+
+
+def test_regenerate_button_draws_new_samples(app):
+    first = image_urls(tab(app, "Samples"))
+    tab(app, "Samples").button[0].click().run()
+    assert_clean(app)
+    assert app.number_input(key="seed").value == 1
+    assert image_urls(tab(app, "Samples")) != first
+
+
+def test_interpolation_strips_frame_slider_and_downloads(app):
+    interp = tab(app, "Interpolation")
+    labels = [d.proto.label for d in interp.get("download_button")]
+    assert labels.count("PNG strip") == 4 and labels.count("Animated GIF") == 4
+    frame_captions = [img.caption for element in interp.get("image") for img in element.proto.imgs if img.caption]
+    assert frame_captions and all(c.startswith("frame 4 ") for c in frame_captions)
+    before = image_urls(interp)
+    app.slider(key="interp_frame").set_value(0).run()
+    assert_clean(app)
+    interp = tab(app, "Interpolation")
+    frame_captions = [img.caption for element in interp.get("image") for img in element.proto.imgs if img.caption]
+    assert all(c.startswith("frame 0 (t = 0.00)") for c in frame_captions)
+    after = image_urls(interp)
+    assert after != before
+    assert [u for u in after if u in before], "the strips themselves must not change with the frame slider"
+
+
+def test_interpolation_between_real_images_uses_encoder_and_inversion(app):
+    app.radio(key="interp_source").set_value("real").run()
+    assert_clean(app)
+    assert len(tab(app, "Interpolation").get("download_button")) == 8
+
+
+def test_latent_tab_has_maps_traversals_and_kl_bars(app):
+    latent = tab(app, "Latent space")
+    charts = latent.get("plotly_chart")
+    # 3 encoder runs get a map; the 2 VAEs also a KL-per-dimension chart
+    assert len(charts) == 3 + 2
+    assert len(image_urls(latent)) == 4  # one traversal grid per run
+    app.radio(key="latent_method").set_value("t-SNE").run()
+    assert_clean(app)
+    assert len(tab(app, "Latent space").get("plotly_chart")) == 5
+
+
+def test_reconstruction_tab_has_errors_denoising_and_anomaly_auc(app):
+    recon = tab(app, "Reconstruction")
+    assert len(recon.dataframe) == 1
+    errors = recon.dataframe[0].value
+    assert list(errors.index) == ["vae-mnist5k", "vae-beta4-mnist5k", "ae-mnist5k", "dcgan-mnist5k"]
+    assert (errors.to_numpy() >= 0).all()
+    assert len(recon.get("plotly_chart")) == 4  # one anomaly histogram per run
+    # originals + 4 reconstructions + noisy inputs + 3 denoised outputs
+    assert len(image_urls(recon)) == 1 + 4 + 1 + 3
+
+
+def test_metrics_tab_shows_table_and_charts(app):
+    metrics = tab(app, "Metrics")
+    assert len(metrics.dataframe) == 1
+    table = metrics.dataframe[0].value
+    assert len(table) == 4
+    charts = metrics.get("plotly_chart")
+    assert len(charts) >= 4 + 4  # metric charts + one training-curve chart per run
+
+
+def test_findings_tab_states_every_claim_and_offers_downloads(app):
+    report = tab(app, "Findings & report")
+    text = " ".join(m.value for m in report.markdown)
+    for claim in ("sharper", "modes", "smoother", "β", "garbage", "stable"):
+        assert claim in text
+    assert [d.proto.label for d in report.get("download_button")] == ["Download findings.md"]
+    report.button(key="report_build").click().run(timeout=TIMEOUT)
+    assert_clean(app)
+    labels = [d.proto.label for d in tab(app, "Findings & report").get("download_button")]
+    assert labels == ["Download report.zip", "Download findings.md"]
+
+
+def test_train_tab_starts_a_tiny_run_and_shows_it_finished(tmp_path, dashboard_runs, monkeypatch):
+    checkpoints = tmp_path / "checkpoints"
+    shutil.copytree(dashboard_runs / "vae-mnist5k", checkpoints / "vae-mnist5k")
+    at = open_app(checkpoints, monkeypatch)
+    at.selectbox(key="train_model").set_value("ae").run()
+    at.number_input(key="train_amount_steps").set_value(10).run()
+    at.number_input(key="train_latent").set_value(4).run()
+    at.button(key="train_start").click().run()
+    assert_clean(at)
+    job = at.session_state["training_jobs"][0]
+    deadline = time.monotonic() + TIMEOUT
+    while job.status == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert job.status == "finished", job.last_message()
+    at.run()
+    assert_clean(at)
+    assert any("finished" in s.value for s in tab(at, "Train").success)
+    assert job.run in at.multiselect(key="runs").options
+
+
+def test_two_sessions_train_at_once_into_separate_runs_and_cancel_keeps_a_checkpoint(tmp_path, dashboard_runs,
+                                                                                      monkeypatch):
+    checkpoints = tmp_path / "checkpoints"
+    shutil.copytree(dashboard_runs / "ae-mnist5k", checkpoints / "ae-mnist5k")
+    sessions = [open_app(checkpoints, monkeypatch) for _ in range(2)]
+    for at, steps in zip(sessions, (2000, 10)):
+        at.selectbox(key="train_model").set_value("ae").run()
+        at.number_input(key="train_amount_steps").set_value(steps).run()
+        at.button(key="train_start").click().run()
+    long_job, short_job = (at.session_state["training_jobs"][0] for at in sessions)
+    assert long_job.run != short_job.run
+    deadline = time.monotonic() + TIMEOUT
+    while not long_job.progress() and long_job.status == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)  # cancel once the training loop runs, as a user watching the progress bar would
+    sessions[0].button(key=f"cancel-{long_job.run}").click().run()
+    for job in (long_job, short_job):
+        job.process.wait(timeout=TIMEOUT)
+    assert (long_job.status, short_job.status) == ("cancelled", "finished"), long_job.last_message()
+    for at in sessions:
+        at.run()
+        assert_clean(at)
+    assert any(long_job.run in w.value for w in tab(sessions[0], "Train").warning)
+    assert {long_job.run, short_job.run} <= set(sessions[1].multiselect(key="runs").options)
+    assert (checkpoints / long_job.run / "model.safetensors").is_file()
+
+
+def test_corrupt_run_folder_warns(tmp_path, dashboard_runs, monkeypatch):
+    checkpoints = tmp_path / "checkpoints"
+    for name in ("vae-mnist5k", "dcgan-mnist5k"):
+        shutil.copytree(dashboard_runs / name, checkpoints / name)
+    broken = checkpoints / "half-written-run"
+    broken.mkdir()
+    (broken / "model.safetensors").write_bytes(b"\x00not a safetensors file")
+    at = open_app(checkpoints, monkeypatch)
+    assert_clean(at)
+    assert any("half-written-run" in w.value for w in at.warning)
+    assert at.multiselect(key="runs").options == ["dcgan-mnist5k", "vae-mnist5k"]
+    assert len(image_urls(tab(at, "Samples"))) == 2
+
+
+def test_empty_checkpoints_folder_explains_how_to_train_the_first_run(tmp_path, monkeypatch):
+    at = open_app(tmp_path / "empty", monkeypatch)
+    assert_clean(at)
+    assert "python -m generators train vae" in at.info[0].value
+    assert at.button[0].label == "Train a first VAE on MNIST-5k"
+    assert not at.tabs
+
+
+def test_a_user_error_in_one_tab_is_one_message_not_a_traceback(tmp_path, dashboard_runs, monkeypatch):
+    """A run whose dataset is gone: the tabs that need its images say so; the samples still render."""
+    from generators.checkpoints import load_run, read_run_info, save_weights
+
+    checkpoints = tmp_path / "checkpoints"
+    run_dir = checkpoints / "vae-lost-data"
+    shutil.copytree(dashboard_runs / "vae-mnist5k", run_dir)
+    model, _ = load_run(run_dir)
+    info = read_run_info(run_dir)
+    missing = tmp_path / "no-such-folder"
+    info["dataset"] = info["train_config"]["dataset"] = f"folder:{missing}"
+    save_weights(run_dir, model, info)
+    at = open_app(checkpoints, monkeypatch)
+    assert not at.exception
+    assert len(image_urls(tab(at, "Samples"))) == 1
+    messages = [e.value for e in tab(at, "Reconstruction").error]
+    assert messages and str(missing) in messages[0] and "Traceback" not in messages[0]
