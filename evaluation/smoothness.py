@@ -1,0 +1,20 @@
+"""Latent smoothness: how evenly the decoded images change along straight lines in latent space."""
+from __future__ import annotations
+
+import torch
+
+
+@torch.inference_mode()
+def interpolation_smoothness(model, extractor, draw, *, pairs: int = 64, steps: int = 8,
+                             generator: torch.Generator | None = None) -> float:
+    """Mean feature distance between consecutive frames of ``steps``-step interpolations, divided by the
+    end-point distance over ``steps`` (the step an even path would take). 1 = the features move evenly,
+    larger = jumps between frames (lower = smoother). Ratio of sums over pairs, so near pairs cannot blow it up.
+    """
+    z_a, z_b = draw(pairs, generator), draw(pairs, generator)
+    t = torch.linspace(0, 1, steps + 1, device=z_a.device).view(-1, 1, 1)
+    z = (z_a.unsqueeze(0) * (1 - t) + z_b.unsqueeze(0) * t).flatten(0, 1)  # (steps + 1) * pairs latents
+    feats = extractor.features_and_logits(model.decode(z).clamp(0, 1))[0].view(steps + 1, pairs, -1).double()
+    step_mean = (feats[1:] - feats[:-1]).norm(dim=-1).mean(0)  # per pair
+    end_to_end = (feats[-1] - feats[0]).norm(dim=-1)
+    return float(step_mean.sum() / (end_to_end.sum() / steps))
