@@ -21,6 +21,8 @@ from .nets import ConvDecoder, ConvEncoder
 class AutoencoderConfig(ModelConfig):
     base_width: int = field(default=32, metadata={"help": "channels of the first conv stage (doubles per stage)"})
     hidden_dim: int = field(default=256, metadata={"help": "width of the fully connected layer"})
+    extra_convs: int = field(default=0, metadata={"help": "extra 3x3 conv layers per stage, encoder and decoder "
+                                                          "(a deeper stack; 0 = textbook)"})
     recon: str = field(default="bce", metadata={"choices": ("bce", "mse"),
                                                 "help": "reconstruction loss: Bernoulli (BCE) or squared error"})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
@@ -31,6 +33,8 @@ class AutoencoderConfig(ModelConfig):
             raise UserError(f"--recon must be bce or mse, got {self.recon!r}")
         if self.base_width < 1 or self.hidden_dim < 1 or self.lr <= 0:
             raise UserError("--base-width, --hidden-dim and --lr must be positive")
+        if self.extra_convs < 0:
+            raise UserError(f"--extra-convs must be >= 0, got {self.extra_convs}")
 
 
 def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
@@ -52,9 +56,10 @@ class Autoencoder(Generator):
 
     def __init__(self, config: AutoencoderConfig):
         super().__init__(config)
-        self.encoder = ConvEncoder(config.image_shape, config.base_width, config.hidden_dim)
+        self.encoder = ConvEncoder(config.image_shape, config.base_width, config.hidden_dim, config.extra_convs)
         self.to_code = nn.Linear(config.hidden_dim, config.latent_dim * self.code_multiplier)
-        self.decoder = ConvDecoder(config.image_shape, config.latent_dim, config.base_width, config.hidden_dim)
+        self.decoder = ConvDecoder(config.image_shape, config.latent_dim, config.base_width, config.hidden_dim,
+                                   config.extra_convs)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.to_code(self.encoder(x))

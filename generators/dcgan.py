@@ -21,6 +21,9 @@ from .errors import UserError
 from .nets import downsampling_sizes, stage_widths
 
 AUGMENTATIONS = ("translation", "cutout")
+BATCHNORM_CALIBRATION_SEED = 4321
+BATCHNORM_CALIBRATION_BATCHES = 4
+BATCHNORM_CALIBRATION_BATCH_SIZE = 256
 
 
 @dataclass
@@ -120,7 +123,13 @@ def diff_augment(x: torch.Tensor, policy: str) -> torch.Tensor:
 
 
 class DCGAN(Generator):
-    """Generator + discriminator; ``sample``/``decode`` use the EMA copy of G when ``ema > 0``."""
+    """Generator + discriminator; ``sample``/``decode`` use the EMA copy of G when ``ema > 0``.
+
+    Sampling runs G in eval mode, so BatchNorm uses stored statistics and an image depends only on its
+    latent (not on the batch it is drawn in). Those statistics are recomputed for the sampling network
+    whenever the model leaves training (``eval()``): the running averages collected during training lag
+    behind G's weights, and an EMA copy of G never had statistics of its own at all.
+    """
 
     name = "dcgan"
     Config = DCGANConfig
@@ -132,10 +141,42 @@ class DCGAN(Generator):
         self.generator_ema = None
         if config.ema > 0:
             self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+        # stored with the weights, so a run saved mid-training is recalibrated when it is loaded
+        self.register_buffer("batchnorm_calibrated", torch.tensor(True))
+
+    @property
+    def sampling_generator(self) -> DCGANGenerator:
+        return self.generator_ema if self.generator_ema is not None else self.generator
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        net = self.generator_ema if self.generator_ema is not None else self.generator
-        return (net(z) + 1) / 2
+        return (self.sampling_generator(z) + 1) / 2
+
+    def train(self, mode: bool = True) -> "DCGAN":
+        super().train(mode)
+        if not mode and not self.batchnorm_calibrated:
+            self.recalibrate_batchnorm()
+        return self
+
+    @torch.no_grad()
+    def recalibrate_batchnorm(self) -> None:
+        """Set the sampling G's BatchNorm statistics to their exact average over fixed-seed latents.
+
+        Deterministic (its own seeded generator, the global RNG is untouched) and cheap (a few forward passes).
+        """
+        net = self.sampling_generator
+        norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calibration batches
+        net.train()
+        latents = torch.Generator().manual_seed(BATCHNORM_CALIBRATION_SEED)
+        for _ in range(BATCHNORM_CALIBRATION_BATCHES):
+            net(self.prior(BATCHNORM_CALIBRATION_BATCH_SIZE, latents))
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        net.train(self.training)
+        self.batchnorm_calibrated.fill_(True)
 
     def configure_optimizers(self, train_cfg) -> dict[str, torch.optim.Optimizer]:
         cfg, betas = self.config, (self.config.beta1, self.config.beta2)
@@ -168,6 +209,7 @@ class DCGAN(Generator):
         optimizers["g"].step()
         if self.generator_ema is not None:
             self._update_ema()
+        self.batchnorm_calibrated.fill_(False)
         return {
             "d_loss": d_loss.item(), "g_loss": g_loss.item(),
             "d_real": torch.sigmoid(d_real).mean().item(), "d_fake": torch.sigmoid(d_fake).mean().item(),
@@ -177,5 +219,3 @@ class DCGAN(Generator):
     def _update_ema(self) -> None:
         for ema_p, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
             ema_p.lerp_(p, 1 - self.config.ema)
-        for ema_b, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
-            ema_b.copy_(b)

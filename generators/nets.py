@@ -2,6 +2,8 @@
 
 Each stride-2 stage halves the image (28 -> 14 -> 7, 32 -> 16 -> 8, 64 -> 32 -> 16 -> 8) until it is
 8 pixels or smaller or odd; the decoder mirrors the encoder with stride-2 transposed convolutions.
+``extra_convs`` deepens every stage with that many 3x3 stride-1 convolutions (0 = the textbook stack,
+whose layer names it keeps, so runs saved before the option existed still load).
 """
 from __future__ import annotations
 
@@ -17,6 +19,14 @@ def downsampling_sizes(size: int) -> list[int]:
     return sizes
 
 
+def same_size_convs(width: int, count: int) -> list[nn.Module]:
+    """``count`` 3x3 stride-1 conv + ReLU layers that keep the size and width: depth without resampling."""
+    layers = []
+    for _ in range(count):
+        layers += [nn.Conv2d(width, width, 3, 1, 1), nn.ReLU(inplace=True)]
+    return layers
+
+
 def stage_widths(base_width: int, stages: int) -> list[int]:
     """Channel widths that double at each stage: 32 -> [32, 64, 128]."""
     return [base_width * 2**i for i in range(stages)]
@@ -25,14 +35,14 @@ def stage_widths(base_width: int, stages: int) -> list[int]:
 class ConvEncoder(nn.Module):
     """x (C x H x W) -> feature vector of ``hidden_dim``; conv stages then one fully connected layer."""
 
-    def __init__(self, image_shape, base_width: int, hidden_dim: int):
+    def __init__(self, image_shape, base_width: int, hidden_dim: int, extra_convs: int = 0):
         super().__init__()
         channels, size, _ = image_shape
         sizes = downsampling_sizes(size)
         widths = stage_widths(base_width, len(sizes))
         layers, in_ch = [], channels
         for width in widths:  # e.g. 32 x 14 x 14, then 64 x 7 x 7
-            layers += [nn.Conv2d(in_ch, width, 4, 2, 1), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(in_ch, width, 4, 2, 1), nn.ReLU(inplace=True), *same_size_convs(width, extra_convs)]
             in_ch = width
         self.convs = nn.Sequential(*layers)
         self.fc = nn.Sequential(nn.Flatten(), nn.Linear(in_ch * sizes[-1] ** 2, hidden_dim), nn.ReLU(inplace=True))
@@ -44,7 +54,7 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
     """z -> image logits (C x H x W); the mirror image of ``ConvEncoder``."""
 
-    def __init__(self, image_shape, latent_dim: int, base_width: int, hidden_dim: int):
+    def __init__(self, image_shape, latent_dim: int, base_width: int, hidden_dim: int, extra_convs: int = 0):
         super().__init__()
         channels, size, _ = image_shape
         sizes = downsampling_sizes(size)
@@ -57,6 +67,7 @@ class ConvDecoder(nn.Module):
         layers = []
         outs = list(reversed(widths[:-1])) + [channels]
         for i, (in_ch, out_ch) in enumerate(zip(reversed(widths), outs)):  # e.g. 32 x 14 x 14, then C x 28 x 28
+            layers += same_size_convs(in_ch, extra_convs)
             layers.append(nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1))
             if i < len(outs) - 1:
                 layers.append(nn.ReLU(inplace=True))
