@@ -1,6 +1,8 @@
 """Tab 5 — Metrics: the evaluation table, its charts, and the training curves of every run."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -8,7 +10,7 @@ import streamlit as st
 
 from generators.checkpoints import read_history
 
-from .state import Run, Selection
+from .state import Run, Selection, checkpoints_dir
 
 N_CHOICES = (500, 1000, 2000, 5000)
 CURVE_POINTS = 400
@@ -128,6 +130,11 @@ def gan_alarms(run: Run, row: dict | None) -> list[str]:
     return alarms
 
 
+def extractor_cache() -> Path:
+    """The evaluation's feature extractors live beside the runs (``_`` folders are not runs)."""
+    return checkpoints_dir() / "_extractors"
+
+
 def compute(runs, n: int, recompute: bool) -> None:
     """Evaluate each run (stored in its metrics.json), with one progress bar for all of them."""
     from evaluation import evaluate_run
@@ -138,7 +145,7 @@ def compute(runs, n: int, recompute: bool) -> None:
             overall = (i + min(max(fraction, 0.0), 1.0)) / len(runs)
             bar.progress(overall, text=f"{run.name}: {message}")
 
-        evaluate_run(run.run_dir, n=n, progress=report, use_cache=not recompute)
+        evaluate_run(run.run_dir, n=n, progress=report, use_cache=not recompute, cache_dir=extractor_cache())
     bar.progress(1.0, text="Done: the metrics are stored in each run's metrics.json.")
 
 

@@ -1,7 +1,7 @@
 """Shared fixtures. ``dashboard_runs``: tiny trained runs (one of each model) for the dashboard tests."""
 from __future__ import annotations
 
-import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,14 +14,17 @@ TINY_RUNS = {
     "dcgan-mnist5k": ("dcgan", {"latent_dim": 8, "g_width": 8, "d_width": 8}),
 }
 TINY_STEPS = 12
-METRICS_N = 200
+METRICS_N = 100
+EXTRACTOR_EPOCHS = 1
+EXTRACTOR_WIDTH = 32
 
 
 @pytest.fixture(scope="session")
 def dashboard_runs(tmp_path_factory) -> Path:
     """A checkpoints folder with the four default run names, trained for a few steps, with small-n metrics.
 
-    The evaluation's feature extractor is cached under the same temp folder (never the repo's checkpoints/).
+    The evaluation's feature extractor is cached in ``<folder>/_extractors``, where the dashboard looks for
+    it (never the repo's checkpoints/).
     """
     from generators.training import TrainConfig, run_training
 
@@ -30,20 +33,25 @@ def dashboard_runs(tmp_path_factory) -> Path:
     for name, (model, options) in TINY_RUNS.items():
         cfg = TrainConfig(steps=TINY_STEPS, batch_size=32, seed=0, device="cpu", log_every=1)
         run_training(model, options, cfg, out_dir / name, show_progress=False)
-    evaluate_tiny_runs(out_dir, root)
+    evaluate_tiny_runs(out_dir)
     return out_dir
 
 
-def evaluate_tiny_runs(out_dir: Path, work_dir: Path) -> None:
-    """Store small-n metric rows for every run; relative cache paths of the evaluation land in ``work_dir``."""
-    try:
-        from evaluation import evaluate_run
-    except ImportError:  # evaluation not there yet: the metric views then show their "compute" hint
-        return
-    previous = Path.cwd()
-    os.chdir(work_dir)
-    try:
-        for run_dir in sorted(out_dir.iterdir()):
-            evaluate_run(run_dir, n=METRICS_N, iwae_k=4)
-    finally:
-        os.chdir(previous)
+def evaluate_tiny_runs(out_dir: Path) -> None:
+    """Store small-n metric rows for every run, scored by a quick one-epoch extractor (the default takes minutes).
+
+    The quick extractor is put where the default one would be cached, so ``evaluate_run`` and the
+    dashboard's "Compute" button both pick it up.
+    """
+    from evaluation import evaluate_run
+    from evaluation.features import extractor_path, get_extractor
+    from generators.data import load_dataset
+
+    cache_dir = out_dir / "_extractors"
+    data = load_dataset("mnist5k")
+    get_extractor("mnist5k", data.image_shape, cache_dir=cache_dir, data=data, epochs=EXTRACTOR_EPOCHS,
+                  width=EXTRACTOR_WIDTH)
+    quick = next(cache_dir.rglob(f"*-e{EXTRACTOR_EPOCHS}w{EXTRACTOR_WIDTH}.*"))
+    shutil.copyfile(quick, extractor_path(cache_dir, "mnist5k", data.image_shape))
+    for run_dir in sorted(p for p in out_dir.iterdir() if not p.name.startswith("_")):
+        evaluate_run(run_dir, n=METRICS_N, iwae_k=4, inversion_steps=10, cache_dir=cache_dir)

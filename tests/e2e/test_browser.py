@@ -90,8 +90,8 @@ def test_sample_images_render_and_tabs_switch(server):
             page.screenshot(path=str(ARTIFACTS / "dashboard-samples.png"), full_page=True)
 
             page.get_by_role("tab", name="Metrics").click()
-            expect(page.get_by_text("Training curves")).to_be_visible(timeout=RENDER_MS)
-            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=RENDER_MS)
+            expect(page.get_by_text("Training curves", exact=True)).to_be_visible(timeout=RENDER_MS)
+            expect(page.locator(".js-plotly-plot:visible").first).to_be_visible(timeout=RENDER_MS)
             page.screenshot(path=str(ARTIFACTS / "dashboard-metrics.png"), full_page=True)
 
             page.get_by_role("tab", name="Interpolation").click()
