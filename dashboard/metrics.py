@@ -170,7 +170,7 @@ def render(selection: Selection) -> None:
     if missing:
         st.info("No stored metrics yet for: " + ", ".join(run.name for run in missing) + ".")
     if rows:
-        st.dataframe(metrics_table(rows), key="metrics-table")
+        st.dataframe(metrics_table(rows), hide_index=True, key="metrics-table")
         for name, figure in metric_figures(rows).items():
             st.plotly_chart(figure, key=f"metrics-{name}")
     by_run = {row["run"]: row for row in rows}

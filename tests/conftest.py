@@ -17,6 +17,7 @@ TINY_STEPS = 12
 METRICS_N = 100
 EXTRACTOR_EPOCHS = 1
 EXTRACTOR_WIDTH = 32
+EXTRACTOR_TRAIN_IMAGES = 1000
 
 
 @pytest.fixture(scope="session")
@@ -45,10 +46,12 @@ def evaluate_tiny_runs(out_dir: Path) -> None:
     """
     from evaluation import evaluate_run
     from evaluation.features import extractor_path, get_extractor
-    from generators.data import load_dataset
+    from generators.data import ImageData, ImageSplit, load_dataset
 
     cache_dir = out_dir / "_extractors"
-    data = load_dataset("mnist5k")
+    full = load_dataset("mnist5k")
+    few = ImageSplit(full.train.images[:EXTRACTOR_TRAIN_IMAGES], full.train.labels[:EXTRACTOR_TRAIN_IMAGES])
+    data = ImageData(full.name, few, full.test, full.class_names)
     get_extractor("mnist5k", data.image_shape, cache_dir=cache_dir, data=data, epochs=EXTRACTOR_EPOCHS,
                   width=EXTRACTOR_WIDTH)
     quick = next(cache_dir.rglob(f"*-e{EXTRACTOR_EPOCHS}w{EXTRACTOR_WIDTH}.*"))

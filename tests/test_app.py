@@ -138,48 +138,36 @@ def test_findings_tab_states_every_claim_and_offers_downloads(app):
     assert labels == ["Download report.zip", "Download findings.md"]
 
 
-def test_train_tab_starts_a_tiny_run_and_shows_it_finished(tmp_path, dashboard_runs, monkeypatch):
-    checkpoints = tmp_path / "checkpoints"
-    shutil.copytree(dashboard_runs / "vae-mnist5k", checkpoints / "vae-mnist5k")
-    at = open_app(checkpoints, monkeypatch)
-    at.selectbox(key="train_model").set_value("ae").run()
-    at.number_input(key="train_amount_steps").set_value(10).run()
-    at.number_input(key="train_latent").set_value(4).run()
-    at.button(key="train_start").click().run()
-    assert_clean(at)
-    job = at.session_state["training_jobs"][0]
+def wait_while(condition, what: str) -> None:
     deadline = time.monotonic() + TIMEOUT
-    while job.status == "running" and time.monotonic() < deadline:
+    while condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.5)
-    assert job.status == "finished", job.last_message()
-    at.run()
-    assert_clean(at)
-    assert any("finished" in s.value for s in tab(at, "Train").success)
-    assert job.run in at.multiselect(key="runs").options
 
 
-def test_two_sessions_train_at_once_into_separate_runs_and_cancel_keeps_a_checkpoint(tmp_path, dashboard_runs,
-                                                                                      monkeypatch):
+def test_train_tab_runs_two_sessions_at_once_one_finishes_one_is_cancelled(tmp_path, dashboard_runs, monkeypatch):
+    """Session B trains a tiny run to the end; session A starts a long one and cancels it (checkpoint kept)."""
     checkpoints = tmp_path / "checkpoints"
     shutil.copytree(dashboard_runs / "ae-mnist5k", checkpoints / "ae-mnist5k")
     sessions = [open_app(checkpoints, monkeypatch) for _ in range(2)]
-    for at, steps in zip(sessions, (2000, 10)):
+    for at, steps in zip(sessions, (5000, 10)):
         at.selectbox(key="train_model").set_value("ae").run()
         at.number_input(key="train_amount_steps").set_value(steps).run()
+        at.number_input(key="train_latent").set_value(4).run()
         at.button(key="train_start").click().run()
+        assert_clean(at)
     long_job, short_job = (at.session_state["training_jobs"][0] for at in sessions)
     assert long_job.run != short_job.run
-    deadline = time.monotonic() + TIMEOUT
-    while not long_job.progress() and long_job.status == "running" and time.monotonic() < deadline:
-        time.sleep(0.5)  # cancel once the training loop runs, as a user watching the progress bar would
+    # cancel once the training loop runs, as a user watching the progress bar would
+    wait_while(lambda: not long_job.progress() and long_job.status == "running", "the first progress report")
     sessions[0].button(key=f"cancel-{long_job.run}").click().run()
-    for job in (long_job, short_job):
-        job.process.wait(timeout=TIMEOUT)
+    wait_while(lambda: "running" in (long_job.status, short_job.status), "both trainings to end")
     assert (long_job.status, short_job.status) == ("cancelled", "finished"), long_job.last_message()
     for at in sessions:
         at.run()
         assert_clean(at)
     assert any(long_job.run in w.value for w in tab(sessions[0], "Train").warning)
+    assert any("finished" in s.value for s in tab(sessions[1], "Train").success)
     assert {long_job.run, short_job.run} <= set(sessions[1].multiselect(key="runs").options)
     assert (checkpoints / long_job.run / "model.safetensors").is_file()
 
