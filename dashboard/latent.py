@@ -16,7 +16,7 @@ from .images import png_bytes, to_pil
 from .state import Run, Selection, per_run_cache, run_dataset, torch_generator
 
 MAP_POINTS = 1000
-THUMBNAILS = 120
+THUMBNAILS = 80
 TRAVERSAL_STEPS = 9
 TRAVERSAL_RANGE = 3.0
 

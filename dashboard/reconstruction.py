@@ -89,6 +89,10 @@ def anomaly_figure(run: Run, inliers: np.ndarray, outliers: np.ndarray, kind: st
 
 def render_reconstructions(selection: Selection, count: int) -> None:
     reference = selection.runs[0]
+    generators_only = [run for run in selection.runs if not run.model().has_encoder]
+    invert_gans = bool(generators_only) and st.checkbox(
+        "Also reconstruct with the GAN (latent inversion: a few seconds per run)", key="recon_invert",
+        help="The GAN has no encoder; its codes are found by gradient descent on z.")
     indices = test_indices(reference, count, selection.seed)
     originals, _ = test_images(reference, indices)
     st.image(to_pil(originals, nrow=count, scale=selection.scale), caption="originals (test split)")
@@ -96,6 +100,8 @@ def render_reconstructions(selection: Selection, count: int) -> None:
     for run in selection.runs:
         if run.info["dataset"] != reference.info["dataset"]:
             st.caption(f"{run.label} was trained on another dataset; skipped here.")
+            continue
+        if run in generators_only and not invert_gans:
             continue
         recon = reconstruct(run, indices)
         errors[run.name] = (recon - originals).pow(2).flatten(1).mean(1).numpy()
@@ -105,8 +111,9 @@ def render_reconstructions(selection: Selection, count: int) -> None:
         st.download_button("PNG", png_bytes(picture), file_name=f"{run.name}-reconstructions.png", mime="image/png",
                            key=f"recon-png-{run.name}")
     table = pd.DataFrame(errors, index=[f"test #{i}" for i in indices]).T
-    st.caption("Per-image mean squared error (pixels in [0, 1]); lower is better.")
-    st.dataframe(table.style.format("{:.4f}"), key="recon-errors")
+    if errors:
+        st.caption("Per-image mean squared error (pixels in [0, 1]); lower is better.")
+        st.dataframe(table.style.format("{:.4f}"), key="recon-errors")
 
 
 def render_denoising(selection: Selection, count: int, encoders: list[Run]) -> None:

@@ -108,6 +108,10 @@ def test_latent_tab_has_maps_traversals_and_kl_bars(app):
 
 def test_reconstruction_tab_has_errors_denoising_and_anomaly_auc(app):
     recon = tab(app, "Reconstruction")
+    assert len(image_urls(recon)) == 1 + 3 + 1 + 3  # the GAN's inversion is opt-in
+    app.checkbox(key="recon_invert").check().run()
+    assert_clean(app)
+    recon = tab(app, "Reconstruction")
     assert len(recon.dataframe) == 1
     errors = recon.dataframe[0].value
     assert list(errors.index) == ["vae-mnist5k", "vae-beta4-mnist5k", "ae-mnist5k", "dcgan-mnist5k"]
