@@ -15,8 +15,12 @@ from .state import Selection, scan_runs
 from .sweep import sweep_figures, sweep_runs
 
 ZIP_KEY = "report_zip"
-VERDICT_ICONS = {findings_module.SUPPORTED: "✅", findings_module.NOT_SUPPORTED: "❌",
-                 findings_module.MIXED: "➖", findings_module.NOT_MEASURED: "⏳"}
+VERDICT_ICONS = {  # Streamlit's bundled icon font: no emoji font needed on the viewer's machine
+    findings_module.SUPPORTED: ":green[:material/check_circle:]",
+    findings_module.NOT_SUPPORTED: ":red[:material/cancel:]",
+    findings_module.MIXED: ":orange[:material/contrast:]",
+    findings_module.NOT_MEASURED: ":gray[:material/hourglass_empty:]",
+}
 
 
 def build_zip(selection: Selection) -> bytes:

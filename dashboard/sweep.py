@@ -51,7 +51,7 @@ def rate_distortion(by_beta: dict[float, Run]) -> pd.DataFrame:
         if history.empty or not {"kl", "recon"} <= set(history.columns):
             continue
         tail = history.iloc[-max(1, int(len(history) * TAIL_FRACTION)):]
-        points.append({"β": beta, "rate (KL, nats)": tail["kl"].mean(), "distortion (recon, nats)": tail["recon"].mean(),
+        points.append({"β": beta, "label": f"β={beta:g}", "rate (KL, nats)": tail["kl"].mean(), "distortion (recon, nats)": tail["recon"].mean(),
                        "run": run.name, "steps": int(run.info.get("step", 0))})
     return pd.DataFrame(points)
 
@@ -60,7 +60,7 @@ def sweep_figures(by_beta: dict[float, Run]) -> dict[str, go.Figure]:
     figures = {}
     points = rate_distortion(by_beta)
     if not points.empty:
-        figure = px.line(points, x="rate (KL, nats)", y="distortion (recon, nats)", text="β", markers=True,
+        figure = px.line(points, x="rate (KL, nats)", y="distortion (recon, nats)", text="label", markers=True,
                          hover_data=["run", "steps"], height=400,
                          title="Rate–distortion: each point is one VAE, labelled by its β")
         figure.update_traces(textposition="top center")

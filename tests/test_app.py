@@ -149,6 +149,18 @@ def wait_while(condition, what: str) -> None:
         time.sleep(0.5)
 
 
+def test_beta_sweep_reuses_the_vae_runs_and_plots_rate_against_distortion(app):
+    import json
+
+    sweep = tab(app, "β sweep")
+    specs = [json.loads(chart.proto.spec) for chart in sweep.get("plotly_chart")]
+    assert len(specs) == 2  # rate-distortion, and FID against β (the tiny runs have metrics)
+    rate_distortion = specs[0]["data"][0]
+    assert list(rate_distortion["text"]) == ["β=1", "β=4"]
+    assert "β=0.5" in sweep.caption[0].value  # the default β choices include one without a run
+    assert sweep.button(key="sweep_start").label == "Train 1 VAE run(s) of 600 steps"
+
+
 def test_train_tab_runs_two_sessions_at_once_one_finishes_one_is_cancelled(tmp_path, dashboard_runs, monkeypatch):
     """Session B trains a tiny run to the end; session A starts a long one and cancels it (checkpoint kept)."""
     checkpoints = tmp_path / "checkpoints"
