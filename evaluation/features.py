@@ -29,7 +29,8 @@ FEATURE_DIM = 128
 MAX_INPUT_SIZE = 32  # larger images are downsized first: the classifier only needs the coarse shape
 BATCH_SIZE = 1000
 DEFAULT_EPOCHS = 20
-DEFAULT_WIDTH = 32
+FORMAT_VERSION = 2  # bump when the network changes: older cache files are then retrained
+DEFAULT_WIDTH = 48
 INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
 
 
@@ -50,7 +51,7 @@ class ClassifierExtractor(nn.Module):
     def __init__(self, image_shape: tuple[int, int, int], num_classes: int, width: int = 32):
         super().__init__()
         self.image_shape = tuple(image_shape)
-        self.num_classes = num_classes
+        self.num_classes, self.width = num_classes, width
         self.num_features = FEATURE_DIM  # torchmetrics reads this instead of probing with a dummy image
         self.id = "untrained"
         self.test_accuracy: float | None = None
@@ -61,6 +62,8 @@ class ClassifierExtractor(nn.Module):
             nn.Flatten(), nn.Linear(2 * width * side * side, FEATURE_DIM), nn.ReLU(True),
         )
         self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(FEATURE_DIM, num_classes))
+        # features are divided by their RMS on the train split, so distances and KID have a readable scale
+        self.register_buffer("feature_scale", torch.ones(()))
 
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:
         images = images.to(next(self.parameters()).device, torch.float32)
@@ -69,19 +72,19 @@ class ClassifierExtractor(nn.Module):
         return images * 2 - 1
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.body(self._prepare(images))
+        return self.body(self._prepare(images)) / self.feature_scale
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self(images))
+        return self.head(self.body(self._prepare(images)))
 
     @torch.inference_mode()
     def features_and_logits(self, images: torch.Tensor, batch_size: int = BATCH_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
         """Features and class logits of many images in one batched pass (on the CPU)."""
         feats, logits = [], []
         for start in range(0, len(images), batch_size):
-            f = self(images[start:start + batch_size])
-            feats.append(f.cpu())
-            logits.append(self.head(f).cpu())
+            hidden = self.body(self._prepare(images[start:start + batch_size]))
+            feats.append((hidden / self.feature_scale).cpu())
+            logits.append(self.head(hidden).cpu())
         return torch.cat(feats), torch.cat(logits)
 
     def classify(self, images: torch.Tensor) -> torch.Tensor:
@@ -125,7 +128,10 @@ def train_classifier(train_images: torch.Tensor, train_labels: torch.Tensor, num
             schedule.step()
         if progress:
             progress((epoch + 1) / epochs, f"training the feature extractor: epoch {epoch + 1}/{epochs}")
-    return model.eval()
+    model.eval()
+    hidden, _ = model.features_and_logits(train_images.float() / 255)
+    model.feature_scale.fill_(hidden.square().mean().sqrt().clamp_min(1e-8).item())
+    return model
 
 
 def accuracy(model: ClassifierExtractor, images: torch.Tensor, labels: torch.Tensor) -> float:
@@ -144,29 +150,34 @@ def _safe_name(dataset_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", dataset_name).strip("_") or "dataset"
 
 
-def extractor_path(cache_dir: str | Path, dataset_name: str, image_shape) -> Path:
+def extractor_path(cache_dir: str | Path, dataset_name: str, image_shape, epochs: int = DEFAULT_EPOCHS,
+                   width: int = DEFAULT_WIDTH) -> Path:
+    """``<cache>/<dataset>/classifier-1x28x28.safetensors``; a non-default recipe (tests) gets its own file."""
     shape = "x".join(str(v) for v in image_shape)
-    return Path(cache_dir) / _safe_name(dataset_name) / f"classifier-{shape}.safetensors"
+    recipe = "" if (epochs, width) == (DEFAULT_EPOCHS, DEFAULT_WIDTH) else f"-e{epochs}w{width}"
+    return Path(cache_dir) / _safe_name(dataset_name) / f"classifier-{shape}{recipe}.safetensors"
 
 
 def save_extractor(model: ClassifierExtractor, path: Path, dataset_name: str, seconds: float) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    metadata = {"id": model.id, "test_accuracy": model.test_accuracy, "num_classes": model.num_classes,
-                "image_shape": list(model.image_shape), "dataset": dataset_name, "train_seconds": round(seconds, 1)}
+    metadata = {"format": FORMAT_VERSION, "id": model.id, "test_accuracy": model.test_accuracy, "num_classes": model.num_classes,
+                "image_shape": list(model.image_shape), "width": model.width, "dataset": dataset_name, "train_seconds": round(seconds, 1)}
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, save(tensors, metadata={"extractor": json.dumps(metadata)}))
 
 
-def load_extractor(path: Path) -> ClassifierExtractor:
+def load_extractor(path: Path) -> ClassifierExtractor | None:
+    """The cached extractor, or None when the file is torn, foreign or from an older format (then retrain)."""
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = json.loads((fh.metadata() or {})["extractor"])
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-        model = ClassifierExtractor(tuple(meta["image_shape"]), int(meta["num_classes"]))
+        if meta.get("format") != FORMAT_VERSION:
+            return None
+        model = ClassifierExtractor(tuple(meta["image_shape"]), int(meta["num_classes"]), int(meta["width"]))
         model.load_state_dict(tensors)
-    except Exception as exc:  # torn, foreign or outdated file: refuse it, the caller retrains
-        raise UserError(f"{path} is not a valid extractor file ({str(exc).splitlines()[0][:150]}); delete it "
-                        f"to retrain") from None
+    except Exception:  # a cache, not a user's file: anything unreadable is simply rebuilt
+        return None
     model.id, model.test_accuracy = meta["id"], meta["test_accuracy"]
     return model.eval()
 
@@ -177,14 +188,13 @@ def get_extractor(dataset_name: str, image_shape, *, cache_dir: str | Path = DEF
     """The cached classifier for this dataset and image shape, trained (and cached) on first use.
 
     ``data`` is the loaded ``ImageData`` (loaded here when None). ``epochs``/``width`` exist so tests can
-    train a tiny extractor quickly; they are part of the cache file name when not the defaults.
+    train a tiny extractor quickly. An unreadable or outdated cache file is rebuilt.
     """
     image_shape = tuple(int(v) for v in image_shape)
-    path = extractor_path(cache_dir, dataset_name, image_shape)
-    if (epochs, width) != (DEFAULT_EPOCHS, DEFAULT_WIDTH):
-        path = path.with_name(f"{path.stem}-e{epochs}w{width}{path.suffix}")
-    if path.is_file():
-        return load_extractor(path)
+    path = extractor_path(cache_dir, dataset_name, image_shape, epochs, width)
+    cached = load_extractor(path) if path.is_file() else None
+    if cached is not None:
+        return cached
     if data is None:
         from generators.data import load_dataset
 

@@ -6,6 +6,8 @@ PRDC, while the statistics and the distance itself stay torchmetrics' (float64 s
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
@@ -26,11 +28,11 @@ class PrecomputedFeatures(nn.Module):
         return features
 
 
-def _as_features(feats: torch.Tensor, name: str) -> torch.Tensor:
+def _as_features(feats: torch.Tensor, name: str, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     feats = torch.as_tensor(feats)
     if feats.ndim != 2 or len(feats) < 2:
         raise ValueError(f"{name} must be an (N, d) tensor with N >= 2, got shape {tuple(feats.shape)}")
-    return feats.detach().cpu().double()
+    return feats.detach().cpu().to(dtype)
 
 
 def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
@@ -63,12 +65,17 @@ def fid_floor(real_feats: torch.Tensor, n: int, seed: int = 0) -> tuple[float, i
 def kernel_distance(real_feats: torch.Tensor, fake_feats: torch.Tensor, seed: int = 0) -> tuple[float, float, int]:
     """KID (cubic polynomial kernel MMD^2, unbiased) mean and std over random subsets, and the subset size.
 
-    The subset size adapts to n (at most 1 000, the usual choice); subsets are drawn from ``seed``.
+    The subset size adapts to n: 1 000 (the usual choice) when there are at least 2 000 samples, else half
+    of them, so the subsets still differ and their spread means something. Subsets are drawn from ``seed``.
+    Float32 kernels: 3x faster than float64 on a CPU, and their rounding (~1e-6) is far below KID's spread.
     """
-    real, fake = _as_features(real_feats, "real_feats"), _as_features(fake_feats, "fake_feats")
-    subset = min(KID_MAX_SUBSET, len(real), len(fake))
-    metric = KernelInceptionDistance(feature=PrecomputedFeatures(real.shape[1]), subsets=KID_SUBSETS,
-                                     subset_size=subset)
+    real = _as_features(real_feats, "real_feats", torch.float32)
+    fake = _as_features(fake_feats, "fake_feats", torch.float32)
+    subset = max(2, min(KID_MAX_SUBSET, min(len(real), len(fake)) // 2))
+    with warnings.catch_warnings():  # its "features are kept in a buffer" notice: we hand it features anyway
+        warnings.simplefilter("ignore", UserWarning)
+        metric = KernelInceptionDistance(feature=PrecomputedFeatures(real.shape[1]), subsets=KID_SUBSETS,
+                                         subset_size=subset)
     metric.update(real, real=True)
     metric.update(fake, real=False)
     with torch.random.fork_rng(devices=[]):  # torchmetrics draws the subsets from the global RNG

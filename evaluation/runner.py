@@ -12,6 +12,7 @@ import math
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -37,7 +38,7 @@ SUBSET_SEED = 0  # which real / test images are used: fixed, so every run is sco
 SAMPLE_BATCH = 1000
 SMALL_N = 2048
 RECON_IMAGES = 2000
-INVERSION_IMAGES = 32
+INVERSION_IMAGES = 16
 INVERSION_RESTARTS = 2
 INVERSION_LR = 0.1
 LIKELIHOOD_IMAGES = 200
@@ -110,10 +111,16 @@ def _validate(n, seeds, sampler, extractor, iwae_k, inversion_steps) -> tuple[in
 
 
 def _load_data(info: dict):
+    tc = info.get("train_config") or {}
+    return _cached_dataset(info["dataset"], tc.get("data_dir", "data"), tc.get("image_size"), tc.get("channels"))
+
+
+@lru_cache(maxsize=2)
+def _cached_dataset(name: str, data_dir: str, image_size, channels):
+    """Datasets are read-only here, so scoring several runs of one dataset loads it once."""
     from generators.data import load_dataset
 
-    tc = info.get("train_config") or {}
-    return load_dataset(info["dataset"], tc.get("data_dir", "data"), tc.get("image_size"), tc.get("channels"))
+    return load_dataset(name, data_dir, image_size, channels)
 
 
 class _Stopwatch:
