@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate the committed default runs in checkpoints/ (see checkpoints/README.md): train each recipe,
 # drop its resume.pt (optimizer state, not committed), then store its evaluation rows in metrics.json.
-# Usage: scripts/make_checkpoints.sh [RUN ...]   (default: all four; RUN = vae-mnist5k, ae-mnist5k, ...)
+# Usage: scripts/make_checkpoints.sh [--evaluate-only] [RUN ...]   (default: all four runs)
+#   --evaluate-only  keep the trained weights, only recompute metrics.json (e.g. after the extractor changed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -11,10 +12,10 @@ OUT=${OUT:-checkpoints}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 declare -A RECIPE=(
-  [vae-mnist5k]="vae --steps 3000 --batch-size 128 --seed 0"
-  [vae-beta4-mnist5k]="vae --beta 4 --steps 3000 --batch-size 128 --seed 0"
-  [ae-mnist5k]="ae --steps 3000 --batch-size 128 --seed 0"
-  [dcgan-mnist5k]="dcgan --ema 0.995 --steps 1000 --batch-size 64 --seed 0"
+  [vae-mnist5k]="vae --steps 2000 --batch-size 128 --seed 0"
+  [vae-beta4-mnist5k]="vae --beta 4 --steps 2000 --batch-size 128 --seed 0"
+  [ae-mnist5k]="ae --steps 2000 --batch-size 128 --seed 0"
+  [dcgan-mnist5k]="dcgan --ema 0.99 --steps 560 --batch-size 64 --seed 0"
 )
 ORDER=(vae-mnist5k vae-beta4-mnist5k ae-mnist5k dcgan-mnist5k)
 
@@ -35,12 +36,14 @@ evaluate() {  # evaluate RUN: the metrics.json rows that checkpoints/README.md a
   echo "evaluated $dir"
 }
 
+evaluate_only=0
+if [ "${1:-}" = --evaluate-only ]; then evaluate_only=1; shift; fi
 runs=("$@")
 [ ${#runs[@]} -gt 0 ] || runs=("${ORDER[@]}")
 for run in "${runs[@]}"; do
   [ -n "${RECIPE[$run]:-}" ] || { echo "error: unknown default run $run (one of ${ORDER[*]})" >&2; exit 2; }
 done
 for run in "${runs[@]}"; do
-  train "$run"
+  if [ $evaluate_only = 1 ]; then rm -f "$OUT/$run/metrics.json"; else train "$run"; fi
   evaluate "$run"
 done
