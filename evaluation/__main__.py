@@ -12,6 +12,8 @@ from pathlib import Path
 from generators.__main__ import EXIT_BAD_INPUT, OneLineParser, positive_int
 from generators.errors import UserError
 
+from .runner import INVERSION_STEPS
+
 FORMATS = ("json", "markdown", "latex", "csv")
 
 
@@ -25,7 +27,7 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--sampler", choices=("prior", "gmm"), default="prior")
     parser.add_argument("--extractor", choices=("classifier", "inception"), default="classifier")
     parser.add_argument("--iwae-k", type=positive_int, default=100, help="importance samples of the IWAE bound")
-    parser.add_argument("--inversion-steps", type=positive_int, default=100,
+    parser.add_argument("--inversion-steps", type=positive_int, default=INVERSION_STEPS,
                         help="Adam steps of the GAN's latent inversion")
     parser.add_argument("--extractor-dir", default="checkpoints/_extractors", help="where extractors are cached")
     parser.add_argument("--no-cache", action="store_true", help="recompute even if metrics.json has the row")
@@ -48,17 +50,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         outputs = _check_outputs(args)
-        from generators.checkpoints import read_run_info
         from tqdm import tqdm
 
         from . import report
-        from .runner import evaluate_run
+        from .runner import check_inputs, evaluate_run
 
         for run_dir in args.run_dirs:  # fail on a bad run before spending minutes on the good ones
-            read_run_info(Path(run_dir))
+            check_inputs(run_dir, sampler=args.sampler, extractor=args.extractor)
         seeds = args.seeds or [args.seed if args.seed is not None else 0]
         rows = []
-        with tqdm(total=len(args.run_dirs), unit="run", bar_format="{l_bar}{bar}| {n:.2f}/{total} [{elapsed}]") as bar:
+        # disable=None: a bar on a terminal only, so piped or captured stderr holds nothing but errors
+        with tqdm(total=len(args.run_dirs), unit="run", disable=None,
+                  bar_format="{l_bar}{bar}| {n:.2f}/{total} [{elapsed}]") as bar:
             for i, run_dir in enumerate(args.run_dirs):
                 def progress(fraction: float, message: str, base=i) -> None:
                     bar.n = base + fraction

@@ -12,6 +12,7 @@ import json
 import math
 import re
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -78,7 +79,8 @@ class ClassifierExtractor(nn.Module):
         return self.head(self.body(self._prepare(images)))
 
     @torch.inference_mode()
-    def features_and_logits(self, images: torch.Tensor, batch_size: int = BATCH_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    def features_and_logits(self, images: torch.Tensor,
+                            batch_size: int = BATCH_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
         """Features and class logits of many images in one batched pass (on the CPU)."""
         feats, logits = [], []
         for start in range(0, len(images), batch_size):
@@ -160,8 +162,9 @@ def extractor_path(cache_dir: str | Path, dataset_name: str, image_shape, epochs
 
 def save_extractor(model: ClassifierExtractor, path: Path, dataset_name: str, seconds: float) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    metadata = {"format": FORMAT_VERSION, "id": model.id, "test_accuracy": model.test_accuracy, "num_classes": model.num_classes,
-                "image_shape": list(model.image_shape), "width": model.width, "dataset": dataset_name, "train_seconds": round(seconds, 1)}
+    metadata = {"format": FORMAT_VERSION, "id": model.id, "test_accuracy": model.test_accuracy,
+                "num_classes": model.num_classes, "image_shape": list(model.image_shape), "width": model.width,
+                "dataset": dataset_name, "train_seconds": round(seconds, 1)}
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, save(tensors, metadata={"extractor": json.dumps(metadata)}))
 
@@ -182,6 +185,13 @@ def load_extractor(path: Path) -> ClassifierExtractor | None:
     return model.eval()
 
 
+def require_labels(data) -> None:
+    """The classifier extractor learns from class labels; a dataset without them gets a clear error."""
+    if data.train.labels is None or not data.num_classes or data.num_classes < 2:
+        raise UserError(f"dataset {data.name} has no class labels (put the images in one sub-folder per class), "
+                        f"so the feature extractor cannot be trained; use --extractor inception instead")
+
+
 def get_extractor(dataset_name: str, image_shape, *, cache_dir: str | Path = DEFAULT_CACHE_DIR, data=None,
                   progress: Callable[[float, str], None] | None = None, epochs: int = DEFAULT_EPOCHS,
                   width: int = DEFAULT_WIDTH) -> ClassifierExtractor:
@@ -199,9 +209,7 @@ def get_extractor(dataset_name: str, image_shape, *, cache_dir: str | Path = DEF
         from generators.data import load_dataset
 
         data = load_dataset(dataset_name, image_size=image_shape[1], channels=image_shape[0])
-    if data.train.labels is None or not data.num_classes or data.num_classes < 2:
-        raise UserError(f"dataset {dataset_name} has no class labels (put the images in one sub-folder per class), "
-                        f"so the feature extractor cannot be trained; use --extractor inception instead")
+    require_labels(data)
     if tuple(data.image_shape) != image_shape:
         raise UserError(f"dataset {dataset_name} has images of shape {data.image_shape}, not {image_shape}")
     started = time.perf_counter()
@@ -212,6 +220,12 @@ def get_extractor(dataset_name: str, image_shape, *, cache_dir: str | Path = DEF
     model.id = f"cnn-{_safe_name(dataset_name)}-{_weights_hash(tensors)}"
     save_extractor(model, path, dataset_name, time.perf_counter() - started)
     return model
+
+
+@lru_cache(maxsize=1)
+def inception_extractor() -> "InceptionExtractor":
+    """One Inception per process: checking that it loads and using it must not load the weights twice."""
+    return InceptionExtractor().eval()
 
 
 class InceptionExtractor(nn.Module):

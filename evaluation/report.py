@@ -95,8 +95,8 @@ def _latex_escape(text: str) -> str:
                           ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"),
                           ("^", r"\textasciicircum{}")):
         text = text.replace(char, escaped)
-    for char, command in (("±", r"$\pm$"), ("↓", r"$\downarrow$"), ("↑", r"$\uparrow$"), ("×10³", r"$\times 10^3$"),
-                          ("∞", r"$\infty$"), ("–", "--")):
+    for char, command in (("±", r"$\pm$"), ("↓", r"$\downarrow$"), ("↑", r"$\uparrow$"),
+                          ("×10³", r"$\times 10^3$"), ("∞", r"$\infty$"), ("–", "--")):
         text = text.replace(char, command)
     return text
 

@@ -20,9 +20,10 @@ import torch
 
 from generators.checkpoints import atomic_write_bytes, load_run, read_run_info
 from generators.errors import UserError
-from generators.samplers import SAMPLERS, latent_sampler
+from generators.registry import model_class
+from generators.samplers import GMM_FILE, SAMPLERS, latent_sampler
 
-from .features import DEFAULT_CACHE_DIR, InceptionExtractor, get_extractor
+from .features import DEFAULT_CACHE_DIR, get_extractor, inception_extractor, require_labels
 from .fid import fid_floor, frechet_distance, kernel_distance
 from .inversion import inversion_method, invert
 from .likelihood import latent_usage, likelihood_bounds
@@ -38,8 +39,9 @@ SUBSET_SEED = 0  # which real / test images are used: fixed, so every run is sco
 SAMPLE_BATCH = 1000
 SMALL_N = 2048
 RECON_IMAGES = 2000
-INVERSION_IMAGES = 16
+INVERSION_IMAGES = 16  # each costs restarts x steps generator passes, so a small fixed subset
 INVERSION_RESTARTS = 2
+INVERSION_STEPS = 50
 INVERSION_LR = 0.1
 LIKELIHOOD_IMAGES = 200
 SMOOTHNESS_PAIRS = 64
@@ -110,7 +112,7 @@ def _validate(n, seeds, sampler, extractor, iwae_k, inversion_steps) -> tuple[in
     return seeds
 
 
-def _load_data(info: dict):
+def load_run_data(info: dict):
     tc = info.get("train_config") or {}
     return _cached_dataset(info["dataset"], tc.get("data_dir", "data"), tc.get("image_size"), tc.get("channels"))
 
@@ -121,6 +123,22 @@ def _cached_dataset(name: str, data_dir: str, image_size, channels):
     from generators.data import load_dataset
 
     return load_dataset(name, data_dir, image_size, channels)
+
+
+def check_inputs(run_dir, *, sampler: str = "prior", extractor: str = "classifier") -> dict:
+    """Every bad-input error that can be found before the long work starts (the CLI checks all runs first):
+    an unreadable run, an unreachable dataset, a GMM sampler for a model without an encoder, a dataset
+    without labels for the classifier extractor, Inception weights that cannot be had. Returns the run info."""
+    run_dir = Path(run_dir)
+    info = read_run_info(run_dir)
+    data = load_run_data(info)
+    if sampler == "gmm" and not model_class(info["model"]).has_encoder and not (run_dir / GMM_FILE).is_file():
+        raise UserError(f"--sampler gmm needs a model with an encoder; {info['model']} has none (use --sampler prior)")
+    if extractor == "classifier":
+        require_labels(data)
+    else:
+        inception_extractor()
+    return info
 
 
 class _Stopwatch:
@@ -141,7 +159,7 @@ class _Stopwatch:
 
 
 def evaluate_run(run_dir, *, n: int = 5000, seeds=(0,), sampler: str = "prior", extractor: str = "classifier",
-                 iwae_k: int = 100, inversion_steps: int = 100, progress: Progress | None = None,
+                 iwae_k: int = 100, inversion_steps: int = INVERSION_STEPS, progress: Progress | None = None,
                  use_cache: bool = True, cache_dir: str | Path = DEFAULT_CACHE_DIR,
                  timings: dict | None = None) -> dict:
     """One row of metrics for the run in ``run_dir`` (see ROW_KEYS), also stored in its metrics.json.
@@ -151,15 +169,17 @@ def evaluate_run(run_dir, *, n: int = 5000, seeds=(0,), sampler: str = "prior", 
     seeds = _validate(n, seeds, sampler, extractor, iwae_k, inversion_steps)
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    info = read_run_info(run_dir)
-    watch = _Stopwatch(timings, progress, stages=7 + 6 * len(seeds))
+    info = check_inputs(run_dir, sampler=sampler, extractor=extractor)
+    watch = _Stopwatch(timings, progress, stages=4 + 6 * len(seeds))
 
     with watch.stage("load data and extractor"):
-        data = _load_data(info)
+        data = load_run_data(info)
         if extractor == "inception":
-            net = InceptionExtractor()
+            net = inception_extractor()
         else:
-            net = get_extractor(info["dataset"], data.image_shape, cache_dir=cache_dir, data=data, progress=progress)
+            within_stage = (lambda f, message: progress(f / watch.stages, message)) if progress else None
+            net = get_extractor(info["dataset"], data.image_shape, cache_dir=cache_dir, data=data,
+                                progress=within_stage)
     key = settings_key(n=n, seeds=seeds, sampler=sampler, extractor_id=net.id, iwae_k=iwae_k,
                        inversion_steps=inversion_steps)
     stored = load_metrics(run_dir).get(key) if use_cache else None
@@ -182,7 +202,7 @@ def evaluate_run(run_dir, *, n: int = 5000, seeds=(0,), sampler: str = "prior", 
         real_images, real_feats = pool[:n_real], pool_feats[:n_real]
         real_classes = pool_logits[:n_real].argmax(1) if pool_logits is not None else None
         row.update(n_real=n_real, fid_floor=floor, fid_floor_n=half)
-    real_sharpness = laplacian_variance(real_images)
+        real_sharpness = laplacian_variance(real_images)
     if n_real < n:
         warnings.append(f"the train split has only {len(train)} images: FID compares {n_real} real with {n} samples")
     if half < n:

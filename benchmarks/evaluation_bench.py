@@ -1,0 +1,36 @@
+"""Seconds per metric of one full evaluation (``evaluation_timings``), for ``python -m benchmarks``.
+
+The run folder is copied to a temp folder first, so timing never rewrites a committed ``metrics.json``. The
+extractor is trained or loaded before the clock starts (the figure is "with a cached extractor"); the
+dataset is loaded inside the timed call, as a fresh ``python -m evaluation`` would.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXTRACTOR_DIR = ROOT / "checkpoints" / "_extractors"
+
+
+def evaluation_timings(run_dir, n: int = 5000) -> dict[str, float]:
+    """{stage: seconds, ..., "total": seconds} for ``evaluate_run(run_dir, n=n)`` without its result cache."""
+    from evaluation import runner
+    from evaluation.features import get_extractor
+    from generators.checkpoints import read_run_info
+
+    info = read_run_info(Path(run_dir))
+    get_extractor(info["dataset"], info["image_shape"], cache_dir=EXTRACTOR_DIR, data=runner.load_run_data(info))
+    runner._cached_dataset.cache_clear()
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / Path(run_dir).name
+        shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("metrics.json", "resume.pt", ".lock"))
+        start = time.perf_counter()
+        runner.evaluate_run(copy, n=n, use_cache=False, cache_dir=EXTRACTOR_DIR, timings=timings)
+        total = time.perf_counter() - start
+    figures = {name: round(seconds, 2) for name, seconds in timings.items()}
+    figures["total"] = round(total, 2)
+    return figures
