@@ -105,7 +105,8 @@ def to_latex(rows: list[dict]) -> str:
     """A booktabs table (needs \\usepackage{booktabs}); warnings become a footnote-sized list after it."""
     frame = summary_frame(rows)
     lines = [r"\begin{table}[ht]", r"\centering", r"\scriptsize", r"\setlength{\tabcolsep}{3pt}",
-             r"\begin{tabular}{" + "l" * 3 + "r" * (len(frame.columns) - 3) + "}", r"\toprule",
+             r"\begin{tabular}{" + "".join("l" if fmt == "s" else "r" for _, _, fmt in SUMMARY_COLUMNS) + "}",
+             r"\toprule",
              " & ".join(_latex_escape(c) for c in frame.columns) + r" \\", r"\midrule"]
     lines += [" & ".join(_latex_escape(str(v)) for v in values) + r" \\" for values in frame.values]
     lines += [r"\bottomrule", r"\end{tabular}", r"\caption{" + _latex_escape(provenance(rows)) + "}",
