@@ -31,7 +31,7 @@ from generators.training import Trainer, TrainConfig
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RUNS = {"vae": "vae-mnist5k", "ae": "ae-mnist5k", "dcgan": "dcgan-mnist5k"}
 EPOCHS = 2
-ROUNDS = 3
+ROUNDS = 2
 
 
 def bare_loop_seconds(name: str, data, batch_size: int, steps: int) -> float:
