@@ -30,7 +30,7 @@ JOBS_KEY = "training_jobs"
 def unique_run_name(model: str, dataset: str) -> str:
     """``model-dataset-time-random``: distinct across sessions that click "start" in the same second."""
     dataset = dataset.replace("folder:", "").replace("/", "_").strip("_") or "folder"
-    return f"{model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    return f"{model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
 
 
 @dataclass

@@ -3,7 +3,6 @@ file, never held as one (200000, C, H, W) tensor. The peak memory of the real co
 control run that does decode everything in one batch shows that the measurement sees a giant tensor."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -16,16 +15,19 @@ N_BIG, N_SMALL = 200_000, 1_000
 GIANT_TENSOR = N_BIG * 1 * 16 * 16 * 4  # bytes of one float32 tensor holding every sample (1 x 16 x 16 images)
 
 
+# The command runs under a small fresh Python that reports its child's peak memory: a child forked straight
+# from this (large) pytest process would report pytest's own size as its peak on Linux.
+MEASURE = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
+           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
+
+
 def sample_peak_rss(run_dir, n: int, out, *extra: str) -> int:
     """Run ``python -m generators sample`` and return the peak resident memory of that process, in bytes."""
-    process = subprocess.Popen([sys.executable, "-m", "generators", "sample", str(run_dir), "--n", str(n),
-                                "--seed", "3", "--out", str(out), *extra], env=cli_env(), cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)  # the rusage of exactly this child
-    process.returncode = os.waitstatus_to_exitcode(status)
-    assert process.returncode == 0, process.stderr.read()
-    process.stderr.close()
-    return usage.ru_maxrss * 1024  # kilobytes on Linux
+    result = subprocess.run([sys.executable, "-c", MEASURE, sys.executable, "-m", "generators", "sample",
+                             str(run_dir), "--n", str(n), "--seed", "3", "--out", str(out), *extra],
+                            env=cli_env(), cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.strip().splitlines()[-1]) * 1024  # kilobytes on Linux
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss is in kilobytes on Linux only")
