@@ -9,8 +9,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from generators.__main__ import EXIT_BAD_INPUT, OneLineParser, positive_int
-from generators.errors import UserError
+from generators.__main__ import OneLineParser, positive_int
+from generators.errors import UserError, run_command
 
 from .runner import INVERSION_STEPS
 
@@ -47,46 +47,42 @@ def _check_outputs(args) -> dict[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        outputs = _check_outputs(args)
-        from tqdm import tqdm
+    return run_command(lambda: _evaluate(build_parser().parse_args(argv)))
 
-        from . import report
-        from .runner import check_inputs, evaluate_run
 
-        for run_dir in args.run_dirs:  # fail on a bad run before spending minutes on the good ones
-            check_inputs(run_dir, sampler=args.sampler, extractor=args.extractor)
-        seeds = args.seeds or [args.seed if args.seed is not None else 0]
-        rows = []
-        # disable=None: a bar on a terminal only, so piped or captured stderr holds nothing but errors
-        with tqdm(total=len(args.run_dirs), unit="run", disable=None,
-                  bar_format="{l_bar}{bar}| {n:.2f}/{total} [{elapsed}]") as bar:
-            for i, run_dir in enumerate(args.run_dirs):
-                def progress(fraction: float, message: str, base=i) -> None:
-                    bar.n = base + fraction
-                    bar.set_description(f"{Path(run_dir).name}: {message}", refresh=False)
-                    bar.refresh()
+def _evaluate(args) -> int:
+    outputs = _check_outputs(args)
+    from tqdm import tqdm
 
-                rows.append(evaluate_run(run_dir, n=args.n, seeds=seeds, sampler=args.sampler,
-                                         extractor=args.extractor, iwae_k=args.iwae_k,
-                                         inversion_steps=args.inversion_steps, progress=progress,
-                                         use_cache=not args.no_cache, cache_dir=args.extractor_dir))
-            bar.n = len(args.run_dirs)
-            bar.set_description("done")
-        print(report.to_text(rows, width=shutil.get_terminal_size((160, 24)).columns))
-        writers = {"json": report.to_json, "markdown": report.to_markdown, "latex": report.to_latex,
-                   "csv": report.to_csv}
-        for fmt, path in outputs.items():
-            path.write_text(writers[fmt](rows))
-            print(f"wrote {fmt} to {path}")
-        return 0
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    from . import report
+    from .runner import check_inputs, evaluate_run
+
+    for run_dir in args.run_dirs:  # fail on a bad run before spending minutes on the good ones
+        check_inputs(run_dir, sampler=args.sampler, extractor=args.extractor)
+    seeds = args.seeds or [args.seed if args.seed is not None else 0]
+    rows = []
+    # disable=None: a bar on a terminal only, so piped or captured stderr holds nothing but errors
+    with tqdm(total=len(args.run_dirs), unit="run", disable=None,
+              bar_format="{l_bar}{bar}| {n:.2f}/{total} [{elapsed}]") as bar:
+        for i, run_dir in enumerate(args.run_dirs):
+            def progress(fraction: float, message: str, base=i) -> None:
+                bar.n = base + fraction
+                bar.set_description(f"{Path(run_dir).name}: {message}", refresh=False)
+                bar.refresh()
+
+            rows.append(evaluate_run(run_dir, n=args.n, seeds=seeds, sampler=args.sampler,
+                                     extractor=args.extractor, iwae_k=args.iwae_k,
+                                     inversion_steps=args.inversion_steps, progress=progress,
+                                     use_cache=not args.no_cache, cache_dir=args.extractor_dir))
+        bar.n = len(args.run_dirs)
+        bar.set_description("done")
+    print(report.to_text(rows, width=shutil.get_terminal_size((160, 24)).columns))
+    writers = {"json": report.to_json, "markdown": report.to_markdown, "latex": report.to_latex,
+               "csv": report.to_csv}
+    for fmt, path in outputs.items():
+        path.write_text(writers[fmt](rows))
+        print(f"wrote {fmt} to {path}")
+    return 0
 
 
 if __name__ == "__main__":

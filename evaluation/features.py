@@ -7,7 +7,9 @@ accuracy, and named by a hash of its weights, so every score can say exactly whi
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import math
 import re
@@ -242,7 +244,9 @@ class InceptionExtractor(nn.Module):
         try:
             from torchmetrics.image.fid import NoTrainInceptionV3
 
-            self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"])
+            # torch.hub writes 'Downloading: ...' to stderr first; offline, the error below is all a user should see
+            with contextlib.redirect_stderr(io.StringIO()):
+                self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"])
         except ModuleNotFoundError:
             raise UserError("--extractor inception needs the torch-fidelity package: pip install torch-fidelity "
                             "(or use the default --extractor classifier)") from None

@@ -10,10 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import UserError, WriteFailed
+from .errors import UserError, WriteFailed, run_command
 from .registry import MODELS
 
-EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 1
 
 
@@ -226,15 +225,11 @@ def cmd_list(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
+    def command() -> int:
         args = build_parser().parse_args(argv)
         return {"train": cmd_train, "sample": cmd_sample, "list": cmd_list}[args.command](args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+
+    return run_command(command)
 
 
 if __name__ == "__main__":

@@ -68,8 +68,9 @@ def remove_temp_files(run_dir: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def save_weights(run_dir: Path, model: Generator, info: dict) -> None:
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+def save_weights(run_dir: Path, state_dict: dict[str, torch.Tensor], info: dict) -> None:
+    """``state_dict`` of the model (``model.state_dict()``) with ``info`` as the JSON ``config`` metadata."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     atomic_write_bytes(Path(run_dir) / WEIGHTS, save(tensors, metadata={"config": json.dumps(info)}))
 
 

@@ -36,7 +36,8 @@ class DCGANConfig(ModelConfig):
     lr_d: float = field(default=2e-4, metadata={"help": "Adam learning rate of D"})
     beta1: float = field(default=0.5, metadata={"help": "Adam beta1 of both networks"})
     beta2: float = field(default=0.999, metadata={"help": "Adam beta2 of both networks"})
-    ema: float = field(default=0.0, metadata={"help": "EMA decay of G's weights used for sampling (0 = off)"})
+    ema: float = field(default=0.0, metadata={"help": "EMA decay of G's weights used for sampling (0 = off; "
+                                                      "warmed up as min(ema, (1+t)/(10+t)) over updates t)"})
     diffaug: str = field(default="", metadata={"help": "DiffAugment policy: comma list of translation,cutout"})
     spectral_norm: bool = field(default=False, metadata={"help": "spectral norm in D instead of BatchNorm"})
 
@@ -141,6 +142,7 @@ class DCGAN(Generator):
         self.generator_ema = None
         if config.ema > 0:
             self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+            self.register_buffer("ema_updates", torch.tensor(0))
         # stored with the weights, so a run saved mid-training is recalibrated when it is loaded
         self.register_buffer("batchnorm_calibrated", torch.tensor(True))
 
@@ -217,5 +219,10 @@ class DCGAN(Generator):
 
     @torch.no_grad()
     def _update_ema(self) -> None:
+        """Average G's weights with a decay that is warmed up, so that a long horizon (0.999) does not keep the
+        random initial weights for thousands of steps of a short CPU run."""
+        updates = int(self.ema_updates)
+        decay = min(self.config.ema, (1 + updates) / (10 + updates))
         for ema_p, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
-            ema_p.lerp_(p, 1 - self.config.ema)
+            ema_p.lerp_(p, 1 - decay)
+        self.ema_updates.add_(1)

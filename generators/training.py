@@ -10,10 +10,13 @@ guards every write; a torchrun mode only has to set those two and wrap the model
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import io
 import math
 import shutil
 import signal
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,6 +60,38 @@ class TrainConfig:
             raise UserError("--epochs, --steps and --minutes must be positive")
         if self.batch_size < 1 or self.log_every < 1:
             raise UserError("--batch-size and --log-every must be positive")
+
+
+class CheckpointWriter:
+    """Writes one checkpoint at a time on a background thread, so training does not wait for the disk.
+
+    A checkpoint is a snapshot (tensors copied when it is taken), so training can go on changing the model
+    while the files are written. A failed write is raised in the training thread by the next ``wait``.
+    """
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def start(self, write: Callable[[], None]) -> None:
+        self.wait()
+        self._thread = threading.Thread(target=self._run, args=(write,), name="checkpoint-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self, write: Callable[[], None]) -> None:
+        try:
+            write()
+        except BaseException as exc:  # handed to the training thread by wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        """Block until the write in flight is on disk; re-raise its failure."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
 
 
 class Diverged(Exception):
@@ -118,6 +153,7 @@ class Trainer:
         self.seconds_before = 0.0  # training time of earlier sessions of a resumed run
         self.history: list[dict] = []
         self._stop_signal: int | None = None
+        self.writer = CheckpointWriter()
 
     # -- budget ---------------------------------------------------------------------------------
     @property
@@ -159,37 +195,49 @@ class Trainer:
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         }
 
-    def checkpoint(self, seconds: float, preview: bool = False) -> None:
-        """History, preview, resume state, then weights: each file atomic, each one whole on its own.
+    def checkpoint(self, seconds: float, preview: bool = False, wait: bool = False) -> None:
+        """Snapshot now, then write history, preview, resume state and weights in the background (``wait``:
+        before returning). Each file is atomic and whole on its own; one checkpoint is in flight at a time.
 
         Weights that are already NaN/inf (the last optimizer step blew up after a finite loss) are never
         written: the run stops with ``Diverged`` and the previous checkpoint stays the last good one.
         """
         if not self.is_main:
             return
-        bad = next((k for k, v in self.model.state_dict().items()
+        state = self._state(seconds)
+        bad = next((k for k, v in state["model"].items()
                     if v.is_floating_point() and not torch.isfinite(v).all()), None)
         if bad is not None:
             raise Diverged(f"weight {bad} became NaN or infinite by step {self.step}")
-        write_history(self.run_dir, self.history)
-        if preview:
-            self.write_preview()
-        save_resume_state(self.run_dir, self._state(seconds))
+        state = copy.deepcopy(state)  # training changes the live tensors while the writer works
+        history = list(self.history)
+        grid = self.preview_grid() if preview else None
         info = {**self.run_info, "epoch": self.epoch, "step": self.step, "seconds": round(seconds, 2),
                 "code_version": __version__}
-        save_weights(self.run_dir, self.model, info)
+
+        def write() -> None:
+            write_history(self.run_dir, history)
+            if grid is not None:
+                buffer = io.BytesIO()
+                save_image(grid, buffer, format="png")
+                atomic_write_bytes(self.run_dir / PREVIEW, buffer.getvalue())
+            save_resume_state(self.run_dir, state)
+            save_weights(self.run_dir, state["model"], info)
+
+        self.writer.start(write)
+        if wait:
+            self.writer.wait()
 
     @torch.no_grad()
-    def write_preview(self) -> None:
+    def preview_grid(self) -> torch.Tensor:
+        """The 8 x 8 grid of the fixed preview latents, drawn without touching the training RNG."""
         was_training = self.model.training
         self.model.eval()
         rng_state = torch.get_rng_state()
         images = self.model.sample(64, generator=torch.Generator().manual_seed(PREVIEW_SEED)).cpu()
         torch.set_rng_state(rng_state)
         self.model.train(was_training)
-        buffer = io.BytesIO()
-        save_image(make_grid(images, nrow=8, padding=2), buffer, format="png")
-        atomic_write_bytes(self.run_dir / PREVIEW, buffer.getvalue())
+        return make_grid(images, nrow=8, padding=2)
 
     # -- the loop -------------------------------------------------------------------------------
     def _on_signal(self, signum, _frame) -> None:
@@ -208,6 +256,10 @@ class Trainer:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             return self._fit()
+        except BaseException:
+            with contextlib.suppress(Exception):  # the first failure is the one to report
+                self.writer.wait()  # never leave a write half-way when the process exits
+            raise
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
@@ -218,7 +270,7 @@ class Trainer:
         start = time.perf_counter()
         elapsed = lambda: self.seconds_before + time.perf_counter() - start  # noqa: E731
         if self.step == 0:
-            self.checkpoint(0.0, preview=True)  # a loadable run exists from the first second
+            self.checkpoint(0.0, preview=True, wait=True)  # a loadable run exists before the first step
         total = self.total_steps
         bar = tqdm(total=total, initial=self.step, disable=not (self.show_progress and self.is_main),
                    unit="step", dynamic_ncols=True)
@@ -249,9 +301,9 @@ class Trainer:
                     if not self._budget_done(elapsed()) and self._stop_signal is None:
                         self.checkpoint(elapsed(), preview=True)
                 if self._stop_signal is not None:
-                    self.checkpoint(elapsed())
+                    self.checkpoint(elapsed(), wait=True)
                     raise Interrupted(self._stop_signal)
-            self.checkpoint(elapsed(), preview=True)
+            self.checkpoint(elapsed(), preview=True, wait=True)
         finally:
             bar.close()
         return {"step": self.step, "epoch": self.epoch, "seconds": elapsed()}

@@ -221,7 +221,7 @@ def test_a_user_error_in_one_tab_is_one_message_not_a_traceback(tmp_path, dashbo
     info = read_run_info(run_dir)
     missing = tmp_path / "no-such-folder"
     info["dataset"] = info["train_config"]["dataset"] = f"folder:{missing}"
-    save_weights(run_dir, model, info)
+    save_weights(run_dir, model.state_dict(), info)
     at = open_app(checkpoints, monkeypatch)
     assert not at.exception
     assert len(image_urls(tab(at, "Samples"))) == 1

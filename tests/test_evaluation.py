@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -316,16 +317,64 @@ def test_cli_bad_input_in_process(case, tiny_runs, tmp_path, capsys):
     assert len(lines) == 1 and lines[0].startswith("error: ") and mention in lines[0]
 
 
-def test_inception_offline_or_missing_says_what_to_do(tiny_runs, capsys, monkeypatch):
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch):
+    """An empty torch hub cache in tmp_path and a network that is down: Inception weights can come only
+    from a file the user put in the cache, as the offline message tells them to."""
+    import urllib.error
+
     import torch.hub
 
-    def offline(*args, **kwargs):
-        raise OSError("network is unreachable")
+    from evaluation.features import inception_extractor
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    def no_network(url, *args, **kwargs):
+        raise urllib.error.URLError("network is unreachable")
+
+    old_dir = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    inception_extractor.cache_clear()
+    yield Path(torch.hub.get_dir()) / "checkpoints"
+    inception_extractor.cache_clear()
+    torch.hub.set_dir(old_dir)
+
+
+def test_inception_offline_says_where_the_weights_go(tiny_runs, capsys, offline_hub):
+    from evaluation.features import INCEPTION_WEIGHTS
+
     assert evaluation_main([str(tiny_runs / "vae"), "--extractor", "inception", "--n", "50"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and ("torch-fidelity" in lines[0] or "offline" in lines[0])
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "offline" in lines[0]
+    assert str(offline_hub / INCEPTION_WEIGHTS) in lines[0]
+
+
+def test_inception_scores_offline_from_weights_in_the_hub_cache(tiny_runs, tmp_path, capsys, offline_hub,
+                                                                 monkeypatch):
+    """The path the offline message describes, end to end. Untrained Inception weights stand in for the real
+    file (which cannot be downloaded here): the plumbing is under test, not Inception's features."""
+    from torch_fidelity import feature_extractor_inceptionv3 as fidelity
+
+    from evaluation import runner
+    from evaluation.features import INCEPTION_WEIGHTS
+
+    with monkeypatch.context() as patch:  # build an untrained network without any weights file
+        patch.setattr(fidelity.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
+        patch.setattr(fidelity, "load_state_dict_from_url", lambda *args, **kwargs: None)
+        untrained = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    offline_hub.mkdir(parents=True)
+    torch.save(untrained.state_dict(), offline_hub / INCEPTION_WEIGHTS)
+    monkeypatch.setattr(runner, "SMOOTHNESS_PAIRS", 2)  # 299 x 299 Inception passes are slow on a CPU
+
+    out = tmp_path / "table.json"
+    code = evaluation_main([str(tiny_runs / "dcgan"), "--extractor", "inception", "--n", "24", "--no-cache",
+                            "--inversion-steps", "5", "--json", str(out)])
+    assert code == 0, capsys.readouterr().err
+    row = json.loads(out.read_text())[0]
+    assert row["extractor_id"] == "inception-v3-compat" and row["extractor_test_acc"] is None
+    assert math.isfinite(row["fid"]) and row["fid"] >= 0 and math.isfinite(row["fid_floor"])
+    assert 0 <= row["coverage"] <= 1 and row["modes"] is None and row["recon_method"].startswith("latent inversion")
+    assert any("feature dimension 2048" in w for w in row["warnings"])
+    assert any("mode counts need the classifier extractor" in w for w in row["warnings"])
 
 
 def test_an_unreadable_extractor_cache_is_rebuilt(tmp_path, mnist5k):

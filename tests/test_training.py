@@ -27,7 +27,7 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path):
     torch.manual_seed(3)
     model = build_model("dcgan", {"image_shape": (3, 32, 32), **tiny_options("dcgan")})
     info = {"model": "dcgan", "model_config": model.config.to_dict(), "dataset": "x"}
-    save_weights(tmp_path, model, info)
+    save_weights(tmp_path, model.state_dict(), info)
     loaded, stored = load_run(tmp_path)
     assert stored == json.loads(json.dumps(info))  # JSON turns tuples into lists
     original, restored = model.state_dict(), loaded.state_dict()

@@ -1,6 +1,7 @@
 """Case 1: kill -9 at random moments. The run folder always holds a whole checkpoint (the old one or the new
-one, never a torn one) and resuming loses at most one checkpoint interval, then ends exactly where an
-uninterrupted run ends."""
+one, never a torn one) and resuming loses at most two checkpoint intervals (the harness writes a checkpoint in
+the background while the next interval trains, and waits for it before the next one), then ends
+exactly where an uninterrupted run ends."""
 from __future__ import annotations
 
 import os
@@ -38,7 +39,7 @@ def check_killed_run(run_dir, last_reported: int) -> bool:
     _, info = load_run(run_dir)  # whole weights and a config that fits them
     saved = info["step"]
     assert saved <= last_reported, (saved, last_reported)
-    assert last_reported - saved <= STEPS_PER_EPOCH, f"lost {last_reported - saved} steps, more than one interval"
+    assert last_reported - saved <= 2 * STEPS_PER_EPOCH, f"lost {last_reported - saved} steps, over two intervals"
     resume_step = load_resume_state(run_dir)["step"]  # written just before the weights: same or one interval on
     assert saved <= resume_step <= saved + STEPS_PER_EPOCH, (saved, resume_step)
     assert all(row["step"] <= last_reported for row in read_history(run_dir))
