@@ -30,7 +30,7 @@ from generators.training import Trainer, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RUNS = {"vae": "vae-mnist5k", "ae": "ae-mnist5k", "dcgan": "dcgan-mnist5k"}
-EPOCHS = 2
+EPOCHS = 5  # long enough that the one-off start-up checkpoint weighs like it does in a real run
 ROUNDS = 2
 
 

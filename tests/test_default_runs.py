@@ -25,7 +25,7 @@ DEFAULT_RUNS = ("vae-mnist5k", "vae-beta4-mnist5k", "ae-mnist5k", "dcgan-mnist5k
 CHECK_N = 1000
 REL_TOLERANCE = 0.05
 ABS_TOLERANCE = 0.03
-MAX_FOLDER_BYTES = 16 * 2**20  # the DCGAN holds G, its EMA copy and D: about 14 MB of fp32
+MAX_FOLDER_BYTES = 8 * 2**20  # the VAE family is the largest: its two 3136 x 256 fc layers make ~7 MB of fp32
 RELATIVE_METRICS = ("fid", "fid_ratio", "kid_mean")
 ABSOLUTE_METRICS = ("precision", "recall", "density", "coverage")
 
@@ -91,8 +91,8 @@ GOALS = {  # issue 5: (run, sampler) -> (max FID ratio, min coverage, min classe
 
 
 KNOWN_MISSES = {  # strict: when a regenerated run meets its goal, the XPASS fails and this entry must go
-    ("dcgan-mnist5k", "prior"): "issue 5 goal not met yet: 560 steps of the wide DCGAN reach ratio ~40 (see checkpoints/README.md)",
-    ("vae-mnist5k", "prior"): "issue 5 goal not met yet: N(0, I) coverage ~0.59 < 0.75 (ratio and classes are met)",
+    ("dcgan-mnist5k", "prior"): "issue 5 goal not met yet: coverage ~0.76 < 0.85 in 5 CPU minutes (ratio ~4.2 <= 5 "
+                                "and 10/10 classes are met; see checkpoints/README.md)",
 }
 
 

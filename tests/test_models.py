@@ -99,3 +99,24 @@ def test_kl_warmup_ramps_beta():
     betas = [model.training_step((torch.rand(4, 1, 28, 28), torch.zeros(4)), optimizers)["beta"] for _ in range(12)]
     assert betas[0] == pytest.approx(0.2) and betas[4] == pytest.approx(1.0) and betas[-1] == pytest.approx(2.0)
     assert all(a <= b for a, b in zip(betas, betas[1:]))
+
+
+def test_dcgan_ema_warms_up_then_keeps_its_decay():
+    """EMA decay = min(ema, (1 + t) / (10 + t)) after t updates: the first average keeps 1/10 of the old copy,
+    so a short run is not dominated by G's random initial weights; late updates use the configured decay."""
+    torch.manual_seed(0)
+    model = build_model("dcgan", {"image_shape": (1, 28, 28), "latent_dim": 8, "g_width": 8, "d_width": 8,
+                                  "ema": 0.999}).train()
+    optimizers = model.configure_optimizers(None)
+    batch = (torch.rand(8, 1, 28, 28), torch.zeros(8, dtype=torch.long))
+
+    def one_step_check(expected_decay):
+        before = [p.clone() for p in model.generator_ema.parameters()]
+        model.training_step(batch, optimizers)
+        for old, ema, live in zip(before, model.generator_ema.parameters(), model.generator.parameters()):
+            torch.testing.assert_close(ema, expected_decay * old + (1 - expected_decay) * live)
+
+    one_step_check(1 / 10)
+    one_step_check(2 / 11)
+    model.ema_updates.fill_(100_000)
+    one_step_check(0.999)
