@@ -204,14 +204,15 @@ class Trainer:
         """
         if not self.is_main:
             return
-        state = self._state(seconds)
-        bad = next((k for k, v in state["model"].items()
+        bad = next((k for k, v in self.model.state_dict().items()
                     if v.is_floating_point() and not torch.isfinite(v).all()), None)
         if bad is not None:
             raise Diverged(f"weight {bad} became NaN or infinite by step {self.step}")
-        state = copy.deepcopy(state)  # training changes the live tensors while the writer works
-        history = list(self.history)
+        # the preview first: leaving training mode may recalibrate buffers (DCGAN BatchNorm), and the saved
+        # state must hold what the run goes on with, or a resumed run would differ from an uninterrupted one
         grid = self.preview_grid() if preview else None
+        state = copy.deepcopy(self._state(seconds))  # training changes the live tensors while the writer works
+        history = list(self.history)
         info = {**self.run_info, "epoch": self.epoch, "step": self.step, "seconds": round(seconds, 2),
                 "code_version": __version__}
 
