@@ -1,8 +1,9 @@
 """python -m benchmarks [--json] — the project's performance figures, each measured in this one run.
 
 - harness_ratio: images/s of the shared harness divided by a bare loop calling the same ``training_step``
-  on in-memory batches (same model, batch size and number of steps, best of several alternating rounds).
-  It prices everything the harness adds: DataLoader, history, tqdm, previews and a checkpoint every epoch.
+  on in-memory batches (same model, batch size and number of steps, best of several alternating rounds),
+  for the recipe of each committed default run. It prices everything the harness adds: DataLoader,
+  history, tqdm, previews and a checkpoint every epoch.
 - train_img_per_s: the harness's images/s per model.
 - grid_ms: sample 64 images and lay them out with make_grid, per committed default run (or a fresh model).
 - eval_seconds: full evaluation of one run at n = 5 000 (extractor cached), per metric and in total.
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from generators.checkpoints import load_run
+from generators.checkpoints import load_run, read_run_info
 from generators.data import load_dataset
 from generators.registry import MODELS, build_model
 from generators.training import Trainer, TrainConfig
@@ -31,12 +32,28 @@ from generators.training import Trainer, TrainConfig
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RUNS = {"vae": "vae-mnist5k", "ae": "ae-mnist5k", "dcgan": "dcgan-mnist5k"}
 EPOCHS = 5  # long enough that the one-off start-up checkpoint weighs like it does in a real run
-ROUNDS = 2
+ROUNDS = 4  # best of 4: single rounds of the same loop vary by up to 10 % on this shared machine
 
 
-def bare_loop_seconds(name: str, data, batch_size: int, steps: int) -> float:
+def default_run_dir(name: str) -> Path | None:
+    run = ROOT / "checkpoints" / DEFAULT_RUNS[name]
+    return run if (run / "model.safetensors").is_file() else None
+
+
+def recipe(name: str) -> tuple[dict, int]:
+    """Model options and batch size of the committed default run (what ``make checkpoints`` trains), or the
+    textbook defaults at batch 128 when there is no such run."""
+    run = default_run_dir(name)
+    if run is None:
+        return {}, 128
+    info = read_run_info(run)
+    options = {k: v for k, v in info["model_config"].items() if k != "image_shape"}
+    return options, info["train_config"]["batch_size"]
+
+
+def bare_loop_seconds(name: str, options: dict, data, batch_size: int, steps: int) -> float:
     torch.manual_seed(0)
-    model = build_model(name, {"image_shape": data.image_shape}).train()
+    model = build_model(name, {**options, "image_shape": data.image_shape}).train()
     optimizers = model.configure_optimizers(None)
     images, labels = data.train.images, data.train.labels
     order = torch.randperm(len(images))
@@ -47,9 +64,9 @@ def bare_loop_seconds(name: str, data, batch_size: int, steps: int) -> float:
     return time.perf_counter() - start
 
 
-def harness_seconds(name: str, data, batch_size: int, steps: int) -> float:
+def harness_seconds(name: str, options: dict, data, batch_size: int, steps: int) -> float:
     torch.manual_seed(0)
-    model = build_model(name, {"image_shape": data.image_shape})
+    model = build_model(name, {**options, "image_shape": data.image_shape})
     with tempfile.TemporaryDirectory() as run_dir, contextlib.redirect_stderr(io.StringIO()):
         trainer = Trainer(model, data, TrainConfig(steps=steps, batch_size=batch_size), Path(run_dir),
                           {"model": name, "model_config": model.config.to_dict()}, show_progress=True)
@@ -58,25 +75,22 @@ def harness_seconds(name: str, data, batch_size: int, steps: int) -> float:
         return time.perf_counter() - start
 
 
-def harness_figures(batch_size: int = 128) -> dict:
+def harness_figures() -> dict:
     data = load_dataset("mnist5k")
-    steps = EPOCHS * (len(data.train) // batch_size)
-    ratios, throughput = {}, {}
+    ratios, throughput, setup = {}, {}, {}
     for name in MODELS:
-        bare_loop_seconds(name, data, batch_size, 5)  # warm-up: allocator and kernels
+        options, batch_size = recipe(name)
+        steps = EPOCHS * (len(data.train) // batch_size)
+        bare_loop_seconds(name, options, data, batch_size, 5)  # warm-up: allocator and kernels
         bare, harness = [], []
         for _ in range(ROUNDS):  # alternate so that load on this shared machine hits both alike
-            bare.append(bare_loop_seconds(name, data, batch_size, steps))
-            harness.append(harness_seconds(name, data, batch_size, steps))
+            bare.append(bare_loop_seconds(name, options, data, batch_size, steps))
+            harness.append(harness_seconds(name, options, data, batch_size, steps))
         ratios[name] = round(min(bare) / min(harness), 3)
         throughput[name] = round(steps * batch_size / min(harness), 1)
+        setup[name] = {"batch_size": batch_size, "steps": steps, "options": options}
     return {"harness_ratio": ratios, "train_img_per_s": throughput,
-            "harness_setup": {"batch_size": batch_size, "steps": steps, "epochs": EPOCHS, "rounds": ROUNDS}}
-
-
-def default_run_dir(name: str) -> Path | None:
-    run = ROOT / "checkpoints" / DEFAULT_RUNS[name]
-    return run if (run / "model.safetensors").is_file() else None
+            "harness_setup": {"epochs": EPOCHS, "rounds": ROUNDS, **setup}}
 
 
 def grid_figures() -> dict:
