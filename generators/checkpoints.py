@@ -95,15 +95,39 @@ def load_resume_state(run_dir: Path) -> dict:
         raise UserError(f"{path} is not a valid resume file and was not loaded: {_first_line(exc)}") from None
 
 
+class HistoryWriter:
+    """Writes ``history.csv`` whole and atomically each time, but formats every row only once.
+
+    Training only appends rows, so each write formats just the rows added since the last one; re-formatting
+    all of them (Python work, under the GIL the training thread needs) grew with every epoch of a long run.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / HISTORY
+        self.columns: list[str] = []
+        self.chunks: list[str] = []  # formatted CSV lines, one chunk per write
+        self.rows_written = 0
+
+    def write(self, rows: list[dict]) -> None:
+        """``rows``: the whole history so far, the rows of earlier writes first and unchanged."""
+        if len(rows) < self.rows_written:  # not a continuation (e.g. cut back): start again
+            self.columns, self.chunks, self.rows_written = [], [], 0
+        fresh = rows[self.rows_written:]
+        added = [k for row in fresh for k in row if k not in self.columns]
+        if added:  # a new column changes every line
+            self.columns += list(dict.fromkeys(added))
+            self.chunks, fresh = [], rows
+        lines = io.StringIO()
+        csv.DictWriter(lines, fieldnames=self.columns).writerows(fresh)
+        self.chunks.append(lines.getvalue())
+        self.rows_written = len(rows)
+        header = io.StringIO()
+        csv.DictWriter(header, fieldnames=self.columns).writeheader()
+        atomic_write_bytes(self.path, "".join([header.getvalue(), *self.chunks]).encode())
+
+
 def write_history(run_dir: Path, rows: list[dict]) -> None:
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_bytes(Path(run_dir) / HISTORY, text.getvalue().encode())
+    HistoryWriter(run_dir).write(rows)
 
 
 def read_history(run_dir: Path) -> list[dict]:

@@ -28,9 +28,9 @@ from torchvision.utils import make_grid, save_image
 
 from . import __version__
 from .base import Generator
-from .checkpoints import (PREVIEW, RUN_FILES, TEMP_MARK, WEIGHTS, atomic_write_bytes, load_resume_state, lock_holder,
-                          read_history, read_run_info, remove_temp_files, run_lock, save_resume_state, save_weights,
-                          write_history)
+from .checkpoints import (PREVIEW, RUN_FILES, TEMP_MARK, WEIGHTS, HistoryWriter, atomic_write_bytes, load_resume_state,
+                          lock_holder, read_history, read_run_info, remove_temp_files, run_lock, save_resume_state,
+                          save_weights)
 from .data import ImageData, check_dataset_name
 from .errors import UserError
 
@@ -154,6 +154,7 @@ class Trainer:
         self.history: list[dict] = []
         self._stop_signal: int | None = None
         self.writer = CheckpointWriter()
+        self.history_writer = HistoryWriter(self.run_dir)  # used by the writer thread only
 
     # -- budget ---------------------------------------------------------------------------------
     @property
@@ -217,7 +218,7 @@ class Trainer:
                 "code_version": __version__}
 
         def write() -> None:
-            write_history(self.run_dir, history)
+            self.history_writer.write(history)
             if grid is not None:
                 buffer = io.BytesIO()
                 save_image(grid, buffer, format="png")

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from generators.checkpoints import load_run, read_history, read_run_info, save_weights
+from generators.checkpoints import HistoryWriter, load_run, read_history, read_run_info, save_weights
 from generators.registry import MODELS, build_model
 from generators.training import TrainConfig, epoch_batches, run_training
 
@@ -105,3 +105,18 @@ def test_epoch_batches_are_a_seeded_permutation_and_shard_by_rank():
     assert epoch_batches(10, 3, 0, 0, skip=1) == batches[1:]
     shards = [set(i for b in epoch_batches(12, 2, 0, 0, rank=r, world_size=2) for i in b) for r in (0, 1)]
     assert not shards[0] & shards[1] and len(shards[0] | shards[1]) == 12
+
+
+def test_history_writer_formats_only_new_rows_but_writes_the_whole_file(tmp_path):
+    writer = HistoryWriter(tmp_path)
+    rows = [{"step": 1, "loss": 0.5}, {"step": 2, "loss": 0.25}]
+    writer.write(rows[:1])
+    writer.write(rows)
+    assert read_history(tmp_path) == [{"step": 1.0, "loss": 0.5}, {"step": 2.0, "loss": 0.25}]
+    rows.append({"step": 3, "loss": 0.125, "kl": 2.0})  # a new column: earlier rows get it blank
+    writer.write(rows)
+    history = read_history(tmp_path)
+    assert history[0] == {"step": 1.0, "loss": 0.5, "kl": None}
+    assert history[2] == {"step": 3.0, "loss": 0.125, "kl": 2.0}
+    writer.write(rows[:1])  # not a continuation: written from scratch
+    assert read_history(tmp_path) == [{"step": 1.0, "loss": 0.5}]
