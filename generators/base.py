@@ -79,6 +79,11 @@ class Generator(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{self.name} has no encoder")
 
+    def upgrade_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Fill in what weights saved by an older version of the model lack (e.g. a buffer added since), so old
+        runs keep loading; the default changes nothing."""
+        return state
+
     def configure_optimizers(self, train_cfg) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
 

@@ -184,6 +184,7 @@ def load_run(run_dir: Path, device: str | torch.device = "cpu") -> tuple[Generat
             stored = {k: fh.get_tensor(k) for k in fh.keys()}
     except Exception as exc:
         raise UserError(f"{path} is not a readable safetensors file (truncated or corrupt?): {_first_line(exc)}") from None
+    stored = model.upgrade_state_dict(stored)
     missing, unexpected = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
     if missing or unexpected:
         raise UserError(f"{path} does not fit its config: missing {missing[:3]}, unexpected {unexpected[:3]}")

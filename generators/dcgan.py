@@ -24,6 +24,7 @@ from .nets import downsampling_sizes, stage_widths
 AUGMENTATIONS = ("translation", "cutout")
 BATCHNORM_CALIBRATION_SEED = 4321
 BATCHNORM_CALIBRATION_LATENTS = 256
+EMA_UPDATES_OF_OLD_RUNS = 10**9  # far past the warm-up: the configured decay applies
 
 
 @dataclass
@@ -184,6 +185,15 @@ class DCGAN(Generator):
             m.momentum = momentum
         net.train(self.training)
         self.batchnorm_calibrated.fill_(True)
+
+    def upgrade_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Runs saved before the EMA warm-up existed have no update counter: their average is past any warm-up.
+        Runs saved before calibration existed have no flag: they are calibrated when they leave training."""
+        state = dict(state)
+        if self.generator_ema is not None:
+            state.setdefault("ema_updates", torch.tensor(EMA_UPDATES_OF_OLD_RUNS))
+        state.setdefault("batchnorm_calibrated", torch.tensor(False))
+        return state
 
     def configure_optimizers(self, train_cfg) -> dict[str, torch.optim.Optimizer]:
         cfg, betas = self.config, (self.config.beta1, self.config.beta2)

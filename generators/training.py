@@ -174,7 +174,7 @@ class Trainer:
     # -- state ----------------------------------------------------------------------------------
     def resume_from(self, state: dict) -> None:
         try:
-            self.model.load_state_dict(state["model"])
+            self.model.load_state_dict(self.model.upgrade_state_dict(state["model"]))
             for name, opt in self.optimizers.items():
                 opt.load_state_dict(state["optimizers"][name])
             self.step, self.epoch = int(state["step"]), int(state["epoch"])

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from generators.checkpoints import HistoryWriter, load_run, read_history, read_run_info, save_weights
+from generators.dcgan import EMA_UPDATES_OF_OLD_RUNS
 from generators.registry import MODELS, build_model
 from generators.training import TrainConfig, epoch_batches, run_training
 
@@ -120,3 +121,18 @@ def test_history_writer_formats_only_new_rows_but_writes_the_whole_file(tmp_path
     assert history[2] == {"step": 3.0, "loss": 0.125, "kl": 2.0}
     writer.write(rows[:1])  # not a continuation: written from scratch
     assert read_history(tmp_path) == [{"step": 1.0, "loss": 0.5}]
+
+
+def test_dcgan_run_saved_before_its_newer_buffers_still_loads(tmp_path):
+    """Weights from before the EMA update counter and the calibration flag existed: the counter is taken as
+    past the warm-up, the flag as "not calibrated", so loading recalibrates to exactly the same samples."""
+    train(tmp_path, "dcgan", "run", 5)
+    current, info = load_run(tmp_path / "run")
+    old = {k: v for k, v in current.state_dict().items() if k not in ("ema_updates", "batchnorm_calibrated")}
+    (tmp_path / "old").mkdir()
+    save_weights(tmp_path / "old", old, info)
+    upgraded, _ = load_run(tmp_path / "old")
+    assert int(upgraded.ema_updates) == EMA_UPDATES_OF_OLD_RUNS
+    with torch.inference_mode():
+        expected = current.sample(8, generator=torch.Generator().manual_seed(0))
+        assert torch.equal(upgraded.sample(8, generator=torch.Generator().manual_seed(0)), expected)
