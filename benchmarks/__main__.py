@@ -1,12 +1,11 @@
 """python -m benchmarks [--json] — the project's performance figures, each measured in this one run.
 
 - harness_ratio: images/s of the shared harness divided by a bare loop calling the same ``training_step``
-  on in-memory batches (same model, batch size and number of steps, best of several alternating rounds),
-  for the recipe of each committed default run. It prices everything the harness adds: DataLoader,
-  history, tqdm, previews and a checkpoint every epoch.
-- harness_outside_fraction: the share of the harness's wall time spent outside ``training_step`` (median
-  of the rounds), the steady part of that cost (the ratio of two timed loops swings by several percent on
-  a shared machine).
+  on in-memory batches (same model and batch size), for the recipe of each committed default run. The two
+  loops take steps in turn, so both see the same machine load; median of 3 rounds. It prices everything the
+  harness adds: DataLoader, history, tqdm, previews and a checkpoint every epoch.
+- harness_outside_fraction: the share of the harness's time spent outside ``training_step`` (median of the
+  rounds): the same cost read off the harness's own clock.
 - train_img_per_s: the harness's images/s per model.
 - grid_ms: sample 64 images and lay them out with make_grid, per committed default run (or a fresh model).
 - eval_seconds: full evaluation of one run at n = 5 000 (extractor cached), per metric and in total.
@@ -36,7 +35,7 @@ from generators.training import Trainer, TrainConfig
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RUNS = {"vae": "vae-mnist5k", "ae": "ae-mnist5k", "dcgan": "dcgan-mnist5k"}
 EPOCHS = 10  # the default runs train 44-71 epochs: the waited first and last checkpoints must not weigh 2x more
-ROUNDS = 3  # best of 3: single rounds of the same loop vary by up to 10 % on this shared machine
+ROUNDS = 3  # the median of 3 paired rounds
 
 
 def default_run_dir(name: str) -> Path | None:
@@ -55,64 +54,75 @@ def recipe(name: str) -> tuple[dict, int]:
     return options, info["train_config"]["batch_size"]
 
 
-def bare_loop_seconds(name: str, options: dict, data, batch_size: int, steps: int) -> float:
-    torch.manual_seed(0)
-    model = build_model(name, {**options, "image_shape": data.image_shape}).train()
-    optimizers = model.configure_optimizers(None)
-    images, labels = data.train.images, data.train.labels
-    order = torch.randperm(len(images))
-    start = time.perf_counter()
-    for step in range(steps):
-        idx = order[(step * batch_size) % (len(images) - batch_size):][:batch_size]
-        model.training_step((images[idx].float() / 255, labels[idx]), optimizers)
-    return time.perf_counter() - start
+class BareLoop:
+    """The reference loop: the same model, options and batch size stepping on in-memory batches, nothing else."""
+
+    def __init__(self, name: str, options: dict, data, batch_size: int):
+        self.model = build_model(name, {**options, "image_shape": data.image_shape}).train()
+        self.optimizers = self.model.configure_optimizers(None)
+        self.images, self.labels = data.train.images, data.train.labels
+        self.order = torch.randperm(len(self.images), generator=torch.Generator().manual_seed(0))
+        self.batch_size = batch_size
+        self.steps, self.seconds = 0, 0.0
+
+    def step(self) -> None:
+        start = time.perf_counter()
+        first = (self.steps * self.batch_size) % (len(self.images) - self.batch_size)
+        idx = self.order[first:first + self.batch_size]
+        self.model.training_step((self.images[idx].float() / 255, self.labels[idx]), self.optimizers)
+        self.seconds += time.perf_counter() - start
+        self.steps += 1
 
 
-def harness_seconds(name: str, options: dict, data, batch_size: int, steps: int) -> tuple[float, float]:
-    """Wall time of ``Trainer.fit`` and the part of it spent inside the model's ``training_step``."""
+def paired_round(name: str, options: dict, data, batch_size: int, steps: int) -> dict:
+    """One harness run with a bare-loop step after each of its steps, timed separately.
+
+    Two loops timed one after the other differ by up to 10 % on a shared machine (load comes and goes); steps
+    taken in turn see the same load. A bare step is skipped while a checkpoint is being written in the
+    background, so the writer's CPU share is charged to the harness alone. Returns seconds per step of each
+    loop and the share of the harness's time spent outside ``training_step``."""
     torch.manual_seed(0)
+    bare = BareLoop(name, options, data, batch_size)
     model = build_model(name, {**options, "image_shape": data.image_shape})
-    in_steps = 0.0
-    training_step = model.training_step
+    training_step, in_steps, trainer = model.training_step, 0.0, None
 
-    def timed_step(*args):
+    def paired_step(*args):
         nonlocal in_steps
         start = time.perf_counter()
         logs = training_step(*args)
         in_steps += time.perf_counter() - start
+        if not trainer.writer.busy:
+            bare.step()
         return logs
 
-    model.training_step = timed_step
+    model.training_step = paired_step
     with tempfile.TemporaryDirectory() as run_dir, contextlib.redirect_stderr(io.StringIO()):
         trainer = Trainer(model, data, TrainConfig(steps=steps, batch_size=batch_size), Path(run_dir),
                           {"model": name, "model_config": model.config.to_dict()}, show_progress=True)
         start = time.perf_counter()
         trainer.fit()
-        return time.perf_counter() - start, in_steps
+        harness = time.perf_counter() - start - bare.seconds
+    return {"bare_s_per_step": bare.seconds / bare.steps, "harness_s_per_step": harness / steps,
+            "outside_fraction": 1 - in_steps / harness}
 
 
 def harness_figures() -> dict:
-    """Wall-clock ratios swing by several percent between rounds on a shared machine, so the time the harness
-    spends outside ``training_step`` (previews, checkpoints, data, logging) is reported as well: it is the
-    part of its cost that load does not blur (only the background writer's share of the CPU is not in it)."""
+    """Bare and harness steps alternate within each round (see ``paired_round``); the figures are medians of
+    the rounds. The outside fraction is the harness's cost read off its own clock alone."""
     data = load_dataset("mnist5k")
     ratios, outside, throughput, setup = {}, {}, {}, {}
     for name in MODELS:
         options, batch_size = recipe(name)
         steps = EPOCHS * (len(data.train) // batch_size)
-        bare_loop_seconds(name, options, data, batch_size, 5)  # warm-up: allocator and kernels
-        bare, harness = [], []
-        for _ in range(ROUNDS):  # alternate so that load on this shared machine hits both alike
-            bare.append(bare_loop_seconds(name, options, data, batch_size, steps))
-            harness.append(harness_seconds(name, options, data, batch_size, steps))
-        fastest = min(total for total, _ in harness)
-        fractions = [1 - in_steps / total for total, in_steps in harness]
-        ratios[name] = round(min(bare) / fastest, 3)
-        outside[name] = round(statistics.median(fractions), 4)
-        throughput[name] = round(steps * batch_size / fastest, 1)
+        paired_round(name, options, data, batch_size, 5)  # warm-up: allocator and kernels
+        rounds = [paired_round(name, options, data, batch_size, steps) for _ in range(ROUNDS)]
+        round_ratios = [r["bare_s_per_step"] / r["harness_s_per_step"] for r in rounds]
+        ratios[name] = round(statistics.median(round_ratios), 3)
+        outside[name] = round(statistics.median(r["outside_fraction"] for r in rounds), 4)
+        throughput[name] = round(batch_size / statistics.median(r["harness_s_per_step"] for r in rounds), 1)
         setup[name] = {"batch_size": batch_size, "steps": steps, "options": options,
-                       "rounds_s": {"bare": [round(t, 2) for t in bare], "harness": [round(t, 2) for t, _ in harness]},
-                       "outside_fractions": [round(f, 4) for f in fractions]}
+                       "round_ratios": [round(r, 3) for r in round_ratios],
+                       "outside_fractions": [round(r["outside_fraction"], 4) for r in rounds]}
     return {"harness_ratio": ratios, "harness_outside_fraction": outside, "train_img_per_s": throughput,
             "harness_setup": {"epochs": EPOCHS, "rounds": ROUNDS, **setup}}
 

@@ -36,6 +36,7 @@ class ImageSplit:
 
     def __getitem__(self, index):
         """Batched indexing (a list/tensor of indices) so a DataLoader can fetch a whole batch at once."""
+        index = torch.as_tensor(index)  # a list of ints indexes ~3x slower than the same ints as a tensor
         images = self.images[index].float().div_(255)
         labels = self.labels[index] if self.labels is not None else torch.full((len(images),), -1)
         return images, labels

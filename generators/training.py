@@ -84,6 +84,11 @@ class CheckpointWriter:
         except BaseException as exc:  # handed to the training thread by wait()
             self._error = exc
 
+    @property
+    def busy(self) -> bool:
+        """Whether a write is in flight."""
+        return self._thread is not None and self._thread.is_alive()
+
     def wait(self) -> None:
         """Block until the write in flight is on disk; re-raise its failure."""
         if self._thread is not None:
