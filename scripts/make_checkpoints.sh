@@ -18,7 +18,7 @@ declare -A RECIPE=(
   [vae-mnist5k]="vae $VAE_NETS"
   [vae-beta4-mnist5k]="vae --beta 4 $VAE_NETS"
   [ae-mnist5k]="ae $VAE_NETS"
-  [dcgan-mnist5k]="dcgan --g-width 32 --d-width 32 --lr-g 2e-3 --lr-d 2e-3 --ema 0.995 --batch-size 64 --seed 0 --steps 3100"
+  [dcgan-mnist5k]="dcgan --g-width 32 --d-width 32 --lr-g 2e-3 --lr-d 2e-3 --ema 0.995 --latent-dim 8 --batch-size 64 --seed 0 --steps 3500"
 )
 ORDER=(vae-mnist5k vae-beta4-mnist5k ae-mnist5k dcgan-mnist5k)
 

@@ -90,16 +90,7 @@ GOALS = {  # issue 5: (run, sampler) -> (max FID ratio, min coverage, min classe
 }
 
 
-KNOWN_MISSES = {  # strict: when a regenerated run meets its goal, the XPASS fails and this entry must go
-    ("dcgan-mnist5k", "prior"): "issue 5 goal not met yet: coverage ~0.77 < 0.85 in 5 CPU minutes (ratio ~4.6 <= 5 "
-                                "and 10/10 classes are met; see checkpoints/README.md)",
-}
-
-
-@pytest.mark.parametrize("run_and_sampler", [
-    pytest.param(key, marks=pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[key])) if key in KNOWN_MISSES else key
-    for key in GOALS
-], ids=lambda k: "-".join(k))
+@pytest.mark.parametrize("run_and_sampler", GOALS, ids=lambda k: "-".join(k))
 def test_recorded_quality_meets_goal(run_and_sampler):
     name, sampler = run_and_sampler
     row = recorded_row(run_path(name), 5000, sampler)
