@@ -1,13 +1,19 @@
 """The shared harness: bit-exact checkpoints, exact resume, reproducible seeds, budgets, run-folder contents."""
+import io
 import json
+import threading
 
 import pytest
 import torch
+from PIL import Image
+from torchvision.transforms.functional import pil_to_tensor
+from torchvision.utils import make_grid
 
 from generators.checkpoints import HistoryWriter, load_run, read_history, read_run_info, save_weights
 from generators.dcgan import EMA_UPDATES_OF_OLD_RUNS
 from generators.registry import MODELS, build_model
-from generators.training import TrainConfig, epoch_batches, run_training
+from generators.training import (CheckpointWriter, TrainConfig, epoch_batches, first_non_finite, preview_png,
+                                 run_training)
 
 TINY = {"vae": {"base_width": 8, "hidden_dim": 32, "latent_dim": 4},
         "ae": {"base_width": 8, "hidden_dim": 32, "latent_dim": 4},
@@ -121,6 +127,38 @@ def test_history_writer_formats_only_new_rows_but_writes_the_whole_file(tmp_path
     assert history[2] == {"step": 3.0, "loss": 0.125, "kl": 2.0}
     writer.write(rows[:1])  # not a continuation: written from scratch
     assert read_history(tmp_path) == [{"step": 1.0, "loss": 0.5}]
+
+
+def test_checkpoint_writer_is_busy_only_while_a_write_is_in_flight():
+    release, written = threading.Event(), []
+    writer = CheckpointWriter()
+    assert not writer.busy
+    writer.start(lambda: (release.wait(10), written.append(True)))
+    assert writer.busy and not written
+    release.set()
+    writer.wait()
+    assert not writer.busy and written == [True]
+
+
+def test_first_non_finite_names_the_first_bad_weight_and_only_a_bad_one():
+    big = torch.full((1000,), 3e38)  # finite, but its float32 sum would overflow
+    state = {"steps": torch.tensor(10**12), "a": torch.zeros(3), "big": big, "b": torch.ones(2)}
+    assert first_non_finite(state) is None
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        assert first_non_finite({**state, "b": torch.tensor([1.0, bad])}) == "b"
+    assert first_non_finite({**state, "a": torch.tensor([float("inf"), -float("inf")])}) == "a"  # sum is NaN
+    assert first_non_finite({"steps": torch.tensor(3)}) is None
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_preview_png_keeps_the_grid_pixels(channels):
+    images = torch.rand(4, channels, 5, 5)
+    grid = make_grid(images, nrow=2, padding=2)
+    picture = Image.open(io.BytesIO(preview_png(grid, channels)))
+    assert picture.mode == ("L" if channels == 1 else "RGB")
+    pixels = pil_to_tensor(picture).float() / 255
+    assert pixels.shape == (channels, *grid.shape[1:])
+    assert torch.allclose(pixels, grid[:channels], atol=0.5 / 255 + 1e-6)
 
 
 def test_dcgan_run_saved_before_its_newer_buffers_still_loads(tmp_path):
