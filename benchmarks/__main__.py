@@ -34,7 +34,7 @@ from generators.training import Trainer, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RUNS = {"vae": "vae-mnist5k", "ae": "ae-mnist5k", "dcgan": "dcgan-mnist5k"}
-EPOCHS = 20  # the default runs train 44-71 epochs; the one-off first and last (waited) checkpoints weigh 2-3.5x more here
+EPOCHS = 20  # default runs train 44-71 epochs; the one-off first and last (waited) checkpoints weigh 2-3.5x more here
 ROUNDS = 3  # the median of 3 paired rounds
 
 
