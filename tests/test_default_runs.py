@@ -5,8 +5,8 @@ The re-evaluation uses the small-n row (n = CHECK_N, prior sampler) that `make c
 to the n = 5 000 rows, so it compares against a stored value, not a number copied into this file.
 Tolerance: FID, FID ratio and KID within REL_TOLERANCE (relative); precision, recall, density and
 coverage within ABS_TOLERANCE; the number of classes hit exactly. Sampling and scoring are seeded, so
-with the same extractor the numbers agree far more closely; the slack covers an extractor retrained
-on another machine (its cache, checkpoints/_extractors, is not committed).
+with the same extractor (the committed checkpoints/_extractors/mnist5k classifier) they agree far more
+closely; the slack covers an extractor retrained on another machine, e.g. after that file was deleted.
 """
 from __future__ import annotations
 
