@@ -1,4 +1,5 @@
 """VAE vs GAN generator lab — `streamlit run app.py`. Wiring only: page, sidebar, tabs; each tab is in dashboard/."""
+
 import streamlit as st
 
 from dashboard import interpolation, latent, metrics, reconstruction, report, samples, sidebar, sweep, training
@@ -17,8 +18,10 @@ TABS = (
 
 st.set_page_config(page_title="VAE vs GAN generator lab", page_icon="🧪", layout="wide")
 st.title("VAE vs GAN generator lab")
-st.caption("A VAE, a plain autoencoder and a DCGAN, trained by one harness and scored by one evaluation: "
-           "see how they differ, then export the figures and tables.")
+st.caption(
+    "A VAE, a plain autoencoder and a DCGAN, trained by one harness and scored by one evaluation: "
+    "see how they differ, then export the figures and tables."
+)
 
 with shown_errors("Reading the runs"):
     selection, all_runs = sidebar.render()

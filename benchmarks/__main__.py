@@ -12,6 +12,7 @@
 - app_first_run_s: first run of app.py in Streamlit's AppTest on the default runs.
 Ratios, not absolute times, are what to compare across machines.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,7 @@ import torch
 from generators.checkpoints import load_run, read_run_info
 from generators.data import load_dataset
 from generators.registry import MODELS, build_model
-from generators.training import Trainer, TrainConfig
+from generators.training import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RUNS = {"vae": "vae-mnist5k", "ae": "ae-mnist5k", "dcgan": "dcgan-mnist5k"}
@@ -68,7 +69,7 @@ class BareLoop:
     def step(self) -> None:
         start = time.perf_counter()
         first = (self.steps * self.batch_size) % (len(self.images) - self.batch_size)
-        idx = self.order[first:first + self.batch_size]
+        idx = self.order[first : first + self.batch_size]
         self.model.training_step((self.images[idx].float() / 255, self.labels[idx]), self.optimizers)
         self.seconds += time.perf_counter() - start
         self.steps += 1
@@ -97,13 +98,22 @@ def paired_round(name: str, options: dict, data, batch_size: int, steps: int) ->
 
     model.training_step = paired_step
     with tempfile.TemporaryDirectory() as run_dir, contextlib.redirect_stderr(io.StringIO()):
-        trainer = Trainer(model, data, TrainConfig(steps=steps, batch_size=batch_size), Path(run_dir),
-                          {"model": name, "model_config": model.config.to_dict()}, show_progress=True)
+        trainer = Trainer(
+            model,
+            data,
+            TrainConfig(steps=steps, batch_size=batch_size),
+            Path(run_dir),
+            {"model": name, "model_config": model.config.to_dict()},
+            show_progress=True,
+        )
         start = time.perf_counter()
         trainer.fit()
         harness = time.perf_counter() - start - bare.seconds
-    return {"bare_s_per_step": bare.seconds / bare.steps, "harness_s_per_step": harness / steps,
-            "outside_fraction": 1 - in_steps / harness}
+    return {
+        "bare_s_per_step": bare.seconds / bare.steps,
+        "harness_s_per_step": harness / steps,
+        "outside_fraction": 1 - in_steps / harness,
+    }
 
 
 def harness_figures() -> dict:
@@ -120,11 +130,19 @@ def harness_figures() -> dict:
         ratios[name] = round(statistics.median(round_ratios), 3)
         outside[name] = round(statistics.median(r["outside_fraction"] for r in rounds), 4)
         throughput[name] = round(batch_size / statistics.median(r["harness_s_per_step"] for r in rounds), 1)
-        setup[name] = {"batch_size": batch_size, "steps": steps, "options": options,
-                       "round_ratios": [round(r, 3) for r in round_ratios],
-                       "outside_fractions": [round(r["outside_fraction"], 4) for r in rounds]}
-    return {"harness_ratio": ratios, "harness_outside_fraction": outside, "train_img_per_s": throughput,
-            "harness_setup": {"epochs": EPOCHS, "rounds": ROUNDS, **setup}}
+        setup[name] = {
+            "batch_size": batch_size,
+            "steps": steps,
+            "options": options,
+            "round_ratios": [round(r, 3) for r in round_ratios],
+            "outside_fractions": [round(r["outside_fraction"], 4) for r in rounds],
+        }
+    return {
+        "harness_ratio": ratios,
+        "harness_outside_fraction": outside,
+        "train_img_per_s": throughput,
+        "harness_setup": {"epochs": EPOCHS, "rounds": ROUNDS, **setup},
+    }
 
 
 def grid_figures() -> dict:
@@ -169,16 +187,23 @@ def app_figures() -> dict:
 
 
 def machine() -> dict:
-    return {"date": time.strftime("%Y-%m-%d"), "python": platform.python_version(), "torch": torch.__version__,
-            "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
-    parser.add_argument("--only", choices=("harness", "grid", "eval", "app"), nargs="*",
-                        help="measure only these groups")
+    parser.add_argument(
+        "--only", choices=("harness", "grid", "eval", "app"), nargs="*", help="measure only these groups"
+    )
     args = parser.parse_args(argv)
     groups = {"harness": harness_figures, "grid": grid_figures, "eval": evaluation_figures, "app": app_figures}
     results = {"machine": machine()}

@@ -4,6 +4,7 @@ The run folder is copied to a temp folder first, so timing never rewrites a comm
 extractor is trained or loaded before the clock starts (the figure is "with a cached extractor"); the
 dataset is loaded inside the timed call, as a fresh ``python -m evaluation`` would.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -20,10 +21,11 @@ def evaluation_timings(run_dir, n: int = 5000) -> dict[str, float]:
     from evaluation import runner
     from evaluation.features import get_extractor
     from generators.checkpoints import read_run_info
+    from generators.data import clear_dataset_cache, load_run_dataset
 
     info = read_run_info(Path(run_dir))
-    get_extractor(info["dataset"], info["image_shape"], cache_dir=EXTRACTOR_DIR, data=runner.load_run_data(info))
-    runner._cached_dataset.cache_clear()
+    get_extractor(info["dataset"], info["image_shape"], cache_dir=EXTRACTOR_DIR, data=load_run_dataset(info))
+    clear_dataset_cache()
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / Path(run_dir).name

@@ -1,4 +1,5 @@
 """Image tensors -> grids, PNG and GIF bytes. Grids come from torchvision's ``make_grid``."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """Tab 2 — Interpolation: walk from one latent to another and decode every step, one aligned strip per run."""
+
 from __future__ import annotations
 
 import streamlit as st
@@ -37,8 +38,9 @@ def endpoints(run: Run, source: str, seed: int, indices: tuple[int, int]) -> tup
 
 
 @per_run_cache
-def strip_frames(run: Run, source: str, seed: int, indices: tuple[int, int], frames: int,
-                 spherical: bool) -> torch.Tensor:
+def strip_frames(
+    run: Run, source: str, seed: int, indices: tuple[int, int], frames: int, spherical: bool
+) -> torch.Tensor:
     z0, z1 = endpoints(run, source, seed, indices)  # outside inference mode: the GAN's inversion needs gradients
     model = run.model()
     with torch.inference_mode():
@@ -49,21 +51,44 @@ def render(selection: Selection) -> None:
     if not selection.runs:
         return
     c1, c2, c3 = st.columns(3)
-    source = c1.radio("Endpoints", ["random", "real"], key="interp_source", horizontal=True,
-                      format_func={"random": "two random latents", "real": "two real test images"}.get)
-    spherical = c2.radio("Path", ["slerp", "linear"], key="interp_path", horizontal=True,
-                         format_func={"slerp": "spherical (slerp)", "linear": "linear"}.get) == "slerp"
+    source = c1.radio(
+        "Endpoints",
+        ["random", "real"],
+        key="interp_source",
+        horizontal=True,
+        format_func={"random": "two random latents", "real": "two real test images"}.get,
+    )
+    spherical = (
+        c2.radio(
+            "Path",
+            ["slerp", "linear"],
+            key="interp_path",
+            horizontal=True,
+            format_func={"slerp": "spherical (slerp)", "linear": "linear"}.get,
+        )
+        == "slerp"
+    )
     frames = c3.slider("Frames", 3, 16, 8, key="interp_frames")
     indices = (0, 1)
     if source == "real":
         size = len(run_dataset(selection.runs[0]).test)
         a, b = st.columns(2)
-        indices = (int(a.number_input("First test image", 0, size - 1, 0, key="interp_a")),
-                   int(b.number_input("Second test image", 0, size - 1, 7, key="interp_b")))
-        st.caption("VAE and autoencoder encode the images; the GAN has no encoder, so its codes are found by "
-                   "latent inversion (gradient descent on z until G(z) matches the image).")
-    frame = st.slider("Frame", 0, frames - 1, frames // 2, key="interp_frame",
-                      help="Shows this step of every run's path large, below its strip.")
+        indices = (
+            int(a.number_input("First test image", 0, size - 1, 0, key="interp_a")),
+            int(b.number_input("Second test image", 0, size - 1, 7, key="interp_b")),
+        )
+        st.caption(
+            "VAE and autoencoder encode the images; the GAN has no encoder, so its codes are found by "
+            "latent inversion (gradient descent on z until G(z) matches the image)."
+        )
+    frame = st.slider(
+        "Frame",
+        0,
+        frames - 1,
+        frames // 2,
+        key="interp_frame",
+        help="Shows this step of every run's path large, below its strip.",
+    )
     for run in selection.runs:
         images = strip_frames(run, source, selection.seed, indices, frames, spherical)
         pictures = [to_pil(image[None], nrow=1, scale=selection.scale * 2) for image in images]
@@ -72,9 +97,19 @@ def render(selection: Selection) -> None:
         st.image(strip)
         left, middle, right = st.columns([1, 1, 3])
         left.image(pictures[frame], caption=f"frame {frame} (t = {frame / (frames - 1):.2f})")
-        middle.download_button("PNG strip", png_bytes(strip), file_name=f"{run.name}-interpolation.png",
-                               mime="image/png", key=f"interp-png-{run.name}")
-        middle.download_button("Animated GIF", gif_bytes(pictures), file_name=f"{run.name}-interpolation.gif",
-                               mime="image/gif", key=f"interp-gif-{run.name}")
+        middle.download_button(
+            "PNG strip",
+            png_bytes(strip),
+            file_name=f"{run.name}-interpolation.png",
+            mime="image/png",
+            key=f"interp-png-{run.name}",
+        )
+        middle.download_button(
+            "Animated GIF",
+            gif_bytes(pictures),
+            file_name=f"{run.name}-interpolation.gif",
+            mime="image/gif",
+            key=f"interp-gif-{run.name}",
+        )
     with st.expander("What makes a latent space smooth?"):
         st.markdown(EXPLANATION)

@@ -5,6 +5,7 @@ SIGTERM (the CLI then saves a checkpoint and exits 143). Every job writes to its
 unique name, and the CLI's run lock refuses a second trainer of the same folder, so two browser sessions
 never clobber each other. Jobs live in the session's state; a queue lets the β sweep run one at a time.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,11 +60,28 @@ class Job:
 
     def start(self) -> None:
         self.work_dir = Path(tempfile.mkdtemp(prefix=f"genlab-{self.run}-"))
-        command = [sys.executable, "-m", "generators", "train", *self.args, "--out-dir", str(self.out_dir),
-                   "--run", self.run, "--progress-json", str(self.progress_path), "--quiet"]
+        command = [
+            sys.executable,
+            "-m",
+            "generators",
+            "train",
+            *self.args,
+            "--out-dir",
+            str(self.out_dir),
+            "--run",
+            self.run,
+            "--progress-json",
+            str(self.progress_path),
+            "--quiet",
+        ]
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
-                                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            self.process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=PROJECT_ROOT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         self.started = time.time()
 
     @property

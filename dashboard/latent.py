@@ -1,4 +1,5 @@
 """Tab 3 — Latent space: a 2-D map of the encoded test split, traversals along latent dimensions, KL per dimension."""
+
 from __future__ import annotations
 
 import base64
@@ -65,17 +66,36 @@ def latent_map(run: Run, method: str, thumbnails: bool) -> go.Figure:
     xy = project(codes, method)
     names = run.info.get("class_names")
     frame = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "test image": np.arange(len(xy))})
-    frame["class"] = ([names[i] if names else str(i) for i in labels] if labels is not None else "?")
-    figure = px.scatter(frame, x="x", y="y", color="class", hover_data={"test image": True, "x": False, "y": False},
-                        title=f"{run.label}: encoded test split ({method})", height=520,
-                        category_orders={"class": list(names) if names else None})
+    frame["class"] = [names[i] if names else str(i) for i in labels] if labels is not None else "?"
+    figure = px.scatter(
+        frame,
+        x="x",
+        y="y",
+        color="class",
+        hover_data={"test image": True, "x": False, "y": False},
+        title=f"{run.label}: encoded test split ({method})",
+        height=520,
+        category_orders={"class": list(names) if names else None},
+    )
     figure.update_traces(marker={"size": 5, "opacity": 0.8})
     if thumbnails:
         span = float(max(np.ptp(xy[:, 0]), np.ptp(xy[:, 1]), 1e-6)) * 0.05
         shown = np.linspace(0, len(xy) - 1, min(THUMBNAILS, len(xy))).astype(int)
         figure.layout.images = [  # set at once: one add_layout_image call per picture is 100x slower
-            dict(source=_data_uri(images[i]), x=xy[i, 0], y=xy[i, 1], xref="x", yref="y", sizex=span, sizey=span,
-                 xanchor="center", yanchor="middle", layer="above") for i in shown]
+            dict(
+                source=_data_uri(images[i]),
+                x=xy[i, 0],
+                y=xy[i, 1],
+                xref="x",
+                yref="y",
+                sizex=span,
+                sizey=span,
+                xanchor="center",
+                yanchor="middle",
+                layer="above",
+            )
+            for i in shown
+        ]
     return figure
 
 
@@ -103,8 +123,13 @@ def kl_per_dimension(run: Run) -> np.ndarray:
 
 
 def kl_figure(run: Run, kl: np.ndarray) -> go.Figure:
-    figure = px.bar(x=np.arange(len(kl)), y=kl, labels={"x": "latent dimension", "y": "KL (nats)"},
-                    title=f"{run.label}: KL per latent dimension (≈ 0 means the dimension is unused)", height=320)
+    figure = px.bar(
+        x=np.arange(len(kl)),
+        y=kl,
+        labels={"x": "latent dimension", "y": "KL (nats)"},
+        title=f"{run.label}: KL per latent dimension (≈ 0 means the dimension is unused)",
+        height=320,
+    )
     return figure
 
 
@@ -113,8 +138,13 @@ def render(selection: Selection) -> None:
         return
     encoders = [run for run in selection.runs if run.model().has_encoder]
     c1, c2 = st.columns(2)
-    method = c1.radio("Projection", ["PCA", "t-SNE"], key="latent_method", horizontal=True,
-                      help="t-SNE keeps neighbourhoods but distorts distances and takes a few seconds.")
+    method = c1.radio(
+        "Projection",
+        ["PCA", "t-SNE"],
+        key="latent_method",
+        horizontal=True,
+        help="t-SNE keeps neighbourhoods but distorts distances and takes a few seconds.",
+    )
     thumbnails = c2.checkbox("Draw some images on the map", value=True, key="latent_thumbs")
     if not encoders:
         st.info("None of the selected runs has an encoder (a GAN maps z to images only), so there is no map.")
@@ -126,9 +156,13 @@ def render(selection: Selection) -> None:
         kl = kl_per_dimension(run) if run.model_name == "vae" else None
         ranked = list(np.argsort(-kl)) if kl is not None else list(range(latent_dim))
         default = sorted(int(d) for d in ranked[: min(6, latent_dim)])
-        dims = st.multiselect(f"Dimensions to traverse — {run.label}", list(range(latent_dim)), default=default,
-                              key=f"latent-dims-{run.name}",
-                              help="For a VAE the default is the dimensions with the most KL (the used ones).")
+        dims = st.multiselect(
+            f"Dimensions to traverse — {run.label}",
+            list(range(latent_dim)),
+            default=default,
+            key=f"latent-dims-{run.name}",
+            help="For a VAE the default is the dimensions with the most KL (the used ones).",
+        )
         if dims:
             picture = to_pil(traversal(run, tuple(dims), selection.seed), nrow=TRAVERSAL_STEPS, scale=selection.scale)
             st.image(picture, caption=f"rows: dimensions {dims}; columns: −3 … +3, other dimensions fixed")

@@ -1,4 +1,5 @@
 """Tab 5 — Metrics: the evaluation table, its charts, and the training curves of every run."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -62,27 +63,57 @@ def metric_figures(rows: list[dict]) -> dict[str, go.Figure]:
         fid = go.Figure(go.Bar(x=[row["run"] for row in with_fid], y=[row["fid"] for row in with_fid], name="FID"))
         floors = [row.get("fid_floor") for row in with_fid]
         if any(floor is not None for floor in floors):
-            fid.add_trace(go.Scatter(x=[row["run"] for row in with_fid], y=floors, mode="lines+markers",
-                                     name="real-vs-real floor", line={"dash": "dash", "color": "black"}))
+            fid.add_trace(
+                go.Scatter(
+                    x=[row["run"] for row in with_fid],
+                    y=floors,
+                    mode="lines+markers",
+                    name="real-vs-real floor",
+                    line={"dash": "dash", "color": "black"},
+                )
+            )
         fid.update_layout(title="FID (lower is better) and the real-vs-real floor", yaxis_title="FID", height=380)
         figures["fid"] = fid
-    prdc = [{"run": row["run"], "metric": key, "value": row[key]} for row in rows
-            for key in ("precision", "recall", "density", "coverage") if row.get(key) is not None]
+    prdc = [
+        {"run": row["run"], "metric": key, "value": row[key]}
+        for row in rows
+        for key in ("precision", "recall", "density", "coverage")
+        if row.get(key) is not None
+    ]
     if prdc:
-        figures["precision_recall"] = px.bar(pd.DataFrame(prdc), x="metric", y="value", color="run",
-                                             barmode="group", height=380,
-                                             title="Precision / recall (quality / diversity), density / coverage")
-    modes = [{"run": row["run"], "class": str(k), "share of samples": share} for row in rows
-             for k, share in enumerate(row.get("class_histogram") or [])]
+        figures["precision_recall"] = px.bar(
+            pd.DataFrame(prdc),
+            x="metric",
+            y="value",
+            color="run",
+            barmode="group",
+            height=380,
+            title="Precision / recall (quality / diversity), density / coverage",
+        )
+    modes = [
+        {"run": row["run"], "class": str(k), "share of samples": share}
+        for row in rows
+        for k, share in enumerate(row.get("class_histogram") or [])
+    ]
     if modes:
-        figures["modes"] = px.bar(pd.DataFrame(modes), x="class", y="share of samples", color="run",
-                                  barmode="group", height=380,
-                                  title="Class histogram of the samples (a perfect model gives each class 10 %)")
+        figures["modes"] = px.bar(
+            pd.DataFrame(modes),
+            x="class",
+            y="share of samples",
+            color="run",
+            barmode="group",
+            height=380,
+            title="Class histogram of the samples (a perfect model gives each class 10 %)",
+        )
     sharp = [row for row in rows if row.get("sharpness") is not None]
     if sharp:
-        figures["sharpness"] = px.bar(x=[row["run"] for row in sharp], y=[row["sharpness"] for row in sharp],
-                                      labels={"x": "run", "y": "sharpness"}, height=340,
-                                      title="Sharpness of the samples (higher = crisper edges)")
+        figures["sharpness"] = px.bar(
+            x=[row["run"] for row in sharp],
+            y=[row["sharpness"] for row in sharp],
+            labels={"x": "run", "y": "sharpness"},
+            height=340,
+            title="Sharpness of the samples (higher = crisper edges)",
+        )
     return figures
 
 
@@ -107,8 +138,9 @@ def training_figures(runs) -> dict[str, go.Figure]:
         if frame.empty or not columns:
             continue
         long = frame.melt(id_vars="step", value_vars=columns, var_name="curve", value_name="value")
-        figures[f"training_{run.name}"] = px.line(long, x="step", y="value", color="curve", height=320,
-                                                  title=f"{run.label}: training curves")
+        figures[f"training_{run.name}"] = px.line(
+            long, x="step", y="value", color="curve", height=320, title=f"{run.label}: training curves"
+        )
     return figures
 
 
@@ -117,16 +149,19 @@ def gan_alarms(run: Run, row: dict | None) -> list[str]:
     alarms = []
     frame = pd.DataFrame(read_history(run.run_dir))
     if {"d_real", "d_fake"} <= set(frame.columns) and len(frame):
-        tail = frame.iloc[-max(1, int(len(frame) * TAIL_FRACTION)):]
+        tail = frame.iloc[-max(1, int(len(frame) * TAIL_FRACTION)) :]
         gap = float(tail["d_real"].mean() - tail["d_fake"].mean())
         if gap > D_WINS_GAP:
-            alarms.append(f"{run.name}: the discriminator wins outright (D(real) − D(fake) = {gap:.2f} over the "
-                          "last steps), so the generator gets almost no gradient. Try --diffaug, --spectral-norm "
-                          "or a lower --lr-d.")
+            alarms.append(
+                f"{run.name}: the discriminator wins outright (D(real) − D(fake) = {gap:.2f} over the "
+                "last steps), so the generator gets almost no gradient. Try --diffaug, --spectral-norm "
+                "or a lower --lr-d."
+            )
     classes = len(run.info.get("class_names") or [])
     if row and row.get("modes") is not None and classes and row["modes"] < classes * COLLAPSE_MODE_FRACTION:
-        alarms.append(f"{run.name}: the generator has collapsed onto {row['modes']} of {classes} classes "
-                      "(mode collapse).")
+        alarms.append(
+            f"{run.name}: the generator has collapsed onto {row['modes']} of {classes} classes (mode collapse)."
+        )
     return alarms
 
 
@@ -141,6 +176,7 @@ def compute(runs, n: int, recompute: bool) -> None:
 
     bar = st.progress(0.0, text="Starting the evaluation…")
     for i, run in enumerate(runs):
+
         def report(fraction: float, message: str, i=i, run=run) -> None:
             overall = (i + min(max(fraction, 0.0), 1.0)) / len(runs)
             bar.progress(overall, text=f"{run.name}: {message}")
@@ -155,11 +191,18 @@ def render(selection: Selection) -> None:
     rows = metric_rows(selection.runs)
     missing = [run for run in selection.runs if run.name not in {row["run"] for row in rows}]
     with st.form("compute_metrics"):
-        st.markdown("**Compute the metrics** (FID, precision/recall, modes, reconstruction, likelihood, …). "
-                    "The first time, a small classifier is trained as the feature extractor (about a minute).")
+        st.markdown(
+            "**Compute the metrics** (FID, precision/recall, modes, reconstruction, likelihood, …). "
+            "The first time, a small classifier is trained as the feature extractor (about a minute)."
+        )
         c1, c2 = st.columns(2)
-        n = c1.select_slider("Samples per run", N_CHOICES, value=1000, key="metrics_n",
-                             help="5000 gives the stable numbers used in reports; 500 is a quick look.")
+        n = c1.select_slider(
+            "Samples per run",
+            N_CHOICES,
+            value=1000,
+            key="metrics_n",
+            help="5000 gives the stable numbers used in reports; 500 is a quick look.",
+        )
         recompute = c2.checkbox("Also recompute runs that have metrics", key="metrics_recompute")
         if st.form_submit_button("Compute"):
             todo = list(selection.runs) if recompute else missing

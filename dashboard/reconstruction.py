@@ -1,4 +1,5 @@
 """Tab 4 — Reconstruction, denoising and anomaly detection."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -82,8 +83,14 @@ def anomaly_figure(run: Run, inliers: np.ndarray, outliers: np.ndarray, kind: st
     figure = go.Figure()
     figure.add_histogram(x=inliers, name="test digits", opacity=0.65, nbinsx=40)
     figure.add_histogram(x=outliers, name=OOD_KINDS[kind], opacity=0.65, nbinsx=40)
-    figure.update_layout(barmode="overlay", height=300, title=f"{run.label}: ROC AUC {auc:.3f}",
-                         xaxis_title=score_name(run), yaxis_title="images", legend={"orientation": "h"})
+    figure.update_layout(
+        barmode="overlay",
+        height=300,
+        title=f"{run.label}: ROC AUC {auc:.3f}",
+        xaxis_title=score_name(run),
+        yaxis_title="images",
+        legend={"orientation": "h"},
+    )
     return figure, auc
 
 
@@ -91,8 +98,10 @@ def render_reconstructions(selection: Selection, count: int) -> None:
     reference = selection.runs[0]
     generators_only = [run for run in selection.runs if not run.model().has_encoder]
     invert_gans = bool(generators_only) and st.checkbox(
-        "Also reconstruct with the GAN (latent inversion: a few seconds per run)", key="recon_invert",
-        help="The GAN has no encoder; its codes are found by gradient descent on z.")
+        "Also reconstruct with the GAN (latent inversion: a few seconds per run)",
+        key="recon_invert",
+        help="The GAN has no encoder; its codes are found by gradient descent on z.",
+    )
     indices = test_indices(reference, count, selection.seed)
     originals, _ = test_images(reference, indices)
     st.image(to_pil(originals, nrow=count, scale=selection.scale), caption="originals (test split)")
@@ -108,8 +117,13 @@ def render_reconstructions(selection: Selection, count: int) -> None:
         picture = to_pil(recon, nrow=count, scale=selection.scale)
         method = "encode → decode" if run.model().has_encoder else "latent inversion"
         st.image(picture, caption=f"{run.label} — {method}; mean MSE {errors[run.name].mean():.4f}")
-        st.download_button("PNG", png_bytes(picture), file_name=f"{run.name}-reconstructions.png", mime="image/png",
-                           key=f"recon-png-{run.name}")
+        st.download_button(
+            "PNG",
+            png_bytes(picture),
+            file_name=f"{run.name}-reconstructions.png",
+            mime="image/png",
+            key=f"recon-png-{run.name}",
+        )
     table = pd.DataFrame(errors, index=[f"test #{i}" for i in indices]).T
     if errors:
         st.caption("Per-image mean squared error (pixels in [0, 1]); lower is better.")
@@ -129,14 +143,17 @@ def render_denoising(selection: Selection, count: int, encoders: list[Run]) -> N
             model = run.model()
             output = model.decode(model.encode(noisy)).clamp(0, 1)
         error = (output - clean).pow(2).mean().item()
-        st.image(to_pil(output, nrow=count, scale=selection.scale),
-                 caption=f"{run.label} output; MSE to the clean digits {error:.4f} "
-                         f"(noisy input: {(noisy - clean).pow(2).mean().item():.4f})")
+        st.image(
+            to_pil(output, nrow=count, scale=selection.scale),
+            caption=f"{run.label} output; MSE to the clean digits {error:.4f} "
+            f"(noisy input: {(noisy - clean).pow(2).mean().item():.4f})",
+        )
 
 
 def render_anomalies(selection: Selection) -> None:
-    kind = st.radio("Out-of-distribution inputs", list(OOD_KINDS), format_func=OOD_KINDS.get, horizontal=True,
-                    key="ood_kind")
+    kind = st.radio(
+        "Out-of-distribution inputs", list(OOD_KINDS), format_func=OOD_KINDS.get, horizontal=True, key="ood_kind"
+    )
     for run in selection.runs:
         inliers, outliers = anomaly_scores(run, None, selection.seed), anomaly_scores(run, kind, selection.seed)
         figure, _auc = anomaly_figure(run, inliers, outliers, kind)

@@ -1,4 +1,5 @@
 """Tab 8 — Findings & report: the classic claims checked on these runs, and one zip with everything for a report."""
+
 from __future__ import annotations
 
 import io
@@ -38,8 +39,10 @@ def build_zip(selection: Selection) -> bytes:
             archive.writestr("metrics.md", to_markdown(rows))
             archive.writestr("metrics.tex", to_latex(rows))
         for run in selection.runs:
-            archive.writestr(f"grids/{run.name}-samples-seed{selection.seed}.png",
-                             sample_grid_png(run, selection.n_samples, selection.seed, scale=2))
+            archive.writestr(
+                f"grids/{run.name}-samples-seed{selection.seed}.png",
+                sample_grid_png(run, selection.n_samples, selection.seed, scale=2),
+            )
         if figures:  # the pages load ./plotly.min.js, so they open offline once the zip is extracted
             archive.writestr("figures/plotly.min.js", plotly.offline.get_plotlyjs())
         for name, figure in figures.items():
@@ -53,21 +56,33 @@ def render(selection: Selection) -> None:
     if not selection.runs:
         return
     rows = metric_rows(selection.runs)
-    st.markdown("Each classic claim of the VAE-vs-GAN comparison, checked on **the selected runs** with the "
-                "numbers measured on them. Short training runs can contradict the textbook — that is a finding too.")
+    st.markdown(
+        "Each classic claim of the VAE-vs-GAN comparison, checked on **the selected runs** with the "
+        "numbers measured on them. Short training runs can contradict the textbook — that is a finding too."
+    )
     found = findings_module.assess(list(selection.runs), rows)
     for finding in found:
-        st.markdown(f"{VERDICT_ICONS[finding.verdict]} **{finding.claim}** — *{finding.verdict}*  \n"
-                    f"{finding.evidence}")
+        st.markdown(f"{VERDICT_ICONS[finding.verdict]} **{finding.claim}** — *{finding.verdict}*  \n{finding.evidence}")
     st.divider()
-    st.markdown("**Report export**: the metric table as CSV, Markdown and LaTeX, the sample grids as PNG, every "
-                "chart as a standalone HTML page, and these findings as Markdown.")
+    st.markdown(
+        "**Report export**: the metric table as CSV, Markdown and LaTeX, the sample grids as PNG, every "
+        "chart as a standalone HTML page, and these findings as Markdown."
+    )
     if st.button("Build the report zip", key="report_build"):
         with st.spinner("Drawing the grids and the charts…"):
             st.session_state[ZIP_KEY] = build_zip(selection)
     if ZIP_KEY in st.session_state:
-        st.download_button("Download report.zip", st.session_state[ZIP_KEY],
-                           file_name=f"genlab-report-{time.strftime('%Y%m%d-%H%M')}.zip", mime="application/zip",
-                           key="report_download")
-    st.download_button("Download findings.md", findings_module.to_markdown(found, list(selection.runs)),
-                       file_name="findings.md", mime="text/markdown", key="findings_download")
+        st.download_button(
+            "Download report.zip",
+            st.session_state[ZIP_KEY],
+            file_name=f"genlab-report-{time.strftime('%Y%m%d-%H%M')}.zip",
+            mime="application/zip",
+            key="report_download",
+        )
+    st.download_button(
+        "Download findings.md",
+        findings_module.to_markdown(found, list(selection.runs)),
+        file_name="findings.md",
+        mime="text/markdown",
+        key="findings_download",
+    )

@@ -1,4 +1,5 @@
 """Tab 1 — Samples: one grid per run, side by side, drawn from the same seed (the same z where latent sizes match)."""
+
 from __future__ import annotations
 
 import math
@@ -46,10 +47,18 @@ def render(selection: Selection) -> None:
     for column, run in zip(columns, selection.runs):
         with column:
             st.markdown(f"**{run.label}**")
-            picture = to_pil(sample_images(run, selection.n_samples, selection.seed),
-                             nrow=math.isqrt(selection.n_samples), scale=selection.scale)
+            picture = to_pil(
+                sample_images(run, selection.n_samples, selection.seed),
+                nrow=math.isqrt(selection.n_samples),
+                scale=selection.scale,
+            )
             st.image(picture, caption=f"latent size {run.info['model_config']['latent_dim']}")
-            st.download_button("PNG", png_bytes(picture), file_name=f"{run.name}-samples-seed{selection.seed}.png",
-                               mime="image/png", key=f"samples-png-{run.name}")
+            st.download_button(
+                "PNG",
+                png_bytes(picture),
+                file_name=f"{run.name}-samples-seed{selection.seed}.png",
+                mime="image/png",
+                key=f"samples-png-{run.name}",
+            )
     with st.expander("Why do the models' samples differ?"):
         st.markdown(EXPLANATION)

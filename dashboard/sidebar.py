@@ -1,4 +1,5 @@
 """The sidebar (which runs, seed, sample count, scale) and the first-run page shown when there are no runs."""
+
 from __future__ import annotations
 
 import streamlit as st
@@ -11,7 +12,7 @@ FIRST_RUN_STEPS = 400
 
 
 def bump_seed() -> None:
-    """"Regenerate" = the next seed, so every tab draws new images and the old ones stay reproducible."""
+    """ "Regenerate" = the next seed, so every tab draws new images and the old ones stay reproducible."""
     st.session_state[SEED_KEY] = int(st.session_state.get(SEED_KEY, 0)) + 1
 
 
@@ -24,19 +25,35 @@ def render() -> tuple[Selection, list[Run]]:
     defaults = [name for name in DEFAULT_RUNS if name in names] or names[:4]
     with st.sidebar:
         st.header("Runs")
-        chosen = st.multiselect("Runs to compare", names, default=defaults, key="runs",
-                                help=f"Run folders in `{checkpoints_dir()}/`. Train more in the Train tab.")
+        chosen = st.multiselect(
+            "Runs to compare",
+            names,
+            default=defaults,
+            key="runs",
+            help=f"Run folders in `{checkpoints_dir()}/`. Train more in the Train tab.",
+        )
         st.header("Drawing")
-        st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key=SEED_KEY,
-                        help="The same seed draws the same latents for every run with the same latent size.")
+        st.number_input(
+            "Seed",
+            min_value=0,
+            max_value=2**31 - 1,
+            value=0,
+            step=1,
+            key=SEED_KEY,
+            help="The same seed draws the same latents for every run with the same latent size.",
+        )
         n_samples = st.select_slider("Samples per grid", options=[16, 25, 36, 49, 64], value=64, key="n_samples")
         scale = st.slider("Image scale", 1, 4, 2, key="scale", help="Enlarge the small images (nearest neighbour).")
         training = [run.name for run in runs if run.training]
         if training:
             st.caption("Still training: " + ", ".join(training))
     by_name = {run.name: run for run in runs}
-    selection = Selection(tuple(by_name[name] for name in chosen if name in by_name),
-                          int(st.session_state[SEED_KEY]), int(n_samples), int(scale))
+    selection = Selection(
+        tuple(by_name[name] for name in chosen if name in by_name),
+        int(st.session_state[SEED_KEY]),
+        int(n_samples),
+        int(scale),
+    )
     return selection, runs
 
 

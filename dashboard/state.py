@@ -3,6 +3,7 @@
 Models are loaded once per weights file (``st.cache_resource`` keyed by path and modification time, so a
 run that is still training is reloaded when its checkpoint changes) and every tab gets them from here.
 """
+
 from __future__ import annotations
 
 import functools
@@ -152,8 +153,9 @@ def latent_codes(run: Run, indices: tuple[int, ...]) -> torch.Tensor:
             return model.encode(images).cpu()
     from evaluation.inversion import invert  # the GAN has no encoder: optimise z until G(z) matches
 
-    z, _recon = invert(model, images, steps=INVERSION_STEPS, restarts=INVERSION_RESTARTS,
-                       generator=torch.Generator().manual_seed(0))
+    z, _recon = invert(
+        model, images, steps=INVERSION_STEPS, restarts=INVERSION_RESTARTS, generator=torch.Generator().manual_seed(0)
+    )
     return z.detach().cpu()
 
 
@@ -174,4 +176,6 @@ def shown_errors(where: str):
         st.error(f"{where}: {exc}")
     except Exception as exc:  # noqa: BLE001 - the page must survive a bug in one tab
         log.exception("%s failed", where)
-        st.error(f"{where} failed unexpectedly ({type(exc).__name__}: {str(exc)[:200]}); details are in the terminal log.")
+        st.error(
+            f"{where} failed unexpectedly ({type(exc).__name__}: {str(exc)[:200]}); details are in the terminal log."
+        )

@@ -1,4 +1,5 @@
 """Tab 7 — β sweep: short VAE runs at several β, rate (KL) against distortion (reconstruction) and FID against β."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -50,9 +51,17 @@ def rate_distortion(by_beta: dict[float, Run]) -> pd.DataFrame:
         history = pd.DataFrame(read_history(run.run_dir))
         if history.empty or not {"kl", "recon"} <= set(history.columns):
             continue
-        tail = history.iloc[-max(1, int(len(history) * TAIL_FRACTION)):]
-        points.append({"β": beta, "label": f"β={beta:g}", "rate (KL, nats)": tail["kl"].mean(), "distortion (recon, nats)": tail["recon"].mean(),
-                       "run": run.name, "steps": int(run.info.get("step", 0))})
+        tail = history.iloc[-max(1, int(len(history) * TAIL_FRACTION)) :]
+        points.append(
+            {
+                "β": beta,
+                "label": f"β={beta:g}",
+                "rate (KL, nats)": tail["kl"].mean(),
+                "distortion (recon, nats)": tail["recon"].mean(),
+                "run": run.name,
+                "steps": int(run.info.get("step", 0)),
+            }
+        )
     return pd.DataFrame(points)
 
 
@@ -60,17 +69,37 @@ def sweep_figures(by_beta: dict[float, Run]) -> dict[str, go.Figure]:
     figures = {}
     points = rate_distortion(by_beta)
     if not points.empty:
-        figure = px.line(points, x="rate (KL, nats)", y="distortion (recon, nats)", text="label", markers=True,
-                         hover_data=["run", "steps"], height=400,
-                         title="Rate–distortion: each point is one VAE, labelled by its β")
+        figure = px.line(
+            points,
+            x="rate (KL, nats)",
+            y="distortion (recon, nats)",
+            text="label",
+            markers=True,
+            hover_data=["run", "steps"],
+            height=400,
+            title="Rate–distortion: each point is one VAE, labelled by its β",
+        )
         figure.update_traces(textposition="top center")
         figures["beta_rate_distortion"] = figure
     rows = [(beta, stored_row(run)) for beta, run in by_beta.items()]
-    measured = pd.DataFrame([{"β": beta, "FID": row["fid"], "run": row.get("run")} for beta, row in rows
-                             if row and row.get("fid") is not None])
+    measured = pd.DataFrame(
+        [
+            {"β": beta, "FID": row["fid"], "run": row.get("run")}
+            for beta, row in rows
+            if row and row.get("fid") is not None
+        ]
+    )
     if not measured.empty:
-        figure = px.line(measured, x="β", y="FID", markers=True, log_x=True, hover_data=["run"], height=360,
-                         title="FID of prior samples against β (lower is better)")
+        figure = px.line(
+            measured,
+            x="β",
+            y="FID",
+            markers=True,
+            log_x=True,
+            hover_data=["run"],
+            height=360,
+            title="FID of prior samples against β (lower is better)",
+        )
         figures["beta_fid"] = figure
     return figures
 
@@ -84,13 +113,19 @@ def render(selection: Selection) -> None:
     existing = sweep_runs(all_runs, dataset)
     missing = [beta for beta in betas if beta not in existing]
     if missing:
-        st.caption("Reused: " + (", ".join(f"β={b:g} → {r.name}" for b, r in existing.items() if b in betas) or "none")
-                   + ". To train: " + ", ".join(f"β={b:g}" for b in missing) + " (one after the other).")
+        st.caption(
+            "Reused: "
+            + (", ".join(f"β={b:g} → {r.name}" for b, r in existing.items() if b in betas) or "none")
+            + ". To train: "
+            + ", ".join(f"β={b:g}" for b in missing)
+            + " (one after the other)."
+        )
         if st.button(f"Train {len(missing)} VAE run(s) of {steps} steps", key="sweep_start"):
             for beta in missing:
                 run = f"{SWEEP_PREFIX}{jobs.unique_run_name('vae', dataset)}-beta{beta:g}"
-                jobs.submit(["vae", "--dataset", dataset, "--steps", str(int(steps)), "--beta", f"{beta:g}"],
-                            run, queued=True)
+                jobs.submit(
+                    ["vae", "--dataset", dataset, "--steps", str(int(steps)), "--beta", f"{beta:g}"], run, queued=True
+                )
             st.rerun()
     else:
         st.caption("Every chosen β already has a VAE run; they are reused.")

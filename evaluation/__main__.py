@@ -3,13 +3,14 @@
 Bad input (a missing or corrupt run, n <= 0, an output file in a missing folder, Inception offline) gives
 one line on stderr and exit code 2.
 """
+
 from __future__ import annotations
 
 import shutil
 import sys
 from pathlib import Path
 
-from generators.__main__ import OneLineParser, positive_int
+from generators.cli import OneLineParser, positive_int
 from generators.errors import UserError, run_command
 
 from .runner import INVERSION_STEPS
@@ -27,8 +28,9 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--sampler", choices=("prior", "gmm"), default="prior")
     parser.add_argument("--extractor", choices=("classifier", "inception"), default="classifier")
     parser.add_argument("--iwae-k", type=positive_int, default=100, help="importance samples of the IWAE bound")
-    parser.add_argument("--inversion-steps", type=positive_int, default=INVERSION_STEPS,
-                        help="Adam steps of the GAN's latent inversion")
+    parser.add_argument(
+        "--inversion-steps", type=positive_int, default=INVERSION_STEPS, help="Adam steps of the GAN's latent inversion"
+    )
     parser.add_argument("--extractor-dir", default="checkpoints/_extractors", help="where extractors are cached")
     parser.add_argument("--no-cache", action="store_true", help="recompute even if metrics.json has the row")
     for fmt in FORMATS:
@@ -62,23 +64,34 @@ def _evaluate(args) -> int:
     seeds = args.seeds or [args.seed if args.seed is not None else 0]
     rows = []
     # disable=None: a bar on a terminal only, so piped or captured stderr holds nothing but errors
-    with tqdm(total=len(args.run_dirs), unit="run", disable=None,
-              bar_format="{l_bar}{bar}| {n:.2f}/{total} [{elapsed}]") as bar:
+    with tqdm(
+        total=len(args.run_dirs), unit="run", disable=None, bar_format="{l_bar}{bar}| {n:.2f}/{total} [{elapsed}]"
+    ) as bar:
         for i, run_dir in enumerate(args.run_dirs):
-            def progress(fraction: float, message: str, base=i) -> None:
+
+            def progress(fraction: float, message: str, base=i, name=Path(run_dir).name) -> None:
                 bar.n = base + fraction
-                bar.set_description(f"{Path(run_dir).name}: {message}", refresh=False)
+                bar.set_description(f"{name}: {message}", refresh=False)
                 bar.refresh()
 
-            rows.append(evaluate_run(run_dir, n=args.n, seeds=seeds, sampler=args.sampler,
-                                     extractor=args.extractor, iwae_k=args.iwae_k,
-                                     inversion_steps=args.inversion_steps, progress=progress,
-                                     use_cache=not args.no_cache, cache_dir=args.extractor_dir))
+            rows.append(
+                evaluate_run(
+                    run_dir,
+                    n=args.n,
+                    seeds=seeds,
+                    sampler=args.sampler,
+                    extractor=args.extractor,
+                    iwae_k=args.iwae_k,
+                    inversion_steps=args.inversion_steps,
+                    progress=progress,
+                    use_cache=not args.no_cache,
+                    cache_dir=args.extractor_dir,
+                )
+            )
         bar.n = len(args.run_dirs)
         bar.set_description("done")
     print(report.to_text(rows, width=shutil.get_terminal_size((160, 24)).columns))
-    writers = {"json": report.to_json, "markdown": report.to_markdown, "latex": report.to_latex,
-               "csv": report.to_csv}
+    writers = {"json": report.to_json, "markdown": report.to_markdown, "latex": report.to_latex, "csv": report.to_csv}
     for fmt, path in outputs.items():
         path.write_text(writers[fmt](rows))
         print(f"wrote {fmt} to {path}")

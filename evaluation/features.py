@@ -5,6 +5,7 @@ FID/KID/PRDC are measured in the penultimate layer of a classifier that knows th
 per (dataset, image shape), cached as safetensors under ``checkpoints/_extractors/<dataset>/`` with its test
 accuracy, and named by a hash of its weights, so every score can say exactly which extractor made it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,9 +15,9 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -60,9 +61,15 @@ class ClassifierExtractor(nn.Module):
         self.test_accuracy: float | None = None
         side = _out_size(min(image_shape[1], MAX_INPUT_SIZE))
         self.body = nn.Sequential(
-            nn.Conv2d(image_shape[0], width, 5, 2, 2), nn.BatchNorm2d(width), nn.ReLU(True),
-            nn.Conv2d(width, 2 * width, 5, 2, 2), nn.BatchNorm2d(2 * width), nn.ReLU(True),
-            nn.Flatten(), nn.Linear(2 * width * side * side, FEATURE_DIM), nn.ReLU(True),
+            nn.Conv2d(image_shape[0], width, 5, 2, 2),
+            nn.BatchNorm2d(width),
+            nn.ReLU(True),
+            nn.Conv2d(width, 2 * width, 5, 2, 2),
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(True),
+            nn.Flatten(),
+            nn.Linear(2 * width * side * side, FEATURE_DIM),
+            nn.ReLU(True),
         )
         self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(FEATURE_DIM, num_classes))
         # features are divided by their RMS on the train split, so distances and KID have a readable scale
@@ -81,12 +88,13 @@ class ClassifierExtractor(nn.Module):
         return self.head(self.body(self._prepare(images)))
 
     @torch.inference_mode()
-    def features_and_logits(self, images: torch.Tensor,
-                            batch_size: int = BATCH_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    def features_and_logits(
+        self, images: torch.Tensor, batch_size: int = BATCH_SIZE
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Features and class logits of many images in one batched pass (on the CPU)."""
         feats, logits = [], []
         for start in range(0, len(images), batch_size):
-            hidden = self.body(self._prepare(images[start:start + batch_size]))
+            hidden = self.body(self._prepare(images[start : start + batch_size]))
             feats.append((hidden / self.feature_scale).cpu())
             logits.append(self.head(hidden).cpu())
         return torch.cat(feats), torch.cat(logits)
@@ -108,9 +116,17 @@ def random_affine(images: torch.Tensor, generator: torch.Generator) -> torch.Ten
     return F.grid_sample(images, grid, padding_mode="zeros", align_corners=False)
 
 
-def train_classifier(train_images: torch.Tensor, train_labels: torch.Tensor, num_classes: int, *,
-                     epochs: int = DEFAULT_EPOCHS, batch_size: int = 128, seed: int = 0, width: int = DEFAULT_WIDTH,
-                     progress: Callable[[float, str], None] | None = None) -> ClassifierExtractor:
+def train_classifier(
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    num_classes: int,
+    *,
+    epochs: int = DEFAULT_EPOCHS,
+    batch_size: int = 128,
+    seed: int = 0,
+    width: int = DEFAULT_WIDTH,
+    progress: Callable[[float, str], None] | None = None,
+) -> ClassifierExtractor:
     """Adam + one-cycle schedule + label smoothing on augmented train images: a fixed recipe that never looks
     at the test split (its accuracy is measured afterwards)."""
     generator = torch.Generator().manual_seed(seed)
@@ -123,7 +139,7 @@ def train_classifier(train_images: torch.Tensor, train_labels: torch.Tensor, num
     for epoch in range(epochs):
         order = torch.randperm(len(train_images), generator=generator)
         for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             x = random_affine(train_images[idx].float() / 255, generator)
             loss = F.cross_entropy(model.logits(x), train_labels[idx], label_smoothing=0.1)
             optimizer.zero_grad(set_to_none=True)
@@ -154,8 +170,9 @@ def _safe_name(dataset_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", dataset_name).strip("_") or "dataset"
 
 
-def extractor_path(cache_dir: str | Path, dataset_name: str, image_shape, epochs: int = DEFAULT_EPOCHS,
-                   width: int = DEFAULT_WIDTH) -> Path:
+def extractor_path(
+    cache_dir: str | Path, dataset_name: str, image_shape, epochs: int = DEFAULT_EPOCHS, width: int = DEFAULT_WIDTH
+) -> Path:
     """``<cache>/<dataset>/classifier-1x28x28.safetensors``; a non-default recipe (tests) gets its own file."""
     shape = "x".join(str(v) for v in image_shape)
     recipe = "" if (epochs, width) == (DEFAULT_EPOCHS, DEFAULT_WIDTH) else f"-e{epochs}w{width}"
@@ -164,9 +181,16 @@ def extractor_path(cache_dir: str | Path, dataset_name: str, image_shape, epochs
 
 def save_extractor(model: ClassifierExtractor, path: Path, dataset_name: str, seconds: float) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    metadata = {"format": FORMAT_VERSION, "id": model.id, "test_accuracy": model.test_accuracy,
-                "num_classes": model.num_classes, "image_shape": list(model.image_shape), "width": model.width,
-                "dataset": dataset_name, "train_seconds": round(seconds, 1)}
+    metadata = {
+        "format": FORMAT_VERSION,
+        "id": model.id,
+        "test_accuracy": model.test_accuracy,
+        "num_classes": model.num_classes,
+        "image_shape": list(model.image_shape),
+        "width": model.width,
+        "dataset": dataset_name,
+        "train_seconds": round(seconds, 1),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, save(tensors, metadata={"extractor": json.dumps(metadata)}))
 
@@ -190,13 +214,22 @@ def load_extractor(path: Path) -> ClassifierExtractor | None:
 def require_labels(data) -> None:
     """The classifier extractor learns from class labels; a dataset without them gets a clear error."""
     if data.train.labels is None or not data.num_classes or data.num_classes < 2:
-        raise UserError(f"dataset {data.name} has no class labels (put the images in one sub-folder per class), "
-                        f"so the feature extractor cannot be trained; use --extractor inception instead")
+        raise UserError(
+            f"dataset {data.name} has no class labels (put the images in one sub-folder per class), "
+            f"so the feature extractor cannot be trained; use --extractor inception instead"
+        )
 
 
-def get_extractor(dataset_name: str, image_shape, *, cache_dir: str | Path = DEFAULT_CACHE_DIR, data=None,
-                  progress: Callable[[float, str], None] | None = None, epochs: int = DEFAULT_EPOCHS,
-                  width: int = DEFAULT_WIDTH) -> ClassifierExtractor:
+def get_extractor(
+    dataset_name: str,
+    image_shape,
+    *,
+    cache_dir: str | Path = DEFAULT_CACHE_DIR,
+    data=None,
+    progress: Callable[[float, str], None] | None = None,
+    epochs: int = DEFAULT_EPOCHS,
+    width: int = DEFAULT_WIDTH,
+) -> ClassifierExtractor:
     """The cached classifier for this dataset and image shape, trained (and cached) on first use.
 
     ``data`` is the loaded ``ImageData`` (loaded here when None). ``epochs``/``width`` exist so tests can
@@ -215,8 +248,9 @@ def get_extractor(dataset_name: str, image_shape, *, cache_dir: str | Path = DEF
     if tuple(data.image_shape) != image_shape:
         raise UserError(f"dataset {dataset_name} has images of shape {data.image_shape}, not {image_shape}")
     started = time.perf_counter()
-    model = train_classifier(data.train.images, data.train.labels, data.num_classes, epochs=epochs, width=width,
-                             progress=progress)
+    model = train_classifier(
+        data.train.images, data.train.labels, data.num_classes, epochs=epochs, width=width, progress=progress
+    )
     model.test_accuracy = round(accuracy(model, data.test.images, data.test.labels), 4)
     tensors = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     model.id = f"cnn-{_safe_name(dataset_name)}-{_weights_hash(tensors)}"
@@ -225,7 +259,7 @@ def get_extractor(dataset_name: str, image_shape, *, cache_dir: str | Path = DEF
 
 
 @lru_cache(maxsize=1)
-def inception_extractor() -> "InceptionExtractor":
+def inception_extractor() -> InceptionExtractor:
     """One Inception per process: checking that it loads and using it must not load the weights twice."""
     return InceptionExtractor().eval()
 
@@ -248,12 +282,16 @@ class InceptionExtractor(nn.Module):
             with contextlib.redirect_stderr(io.StringIO()):
                 self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"])
         except ModuleNotFoundError:
-            raise UserError("--extractor inception needs the torch-fidelity package: pip install torch-fidelity "
-                            "(or use the default --extractor classifier)") from None
+            raise UserError(
+                "--extractor inception needs the torch-fidelity package: pip install torch-fidelity "
+                "(or use the default --extractor classifier)"
+            ) from None
         except Exception as exc:  # offline: URLError, OSError, RuntimeError from the weight download
             weights = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS
-            raise UserError(f"could not get the Inception-v3 weights ({type(exc).__name__}; offline?): to use them "
-                            f"offline put {INCEPTION_WEIGHTS} at {weights}, or use --extractor classifier") from None
+            raise UserError(
+                f"could not get the Inception-v3 weights ({type(exc).__name__}; offline?): to use them "
+                f"offline put {INCEPTION_WEIGHTS} at {weights}, or use --extractor classifier"
+            ) from None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         images = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images

@@ -4,6 +4,7 @@ Features are extracted once, batched, and handed to torchmetrics through ``Preco
 ``feature`` module that passes them through. So one extraction serves FID, its real-vs-real floor, KID and
 PRDC, while the statistics and the distance itself stay torchmetrics' (float64 sums, eigenvalue trace).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -59,7 +60,7 @@ def fid_floor(real_feats: torch.Tensor, n: int, seed: int = 0) -> tuple[float, i
     """
     half = real_halves(len(real_feats), n)
     order = torch.randperm(len(real_feats), generator=torch.Generator().manual_seed(seed))
-    return frechet_distance(real_feats[order[:half]], real_feats[order[half:2 * half]]), half
+    return frechet_distance(real_feats[order[:half]], real_feats[order[half : 2 * half]]), half
 
 
 def kernel_distance(real_feats: torch.Tensor, fake_feats: torch.Tensor, seed: int = 0) -> tuple[float, float, int]:
@@ -74,8 +75,9 @@ def kernel_distance(real_feats: torch.Tensor, fake_feats: torch.Tensor, seed: in
     subset = max(2, min(KID_MAX_SUBSET, min(len(real), len(fake)) // 2))
     with warnings.catch_warnings():  # its "features are kept in a buffer" notice: we hand it features anyway
         warnings.simplefilter("ignore", UserWarning)
-        metric = KernelInceptionDistance(feature=PrecomputedFeatures(real.shape[1]), subsets=KID_SUBSETS,
-                                         subset_size=subset)
+        metric = KernelInceptionDistance(
+            feature=PrecomputedFeatures(real.shape[1]), subsets=KID_SUBSETS, subset_size=subset
+        )
     metric.update(real, real=True)
     metric.update(fake, real=False)
     with torch.random.fork_rng(devices=[]):  # torchmetrics draws the subsets from the global RNG

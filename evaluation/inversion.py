@@ -3,6 +3,7 @@
 Adam on z for a fixed number of steps from several random starts; each image keeps its best start. The
 reconstruction table can then hold a number for every model, labelled by how it was made.
 """
+
 from __future__ import annotations
 
 import torch
@@ -12,8 +13,15 @@ def inversion_method(restarts: int, steps: int) -> str:
     return f"latent inversion (Adam, {restarts} restarts, {steps} steps)"
 
 
-def invert(model, images: torch.Tensor, *, steps: int = 200, restarts: int = 4, lr: float = 0.05,
-           generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def invert(
+    model,
+    images: torch.Tensor,
+    *,
+    steps: int = 200,
+    restarts: int = 4,
+    lr: float = 0.05,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(z, decode(z)) minimising the per-image MSE; starts drawn from the model's prior with ``generator``."""
     if steps < 1 or restarts < 1:
         raise ValueError("steps and restarts must be at least 1")

@@ -4,30 +4,16 @@ dimension and active units.
 Both bounds come from the same k importance samples per image: ELBO = mean_k log w_k and
 IWAE = log mean_k w_k with w = p(x|z) p(z) / q(z|x), so ELBO <= IWAE holds exactly (Jensen).
 """
+
 from __future__ import annotations
 
 import math
 
 import torch
 
-from generators.autoencoder import reconstruction_loss
 from generators.vae import gaussian_kl
 
 ACTIVE_UNIT_THRESHOLD = 0.01
-
-
-def likelihood_name(recon: str) -> str:
-    if recon == "bce":
-        return "Bernoulli decoder on grey levels in [0, 1]"
-    return "Gaussian decoder with unit variance (recon=mse)"
-
-
-def log_likelihood(logits: torch.Tensor, x: torch.Tensor, recon: str) -> torch.Tensor:
-    """log p(x|z) per image, summed over pixels."""
-    loss = reconstruction_loss(logits, x, recon)  # BCE: -log p(x|z); MSE: the sum of squares
-    if recon == "bce":
-        return -loss
-    return -0.5 * loss - 0.5 * x[0].numel() * math.log(2 * math.pi)
 
 
 def _log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -35,11 +21,11 @@ def _log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torc
 
 
 @torch.inference_mode()
-def likelihood_bounds(model, images: torch.Tensor, k: int = 100, *, generator: torch.Generator | None = None,
-                      chunk: int = 50) -> dict:
+def likelihood_bounds(
+    model, images: torch.Tensor, k: int = 100, *, generator: torch.Generator | None = None, chunk: int = 50
+) -> dict:
     """ELBO and IWAE_k in nats per image (log-likelihood bounds, higher is better) and bits/dim
     (negative bound per pixel, lower is better)."""
-    recon = model.config.recon
     log_w = []
     for part in images.split(chunk):
         x = part.to(model.device)
@@ -47,7 +33,7 @@ def likelihood_bounds(model, images: torch.Tensor, k: int = 100, *, generator: t
         eps = torch.randn(k, *mu.shape, generator=generator).to(mu.device)
         z = mu + eps * (0.5 * logvar).exp()  # (k, B, d)
         logits = model.decode_logits(z.flatten(0, 1))
-        log_px = log_likelihood(logits, x.repeat(k, 1, 1, 1), recon).view(k, -1)
+        log_px = model.log_likelihood(logits, x.repeat(k, 1, 1, 1)).view(k, -1)
         log_pz = _log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
         log_w.append((log_px + log_pz - _log_normal(z, mu, logvar)).double().cpu())
     log_w = torch.cat(log_w, 1)  # (k, N)
@@ -55,9 +41,11 @@ def likelihood_bounds(model, images: torch.Tensor, k: int = 100, *, generator: t
     iwae = (torch.logsumexp(log_w, 0) - math.log(k)).mean().item()
     dims = images[0].numel()
     return {
-        "elbo_nats": elbo, "iwae_nats": iwae,
-        "elbo_bits_per_dim": -elbo / (dims * math.log(2)), "iwae_bits_per_dim": -iwae / (dims * math.log(2)),
-        "likelihood": likelihood_name(recon),
+        "elbo_nats": elbo,
+        "iwae_nats": iwae,
+        "elbo_bits_per_dim": -elbo / (dims * math.log(2)),
+        "iwae_bits_per_dim": -iwae / (dims * math.log(2)),
+        "likelihood": model.likelihood_name,
     }
 
 

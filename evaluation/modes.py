@@ -1,5 +1,6 @@
 """Mode counts: which classes the extractor's classifier sees in the samples, and how far the class
 histogram is from the real one."""
+
 from __future__ import annotations
 
 import torch

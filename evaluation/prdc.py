@@ -3,6 +3,7 @@
 Distances are computed in row chunks with ``torch.cdist`` so memory stays at chunk x N floats (40 MB at
 N = 10 000), never N x N.
 """
+
 from __future__ import annotations
 
 import torch

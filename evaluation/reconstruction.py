@@ -1,4 +1,5 @@
 """Reconstruction scores of test images: MSE, BCE, PSNR and SSIM (torchmetrics, data_range = 1)."""
+
 from __future__ import annotations
 
 import torch

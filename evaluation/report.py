@@ -3,6 +3,7 @@
 The summary tables (Markdown, LaTeX, terminal) show one row per run with the headline metrics, ``mean ± std``
 where several seeds were run, and the warnings underneath. CSV and JSON hold every column.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,14 +13,31 @@ import pandas as pd
 
 # (row key, column label, format) of the summary tables; the label says the unit and which way is better
 SUMMARY_COLUMNS = (
-    ("run", "run", "s"), ("model", "model", "s"), ("sampler", "sampler", "s"), ("n_fake", "n", "d"),
-    ("fid", "FID ↓", ".2f"), ("fid_floor", "floor", ".2f"), ("fid_ratio", "FID/floor ↓", ".2f"),
-    ("kid_mean", "KID×10³ ↓", "kid"), ("precision", "prec ↑", ".3f"), ("recall", "recall ↑", ".3f"),
-    ("density", "density", ".3f"), ("coverage", "cover ↑", ".3f"), ("modes", "modes", "g"),
-    ("mode_kl", "mode KL ↓", ".3f"), ("sharpness", "sharp", ".2f"), ("smoothness", "smooth ↓", ".2f"),
-    ("recon_method", "recon via", "s"), ("recon_mse", "MSE ↓", ".4f"), ("recon_psnr", "PSNR ↑", ".2f"),
-    ("recon_ssim", "SSIM ↑", ".3f"), ("elbo_nats", "ELBO ↑", ".1f"), ("iwae_nats", "IWAE ↑", ".1f"),
-    ("iwae_bits_per_dim", "bits/dim ↓", ".3f"), ("active_units", "active", "d"), ("extractor_id", "extractor", "s"),
+    ("run", "run", "s"),
+    ("model", "model", "s"),
+    ("sampler", "sampler", "s"),
+    ("n_fake", "n", "d"),
+    ("fid", "FID ↓", ".2f"),
+    ("fid_floor", "floor", ".2f"),
+    ("fid_ratio", "FID/floor ↓", ".2f"),
+    ("kid_mean", "KID×10³ ↓", "kid"),
+    ("precision", "prec ↑", ".3f"),
+    ("recall", "recall ↑", ".3f"),
+    ("density", "density", ".3f"),
+    ("coverage", "cover ↑", ".3f"),
+    ("modes", "modes", "g"),
+    ("mode_kl", "mode KL ↓", ".3f"),
+    ("sharpness", "sharp", ".2f"),
+    ("smoothness", "smooth ↓", ".2f"),
+    ("recon_method", "recon via", "s"),
+    ("recon_mse", "MSE ↓", ".4f"),
+    ("recon_psnr", "PSNR ↑", ".2f"),
+    ("recon_ssim", "SSIM ↑", ".3f"),
+    ("elbo_nats", "ELBO ↑", ".1f"),
+    ("iwae_nats", "IWAE ↑", ".1f"),
+    ("iwae_bits_per_dim", "bits/dim ↓", ".3f"),
+    ("active_units", "active", "d"),
+    ("extractor_id", "extractor", "s"),
 )
 LIST_KEYS = ("seeds", "class_histogram", "kl_per_dim", "warnings")
 
@@ -45,8 +63,10 @@ def _cell(row: dict, key: str, fmt: str) -> str:
 
 def summary_frame(rows: list[dict]) -> pd.DataFrame:
     """The headline columns as formatted text, one row per run."""
-    return pd.DataFrame([[_cell(row, key, fmt) for key, _, fmt in SUMMARY_COLUMNS] for row in rows],
-                        columns=[label for _, label, _ in SUMMARY_COLUMNS])
+    return pd.DataFrame(
+        [[_cell(row, key, fmt) for key, _, fmt in SUMMARY_COLUMNS] for row in rows],
+        columns=[label for _, label, _ in SUMMARY_COLUMNS],
+    )
 
 
 def rows_to_frame(rows: list[dict]) -> pd.DataFrame:
@@ -58,7 +78,7 @@ def rows_to_frame(rows: list[dict]) -> pd.DataFrame:
     for key in LIST_KEYS:
         if key in frame:
             joiner = "; " if key == "warnings" else ","
-            frame[key] = frame[key].map(lambda v: joiner.join(str(x) for x in v) if isinstance(v, list) else v)
+            frame[key] = frame[key].map(lambda v, j=joiner: j.join(str(x) for x in v) if isinstance(v, list) else v)
     return frame
 
 
@@ -72,10 +92,12 @@ def provenance(rows: list[dict]) -> str:
     for row in rows:
         acc = row.get("extractor_test_acc")
         acc_text = f", test accuracy {acc:.1%}" if acc is not None else ""
-        parts.append(f"{row.get('run')}: features of {row.get('extractor_id')}{acc_text}; "
-                     f"{row.get('n_real')} real ({row.get('reference', 'train split')}) vs {row.get('n_fake')} "
-                     f"samples, seeds {','.join(str(s) for s in row.get('seeds') or [])}; "
-                     f"reconstruction on {row.get('recon_n')} test images")
+        parts.append(
+            f"{row.get('run')}: features of {row.get('extractor_id')}{acc_text}; "
+            f"{row.get('n_real')} real ({row.get('reference', 'train split')}) vs {row.get('n_fake')} "
+            f"samples, seeds {','.join(str(s) for s in row.get('seeds') or [])}; "
+            f"reconstruction on {row.get('recon_n')} test images"
+        )
     return ". ".join(parts) + "."
 
 
@@ -91,12 +113,27 @@ def to_markdown(rows: list[dict]) -> str:
 
 
 def _latex_escape(text: str) -> str:
-    for char, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
-                          ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"),
-                          ("^", r"\textasciicircum{}")):
+    for char, escaped in (
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("$", r"\$"),
+        ("#", r"\#"),
+        ("_", r"\_"),
+        ("{", r"\{"),
+        ("}", r"\}"),
+        ("~", r"\textasciitilde{}"),
+        ("^", r"\textasciicircum{}"),
+    ):
         text = text.replace(char, escaped)
-    for char, command in (("±", r"$\pm$"), ("↓", r"$\downarrow$"), ("↑", r"$\uparrow$"),
-                          ("×10³", r"$\times 10^3$"), ("∞", r"$\infty$"), ("–", "--")):
+    for char, command in (
+        ("±", r"$\pm$"),
+        ("↓", r"$\downarrow$"),
+        ("↑", r"$\uparrow$"),
+        ("×10³", r"$\times 10^3$"),
+        ("∞", r"$\infty$"),
+        ("–", "--"),
+    ):
         text = text.replace(char, command)
     return text
 
@@ -104,13 +141,24 @@ def _latex_escape(text: str) -> str:
 def to_latex(rows: list[dict]) -> str:
     """A booktabs table (needs \\usepackage{booktabs}); warnings become a footnote-sized list after it."""
     frame = summary_frame(rows)
-    lines = [r"\begin{table}[ht]", r"\centering", r"\scriptsize", r"\setlength{\tabcolsep}{3pt}",
-             r"\begin{tabular}{" + "".join("l" if fmt == "s" else "r" for _, _, fmt in SUMMARY_COLUMNS) + "}",
-             r"\toprule",
-             " & ".join(_latex_escape(c) for c in frame.columns) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{table}[ht]",
+        r"\centering",
+        r"\scriptsize",
+        r"\setlength{\tabcolsep}{3pt}",
+        r"\begin{tabular}{" + "".join("l" if fmt == "s" else "r" for _, _, fmt in SUMMARY_COLUMNS) + "}",
+        r"\toprule",
+        " & ".join(_latex_escape(c) for c in frame.columns) + r" \\",
+        r"\midrule",
+    ]
     lines += [" & ".join(_latex_escape(str(v)) for v in values) + r" \\" for values in frame.values]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\caption{" + _latex_escape(provenance(rows)) + "}",
-              r"\label{tab:generators}", r"\end{table}"]
+    lines += [
+        r"\bottomrule",
+        r"\end{tabular}",
+        r"\caption{" + _latex_escape(provenance(rows)) + "}",
+        r"\label{tab:generators}",
+        r"\end{table}",
+    ]
     warnings = warning_lines(rows)
     if warnings:
         lines += [r"\begin{itemize}\footnotesize", *[r"\item " + _latex_escape(w) for w in warnings], r"\end{itemize}"]

@@ -5,22 +5,24 @@ the mean with a ``<metric>_std`` column when there are several seeds. The real-v
 reconstruction and likelihood do not depend on the sampling seed and are computed once. Subsets of the
 test split used by the slower metrics are fixed (seeded) and their sizes are part of the row.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from generators.checkpoints import atomic_write_bytes, load_run, read_run_info
 from generators.errors import UserError
-from generators.registry import model_class
+from generators.data import load_run_dataset
+from generators.registry import capabilities_of
 from generators.samplers import GMM_FILE, SAMPLERS, latent_sampler
 
 from .features import DEFAULT_CACHE_DIR, get_extractor, inception_extractor, require_labels
@@ -47,14 +49,58 @@ LIKELIHOOD_IMAGES = 200
 SMOOTHNESS_PAIRS = 64
 SMOOTHNESS_STEPS = 8
 PRDC_K = 5
-SEED_METRICS = ("fid", "fid_ratio", "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "modes",
-                "mode_kl", "sharpness", "smoothness")
+SEED_METRICS = (
+    "fid",
+    "fid_ratio",
+    "kid_mean",
+    "kid_std",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "modes",
+    "mode_kl",
+    "sharpness",
+    "smoothness",
+)
 ROW_KEYS = (
-    "run", "model", "dataset", "sampler", "extractor_id", "extractor_test_acc", "n_real", "n_fake", "seeds",
-    "seconds", "fid", "fid_floor", "fid_ratio", "kid_mean", "kid_std", "precision", "recall", "density", "coverage",
-    "modes", "mode_kl", "class_histogram", "recon_method", "recon_mse", "recon_bce", "recon_psnr", "recon_ssim",
-    "elbo_nats", "iwae_nats", "elbo_bits_per_dim", "iwae_bits_per_dim", "likelihood", "active_units",
-    "kl_per_dim", "sharpness", "smoothness", "warnings",
+    "run",
+    "model",
+    "dataset",
+    "sampler",
+    "extractor_id",
+    "extractor_test_acc",
+    "n_real",
+    "n_fake",
+    "seeds",
+    "seconds",
+    "fid",
+    "fid_floor",
+    "fid_ratio",
+    "kid_mean",
+    "kid_std",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "modes",
+    "mode_kl",
+    "class_histogram",
+    "recon_method",
+    "recon_mse",
+    "recon_bce",
+    "recon_psnr",
+    "recon_ssim",
+    "elbo_nats",
+    "iwae_nats",
+    "elbo_bits_per_dim",
+    "iwae_bits_per_dim",
+    "likelihood",
+    "active_units",
+    "kl_per_dim",
+    "sharpness",
+    "smoothness",
+    "warnings",
 )
 
 Progress = Callable[[float, str], None]
@@ -63,8 +109,10 @@ Progress = Callable[[float, str], None]
 def settings_key(*, n: int, seeds, sampler: str, extractor_id: str, iwae_k: int, inversion_steps: int) -> str:
     """The key of a stored row: every setting that changes a number."""
     seed_text = ",".join(str(s) for s in seeds)
-    return (f"n={n}|seeds={seed_text}|sampler={sampler}|extractor={extractor_id}|iwae_k={iwae_k}"
-            f"|inversion_steps={inversion_steps}")
+    return (
+        f"n={n}|seeds={seed_text}|sampler={sampler}|extractor={extractor_id}|iwae_k={iwae_k}"
+        f"|inversion_steps={inversion_steps}"
+    )
 
 
 def load_metrics(run_dir) -> dict[str, dict]:
@@ -91,8 +139,12 @@ def _subset(count: int, size: int) -> torch.Tensor:
 
 @torch.inference_mode()
 def draw_samples(model, draw, n: int, generator: torch.Generator) -> torch.Tensor:
-    return torch.cat([model.decode(draw(min(SAMPLE_BATCH, n - start), generator)).clamp(0, 1).cpu()
-                      for start in range(0, n, SAMPLE_BATCH)])
+    return torch.cat(
+        [
+            model.decode(draw(min(SAMPLE_BATCH, n - start), generator)).clamp(0, 1).cpu()
+            for start in range(0, n, SAMPLE_BATCH)
+        ]
+    )
 
 
 def _validate(n, seeds, sampler, extractor, iwae_k, inversion_steps) -> tuple[int, ...]:
@@ -113,16 +165,7 @@ def _validate(n, seeds, sampler, extractor, iwae_k, inversion_steps) -> tuple[in
 
 
 def load_run_data(info: dict):
-    tc = info.get("train_config") or {}
-    return _cached_dataset(info["dataset"], tc.get("data_dir", "data"), tc.get("image_size"), tc.get("channels"))
-
-
-@lru_cache(maxsize=2)
-def _cached_dataset(name: str, data_dir: str, image_size, channels):
-    """Datasets are read-only here, so scoring several runs of one dataset loads it once."""
-    from generators.data import load_dataset
-
-    return load_dataset(name, data_dir, image_size, channels)
+    return load_run_dataset(info)
 
 
 def check_inputs(run_dir, *, sampler: str = "prior", extractor: str = "classifier") -> dict:
@@ -132,7 +175,7 @@ def check_inputs(run_dir, *, sampler: str = "prior", extractor: str = "classifie
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
     data = load_run_data(info)
-    if sampler == "gmm" and not model_class(info["model"]).has_encoder and not (run_dir / GMM_FILE).is_file():
+    if sampler == "gmm" and not capabilities_of(info).encoder and not (run_dir / GMM_FILE).is_file():
         raise UserError(f"--sampler gmm needs a model with an encoder; {info['model']} has none (use --sampler prior)")
     if extractor == "classifier":
         require_labels(data)
@@ -158,10 +201,20 @@ class _Stopwatch:
         self.done += 1
 
 
-def evaluate_run(run_dir, *, n: int = 5000, seeds=(0,), sampler: str = "prior", extractor: str = "classifier",
-                 iwae_k: int = 100, inversion_steps: int = INVERSION_STEPS, progress: Progress | None = None,
-                 use_cache: bool = True, cache_dir: str | Path = DEFAULT_CACHE_DIR,
-                 timings: dict | None = None) -> dict:
+def evaluate_run(
+    run_dir,
+    *,
+    n: int = 5000,
+    seeds=(0,),
+    sampler: str = "prior",
+    extractor: str = "classifier",
+    iwae_k: int = 100,
+    inversion_steps: int = INVERSION_STEPS,
+    progress: Progress | None = None,
+    use_cache: bool = True,
+    cache_dir: str | Path = DEFAULT_CACHE_DIR,
+    timings: dict | None = None,
+) -> dict:
     """One row of metrics for the run in ``run_dir`` (see ROW_KEYS), also stored in its metrics.json.
 
     ``timings``, when given, receives the seconds spent per stage (used by the benchmarks).
@@ -178,10 +231,12 @@ def evaluate_run(run_dir, *, n: int = 5000, seeds=(0,), sampler: str = "prior", 
             net = inception_extractor()
         else:
             within_stage = (lambda f, message: progress(f / watch.stages, message)) if progress else None
-            net = get_extractor(info["dataset"], data.image_shape, cache_dir=cache_dir, data=data,
-                                progress=within_stage)
-    key = settings_key(n=n, seeds=seeds, sampler=sampler, extractor_id=net.id, iwae_k=iwae_k,
-                       inversion_steps=inversion_steps)
+            net = get_extractor(
+                info["dataset"], data.image_shape, cache_dir=cache_dir, data=data, progress=within_stage
+            )
+    key = settings_key(
+        n=n, seeds=seeds, sampler=sampler, extractor_id=net.id, iwae_k=iwae_k, inversion_steps=inversion_steps
+    )
     stored = load_metrics(run_dir).get(key) if use_cache else None
     if stored and stored.get("run_step") == info.get("step") and stored.get("run_created") == info.get("created"):
         return stored
@@ -189,9 +244,20 @@ def evaluate_run(run_dir, *, n: int = 5000, seeds=(0,), sampler: str = "prior", 
     model, info = load_run(run_dir)
     warnings = []
     row = {k: None for k in ROW_KEYS}
-    row.update(run=run_dir.name, run_dir=str(run_dir), model=info["model"], dataset=info["dataset"], sampler=sampler,
-               extractor_id=net.id, extractor_test_acc=net.test_accuracy, n_fake=n, seeds=list(seeds),
-               reference="train split", run_step=info.get("step"), run_created=info.get("created"))
+    row.update(
+        run=run_dir.name,
+        run_dir=str(run_dir),
+        model=info["model"],
+        dataset=info["dataset"],
+        sampler=sampler,
+        extractor_id=net.id,
+        extractor_test_acc=net.test_accuracy,
+        n_fake=n,
+        seeds=list(seeds),
+        reference="train split",
+        run_step=info.get("step"),
+        run_created=info.get("created"),
+    )
 
     with watch.stage("real features and floor"):
         train = data.train
@@ -206,8 +272,10 @@ def evaluate_run(run_dir, *, n: int = 5000, seeds=(0,), sampler: str = "prior", 
     if n_real < n:
         warnings.append(f"the train split has only {len(train)} images: FID compares {n_real} real with {n} samples")
     if half < n:
-        warnings.append(f"the floor uses two real halves of {half} (not {n}): the train split holds {len(train)}; "
-                        f"a floor at smaller n is higher, so fid_ratio is optimistic")
+        warnings.append(
+            f"the floor uses two real halves of {half} (not {n}): the train split holds {len(train)}; "
+            f"a floor at smaller n is higher, so fid_ratio is optimistic"
+        )
     if n < SMALL_N:
         warnings.append(f"n={n} < {SMALL_N}: FID and KID are biased upwards at small n; compare runs at equal n only")
     if n < net.num_features:
@@ -233,8 +301,9 @@ def evaluate_run(run_dir, *, n: int = 5000, seeds=(0,), sampler: str = "prior", 
                 scores.update(mode_stats(fake_logits.argmax(1), real_classes, net.num_classes))
             scores["sharpness"] = laplacian_variance(fake) / real_sharpness
         with watch.stage("smoothness"):
-            scores["smoothness"] = interpolation_smoothness(model, net, draw, pairs=SMOOTHNESS_PAIRS,
-                                                            steps=SMOOTHNESS_STEPS, generator=generator)
+            scores["smoothness"] = interpolation_smoothness(
+                model, net, draw, pairs=SMOOTHNESS_PAIRS, steps=SMOOTHNESS_STEPS, generator=generator
+            )
         per_seed.append(scores)
     row["kid_subset_size"] = kid_subset
     row.update(_combine(per_seed))
@@ -243,28 +312,30 @@ def evaluate_run(run_dir, *, n: int = 5000, seeds=(0,), sampler: str = "prior", 
 
     test = data.test
     with watch.stage("reconstruction"):
-        if model.has_encoder:
+        if model.capabilities.encoder:
             images = test.images[_subset(len(test), RECON_IMAGES)].float() / 255
             recon = encode_decode(model, images)
             row["recon_method"] = "encode-decode"
         else:
             images = test.images[_subset(len(test), INVERSION_IMAGES)].float() / 255
             generator = torch.Generator().manual_seed(seeds[0])
-            recon = invert(model, images, steps=inversion_steps, restarts=INVERSION_RESTARTS, lr=INVERSION_LR,
-                           generator=generator)[1].cpu()
+            recon = invert(
+                model, images, steps=inversion_steps, restarts=INVERSION_RESTARTS, lr=INVERSION_LR, generator=generator
+            )[1].cpu()
             row["recon_method"] = inversion_method(INVERSION_RESTARTS, inversion_steps)
         row.update(reconstruction_scores(recon, images), recon_n=len(images))
     with watch.stage("likelihood"):
-        if hasattr(model, "posterior"):
+        if model.capabilities.posterior:
             images = test.images[_subset(len(test), LIKELIHOOD_IMAGES)].float() / 255
             generator = torch.Generator().manual_seed(seeds[0])
-            row.update(likelihood_bounds(model, images, iwae_k, generator=generator), iwae_k=iwae_k,
-                       likelihood_n=len(images))
+            row.update(
+                likelihood_bounds(model, images, iwae_k, generator=generator), iwae_k=iwae_k, likelihood_n=len(images)
+            )
             row.update(latent_usage(model, test.images[_subset(len(test), RECON_IMAGES)].float() / 255))
 
     row["warnings"] = warnings
     row["seconds"] = round(time.perf_counter() - started, 2)
-    row["evaluated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    row["evaluated"] = datetime.now(UTC).isoformat(timespec="seconds")
     store_row(run_dir, key, row)
     if progress:
         progress(1.0, "done")

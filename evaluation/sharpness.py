@@ -1,4 +1,5 @@
 """Sharpness: the variance of the Laplacian (a standard blur measure), of samples relative to real images."""
+
 from __future__ import annotations
 
 import torch

@@ -1,12 +1,14 @@
 """Latent smoothness: how evenly the decoded images change along straight lines in latent space."""
+
 from __future__ import annotations
 
 import torch
 
 
 @torch.inference_mode()
-def interpolation_smoothness(model, extractor, draw, *, pairs: int = 64, steps: int = 8,
-                             generator: torch.Generator | None = None) -> float:
+def interpolation_smoothness(
+    model, extractor, draw, *, pairs: int = 64, steps: int = 8, generator: torch.Generator | None = None
+) -> float:
     """Mean feature distance between consecutive frames of ``steps``-step interpolations, divided by the
     end-point distance over ``steps`` (the step an even path would take). 1 = the features move evenly,
     larger = jumps between frames (lower = smoother). Ratio of sums over pairs, so near pairs cannot blow it up.

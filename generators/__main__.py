@@ -1,4 +1,5 @@
 """Command line: python -m generators {train,sample,list}. Bad input -> one line on stderr, exit 2."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,31 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+from .cli import OneLineParser, positive_float, positive_int, run_name
 from .errors import UserError, WriteFailed, run_command
 from .registry import MODELS
+from .samplers import SAMPLERS
 
 EXIT_DIVERGED = 1
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse prints usage plus an error; users get the one line that says what is wrong."""
-
-    def error(self, message):
-        raise UserError(f"{self.prog}: {message} (see --help)")
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def model_option_fields() -> dict[str, dataclasses.Field]:
@@ -57,8 +39,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, dest=name, action="store_const", const=True, default=None, help=help_text)
         else:
             kind = {"int": int, "float": float}.get(str(f.type), str)
-            group.add_argument(flag, dest=name, type=kind, default=None, choices=f.metadata.get("choices"),
-                               help=help_text)
+            group.add_argument(
+                flag, dest=name, type=kind, default=None, choices=f.metadata.get("choices"), help=help_text
+            )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("run_dir")
     sample.add_argument("--n", type=positive_int, required=True)
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--sampler", choices=("prior", "gmm"), default="prior")
+    sample.add_argument("--sampler", choices=SAMPLERS, default="prior")
     sample.add_argument("--batch-size", type=positive_int, default=1000)
     sample.add_argument("--out", required=True, help="FILE.npy: uint8 array (N, C, H, W), values 0..255")
 
@@ -99,16 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_name(text: str) -> str:
-    """A run is a folder directly inside --out-dir: a path here could make --overwrite empty any folder."""
-    if not text or text in (".", "..") or "/" in text or os.sep in text:
-        raise argparse.ArgumentTypeError(f"must be a plain folder name (use --out-dir for the location), got {text!r}")
-    return text
-
-
 def default_run_name(model: str, dataset: str) -> str:
     if dataset.startswith("folder:"):
-        dataset = Path(dataset[len("folder:"):]).name or "folder"
+        dataset = Path(dataset[len("folder:") :]).name or "folder"
     return f"{model}-{dataset}"
 
 
@@ -137,27 +113,51 @@ def cmd_train(args) -> int:
     foreign = sorted(set(options) - own_fields)
     if foreign:
         raise UserError(f"--{foreign[0].replace('_', '-')} does not apply to {args.model}")
-    cfg = TrainConfig(dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
-                      channels=args.channels, epochs=args.epochs, steps=args.steps, minutes=args.minutes,
-                      batch_size=args.batch_size, seed=args.seed, device=args.device)
+    cfg = TrainConfig(
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        image_size=args.image_size,
+        channels=args.channels,
+        epochs=args.epochs,
+        steps=args.steps,
+        minutes=args.minutes,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+    )
     run_dir = Path(args.out_dir) / (args.run or default_run_name(args.model, args.dataset))
     progress_dir = Path(args.progress_json).parent if args.progress_json else run_dir
     if not (progress_dir.is_dir() or progress_dir.resolve() == run_dir.resolve()):  # the run folder is made later
         raise UserError(f"the folder of --progress-json ({progress_dir}) does not exist")
     callback = progress_writer(Path(args.progress_json)) if args.progress_json else None
     try:
-        result = run_training(args.model, options, cfg, run_dir, resume=args.resume, overwrite=args.overwrite,
-                              callback=callback, show_progress=not args.quiet)
+        result = run_training(
+            args.model,
+            options,
+            cfg,
+            run_dir,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            callback=callback,
+            show_progress=not args.quiet,
+        )
     except Diverged as exc:
-        print(f"error: training diverged: {exc}; the last good checkpoint in {run_dir} was kept "
-              f"(try a lower learning rate)", file=sys.stderr)
+        print(
+            f"error: training diverged: {exc}; the last good checkpoint in {run_dir} was kept "
+            f"(try a lower learning rate)",
+            file=sys.stderr,
+        )
         return EXIT_DIVERGED
     except Interrupted as exc:
-        print(f"interrupted by {exc}: checkpoint saved in {run_dir}; continue with the same command plus --resume",
-              file=sys.stderr)
+        print(
+            f"interrupted by {exc}: checkpoint saved in {run_dir}; continue with the same command plus --resume",
+            file=sys.stderr,
+        )
         return 128 + exc.signum
-    print(f"trained {args.model} for {result['step']} steps ({result['epoch']} epochs, "
-          f"{result['seconds']:.0f} s) -> {run_dir}")
+    print(
+        f"trained {args.model} for {result['step']} steps ({result['epoch']} epochs, "
+        f"{result['seconds']:.0f} s) -> {run_dir}"
+    )
     return 0
 
 
@@ -166,6 +166,7 @@ def cmd_sample(args) -> int:
     import torch
 
     from .checkpoints import load_run
+    from .data import load_run_dataset
     from .samplers import latent_sampler
 
     out = Path(args.out)
@@ -174,19 +175,14 @@ def cmd_sample(args) -> int:
     if not out.parent.is_dir():
         raise UserError(f"the folder of --out ({out.parent}) does not exist")
     model, info = load_run(Path(args.run_dir))
-    train_images = None
-    if args.sampler == "gmm" and not (Path(args.run_dir) / "sampler_gmm.safetensors").is_file():
-        from .data import load_dataset
-
-        tc = info.get("train_config", {})
-        train_images = load_dataset(info["dataset"], tc.get("data_dir", "data"), tc.get("image_size"),
-                                    tc.get("channels")).train.float_images()
-    draw = latent_sampler(model, args.sampler, Path(args.run_dir), train_images)
+    draw = latent_sampler(model, args.sampler, Path(args.run_dir), lambda: load_run_dataset(info).train.float_images())
     shape = (args.n, *model.config.image_shape)
     needed, free = int(np.prod(shape, dtype=np.float64)), shutil.disk_usage(out.parent).free
     if needed > free:
-        raise UserError(f"{args.n} samples need {needed / 1e9:.1f} GB but {out.parent} has {free / 1e9:.1f} GB free; "
-                        f"ask for fewer with --n")
+        raise UserError(
+            f"{args.n} samples need {needed / 1e9:.1f} GB but {out.parent} has {free / 1e9:.1f} GB free; "
+            f"ask for fewer with --n"
+        )
     generator = torch.Generator().manual_seed(args.seed)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.npy")
     try:  # the .npy header, then batch after batch: 200 000 samples never sit in memory at once
@@ -215,8 +211,17 @@ def cmd_list(args) -> int:
     if not runs:
         print(f"no runs in {args.out_dir}/ yet: train one with `python -m generators train vae`")
         return 0
-    rows = [(Path(r["run_dir"]).name, r["model"], r["dataset"], str(r.get("step", "?")), str(r.get("epoch", "?")),
-             str(r.get("created", "?"))[:19].replace("T", " ")) for r in runs]
+    rows = [
+        (
+            Path(r["run_dir"]).name,
+            r["model"],
+            r["dataset"],
+            str(r.get("step", "?")),
+            str(r.get("epoch", "?")),
+            str(r.get("created", "?"))[:19].replace("T", " "),
+        )
+        for r in runs
+    ]
     header = ("run", "model", "dataset", "steps", "epochs", "created")
     widths = [max(len(x) for x in col) for col in zip(header, *rows)]
     for row in (header, *rows):

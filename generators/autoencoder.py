@@ -4,8 +4,10 @@
 prior, so most prior draws land in the gaps between the regions the encoder actually uses and decode
 to smeared non-digits. The dashboard shows exactly this next to the VAE, whose KL term closes the gaps.
 """
+
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -21,10 +23,14 @@ from .nets import ConvDecoder, ConvEncoder
 class AutoencoderConfig(ModelConfig):
     base_width: int = field(default=32, metadata={"help": "channels of the first conv stage (doubles per stage)"})
     hidden_dim: int = field(default=256, metadata={"help": "width of the fully connected layer"})
-    extra_convs: int = field(default=0, metadata={"help": "extra 3x3 conv layers per stage, encoder and decoder "
-                                                          "(a deeper stack; 0 = textbook)"})
-    recon: str = field(default="bce", metadata={"choices": ("bce", "mse"),
-                                                "help": "reconstruction loss: Bernoulli (BCE) or squared error"})
+    extra_convs: int = field(
+        default=0,
+        metadata={"help": "extra 3x3 conv layers per stage, encoder and decoder (a deeper stack; 0 = textbook)"},
+    )
+    recon: str = field(
+        default="bce",
+        metadata={"choices": ("bce", "mse"), "help": "reconstruction loss: Bernoulli (BCE) or squared error"},
+    )
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
 
     def __post_init__(self) -> None:
@@ -50,6 +56,7 @@ class Autoencoder(Generator):
     """Deterministic conv autoencoder. Loss: reconstruction summed over pixels, averaged over the batch."""
 
     name = "ae"
+    title = "Autoencoder"
     Config = AutoencoderConfig
     has_encoder = True
     code_multiplier = 1  # the VAE's encoder head outputs (mu, log sigma^2), twice as many numbers
@@ -58,8 +65,9 @@ class Autoencoder(Generator):
         super().__init__(config)
         self.encoder = ConvEncoder(config.image_shape, config.base_width, config.hidden_dim, config.extra_convs)
         self.to_code = nn.Linear(config.hidden_dim, config.latent_dim * self.code_multiplier)
-        self.decoder = ConvDecoder(config.image_shape, config.latent_dim, config.base_width, config.hidden_dim,
-                                   config.extra_convs)
+        self.decoder = ConvDecoder(
+            config.image_shape, config.latent_dim, config.base_width, config.hidden_dim, config.extra_convs
+        )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.to_code(self.encoder(x))
@@ -69,6 +77,19 @@ class Autoencoder(Generator):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.decode_logits(z))
+
+    def log_likelihood(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) per image, summed over pixels: Bernoulli (BCE) or unit-variance Gaussian (MSE) decoder."""
+        loss = reconstruction_loss(logits, x, self.config.recon)  # BCE: -log p(x|z); MSE: the sum of squares
+        if self.config.recon == "bce":
+            return -loss
+        return -0.5 * loss - 0.5 * x[0].numel() * math.log(2 * math.pi)
+
+    @property
+    def likelihood_name(self) -> str:
+        if self.config.recon == "bce":
+            return "Bernoulli decoder on grey levels in [0, 1]"
+        return "Gaussian decoder with unit variance (recon=mse)"
 
     def configure_optimizers(self, train_cfg) -> dict[str, torch.optim.Optimizer]:
         return {"adam": torch.optim.Adam(self.parameters(), lr=self.config.lr)}

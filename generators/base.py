@@ -3,6 +3,7 @@
 Images crossing any public boundary are float tensors in [0, 1] with shape (N, C, H, W). A model
 owns its losses and optimizers (a GAN has two), so the training harness can stay model-agnostic.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,7 +43,7 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ModelConfig":
+    def from_dict(cls, values: dict) -> ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -50,16 +51,66 @@ class ModelConfig:
         return cls(**values)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model can do, so code outside ``generators/`` asks this and never a model's name.
+
+    - ``encoder``: ``encode(x) -> z`` exists (maps, reconstruction by encode-decode, GMM/two-stage samplers).
+    - ``posterior``: ``posterior(x) -> (mu, logvar)``, ``decode_logits(z)`` and ``log_likelihood(logits, x)``
+      exist, so the ELBO, KL per dimension and active units can be computed.
+    - ``discriminator``: ``realness(x) -> logits`` exists and the history logs ``d_real``/``d_fake``
+      (loss-balance diagnostics).
+    - ``num_classes``: the number of classes a class-conditional model is conditioned on (None: unconditional).
+    """
+
+    title: str
+    latent_shape: tuple[int, ...]
+    encoder: bool = False
+    posterior: bool = False
+    discriminator: bool = False
+    num_classes: int | None = None
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes is not None
+
+    @property
+    def adversarial(self) -> bool:
+        return self.discriminator
+
+
 class Generator(nn.Module):
-    """A generative image model: sample from a prior, decode latents, train itself one batch at a time."""
+    """A generative image model: sample from a prior, decode latents, train itself one batch at a time.
+
+    A subclass sets ``name``, ``title`` and ``Config``, and the capability flags it has (see ``Capabilities``).
+    """
 
     name: ClassVar[str]
+    title: ClassVar[str]
     Config: ClassVar[type[ModelConfig]]
     has_encoder: ClassVar[bool] = False
+    has_posterior: ClassVar[bool] = False
+    has_discriminator: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
+
+    @classmethod
+    def capabilities_for(cls, config: ModelConfig) -> Capabilities:
+        """The capabilities of a model of this class built from ``config`` (no weights needed)."""
+        return Capabilities(
+            title=cls.title,
+            latent_shape=(config.latent_dim,),
+            encoder=cls.has_encoder,
+            posterior=cls.has_posterior,
+            discriminator=cls.has_discriminator,
+            num_classes=getattr(config, "num_classes", None),
+        )
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.capabilities_for(self.config)
 
     @property
     def device(self) -> torch.device:

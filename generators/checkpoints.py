@@ -7,6 +7,7 @@ and is only ever read with ``torch.load(weights_only=True)``. Every file is writ
 same folder and moved into place with ``os.replace``, so a crash leaves the old file or the new one,
 never half of one. Nothing here unpickles anything.
 """
+
 from __future__ import annotations
 
 import csv
@@ -57,8 +58,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError) and not isinstance(exc, WriteFailed):
-            raise WriteFailed(exc.errno, f"could not write {path} ({exc.strerror or exc}); "
-                                         f"its previous version, if any, was kept") from None
+            raise WriteFailed(
+                exc.errno, f"could not write {path} ({exc.strerror or exc}); its previous version, if any, was kept"
+            ) from None
         raise
 
 
@@ -89,8 +91,10 @@ def load_resume_state(run_dir: Path) -> dict:
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # objects other than tensors, e.g. a code payload: never executed
-        raise UserError(f"{path} holds objects other than tensors and was refused unread; "
-                        f"only resume files written by this project can be resumed") from None
+        raise UserError(
+            f"{path} holds objects other than tensors and was refused unread; "
+            f"only resume files written by this project can be resumed"
+        ) from None
     except Exception as exc:  # a torn or foreign file
         raise UserError(f"{path} is not a valid resume file and was not loaded: {_first_line(exc)}") from None
 
@@ -112,7 +116,7 @@ class HistoryWriter:
         """``rows``: the whole history so far, the rows of earlier writes first and unchanged."""
         if len(rows) < self.rows_written:  # not a continuation (e.g. cut back): start again
             self.columns, self.chunks, self.rows_written = [], [], 0
-        fresh = rows[self.rows_written:]
+        fresh = rows[self.rows_written :]
         added = [k for row in fresh for k in row if k not in self.columns]
         if added:  # a new column changes every line
             self.columns += list(dict.fromkeys(added))
@@ -136,11 +140,13 @@ def read_history(run_dir: Path) -> list[dict]:
         return []
     try:
         with open(path, newline="") as fh:
-            return [{k: float(v) if v not in ("", None) else None for k, v in row.items()}
-                    for row in csv.DictReader(fh)]
+            return [
+                {k: float(v) if v not in ("", None) else None for k, v in row.items()} for row in csv.DictReader(fh)
+            ]
     except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as exc:
-        raise UserError(f"{path} is not a valid history file ({_first_line(exc)}); delete it to go on "
-                        f"without the loss history") from None
+        raise UserError(
+            f"{path} is not a valid history file ({_first_line(exc)}); delete it to go on without the loss history"
+        ) from None
 
 
 def read_run_info(run_dir: Path) -> dict:
@@ -156,7 +162,9 @@ def read_run_info(run_dir: Path) -> dict:
         with safe_open(str(path), framework="pt") as fh:
             metadata = fh.metadata() or {}
     except Exception as exc:
-        raise UserError(f"{path} is not a readable safetensors file (truncated or corrupt?): {_first_line(exc)}") from None
+        raise UserError(
+            f"{path} is not a readable safetensors file (truncated or corrupt?): {_first_line(exc)}"
+        ) from None
     if "config" not in metadata:
         raise UserError(f"{path} has no 'config' metadata: it was not written by this project")
     try:
@@ -176,14 +184,17 @@ def load_run(run_dir: Path, device: str | torch.device = "cpu") -> tuple[Generat
     try:
         model = build_model(info["model"], info["model_config"])
     except (UserError, TypeError, ValueError) as exc:  # a hand-edited or foreign config
-        raise UserError(f"{path}: its config does not describe a model this project can build: "
-                        f"{_first_line(exc)}") from None
+        raise UserError(
+            f"{path}: its config does not describe a model this project can build: {_first_line(exc)}"
+        ) from None
     expected = model.state_dict()
     try:
         with safe_open(str(path), framework="pt") as fh:
             stored = {k: fh.get_tensor(k) for k in fh.keys()}
     except Exception as exc:
-        raise UserError(f"{path} is not a readable safetensors file (truncated or corrupt?): {_first_line(exc)}") from None
+        raise UserError(
+            f"{path} is not a readable safetensors file (truncated or corrupt?): {_first_line(exc)}"
+        ) from None
     stored = model.upgrade_state_dict(stored)
     missing, unexpected = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
     if missing or unexpected:
@@ -250,7 +261,9 @@ def run_lock(run_dir: Path):
         except FileExistsError:
             owner = lock_holder(run_dir)
             if owner:
-                raise UserError(f"{run_dir} is being trained by process {owner}; wait for it or stop it first") from None
+                raise UserError(
+                    f"{run_dir} is being trained by process {owner}; wait for it or stop it first"
+                ) from None
             path.unlink(missing_ok=True)  # stale lock of a dead process
     else:
         raise UserError(f"could not take the lock {path}; remove it if no training is running")

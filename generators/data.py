@@ -5,6 +5,7 @@
 - ``mnist``, ``fashion-mnist``, ``cifar10``: torchvision, downloaded to ``--data-dir`` when online.
 - ``folder:PATH``: any images; class sub-folders give labels; converted to the chosen channels and size.
 """
+
 from __future__ import annotations
 
 import functools
@@ -81,8 +82,10 @@ def _split(images: np.ndarray, labels: np.ndarray | None, test_fraction: float) 
     else:
         train_idx, test_idx = stratified_split(labels, test_fraction, SPLIT_SEED)
     as_labels = (lambda idx: None) if labels is None else (lambda idx: torch.from_numpy(labels[idx]).long())
-    return (ImageSplit(torch.from_numpy(images[train_idx]), as_labels(train_idx)),
-            ImageSplit(torch.from_numpy(images[test_idx]), as_labels(test_idx)))
+    return (
+        ImageSplit(torch.from_numpy(images[train_idx]), as_labels(train_idx)),
+        ImageSplit(torch.from_numpy(images[test_idx]), as_labels(test_idx)),
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -157,8 +160,10 @@ def _folder(path_text: str, channels: int | None, image_size: int | None) -> Ima
             images.append(array)
             labels.append(label)
     if skipped:
-        print(f"warning: skipped {len(skipped)} unreadable image file(s) in {root}, e.g. {skipped[0].name}",
-              file=sys.stderr)
+        print(
+            f"warning: skipped {len(skipped)} unreadable image file(s) in {root}, e.g. {skipped[0].name}",
+            file=sys.stderr,
+        )
     if not images:
         raise UserError(f"no readable images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {root}")
     if len(images) < 2:
@@ -186,15 +191,16 @@ def _convert(split: ImageSplit, channels: int | None, size: int | None) -> Image
 def check_dataset_name(name: str) -> None:
     """Refuse an unknown name or a missing folder up front, before a run folder is made for it."""
     if name.startswith("folder:"):
-        root = Path(name[len("folder:"):]).expanduser()
+        root = Path(name[len("folder:") :]).expanduser()
         if not root.is_dir():
             raise UserError(f"dataset folder {root} does not exist or is not a folder")
     elif name != "mnist5k" and name not in TORCHVISION_SETS:
         raise UserError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}")
 
 
-def load_dataset(name: str = "mnist5k", data_dir: str | Path = "data", image_size: int | None = None,
-                 channels: int | None = None) -> ImageData:
+def load_dataset(
+    name: str = "mnist5k", data_dir: str | Path = "data", image_size: int | None = None, channels: int | None = None
+) -> ImageData:
     """Load a dataset by name; ``image_size``/``channels`` convert it (None keeps the native shape)."""
     if image_size is not None and not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
         raise UserError(f"--image-size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE}, got {image_size}")
@@ -206,6 +212,25 @@ def load_dataset(name: str = "mnist5k", data_dir: str | Path = "data", image_siz
     elif name in TORCHVISION_SETS:
         data = _torchvision(name, Path(data_dir))
     else:
-        data = _folder(name[len("folder:"):], channels, image_size)
+        data = _folder(name[len("folder:") :], channels, image_size)
     data.train, data.test = _convert(data.train, channels, image_size), _convert(data.test, channels, image_size)
     return data
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_dataset(name: str, data_dir: str, image_size: int | None, channels: int | None) -> ImageData:
+    return load_dataset(name, data_dir, image_size, channels)
+
+
+def clear_dataset_cache() -> None:
+    """Forget the cached datasets (benchmarks time a cold load)."""
+    _cached_dataset.cache_clear()
+
+
+def load_run_dataset(info: dict) -> ImageData:
+    """The dataset a run was trained on (its stored info), converted the same way it was for training.
+
+    Cached (a few datasets), so the CLI, evaluation, dashboard and benchmarks share one copy; treat it as
+    read-only."""
+    tc = info.get("train_config") or {}
+    return _cached_dataset(info["dataset"], str(tc.get("data_dir", "data")), tc.get("image_size"), tc.get("channels"))

@@ -6,6 +6,7 @@ the run config: an exponential moving average of G (``--ema``), DiffAugment tran
 every image D sees (``--diffaug``, Zhao et al. 2020), spectral norm in D, the hinge loss and two
 time-scale learning rates (``--lr-g`` / ``--lr-d``).
 """
+
 from __future__ import annotations
 
 import copy
@@ -37,8 +38,13 @@ class DCGANConfig(ModelConfig):
     lr_d: float = field(default=2e-4, metadata={"help": "Adam learning rate of D"})
     beta1: float = field(default=0.5, metadata={"help": "Adam beta1 of both networks"})
     beta2: float = field(default=0.999, metadata={"help": "Adam beta2 of both networks"})
-    ema: float = field(default=0.0, metadata={"help": "EMA decay of G's weights used for sampling (0 = off; "
-                                                      "warmed up as min(ema, (1+t)/(10+t)) over updates t)"})
+    ema: float = field(
+        default=0.0,
+        metadata={
+            "help": "EMA decay of G's weights used for sampling (0 = off; "
+            "warmed up as min(ema, (1+t)/(10+t)) over updates t)"
+        },
+    )
     diffaug: str = field(default="", metadata={"help": "DiffAugment policy: comma list of translation,cutout"})
     spectral_norm: bool = field(default=False, metadata={"help": "spectral norm in D instead of BatchNorm"})
 
@@ -66,7 +72,8 @@ class DCGANGenerator(nn.Module):
         self.start = (widths[0], sizes[-1], sizes[-1])
         self.fc = nn.Sequential(
             nn.Linear(cfg.latent_dim, widths[0] * sizes[-1] ** 2, bias=False),
-            nn.BatchNorm1d(widths[0] * sizes[-1] ** 2), nn.ReLU(True),
+            nn.BatchNorm1d(widths[0] * sizes[-1] ** 2),
+            nn.ReLU(True),
         )
         layers = []
         for in_ch, out_ch in zip(widths, widths[1:]):  # 256 x 7 x 7 -> 128 x 14 x 14 -> 64 x 28 x 28
@@ -134,7 +141,9 @@ class DCGAN(Generator):
     """
 
     name = "dcgan"
+    title = "DCGAN"
     Config = DCGANConfig
+    has_discriminator = True
 
     def __init__(self, config: DCGANConfig):
         super().__init__(config)
@@ -156,7 +165,7 @@ class DCGAN(Generator):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return (self.sampling_generator(z) + 1) / 2
 
-    def train(self, mode: bool = True) -> "DCGAN":
+    def train(self, mode: bool = True) -> DCGAN:
         super().train(mode)
         if not mode and not self.batchnorm_calibrated:
             self.recalibrate_batchnorm()
@@ -202,6 +211,11 @@ class DCGAN(Generator):
             "d": torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr_d, betas=betas),
         }
 
+    @torch.no_grad()
+    def realness(self, images: torch.Tensor) -> torch.Tensor:
+        """D's logit for images in [0, 1] (higher = judged more real), without augmentation."""
+        return self.discriminator(images.to(self.device) * 2 - 1).flatten()
+
     def critic(self, images: torch.Tensor) -> torch.Tensor:
         return self.discriminator(diff_augment(images, self.config.diffaug) if self.config.diffaug else images)
 
@@ -228,8 +242,10 @@ class DCGAN(Generator):
             self._update_ema()
         self.batchnorm_calibrated.fill_(False)
         return {
-            "d_loss": d_loss.item(), "g_loss": g_loss.item(),
-            "d_real": torch.sigmoid(d_real).mean().item(), "d_fake": torch.sigmoid(d_fake).mean().item(),
+            "d_loss": d_loss.item(),
+            "g_loss": g_loss.item(),
+            "d_real": torch.sigmoid(d_real).mean().item(),
+            "d_fake": torch.sigmoid(d_fake).mean().item(),
         }
 
     @torch.no_grad()

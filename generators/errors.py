@@ -3,10 +3,11 @@
 The CLIs turn a ``UserError`` into one line on stderr and exit code 2 (``run_command``); the dashboard
 shows its message. Anything else is a bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 EXIT_BAD_INPUT = 2
 EXIT_CTRL_C = 130

@@ -5,6 +5,7 @@ Each stride-2 stage halves the image (28 -> 14 -> 7, 32 -> 16 -> 8, 64 -> 32 -> 
 ``extra_convs`` deepens every stage with that many 3x3 stride-1 convolutions (0 = the textbook stack,
 whose layer names it keeps, so runs saved before the option existed still load).
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -61,8 +62,10 @@ class ConvDecoder(nn.Module):
         widths = stage_widths(base_width, len(sizes))
         self.start = (widths[-1], sizes[-1], sizes[-1])
         self.fc = nn.Sequential(
-            nn.Linear(latent_dim, hidden_dim), nn.ReLU(inplace=True),
-            nn.Linear(hidden_dim, widths[-1] * sizes[-1] ** 2), nn.ReLU(inplace=True),
+            nn.Linear(latent_dim, hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, widths[-1] * sizes[-1] ** 2),
+            nn.ReLU(inplace=True),
         )
         layers = []
         outs = list(reversed(widths[:-1])) + [channels]

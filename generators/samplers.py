@@ -4,6 +4,7 @@ A VAE's aggregate posterior is not N(0, I): the prior puts mass in regions the d
 Gaussian mixture fitted to the encoded training set samples where the codes really are. It is stored
 next to the weights as ``sampler_gmm.safetensors`` (plain tensors, no pickle) so sampling is reproducible.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,7 +29,7 @@ class GaussianMixtureSampler:
         self.cholesky = torch.linalg.cholesky(self.covariances)
 
     @classmethod
-    def fit(cls, codes: torch.Tensor, components: int = 10, seed: int = 0) -> "GaussianMixtureSampler":
+    def fit(cls, codes: torch.Tensor, components: int = 10, seed: int = 0) -> GaussianMixtureSampler:
         from sklearn.mixture import GaussianMixture
 
         gmm = GaussianMixture(components, covariance_type="full", random_state=seed, reg_covar=1e-5)
@@ -46,7 +47,7 @@ class GaussianMixtureSampler:
         atomic_write_bytes(Path(path), save({k: v.contiguous() for k, v in tensors.items()}))
 
     @classmethod
-    def load(cls, path: Path) -> "GaussianMixtureSampler":
+    def load(cls, path: Path) -> GaussianMixtureSampler:
         try:
             t = load_file(str(path))
             return cls(t["weights"], t["means"], t["covariances"])
@@ -56,18 +57,22 @@ class GaussianMixtureSampler:
 
 @torch.inference_mode()
 def encode_all(model: Generator, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    return torch.cat([model.encode(images[i:i + batch_size].to(model.device)).cpu()
-                      for i in range(0, len(images), batch_size)])
+    return torch.cat(
+        [model.encode(images[i : i + batch_size].to(model.device)).cpu() for i in range(0, len(images), batch_size)]
+    )
 
 
-def gmm_sampler(model: Generator, run_dir: Path, train_images: torch.Tensor | None = None,
-                components: int = 10) -> GaussianMixtureSampler:
-    """The run's stored GMM sampler, fitted on the encoded train split (and stored) the first time."""
+def gmm_sampler(model: Generator, run_dir: Path, train_images=None, components: int = 10) -> GaussianMixtureSampler:
+    """The run's stored GMM sampler, fitted on the encoded train split (and stored) the first time.
+
+    ``train_images``: the images, or a function returning them (called only when a fit is needed)."""
     path = Path(run_dir) / GMM_FILE
     if path.is_file():
         return GaussianMixtureSampler.load(path)
-    if not model.has_encoder:
+    if not model.capabilities.encoder:
         raise UserError(f"--sampler gmm needs a model with an encoder; {model.name} has none (use --sampler prior)")
+    if callable(train_images):
+        train_images = train_images()
     if train_images is None:
         raise UserError(f"{path} is missing and no training images were given to fit it")
     sampler = GaussianMixtureSampler.fit(encode_all(model, train_images), components)
@@ -75,8 +80,13 @@ def gmm_sampler(model: Generator, run_dir: Path, train_images: torch.Tensor | No
     return sampler
 
 
+def needs_encoder(kind: str) -> bool:
+    """Whether the sampler ``kind`` is fitted on encoded training images (so only works with an encoder)."""
+    return kind != "prior"
+
+
 def latent_sampler(model: Generator, kind: str, run_dir: Path, train_images=None):
-    """A function (n, generator) -> z for the chosen sampler."""
+    """A function (n, generator) -> z for the chosen sampler. ``train_images``: images or a function giving them."""
     if kind == "prior":
         return model.prior
     if kind == "gmm":

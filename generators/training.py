@@ -8,6 +8,7 @@ steps + resume 10 == train 20.
 Distributed-ready: ``rank``/``world_size`` shard each permutation in ``epoch_batches`` and ``is_main``
 guards every write; a torchrun mode only has to set those two and wrap the model's nets in DDP.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,9 +19,9 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch.utils.data import DataLoader
@@ -29,9 +30,22 @@ from torchvision.utils import make_grid
 
 from . import __version__
 from .base import Generator
-from .checkpoints import (PREVIEW, RUN_FILES, TEMP_MARK, WEIGHTS, HistoryWriter, atomic_write_bytes, load_resume_state,
-                          lock_holder, read_history, read_run_info, remove_temp_files, run_lock, save_resume_state,
-                          save_weights)
+from .checkpoints import (
+    PREVIEW,
+    RUN_FILES,
+    TEMP_MARK,
+    WEIGHTS,
+    HistoryWriter,
+    atomic_write_bytes,
+    load_resume_state,
+    lock_holder,
+    read_history,
+    read_run_info,
+    remove_temp_files,
+    run_lock,
+    save_resume_state,
+    save_weights,
+)
 from .data import ImageData, check_dataset_name
 from .errors import UserError
 
@@ -151,8 +165,9 @@ def choose_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, skip: int = 0,
-                  rank: int = 0, world_size: int = 1) -> list[list[int]]:
+def epoch_batches(
+    n: int, batch_size: int, seed: int, epoch: int, skip: int = 0, rank: int = 0, world_size: int = 1
+) -> list[list[int]]:
     """This rank's batches of epoch ``epoch``: a (seed, epoch)-seeded permutation, full batches only."""
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
     order = order[rank::world_size]
@@ -163,9 +178,18 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, skip: int = 0,
 class Trainer:
     """Train ``model`` on ``data`` into ``run_dir``; ``run_info`` is stored with every checkpoint."""
 
-    def __init__(self, model: Generator, data: ImageData, cfg: TrainConfig, run_dir: Path, run_info: dict,
-                 callback: Callable[[dict], None] | None = None, show_progress: bool = True,
-                 rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        model: Generator,
+        data: ImageData,
+        cfg: TrainConfig,
+        run_dir: Path,
+        run_info: dict,
+        callback: Callable[[dict], None] | None = None,
+        show_progress: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         self.cfg, self.data, self.run_dir, self.run_info = cfg, data, Path(run_dir), run_info
         self.device = choose_device(cfg.device)
         self.model = model.to(self.device)
@@ -176,8 +200,10 @@ class Trainer:
         n_train = len(data.train) // world_size
         self.batch_size = min(cfg.batch_size, n_train)
         if self.batch_size < 2 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-            raise UserError(f"{model.name} uses batch norm, which needs batches of at least 2 images; "
-                            f"use a larger --batch-size or a dataset with more images (it has {n_train} to train on)")
+            raise UserError(
+                f"{model.name} uses batch norm, which needs batches of at least 2 images; "
+                f"use a larger --batch-size or a dataset with more images (it has {n_train} to train on)"
+            )
         self.steps_per_epoch = n_train // self.batch_size
         self.step = self.epoch = self.batch_in_epoch = 0
         self.seconds_before = 0.0  # training time of earlier sessions of a resumed run
@@ -213,17 +239,23 @@ class Trainer:
             if torch.cuda.is_available() and state["rng"].get("cuda"):
                 torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            raise UserError(f"{self.run_dir}/resume.pt does not fit this model or run: "
-                            f"{str(exc).splitlines()[0][:200]}") from None
+            raise UserError(
+                f"{self.run_dir}/resume.pt does not fit this model or run: {str(exc).splitlines()[0][:200]}"
+            ) from None
         self.history = [r for r in read_history(self.run_dir) if r.get("step", math.inf) <= self.step]
 
     def _state(self, seconds: float) -> dict:
         return {
             "model": self.model.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
-            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "seconds": seconds,
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "seconds": seconds,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            },
         }
 
     def checkpoint(self, seconds: float, preview: bool = False, wait: bool = False) -> None:
@@ -243,8 +275,13 @@ class Trainer:
         grid = self.preview_grid() if preview else None
         state = copy.deepcopy(self._state(seconds))  # training changes the live tensors while the writer works
         history = list(self.history)
-        info = {**self.run_info, "epoch": self.epoch, "step": self.step, "seconds": round(seconds, 2),
-                "code_version": __version__}
+        info = {
+            **self.run_info,
+            "epoch": self.epoch,
+            "step": self.step,
+            "seconds": round(seconds, 2),
+            "code_version": __version__,
+        }
 
         def write() -> None:
             self.history_writer.write(history)
@@ -273,12 +310,24 @@ class Trainer:
         self._stop_signal = signum
 
     def _loader(self) -> DataLoader:
-        batches = epoch_batches(len(self.data.train), self.batch_size, self.cfg.seed, self.epoch,
-                                skip=self.batch_in_epoch, rank=self.rank, world_size=self.world_size)
+        batches = epoch_batches(
+            len(self.data.train),
+            self.batch_size,
+            self.cfg.seed,
+            self.epoch,
+            skip=self.batch_in_epoch,
+            rank=self.rank,
+            world_size=self.world_size,
+        )
         # batch_size=None + a list of batches: the dataset indexes a whole batch at once (no per-image collate).
         # Its own generator: creating an iterator must not draw from the global RNG the models use.
-        return DataLoader(self.data.train, sampler=batches, batch_size=None, generator=torch.Generator(),
-                          pin_memory=self.device.type == "cuda")
+        return DataLoader(
+            self.data.train,
+            sampler=batches,
+            batch_size=None,
+            generator=torch.Generator(),
+            pin_memory=self.device.type == "cuda",
+        )
 
     def fit(self) -> dict:
         """Run until the budget is spent. Raises ``Diverged`` or ``Interrupted`` after keeping a checkpoint."""
@@ -301,15 +350,22 @@ class Trainer:
         if self.step == 0:
             self.checkpoint(0.0, preview=True, wait=True)  # a loadable run exists before the first step
         total = self.total_steps
-        bar = tqdm(total=total, initial=self.step, disable=not (self.show_progress and self.is_main),
-                   unit="step", dynamic_ncols=True)
+        bar = tqdm(
+            total=total,
+            initial=self.step,
+            disable=not (self.show_progress and self.is_main),
+            unit="step",
+            dynamic_ncols=True,
+        )
         session_images, session_start = 0, time.perf_counter()
         self.model.train()
         try:
             while not self._budget_done(elapsed()):
                 for images, labels in self._loader():
-                    logs = self.model.training_step((images.to(self.device, non_blocking=True),
-                                                     labels.to(self.device, non_blocking=True)), self.optimizers)
+                    logs = self.model.training_step(
+                        (images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)),
+                        self.optimizers,
+                    )
                     self.step += 1
                     self.batch_in_epoch += 1
                     bad = [k for k, v in logs.items() if not math.isfinite(v)]
@@ -318,8 +374,9 @@ class Trainer:
                     session_images += len(images) * self.world_size
                     seconds = elapsed()
                     if self.step % self.cfg.log_every == 0:
-                        self.history.append({"step": self.step, "epoch": self.epoch,
-                                             "seconds": round(seconds, 3), **logs})
+                        self.history.append(
+                            {"step": self.step, "epoch": self.epoch, "seconds": round(seconds, 3), **logs}
+                        )
                     img_per_s = session_images / max(time.perf_counter() - session_start, 1e-9)
                     self._report(bar, logs, img_per_s, seconds, total)
                     if self._stop_signal is not None or self._budget_done(seconds):
@@ -342,8 +399,10 @@ class Trainer:
         if bar.n != self.step:
             bar.update(self.step - bar.n)
             if self.step % 10 == 0:
-                bar.set_postfix({"epoch": self.epoch, **{k: f"{v:.3g}" for k, v in shown.items()},
-                                 "img/s": f"{img_per_s:.0f}"}, refresh=False)
+                bar.set_postfix(
+                    {"epoch": self.epoch, **{k: f"{v:.3g}" for k, v in shown.items()}, "img/s": f"{img_per_s:.0f}"},
+                    refresh=False,
+                )
         if self.callback is not None:
             if total is not None:
                 eta = (total - self.step) * self.batch_size / max(img_per_s, 1e-9)
@@ -351,15 +410,28 @@ class Trainer:
             else:
                 eta = max(self.cfg.minutes * 60 - seconds, 0.0)
                 fraction = min(seconds / (self.cfg.minutes * 60), 1.0)
-            self.callback({"step": self.step, "total_steps": total, "epoch": self.epoch, "fraction": fraction,
-                           "seconds": seconds, "eta_s": eta, "img_per_s": img_per_s, "losses": shown})
+            self.callback(
+                {
+                    "step": self.step,
+                    "total_steps": total,
+                    "epoch": self.epoch,
+                    "fraction": fraction,
+                    "seconds": seconds,
+                    "eta_s": eta,
+                    "img_per_s": img_per_s,
+                    "losses": shown,
+                }
+            )
+
 
 def _check_resume_options(model_options: dict, stored: dict, run_dir: Path) -> None:
     """A resumed run keeps the architecture and losses it was created with; a different value is refused."""
     for name, value in model_options.items():
         if name in stored and name != "image_shape" and stored[name] != value:
-            raise UserError(f"{run_dir} was trained with --{name.replace('_', '-')} {stored[name]}, not {value}; "
-                            f"a resumed run keeps its settings (drop the option, or train a new --run)")
+            raise UserError(
+                f"{run_dir} was trained with --{name.replace('_', '-')} {stored[name]}, not {value}; "
+                f"a resumed run keeps its settings (drop the option, or train a new --run)"
+            )
 
 
 def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> bool:
@@ -379,8 +451,9 @@ def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> bool:
         hint = " (it never reached its first checkpoint: use --overwrite)" if exists else ""
         raise UserError(f"nothing to resume: {run_dir / WEIGHTS} does not exist{hint}")
     if overwrite and exists and not any(name in RUN_FILES or TEMP_MARK in name for name in entries):
-        raise UserError(f"{run_dir} holds files but is not a run folder; --overwrite would delete them, "
-                        f"so pick another --run")
+        raise UserError(
+            f"{run_dir} holds files but is not a run folder; --overwrite would delete them, so pick another --run"
+        )
     try:
         made = not run_dir.exists()
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -389,9 +462,17 @@ def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> bool:
         raise UserError(f"cannot create the run folder {run_dir} ({exc.strerror or exc})") from None
 
 
-def run_training(model_name: str, model_options: dict, cfg: TrainConfig, run_dir: Path, *, resume: bool = False,
-                 overwrite: bool = False, callback: Callable[[dict], None] | None = None,
-                 show_progress: bool = True) -> dict:
+def run_training(
+    model_name: str,
+    model_options: dict,
+    cfg: TrainConfig,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    callback: Callable[[dict], None] | None = None,
+    show_progress: bool = True,
+) -> dict:
     """Everything ``python -m generators train`` does: check, lock, load data, build or resume, fit.
 
     A run folder that already holds a run is refused unless ``resume`` (continue it) or ``overwrite``.
@@ -430,10 +511,16 @@ def run_training(model_name: str, model_options: dict, cfg: TrainConfig, run_dir
                 for old in run_dir.iterdir():
                     if old.name != ".lock":
                         shutil.rmtree(old) if old.is_dir() else old.unlink()
-            info = {"model": model_name, "model_config": model.config.to_dict(), "dataset": cfg.dataset,
-                    "image_shape": list(data.image_shape), "class_names": data.class_names,
-                    "train_config": asdict(cfg), "seed": cfg.seed,
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            info = {
+                "model": model_name,
+                "model_config": model.config.to_dict(),
+                "dataset": cfg.dataset,
+                "image_shape": list(data.image_shape),
+                "class_names": data.class_names,
+                "train_config": asdict(cfg),
+                "seed": cfg.seed,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
             if resume:
                 info["created"] = stored.get("created", info["created"])
             trainer = Trainer(model, data, cfg, run_dir, info, callback=callback, show_progress=show_progress)

@@ -5,6 +5,7 @@ each **summed** over pixels / latent dimensions and then **averaged** over the b
 negative ELBO in nats per image (for beta = 1); averaging over pixels instead would silently re-weight
 the KL by 1/(H*W) and is the most common VAE bug.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -37,7 +38,9 @@ class VAE(Autoencoder):
     """Conv VAE: encoder -> (mu, log sigma^2), z = mu + sigma * eps, decoder -> Bernoulli logits."""
 
     name = "vae"
+    title = "VAE"
     Config = VAEConfig
+    has_posterior = True
     code_multiplier = 2
 
     def __init__(self, config: VAEConfig):

@@ -1,4 +1,5 @@
 """Shared fixtures. ``dashboard_runs``: tiny trained runs (one of each model) for the dashboard tests."""
+
 from __future__ import annotations
 
 import shutil
@@ -52,8 +53,9 @@ def evaluate_tiny_runs(out_dir: Path) -> None:
     full = load_dataset("mnist5k")
     few = ImageSplit(full.train.images[:EXTRACTOR_TRAIN_IMAGES], full.train.labels[:EXTRACTOR_TRAIN_IMAGES])
     data = ImageData(full.name, few, full.test, full.class_names)
-    get_extractor("mnist5k", data.image_shape, cache_dir=cache_dir, data=data, epochs=EXTRACTOR_EPOCHS,
-                  width=EXTRACTOR_WIDTH)
+    get_extractor(
+        "mnist5k", data.image_shape, cache_dir=cache_dir, data=data, epochs=EXTRACTOR_EPOCHS, width=EXTRACTOR_WIDTH
+    )
     quick = next(cache_dir.rglob(f"*-e{EXTRACTOR_EPOCHS}w{EXTRACTOR_WIDTH}.*"))
     shutil.copyfile(quick, extractor_path(cache_dir, "mnist5k", data.image_shape))
     for run_dir in sorted(p for p in out_dir.iterdir() if not p.name.startswith("_")):

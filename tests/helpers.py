@@ -1,4 +1,5 @@
 """Small shared helpers for the tests: tiny configs and a way to run the CLIs as a user would."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``python -m ...`` in a subprocess, the way a user types it."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", *args], cwd=cwd or ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd or ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *, code: int = 2, mentions: str = "") -> None:

@@ -1,4 +1,5 @@
 """AppTest (streamlit.testing.v1) tests of the dashboard: every tab, seeds, sliders, training, broken folders."""
+
 from __future__ import annotations
 
 import shutil
@@ -11,8 +12,16 @@ from streamlit.testing.v1 import AppTest
 from dashboard.state import CHECKPOINTS_ENV
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-TAB_TITLES = ["Samples", "Interpolation", "Latent space", "Reconstruction", "Metrics", "Train", "β sweep",
-              "Findings & report"]
+TAB_TITLES = [
+    "Samples",
+    "Interpolation",
+    "Latent space",
+    "Reconstruction",
+    "Metrics",
+    "Train",
+    "β sweep",
+    "Findings & report",
+]
 TIMEOUT = 180
 
 

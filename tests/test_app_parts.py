@@ -1,4 +1,5 @@
 """Unit tests of the dashboard's pure parts: interpolation paths, GIFs, findings verdicts, the report zip."""
+
 from __future__ import annotations
 
 import io
@@ -68,8 +69,16 @@ def test_findings_follow_the_numbers(tmp_path):
     ae = fake_run(tmp_path, "a", "ae")
     gan = fake_run(tmp_path, "g", "dcgan", losses=[1, 5, 0.5, 6, 0.2, 7, 0.1, 8])
     rows = [
-        {"run": "v", "sharpness": 0.5, "recall": 0.6, "modes": 10, "smoothness": 0.1, "fid": 20.0, "recon_mse": 0.01,
-         "active_units": 12},
+        {
+            "run": "v",
+            "sharpness": 0.5,
+            "recall": 0.6,
+            "modes": 10,
+            "smoothness": 0.1,
+            "fid": 20.0,
+            "recon_mse": 0.01,
+            "active_units": 12,
+        },
         {"run": "v4", "recon_mse": 0.03, "active_units": 5},
         {"run": "a", "smoothness": 0.4, "fid": 90.0},
         {"run": "g", "sharpness": 0.9, "recall": 0.2, "modes": 6},

@@ -1,19 +1,35 @@
 """The command line as a user types it: train, sample and list every model; bad input -> exit 2, one line."""
+
 import numpy as np
 import pytest
 
 from tests.helpers import assert_one_line_error, run_cli
 
-TINY_FLAGS = {"vae": ["--base-width", "8", "--hidden-dim", "32"], "ae": ["--base-width", "8", "--hidden-dim", "32"],
-              "dcgan": ["--g-width", "8", "--d-width", "8"]}
+TINY_FLAGS = {
+    "vae": ["--base-width", "8", "--hidden-dim", "32"],
+    "ae": ["--base-width", "8", "--hidden-dim", "32"],
+    "dcgan": ["--g-width", "8", "--d-width", "8"],
+}
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     for model, flags in TINY_FLAGS.items():
-        result = run_cli("generators", "train", model, "--steps", "3", "--batch-size", "32", "--latent-dim", "4",
-                         "--out-dir", str(out), *flags)
+        result = run_cli(
+            "generators",
+            "train",
+            model,
+            "--steps",
+            "3",
+            "--batch-size",
+            "32",
+            "--latent-dim",
+            "4",
+            "--out-dir",
+            str(out),
+            *flags,
+        )
         assert result.returncode == 0, result.stderr
         assert f"{model}-mnist5k" in result.stdout
     return out
@@ -22,8 +38,9 @@ def runs(tmp_path_factory):
 @pytest.mark.parametrize("model", list(TINY_FLAGS))
 def test_sample_writes_uint8_npy(runs, tmp_path, model):
     out = tmp_path / "s.npy"
-    result = run_cli("generators", "sample", str(runs / f"{model}-mnist5k"), "--n", "10", "--seed", "3",
-                     "--out", str(out))
+    result = run_cli(
+        "generators", "sample", str(runs / f"{model}-mnist5k"), "--n", "10", "--seed", "3", "--out", str(out)
+    )
     assert result.returncode == 0, result.stderr
     array = np.load(out)
     assert array.shape == (10, 1, 28, 28) and array.dtype == np.uint8
@@ -49,14 +66,17 @@ def test_existing_run_is_refused_and_kept(runs):
     assert (runs / "vae-mnist5k" / "model.safetensors").read_bytes() == before
 
 
-@pytest.mark.parametrize("args, mentions", [
-    (["train", "gpt"], "unknown model"),
-    (["train", "vae", "--dataset", "imagenet"], "unknown dataset"),
-    (["train", "vae", "--beta", "-1"], "beta"),
-    (["train", "vae", "--steps", "0"], "steps"),
-    (["sample", "{runs}/does-not-exist", "--n", "4", "--out", "{tmp}/x.npy"], "does not exist"),
-    (["sample", "{runs}/vae-mnist5k", "--n", "0", "--out", "{tmp}/x.npy"], "--n"),
-])
+@pytest.mark.parametrize(
+    "args, mentions",
+    [
+        (["train", "gpt"], "unknown model"),
+        (["train", "vae", "--dataset", "imagenet"], "unknown dataset"),
+        (["train", "vae", "--beta", "-1"], "beta"),
+        (["train", "vae", "--steps", "0"], "steps"),
+        (["sample", "{runs}/does-not-exist", "--n", "4", "--out", "{tmp}/x.npy"], "does not exist"),
+        (["sample", "{runs}/vae-mnist5k", "--n", "0", "--out", "{tmp}/x.npy"], "--n"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(runs, tmp_path, args, mentions):
     args = [a.format(runs=runs, tmp=tmp_path) for a in args]
     if args[0] == "train":

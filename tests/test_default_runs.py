@@ -8,6 +8,7 @@ coverage within ABS_TOLERANCE; the number of classes hit exactly. Sampling and s
 with the same extractor (the committed checkpoints/_extractors/mnist5k classifier) they agree far more
 closely; the slack covers an extractor retrained on another machine, e.g. after that file was deleted.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -18,7 +19,6 @@ import torch
 
 from evaluation import evaluate_run, load_metrics
 from generators.checkpoints import RESUME, load_run, read_history
-
 from tests.helpers import ROOT
 
 DEFAULT_RUNS = ("vae-mnist5k", "vae-beta4-mnist5k", "ae-mnist5k", "dcgan-mnist5k")
@@ -74,8 +74,9 @@ def test_reevaluation_reproduces_recorded_metrics(name, tmp_path):
     source = run_path(name)
     recorded = recorded_row(source, CHECK_N, "prior")
     run_dir = shutil.copytree(source, tmp_path / name)  # the committed metrics.json stays untouched
-    row = evaluate_run(run_dir, n=CHECK_N, seeds=(0,), sampler="prior", use_cache=False,
-                       cache_dir=ROOT / "checkpoints" / "_extractors")
+    row = evaluate_run(
+        run_dir, n=CHECK_N, seeds=(0,), sampler="prior", use_cache=False, cache_dir=ROOT / "checkpoints" / "_extractors"
+    )
     for metric in RELATIVE_METRICS:
         assert row[metric] == pytest.approx(recorded[metric], rel=REL_TOLERANCE), metric
     for metric in ABSOLUTE_METRICS:
@@ -97,7 +98,8 @@ def test_recorded_quality_meets_goal(run_and_sampler):
     max_ratio, min_coverage, min_modes = GOALS[run_and_sampler]
     assert row["fid_ratio"] <= max_ratio and row["coverage"] >= min_coverage and row["modes"] >= min_modes, (
         f"{name} ({sampler}): FID ratio {row['fid_ratio']:.2f} (goal <= {max_ratio}), coverage "
-        f"{row['coverage']:.2f} (goal >= {min_coverage}), classes {row['modes']} (goal >= {min_modes})")
+        f"{row['coverage']:.2f} (goal >= {min_coverage}), classes {row['modes']} (goal >= {min_modes})"
+    )
 
 
 def test_autoencoder_prior_samples_are_worse_than_the_vae():

@@ -1,4 +1,5 @@
 """Known-answer tests of the evaluation package: every metric against a value it must take."""
+
 from __future__ import annotations
 
 import io
@@ -52,8 +53,10 @@ def extractor(extractor_dir, mnist5k):
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    options = {"vae": {"latent_dim": 4, "base_width": 8, "hidden_dim": 32},
-               "dcgan": {"latent_dim": 8, "g_width": 8, "d_width": 8}}
+    options = {
+        "vae": {"latent_dim": 4, "base_width": 8, "hidden_dim": 32},
+        "dcgan": {"latent_dim": 8, "g_width": 8, "d_width": 8},
+    }
     for name, opts in options.items():
         run_training(name, opts, TrainConfig(steps=10, batch_size=32, device="cpu"), out / name, show_progress=False)
     return out
@@ -78,6 +81,7 @@ def eigenvalue_frechet(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # --- FID and KID -------------------------------------------------------------------------------------------
+
 
 def test_fid_of_a_set_with_itself_is_zero():
     feats = torch.randn(500, 16, generator=torch.Generator().manual_seed(0)) * 3 + 1
@@ -120,6 +124,7 @@ def test_kid_is_near_zero_for_one_distribution_and_large_for_two():
 
 
 # --- PRDC and modes ----------------------------------------------------------------------------------------
+
 
 def test_prdc_of_one_distribution_is_near_one():
     gen = torch.Generator().manual_seed(6)
@@ -170,6 +175,7 @@ def test_extractor_cache_is_reused_and_a_label_free_dataset_is_refused(extractor
 
 
 # --- reconstruction, inversion, likelihood -----------------------------------------------------------------
+
 
 def test_psnr_and_ssim_of_identical_images_are_inf_and_one():
     images = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(8))
@@ -224,6 +230,7 @@ def test_active_units_count_the_latents_the_posterior_uses():
 
 # --- sharpness and smoothness ------------------------------------------------------------------------------
 
+
 def test_sharpness_is_one_for_the_data_and_below_one_when_blurred():
     images = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(14))
     blurred = torch.nn.functional.avg_pool2d(images, 3, stride=1, padding=1)
@@ -247,17 +254,35 @@ class _FlattenExtractor:
 
 def test_smoothness_of_an_even_path_is_one():
     draw = lambda n, generator=None: torch.randn(n, 3, generator=generator)  # noqa: E731
-    value = interpolation_smoothness(_LinearModel(), _FlattenExtractor(), draw, pairs=10, steps=6,
-                                     generator=torch.Generator().manual_seed(15))
+    value = interpolation_smoothness(
+        _LinearModel(), _FlattenExtractor(), draw, pairs=10, steps=6, generator=torch.Generator().manual_seed(15)
+    )
     assert value == pytest.approx(1.0)
 
 
 # --- the whole run, the tables, the CLI --------------------------------------------------------------------
 
+
 def test_evaluate_run_fills_every_row_key_and_caches_the_row(tiny_runs, extractor_dir):
     row = evaluate_run(tiny_runs / "vae", n=300, seeds=(0, 1), iwae_k=5, cache_dir=extractor_dir)
-    for key in ("fid", "fid_floor", "fid_ratio", "kid_mean", "precision", "recall", "density", "coverage", "modes",
-                "recon_mse", "recon_psnr", "elbo_nats", "iwae_nats", "active_units", "sharpness", "smoothness"):
+    for key in (
+        "fid",
+        "fid_floor",
+        "fid_ratio",
+        "kid_mean",
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+        "modes",
+        "recon_mse",
+        "recon_psnr",
+        "elbo_nats",
+        "iwae_nats",
+        "active_units",
+        "sharpness",
+        "smoothness",
+    ):
         assert isinstance(row[key], (int, float)), key
     assert row["fid_std"] >= 0 and row["seeds"] == [0, 1] and row["n_fake"] == 300 and row["n_real"] == 300
     assert row["recon_method"] == "encode-decode" and row["elbo_nats"] <= row["iwae_nats"]
@@ -283,8 +308,18 @@ def test_gan_rows_reconstruct_by_inversion_and_have_no_likelihood(tiny_runs, ext
 
 def test_cli_writes_every_format(tiny_runs, extractor_dir, tmp_path, capsys):
     files = {fmt: tmp_path / f"table.{fmt}" for fmt in ("json", "markdown", "latex", "csv")}
-    argv = [str(tiny_runs / "vae"), "--n", "300", "--seeds", "0", "1", "--iwae-k", "5",
-            "--extractor-dir", str(extractor_dir)]
+    argv = [
+        str(tiny_runs / "vae"),
+        "--n",
+        "300",
+        "--seeds",
+        "0",
+        "1",
+        "--iwae-k",
+        "5",
+        "--extractor-dir",
+        str(extractor_dir),
+    ]
     for fmt, path in files.items():
         argv += [f"--{fmt}", str(path)]
     assert evaluation_main(argv) == 0
@@ -348,8 +383,7 @@ def test_inception_offline_says_where_the_weights_go(tiny_runs, capsys, offline_
     assert str(offline_hub / INCEPTION_WEIGHTS) in lines[0]
 
 
-def test_inception_scores_offline_from_weights_in_the_hub_cache(tiny_runs, tmp_path, capsys, offline_hub,
-                                                                 monkeypatch):
+def test_inception_scores_offline_from_weights_in_the_hub_cache(tiny_runs, tmp_path, capsys, offline_hub, monkeypatch):
     """The path the offline message describes, end to end. Untrained Inception weights stand in for the real
     file (which cannot be downloaded here): the plumbing is under test, not Inception's features."""
     from torch_fidelity import feature_extractor_inceptionv3 as fidelity
@@ -366,8 +400,20 @@ def test_inception_scores_offline_from_weights_in_the_hub_cache(tiny_runs, tmp_p
     monkeypatch.setattr(runner, "SMOOTHNESS_PAIRS", 2)  # 299 x 299 Inception passes are slow on a CPU
 
     out = tmp_path / "table.json"
-    code = evaluation_main([str(tiny_runs / "dcgan"), "--extractor", "inception", "--n", "24", "--no-cache",
-                            "--inversion-steps", "5", "--json", str(out)])
+    code = evaluation_main(
+        [
+            str(tiny_runs / "dcgan"),
+            "--extractor",
+            "inception",
+            "--n",
+            "24",
+            "--no-cache",
+            "--inversion-steps",
+            "5",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     row = json.loads(out.read_text())[0]
     assert row["extractor_id"] == "inception-v3-compat" and row["extractor_test_acc"] is None

@@ -1,4 +1,5 @@
 """Every registered model, by iterating the registry: shapes, ranges, finite losses, and fitting one batch."""
+
 import math
 
 import pytest
@@ -105,8 +106,9 @@ def test_dcgan_ema_warms_up_then_keeps_its_decay():
     """EMA decay = min(ema, (1 + t) / (10 + t)) after t updates: the first average keeps 1/10 of the old copy,
     so a short run is not dominated by G's random initial weights; late updates use the configured decay."""
     torch.manual_seed(0)
-    model = build_model("dcgan", {"image_shape": (1, 28, 28), "latent_dim": 8, "g_width": 8, "d_width": 8,
-                                  "ema": 0.999}).train()
+    model = build_model(
+        "dcgan", {"image_shape": (1, 28, 28), "latent_dim": 8, "g_width": 8, "d_width": 8, "ema": 0.999}
+    ).train()
     optimizers = model.configure_optimizers(None)
     batch = (torch.rand(8, 1, 28, 28), torch.zeros(8, dtype=torch.long))
 

@@ -1,4 +1,5 @@
 """The shared harness: bit-exact checkpoints, exact resume, reproducible seeds, budgets, run-folder contents."""
+
 import io
 import json
 import threading
@@ -12,12 +13,20 @@ from torchvision.utils import make_grid
 from generators.checkpoints import HistoryWriter, load_run, read_history, read_run_info, save_weights
 from generators.dcgan import EMA_UPDATES_OF_OLD_RUNS
 from generators.registry import MODELS, build_model
-from generators.training import (CheckpointWriter, TrainConfig, epoch_batches, first_non_finite, preview_png,
-                                 run_training)
+from generators.training import (
+    CheckpointWriter,
+    TrainConfig,
+    epoch_batches,
+    first_non_finite,
+    preview_png,
+    run_training,
+)
 
-TINY = {"vae": {"base_width": 8, "hidden_dim": 32, "latent_dim": 4},
-        "ae": {"base_width": 8, "hidden_dim": 32, "latent_dim": 4},
-        "dcgan": {"g_width": 8, "d_width": 8, "latent_dim": 4, "ema": 0.9, "diffaug": "translation,cutout"}}
+TINY = {
+    "vae": {"base_width": 8, "hidden_dim": 32, "latent_dim": 4},
+    "ae": {"base_width": 8, "hidden_dim": 32, "latent_dim": 4},
+    "dcgan": {"g_width": 8, "d_width": 8, "latent_dim": 4, "ema": 0.9, "diffaug": "translation,cutout"},
+}
 
 
 def tiny_options(name: str) -> dict:
@@ -61,8 +70,9 @@ def test_resume_continues_exactly(tmp_path, name):
 def test_resume_across_an_epoch_boundary(tmp_path):
     cfg = TrainConfig(steps=6, batch_size=1024, seed=1)  # 4 batches per epoch
     run_training("ae", tiny_options("ae"), cfg, tmp_path / "a", show_progress=False)
-    run_training("ae", tiny_options("ae"), TrainConfig(steps=3, batch_size=1024, seed=1), tmp_path / "b",
-                 show_progress=False)
+    run_training(
+        "ae", tiny_options("ae"), TrainConfig(steps=3, batch_size=1024, seed=1), tmp_path / "b", show_progress=False
+    )
     run_training("ae", {}, cfg, tmp_path / "b", resume=True, show_progress=False)
     a, info = load_run(tmp_path / "a")
     b, _ = load_run(tmp_path / "b")

@@ -2,6 +2,7 @@
 
 Skips when chromium is missing, except with REQUIRE_BROWSER_TEST=1 (CI), where that is a failure.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,16 @@ from dashboard.state import CHECKPOINTS_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = ROOT / "test-artifacts"
 STARTUP_S = 90
 RENDER_MS = 120_000
@@ -45,9 +54,24 @@ def server(dashboard_runs, tmp_path):
     port = free_port()
     log = open(tmp_path / "streamlit.log", "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env={**os.environ, CHECKPOINTS_ENV: str(dashboard_runs)}, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=ROOT,
+        env={**os.environ, CHECKPOINTS_ENV: str(dashboard_runs)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_S
@@ -85,7 +109,9 @@ def test_sample_images_render_and_tabs_switch(server):
             expect(samples).to_have_count(4, timeout=RENDER_MS)
             page.wait_for_function(
                 "() => [...document.querySelectorAll('[role=tabpanel] img')].filter(i => i.naturalWidth > 0)"
-                ".length >= 4", timeout=RENDER_MS)
+                ".length >= 4",
+                timeout=RENDER_MS,
+            )
             assert page.get_by_text("Traceback").count() == 0
             page.screenshot(path=str(ARTIFACTS / "dashboard-samples.png"), full_page=True)
 

@@ -3,6 +3,7 @@
 Everything trains on 12 grey 16x16 images with nets a few channels wide, so one step takes milliseconds
 and a checkpoint (every epoch = every 2 steps at batch size 4) is written often enough to be hit by a kill.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,9 +24,11 @@ ROOT = Path(__file__).resolve().parents[2]
 BATCH = 4
 N_IMAGES = 12  # 11 train + 1 test -> 2 full batches of 4 per epoch
 STEPS_PER_EPOCH = 2
-TINY = {"vae": {"base_width": 2, "hidden_dim": 8, "latent_dim": 2},
-        "ae": {"base_width": 2, "hidden_dim": 8, "latent_dim": 2},
-        "dcgan": {"g_width": 2, "d_width": 2, "latent_dim": 2}}
+TINY = {
+    "vae": {"base_width": 2, "hidden_dim": 8, "latent_dim": 2},
+    "ae": {"base_width": 2, "hidden_dim": 8, "latent_dim": 2},
+    "dcgan": {"g_width": 2, "d_width": 2, "latent_dim": 2},
+}
 
 
 def make_image_folder(folder: Path, n: int = N_IMAGES, seed: int = 0) -> Path:
@@ -56,13 +59,25 @@ def cli_env() -> dict:
 
 def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     """``python -m generators ARGS`` in a fresh process, exactly as a user types it."""
-    return subprocess.run([sys.executable, "-m", "generators", *args], env=cli_env(), cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "generators", *args],
+        env=cli_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def start_cli(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "generators", *args], env=cli_env(), cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "generators", *args],
+        env=cli_env(),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(path: Path, process: subprocess.Popen | None = None, timeout: float = 120) -> None:

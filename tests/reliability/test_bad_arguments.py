@@ -1,4 +1,5 @@
 """Case 9: bad arguments. Exit 2 with one line that names the problem, no traceback, and no run folder made."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,8 +33,10 @@ TRAIN_CASES = {  # extra arguments -> words the error line must contain
     "resume and overwrite": (["vae", "--steps", "2", "--resume", "--overwrite"], ["--resume or --overwrite"]),
     "device not here": (["vae", "--steps", "2", "--device", "cuda:99"], ["device 'cuda:99' is not usable"]),
     "run name is a path": (["vae", "--steps", "2", "--run", "../elsewhere"], ["plain folder name"]),
-    "progress file in a missing folder": (["vae", "--steps", "2", "--progress-json", "/nonexistent/p.json"],
-                                          ["/nonexistent"]),
+    "progress file in a missing folder": (
+        ["vae", "--steps", "2", "--progress-json", "/nonexistent/p.json"],
+        ["/nonexistent"],
+    ),
 }
 
 
@@ -77,8 +80,9 @@ def test_bad_sample_arguments(tiny_run, tmp_path, capsys, case):
 
 
 def test_sample_of_a_missing_run_names_it(tmp_path, capsys):
-    code, _, err = cli_in_process(capsys, "sample", str(tmp_path / "nope"), "--n", "4", "--out",
-                                  str(tmp_path / "s.npy"))
+    code, _, err = cli_in_process(
+        capsys, "sample", str(tmp_path / "nope"), "--n", "4", "--out", str(tmp_path / "s.npy")
+    )
     assert_one_line_error(code, err, str(tmp_path / "nope"), "does not exist")
 
 

@@ -1,5 +1,6 @@
 """Case 8: messy datasets. Empty or image-less folders, corrupt files, every PIL mode and size, a missing
 folder, an offline download: a clear one-line error or a correct conversion, never a traceback."""
+
 from __future__ import annotations
 
 import struct
@@ -17,8 +18,16 @@ from .support import assert_one_line_error, make_image_folder, run_cli, tiny_fla
 
 def test_empty_folder_is_one_line_from_the_command(tmp_path):
     (tmp_path / "empty").mkdir()
-    result = run_cli("train", *tiny_flags("vae"), "--dataset", f"folder:{tmp_path / 'empty'}", "--steps", "2",
-                     "--out-dir", str(tmp_path / "runs"))
+    result = run_cli(
+        "train",
+        *tiny_flags("vae"),
+        "--dataset",
+        f"folder:{tmp_path / 'empty'}",
+        "--steps",
+        "2",
+        "--out-dir",
+        str(tmp_path / "runs"),
+    )
     assert_one_line_error(result.returncode, result.stderr, "no readable images", str(tmp_path / "empty"))
     assert list((tmp_path / "runs").iterdir()) == []  # no empty run folder left behind
 
@@ -45,7 +54,9 @@ def test_corrupt_image_is_skipped_with_a_warning_naming_it(tmp_path, capsys):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     data = load_dataset(f"folder:{tmp_path}", image_size=16, channels=1)
     assert len(data.train) + len(data.test) == 4
-    assert capsys.readouterr().err.strip() == f"warning: skipped 1 unreadable image file(s) in {tmp_path}, e.g. broken.png"
+    assert (
+        capsys.readouterr().err.strip() == f"warning: skipped 1 unreadable image file(s) in {tmp_path}, e.g. broken.png"
+    )
 
 
 def decompression_bomb(path) -> None:
@@ -94,7 +105,9 @@ def mixed_folder(tmp_path):
     for name, (mode, size, fill, _, _) in MODES.items():
         (tmp_path / name).mkdir()
         suffix = ".jpg" if mode == "CMYK" else ".tif" if mode == "I;16" else ".png"
-        mode_image(mode, size, fill).save(tmp_path / name / f"image{suffix}", **({"quality": 100} if mode == "CMYK" else {}))
+        mode_image(mode, size, fill).save(
+            tmp_path / name / f"image{suffix}", **({"quality": 100} if mode == "CMYK" else {})
+        )
     return tmp_path
 
 
@@ -131,8 +144,12 @@ def test_offline_download_says_where_to_put_the_files(tmp_path, name):
 def test_garbage_in_the_download_cache_is_a_clear_error(tmp_path):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                 "t10k-labels-idx1-ubyte"):
+    for stem in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         (raw / stem).write_bytes(b"not an idx file")
     with pytest.raises(UserError, match="could not load or download mnist"):
         load_dataset("mnist", tmp_path)

@@ -1,5 +1,6 @@
 """Case 5: damaged run folders. Each damage gives one line that names the file (or folder) at fault; the
 good runs beside it still list and load."""
+
 from __future__ import annotations
 
 import json
@@ -44,6 +45,7 @@ def truncate(fraction):
     def cut(run_dir):
         data = (run_dir / WEIGHTS).read_bytes()
         (run_dir / WEIGHTS).write_bytes(data[: int(len(data) * fraction)])
+
     return cut
 
 
@@ -57,11 +59,15 @@ DAMAGE = {
     "config-not-json": lambda d: rewrite_config(d, lambda info: "{not json"),
     "config-not-an-object": lambda d: rewrite_config(d, lambda info: "[1, 2]"),
     "wrong-latent-size": lambda d: rewrite_config(d, lambda info: info["model_config"].update(latent_dim=5)),
-    "wrong-image-channels": lambda d: rewrite_config(d, lambda info: info["model_config"].update(image_shape=[3, 16, 16])),
+    "wrong-image-channels": lambda d: rewrite_config(
+        d, lambda info: info["model_config"].update(image_shape=[3, 16, 16])
+    ),
     "wrong-image-size": lambda d: rewrite_config(d, lambda info: info["model_config"].update(image_shape=[1, 32, 32])),
     "unknown-model-name": lambda d: rewrite_config(d, lambda info: info.update(model="gan")),
     "config-of-another-model": lambda d: rewrite_config(d, lambda info: info.update(model="ae")),
-    "config-field-of-wrong-type": lambda d: rewrite_config(d, lambda info: info["model_config"].update(latent_dim="two")),
+    "config-field-of-wrong-type": lambda d: rewrite_config(
+        d, lambda info: info["model_config"].update(latent_dim="two")
+    ),
     "missing-weights-file": lambda d: (d / WEIGHTS).unlink(),
 }
 

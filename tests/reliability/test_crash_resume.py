@@ -2,6 +2,7 @@
 one, never a torn one) and resuming loses at most two checkpoint intervals (the harness writes a checkpoint in
 the background while the next interval trains, and waits for it before the next one), then ends
 exactly where an uninterrupted run ends."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,17 @@ import torch
 
 from generators.checkpoints import LOCK, TEMP_MARK, WEIGHTS, load_resume_state, load_run, read_history
 
-from .support import (STEPS_PER_EPOCH, fork_training, make_image_folder, read_all, run_cli, start_cli, tiny_flags,
-                      train_tiny, wait_for)
+from .support import (
+    STEPS_PER_EPOCH,
+    fork_training,
+    make_image_folder,
+    read_all,
+    run_cli,
+    start_cli,
+    tiny_flags,
+    train_tiny,
+    wait_for,
+)
 
 MODELS = ("vae", "ae", "dcgan")
 TRIALS = 24
@@ -83,8 +93,18 @@ def test_kill_9_of_the_command_line_then_resume_finishes(tmp_path):
     """The real command: SIGKILL leaves a stale lock and maybe temp files; the same command + --resume finishes."""
     images = make_image_folder(tmp_path / "images")
     progress = tmp_path / "progress.json"
-    command = ["train", *tiny_flags("vae"), "--dataset", f"folder:{images}", "--steps", "30",
-               "--out-dir", str(tmp_path), "--run", "r"]
+    command = [
+        "train",
+        *tiny_flags("vae"),
+        "--dataset",
+        f"folder:{images}",
+        "--steps",
+        "30",
+        "--out-dir",
+        str(tmp_path),
+        "--run",
+        "r",
+    ]
     trainer = start_cli(*command, "--progress-json", str(progress))
     wait_for(progress, trainer)
     trainer.send_signal(signal.SIGKILL)

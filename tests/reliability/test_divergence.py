@@ -1,5 +1,6 @@
 """Case 3: divergence. A huge learning rate or an injected NaN stops the run with one clear message; the last
 good checkpoint stays, loads, and holds finite weights."""
+
 from __future__ import annotations
 
 import math
@@ -22,10 +23,23 @@ def assert_last_good_checkpoint(run_dir, before_step: int) -> None:
 
 def test_huge_learning_rate_stops_with_one_line_and_keeps_a_good_checkpoint(tmp_path):
     images = make_image_folder(tmp_path / "images")
-    result = run_cli("train", *tiny_flags("vae"), "--lr", "1e6", "--dataset", f"folder:{images}", "--steps", "200",
-                     "--out-dir", str(tmp_path), "--run", "r")
-    assert_one_line_error(result.returncode, result.stderr, "diverged", "last good checkpoint", "learning rate",
-                          expected_code=1)
+    result = run_cli(
+        "train",
+        *tiny_flags("vae"),
+        "--lr",
+        "1e6",
+        "--dataset",
+        f"folder:{images}",
+        "--steps",
+        "200",
+        "--out-dir",
+        str(tmp_path),
+        "--run",
+        "r",
+    )
+    assert_one_line_error(
+        result.returncode, result.stderr, "diverged", "last good checkpoint", "learning rate", expected_code=1
+    )
     assert_last_good_checkpoint(tmp_path / "r", 200)
 
 

@@ -1,5 +1,6 @@
 """Case 6 and the security rules: a pickle that runs code when unpickled, planted as ``resume.pt``, as
 ``model.safetensors`` or as the GMM sampler file, is refused and never runs. The code never unpickles."""
+
 from __future__ import annotations
 
 import ast
@@ -91,8 +92,20 @@ def test_payload_as_sampler_file_is_refused(planted):
 def test_resume_command_refuses_the_payload_in_one_line(planted, capsys):
     images, run_dir, marker = planted
     (run_dir / RESUME).write_bytes(raw_pickle(marker))
-    code, _, err = cli_in_process(capsys, "train", *tiny_flags("vae"), "--dataset", f"folder:{images}", "--steps",
-                                  "4", "--out-dir", str(run_dir.parent), "--run", "run", "--resume")
+    code, _, err = cli_in_process(
+        capsys,
+        "train",
+        *tiny_flags("vae"),
+        "--dataset",
+        f"folder:{images}",
+        "--steps",
+        "4",
+        "--out-dir",
+        str(run_dir.parent),
+        "--run",
+        "run",
+        "--resume",
+    )
     assert_one_line_error(code, err, str(run_dir / RESUME), "refused")
     assert not marker.exists()
 
@@ -111,8 +124,21 @@ def keyword(call: ast.Call, name: str):
     return next((k.value.value for k in call.keywords if k.arg == name and isinstance(k.value, ast.Constant)), None)
 
 
-UNSAFE_CALLS = {"eval", "exec", "compile", "pickle.load", "pickle.loads", "pickle.Unpickler", "joblib.load",
-                "dill.load", "dill.loads", "pd.read_pickle", "pandas.read_pickle", "yaml.load", "marshal.loads"}
+UNSAFE_CALLS = {
+    "eval",
+    "exec",
+    "compile",
+    "pickle.load",
+    "pickle.loads",
+    "pickle.Unpickler",
+    "joblib.load",
+    "dill.load",
+    "dill.loads",
+    "pd.read_pickle",
+    "pandas.read_pickle",
+    "yaml.load",
+    "marshal.loads",
+}
 
 
 def test_no_unpickling_or_eval_anywhere_in_the_code():
@@ -124,9 +150,13 @@ def test_every_torch_load_is_weights_only_and_no_numpy_pickles():
     loads = [(place, call) for place, name, call in project_calls() if name == "torch.load"]
     assert loads, "expected at least the resume loader"
     assert [place for place, call in loads if keyword(call, "weights_only") is not True] == []
-    assert [place for place, name, call in project_calls()
-            if name in ("np.load", "numpy.load") and keyword(call, "allow_pickle") is not False
-            and any(k.arg == "allow_pickle" for k in call.keywords)] == []
+    assert [
+        place
+        for place, name, call in project_calls()
+        if name in ("np.load", "numpy.load")
+        and keyword(call, "allow_pickle") is not False
+        and any(k.arg == "allow_pickle" for k in call.keywords)
+    ] == []
 
 
 def test_planted_cifar10_pickles_are_never_unpickled(tmp_path):

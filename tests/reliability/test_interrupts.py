@@ -1,5 +1,6 @@
 """Case 2: SIGINT (Ctrl-C) or SIGTERM (the dashboard's cancel) during training: a checkpoint is saved, the
 process exits with 128 + signal and one line that says how to continue."""
+
 from __future__ import annotations
 
 import signal
@@ -15,8 +16,20 @@ from .support import make_image_folder, start_cli, tiny_flags, wait_for
 def test_signal_saves_a_checkpoint_and_exits_cleanly(tmp_path, signum):
     images = make_image_folder(tmp_path / "images")
     progress = tmp_path / "progress.json"
-    trainer = start_cli("train", *tiny_flags("ae"), "--dataset", f"folder:{images}", "--steps", "100000",
-                        "--out-dir", str(tmp_path), "--run", "r", "--progress-json", str(progress))
+    trainer = start_cli(
+        "train",
+        *tiny_flags("ae"),
+        "--dataset",
+        f"folder:{images}",
+        "--steps",
+        "100000",
+        "--out-dir",
+        str(tmp_path),
+        "--run",
+        "r",
+        "--progress-json",
+        str(progress),
+    )
     wait_for(progress, trainer)
     trainer.send_signal(signum)
     _, stderr = trainer.communicate(timeout=120)

@@ -1,5 +1,6 @@
 """Further cases a careful user hits with run folders: resuming the wrong thing, a name that is a file or
 not a run, an unwritable location, leftovers of a killed writer, a run folder copied elsewhere."""
+
 from __future__ import annotations
 
 import errno
@@ -15,8 +16,7 @@ from generators.checkpoints import HISTORY, WEIGHTS, load_run, read_run_info
 from generators.errors import UserError
 from generators.training import run_training
 
-from .support import TINY, assert_one_line_error, cli_in_process, make_image_folder, tiny_config, tiny_flags, \
-    train_tiny
+from .support import TINY, assert_one_line_error, cli_in_process, make_image_folder, tiny_config, tiny_flags, train_tiny
 
 
 @pytest.fixture
@@ -47,8 +47,19 @@ def test_resume_of_a_different_model_is_refused(images, tmp_path):
 
 def test_resume_with_a_different_model_option_is_refused_not_ignored(images, tmp_path, capsys):
     train_tiny(images, "vae", tmp_path / "r", 2)
-    base = ["train", *tiny_flags("vae"), "--dataset", f"folder:{images}", "--out-dir", str(tmp_path), "--run", "r",
-            "--resume", "--steps", "4"]
+    base = [
+        "train",
+        *tiny_flags("vae"),
+        "--dataset",
+        f"folder:{images}",
+        "--out-dir",
+        str(tmp_path),
+        "--run",
+        "r",
+        "--resume",
+        "--steps",
+        "4",
+    ]
     code, _, err = cli_in_process(capsys, *base, "--beta", "4")
     assert_one_line_error(code, err, "--beta 1.0, not 4.0", "keeps its settings")
     assert read_run_info(tmp_path / "r")["step"] == 2
@@ -75,14 +86,27 @@ def test_run_name_that_is_a_file(images, tmp_path):
 def test_overwrite_never_empties_a_folder_that_is_not_a_run(images, tmp_path, capsys):
     (tmp_path / "thesis").mkdir()
     (tmp_path / "thesis" / "chapter1.tex").write_text("precious")
-    code, _, err = cli_in_process(capsys, "train", *tiny_flags("vae"), "--dataset", f"folder:{images}", "--steps", "2",
-                                  "--out-dir", str(tmp_path), "--run", "thesis", "--overwrite")
+    code, _, err = cli_in_process(
+        capsys,
+        "train",
+        *tiny_flags("vae"),
+        "--dataset",
+        f"folder:{images}",
+        "--steps",
+        "2",
+        "--out-dir",
+        str(tmp_path),
+        "--run",
+        "thesis",
+        "--overwrite",
+    )
     assert_one_line_error(code, err, "is not a run folder", "would delete")
     assert (tmp_path / "thesis" / "chapter1.tex").read_text() == "precious"
 
 
 def test_unwritable_output_folder(images, tmp_path, monkeypatch):
     """Tests run as root, so the permission error is simulated."""
+
     def refuse(self, *args, **kwargs):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
 
@@ -117,15 +141,29 @@ def test_run_folder_copied_elsewhere_loads_and_resumes(images, tmp_path):
     shutil.copytree(tmp_path / "mine" / "r", tmp_path / "theirs" / "r")
     shutil.rmtree(tmp_path / "mine")
     assert load_run(tmp_path / "theirs" / "r")[1]["step"] == 2
-    run_training("vae", TINY["vae"], tiny_config(images, steps=4), tmp_path / "theirs" / "r", resume=True,
-                 show_progress=False)
+    run_training(
+        "vae", TINY["vae"], tiny_config(images, steps=4), tmp_path / "theirs" / "r", resume=True, show_progress=False
+    )
     assert load_run(tmp_path / "theirs" / "r")[1]["step"] == 4
 
 
 def test_progress_file_inside_the_new_run_folder_is_accepted(images, tmp_path, capsys):
     """The dashboard asks for RUN_DIR/progress.json before the run folder exists."""
     progress = tmp_path / "runs" / "r" / "progress.json"
-    code, _, err = cli_in_process(capsys, "train", *tiny_flags("ae"), "--dataset", f"folder:{images}", "--steps", "2",
-                                  "--out-dir", str(tmp_path / "runs"), "--run", "r", "--progress-json", str(progress))
+    code, _, err = cli_in_process(
+        capsys,
+        "train",
+        *tiny_flags("ae"),
+        "--dataset",
+        f"folder:{images}",
+        "--steps",
+        "2",
+        "--out-dir",
+        str(tmp_path / "runs"),
+        "--run",
+        "r",
+        "--progress-json",
+        str(progress),
+    )
     assert code == 0, err
     assert json.loads(progress.read_text())["step"] == 2

@@ -1,5 +1,6 @@
 """Case 7: two trainers of one run folder. The second refuses while the first lives (whatever flags it
 has, and before touching any file); a lock left by a dead process is taken over."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,15 @@ import pytest
 from generators.checkpoints import LOCK, WEIGHTS, load_run, read_run_info
 from generators.errors import UserError
 
-from .support import assert_one_line_error, cli_in_process, fork_training, make_image_folder, read_all, tiny_flags, \
-    train_tiny
+from .support import (
+    assert_one_line_error,
+    cli_in_process,
+    fork_training,
+    make_image_folder,
+    read_all,
+    tiny_flags,
+    train_tiny,
+)
 
 
 @pytest.mark.parametrize("flags", [[], ["--resume"], ["--overwrite"]], ids=["plain", "resume", "overwrite"])
@@ -28,8 +36,20 @@ def test_second_trainer_of_a_live_run_refuses(tmp_path, capsys, flags):
             assert time.monotonic() < deadline
             time.sleep(0.02)
         before = read_run_info(tmp_path / "r")
-        code, _, err = cli_in_process(capsys, "train", *tiny_flags("ae"), "--dataset", f"folder:{images}",
-                                      "--steps", "4", "--out-dir", str(tmp_path), "--run", "r", *flags)
+        code, _, err = cli_in_process(
+            capsys,
+            "train",
+            *tiny_flags("ae"),
+            "--dataset",
+            f"folder:{images}",
+            "--steps",
+            "4",
+            "--out-dir",
+            str(tmp_path),
+            "--run",
+            "r",
+            *flags,
+        )
         assert_one_line_error(code, err, "being trained by process", f"{pid}@")
         assert (tmp_path / "r" / LOCK).read_text() == f"{pid}@{socket.gethostname()}"  # its lock untouched
         assert read_run_info(tmp_path / "r")["created"] == before["created"]  # and its run not replaced

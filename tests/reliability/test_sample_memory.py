@@ -1,6 +1,7 @@
 """Case 10: ``sample --n 200000`` keeps memory bounded: samples are decoded in batches and streamed to the
 file, never held as one (200000, C, H, W) tensor. The peak memory of the real command is measured, and a
 control run that does decode everything in one batch shows that the measurement sees a giant tensor."""
+
 from __future__ import annotations
 
 import subprocess
@@ -17,15 +18,37 @@ GIANT_TENSOR = N_BIG * 1 * 16 * 16 * 4  # bytes of one float32 tensor holding ev
 
 # The command runs under a small fresh Python that reports its child's peak memory: a child forked straight
 # from this (large) pytest process would report pytest's own size as its peak on Linux.
-MEASURE = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
-           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
+MEASURE = (
+    "import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)"
+)
 
 
 def sample_peak_rss(run_dir, n: int, out, *extra: str) -> int:
     """Run ``python -m generators sample`` and return the peak resident memory of that process, in bytes."""
-    result = subprocess.run([sys.executable, "-c", MEASURE, sys.executable, "-m", "generators", "sample",
-                             str(run_dir), "--n", str(n), "--seed", "3", "--out", str(out), *extra],
-                            env=cli_env(), cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            MEASURE,
+            sys.executable,
+            "-m",
+            "generators",
+            "sample",
+            str(run_dir),
+            "--n",
+            str(n),
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            *extra,
+        ],
+        env=cli_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     return int(result.stdout.strip().splitlines()[-1]) * 1024  # kilobytes on Linux
 

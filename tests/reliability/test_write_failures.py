@@ -1,5 +1,6 @@
 """Case 4: a write that fails (disk full, no permission) on the temp file or on ``os.replace``: the previous
 checkpoint stays byte for byte, no temp file is left, and the user gets one line naming the file."""
+
 from __future__ import annotations
 
 import builtins
@@ -22,14 +23,17 @@ FAILURES = {"ENOSPC": (errno.ENOSPC, "No space left on device"), "EACCES": (errn
 
 def fail_writes_of(name: str, where: str, code: int, monkeypatch) -> None:
     """Make writing ``name`` fail with ``code``, either on opening its temp file or on its ``os.replace``."""
+
     def refuse():
         raise OSError(code, os.strerror(code))
 
     if where == "temp file":
+
         def fake_open(path, *args, **kwargs):
             if Path(path).name.startswith(f".{name}{TEMP_MARK}"):
                 refuse()
             return builtins.open(path, *args, **kwargs)
+
         monkeypatch.setattr(checkpoints, "open", fake_open, raising=False)
     else:
         real_replace = os.replace
@@ -38,6 +42,7 @@ def fail_writes_of(name: str, where: str, code: int, monkeypatch) -> None:
             if Path(dst).name == name:
                 refuse()
             return real_replace(src, dst, *args, **kwargs)
+
         monkeypatch.setattr(checkpoints.os, "replace", fake_replace)
 
 
@@ -69,8 +74,20 @@ def test_failing_checkpoint_write_keeps_the_previous_checkpoint(run_at_step_4, m
 def test_disk_full_during_training_is_one_line_from_the_command(run_at_step_4, monkeypatch, capsys):
     images, run_dir = run_at_step_4
     fail_writes_of(WEIGHTS, "os.replace", errno.ENOSPC, monkeypatch)
-    code, _, err = cli_in_process(capsys, "train", *tiny_flags("vae"), "--dataset", f"folder:{images}",
-                                  "--steps", "8", "--out-dir", str(run_dir.parent), "--run", "r", "--resume")
+    code, _, err = cli_in_process(
+        capsys,
+        "train",
+        *tiny_flags("vae"),
+        "--dataset",
+        f"folder:{images}",
+        "--steps",
+        "8",
+        "--out-dir",
+        str(run_dir.parent),
+        "--run",
+        "r",
+        "--resume",
+    )
     assert_one_line_error(code, err, str(run_dir / WEIGHTS), "No space left on device", "previous version")
 
 
@@ -81,26 +98,29 @@ def test_disk_full_while_sampling_leaves_no_partial_file(run_at_step_4, monkeypa
 
     class FullDisk:
         """A file that accepts the .npy header, then runs out of space."""
+
         def __init__(self, path, mode):
             self.fh, self.writes = real_open(path, mode), 0
+
         def write(self, data):
             self.writes += 1
             if self.writes > 3:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return self.fh.write(data)
+
         def __getattr__(self, name):
             return getattr(self.fh, name)
+
         def __enter__(self):
             return self
+
         def __exit__(self, *exc):
             self.fh.close()
 
     monkeypatch.setattr(cli_module, "open", FullDisk, raising=False)
-    code, _, err = cli_in_process(capsys, "sample", str(run_dir), "--n", "500", "--batch-size", "50",
-                                  "--out", str(out))
+    code, _, err = cli_in_process(capsys, "sample", str(run_dir), "--n", "500", "--batch-size", "50", "--out", str(out))
     assert_one_line_error(code, err, str(out), "No space left on device")
     assert not out.exists() and not [p for p in tmp_path.iterdir() if TEMP_MARK in p.name]
     monkeypatch.undo()
-    code, _, err = cli_in_process(capsys, "sample", str(run_dir), "--n", "500", "--batch-size", "50",
-                                  "--out", str(out))
+    code, _, err = cli_in_process(capsys, "sample", str(run_dir), "--n", "500", "--batch-size", "50", "--out", str(out))
     assert code == 0 and np.load(out).shape == (500, 1, 16, 16)  # the same command works once there is space
