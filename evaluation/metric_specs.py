@@ -1,0 +1,204 @@
+"""Every metric declared once: key, label, unit, direction, meaning, format and the capabilities it needs.
+
+This table drives the evaluation row, the report columns and their ↑/↓ arrows, the dashboard's chart labels
+and explanations, and the direction the findings use. Adding a metric = one entry here plus its function
+(torchmetrics keeps ``higher_is_better`` on the metric itself; this is the same idea for the whole row).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HIGHER, LOWER = True, False
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool | None  # None: neither direction is "better" (e.g. a count of samples)
+    meaning: str
+    fmt: str = ".3f"  # format spec of one value; "kid" = ×10³ with two decimals
+    needs: tuple[str, ...] = ()  # capability names (attributes of generators.base.Capabilities) it requires
+    headline: bool = False  # shown in the summary tables (the rest: full CSV/JSON and expanders)
+
+    @property
+    def arrow(self) -> str:
+        return {True: " ↑", False: " ↓", None: ""}[self.higher_is_better]
+
+    @property
+    def title(self) -> str:
+        """The label with its direction arrow, e.g. ``FID ↓``."""
+        return self.label + self.arrow
+
+    @property
+    def axis_title(self) -> str:
+        """For a chart axis: the label with its unit."""
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+    def applies_to(self, capabilities) -> bool:
+        return all(bool(getattr(capabilities, need)) for need in self.needs)
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether value ``a`` is better than ``b`` (strictly)."""
+        if self.higher_is_better is None:
+            raise ValueError(f"{self.key} has no better direction")
+        return a > b if self.higher_is_better else a < b
+
+
+_METRICS = (
+    Metric(
+        "fid",
+        "FID",
+        "",
+        LOWER,
+        "Fréchet distance between feature statistics of samples and real images.",
+        ".2f",
+        headline=True,
+    ),
+    Metric(
+        "fid_floor",
+        "FID floor",
+        "",
+        LOWER,
+        "FID between two disjoint halves of real data: the best any model can score at this n.",
+        ".2f",
+    ),
+    Metric(
+        "fid_ratio",
+        "FID / floor",
+        "×",
+        LOWER,
+        "FID divided by the real-vs-real floor (1 = as good as real data).",
+        ".2f",
+        headline=True,
+    ),
+    Metric(
+        "kid_mean",
+        "KID",
+        "×10³",
+        LOWER,
+        "Kernel (MMD²) distance of the features; unbiased at small n.",
+        "kid",
+        headline=True,
+    ),
+    Metric(
+        "precision",
+        "precision",
+        "",
+        HIGHER,
+        "Share of samples that fall inside the real data's manifold (quality).",
+        headline=True,
+    ),
+    Metric(
+        "recall",
+        "recall",
+        "",
+        HIGHER,
+        "Share of real images whose neighbourhood the samples reach (diversity).",
+        headline=True,
+    ),
+    Metric("density", "density", "", HIGHER, "Outlier-robust precision: how many real neighbourhoods hold a sample."),
+    Metric(
+        "coverage",
+        "coverage",
+        "",
+        HIGHER,
+        "Outlier-robust recall: share of real neighbourhoods with a sample.",
+        headline=True,
+    ),
+    Metric(
+        "modes",
+        "classes hit",
+        "of classes",
+        HIGHER,
+        "Classes (by the project's classifier) receiving at least 1 % of the samples.",
+        "g",
+        headline=True,
+    ),
+    Metric("mode_kl", "class KL", "nats", LOWER, "KL divergence of the samples' class histogram from the real one."),
+    Metric(
+        "sharpness",
+        "sharpness",
+        "× real",
+        HIGHER,
+        "Laplacian variance of the samples relative to real images (blurry images score low).",
+        ".2f",
+    ),
+    Metric(
+        "smoothness",
+        "interp. roughness",
+        "",
+        LOWER,
+        "Largest feature jump along latent interpolations relative to their mean step (1 = perfectly even).",
+        ".2f",
+    ),
+    Metric(
+        "recon_mse",
+        "recon MSE",
+        "per pixel",
+        LOWER,
+        "Mean squared error of reconstructed test images.",
+        ".4f",
+        headline=True,
+    ),
+    Metric("recon_bce", "recon BCE", "per pixel", LOWER, "Binary cross-entropy of reconstructed test images.", ".4f"),
+    Metric("recon_psnr", "PSNR", "dB", HIGHER, "Peak signal-to-noise ratio of reconstructions.", ".2f"),
+    Metric(
+        "recon_ssim", "SSIM", "", HIGHER, "Structural similarity of reconstructions (1 = identical).", headline=True
+    ),
+    Metric(
+        "elbo_nats",
+        "ELBO",
+        "nats/image",
+        HIGHER,
+        "Evidence lower bound on log p(x) of test images.",
+        ".1f",
+        needs=("posterior",),
+        headline=True,
+    ),
+    Metric(
+        "iwae_nats",
+        "IWAE bound",
+        "nats/image",
+        HIGHER,
+        "Importance-weighted bound on log p(x); tighter than the ELBO.",
+        ".1f",
+        needs=("posterior",),
+    ),
+    Metric(
+        "elbo_bits_per_dim",
+        "ELBO bits/dim",
+        "bits/dim",
+        LOWER,
+        "Negative ELBO per pixel in bits.",
+        needs=("posterior",),
+    ),
+    Metric(
+        "iwae_bits_per_dim",
+        "bits/dim",
+        "bits/dim",
+        LOWER,
+        "Negative IWAE bound per pixel in bits.",
+        needs=("posterior",),
+    ),
+    Metric(
+        "active_units",
+        "active units",
+        "dims",
+        None,
+        "Latent dimensions whose posterior mean varies across images (Cov > 0.01).",
+        "d",
+        needs=("posterior",),
+    ),
+)
+METRICS: dict[str, Metric] = {m.key: m for m in _METRICS}
+
+
+def metric(key: str) -> Metric:
+    return METRICS[key]
+
+
+def headline_metrics() -> list[Metric]:
+    return [m for m in _METRICS if m.headline]
