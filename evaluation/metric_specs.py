@@ -131,7 +131,7 @@ _METRICS = (
         "interp. roughness",
         "",
         LOWER,
-        "Largest feature jump along latent interpolations relative to their mean step (1 = perfectly even).",
+        "Mean feature step along latent interpolations relative to an even path (1 = even, higher = jumps).",
         ".2f",
     ),
     Metric(
