@@ -14,14 +14,13 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 
 import torch
 
 from generators.checkpoints import atomic_write_bytes, load_run, read_run_info
-from generators.errors import UserError
 from generators.data import load_run_dataset
+from generators.errors import UserError
 from generators.registry import capabilities_of
 from generators.samplers import GMM_FILE, SAMPLERS, latent_sampler
 
