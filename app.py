@@ -2,13 +2,26 @@
 
 import streamlit as st
 
-from dashboard import interpolation, latent, metrics, reconstruction, report, samples, sidebar, sweep, training
-from dashboard.state import shown_errors
+from dashboard import (
+    anatomy,
+    interpolation,
+    latent,
+    metrics,
+    reconstruction,
+    report,
+    samples,
+    sidebar,
+    sweep,
+    training,
+)
+from dashboard.state import VIEW_KEY, render_tab, shown_errors
+from generators.registry import load_plugins
 
 TABS = (
     ("Samples", samples.render),
     ("Interpolation", interpolation.render),
     ("Latent space", latent.render),
+    ("VAE anatomy", anatomy.render),
     ("Reconstruction", reconstruction.render),
     ("Metrics", metrics.render),
     ("Train", training.render),
@@ -24,12 +37,16 @@ st.caption(
 )
 
 with shown_errors("Reading the runs"):
+    load_plugins()
     selection, all_runs = sidebar.render()
     if not all_runs:
         sidebar.render_first_run()
         st.stop()
     if not selection.runs:
         st.info("Pick at least one run in the sidebar.")
-    for tab, (title, render) in zip(st.tabs([title for title, _ in TABS]), TABS):
-        with tab, shown_errors(title):
-            render(selection)
+    # only the open tab runs (on_change="rerun"), each in its own fragment: a widget re-runs its tab alone
+    tabs = st.tabs([title for title, _ in TABS], key=VIEW_KEY, on_change="rerun")
+    for tab, (title, render) in zip(tabs, TABS):
+        with tab:
+            if tab.open:
+                st.fragment(render_tab)(title, render, selection)

@@ -10,6 +10,8 @@
 - grid_ms: sample 64 images and lay them out with make_grid, per committed default run (or a fresh model).
 - eval_seconds: full evaluation of one run at n = 5 000 (extractor cached), per metric and in total.
 - app_first_run_s: first run of app.py in Streamlit's AppTest on the default runs.
+- browser_*: the dashboard in Chromium on the default runs (benchmarks/browser_bench.py): first sample grids,
+  all tabs rendered, a seed change, a tab switch.
 Ratios, not absolute times, are what to compare across machines.
 """
 
@@ -28,31 +30,28 @@ from pathlib import Path
 
 import torch
 
-from generators.checkpoints import load_run, read_run_info
+from generators.checkpoints import load_run
 from generators.data import load_dataset
-from generators.registry import MODELS, build_model
+from generators.default_runs import default_recipe
+from generators.default_runs import default_run_dir as committed_run_dir
+from generators.registry import MODELS, build_model, load_plugins
 from generators.training import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_RUNS = {"vae": "vae-mnist5k", "ae": "ae-mnist5k", "dcgan": "dcgan-mnist5k"}
-EPOCHS = 20  # default runs train 44-71 epochs; the one-off first and last (waited) checkpoints weigh 2-3.5x more here
+EPOCHS = 3  # steady state only (the one-off first and last waited checkpoints are outside the clock): 3 epochs hold
+# two epoch-end checkpoints, previews and DataLoader restarts, like every epoch of a long run
 ROUNDS = 3  # the median of 3 paired rounds
 
 
 def default_run_dir(name: str) -> Path | None:
-    run = ROOT / "checkpoints" / DEFAULT_RUNS[name]
-    return run if (run / "model.safetensors").is_file() else None
+    return committed_run_dir(name, ROOT / "checkpoints")
 
 
 def recipe(name: str) -> tuple[dict, int]:
     """Model options and batch size of the committed default run (what ``make checkpoints`` trains), or the
-    textbook defaults at batch 128 when there is no such run."""
-    run = default_run_dir(name)
-    if run is None:
-        return {}, 128
-    info = read_run_info(run)
-    options = {k: v for k, v in info["model_config"].items() if k != "image_shape"}
-    return options, info["train_config"]["batch_size"]
+    textbook defaults at batch 128 for a model without one."""
+    found = default_recipe(name, ROOT / "checkpoints")
+    return (found["options"], found["batch_size"]) if found else ({}, 128)
 
 
 class BareLoop:
@@ -80,20 +79,25 @@ def paired_round(name: str, options: dict, data, batch_size: int, steps: int) ->
 
     Two loops timed one after the other differ by up to 10 % on a shared machine (load comes and goes); steps
     taken in turn see the same load. A bare step is skipped while a checkpoint is being written in the
-    background, so the writer's CPU share is charged to the harness alone. Returns seconds per step of each
-    loop and the share of the harness's time spent outside ``training_step``."""
+    background, so the writer's CPU share is charged to the harness alone. The clock runs from the start of the
+    first step to the end of the last one: the steady state of a long run (the one-off step-0 checkpoint and the
+    final waited write are outside it). Returns seconds per step of each loop and the share of the harness's
+    time spent outside ``training_step``."""
     torch.manual_seed(0)
     bare = BareLoop(name, options, data, batch_size)
     model = build_model(name, {**options, "image_shape": data.image_shape})
     training_step, in_steps, trainer = model.training_step, 0.0, None
+    window = [None, None]
 
     def paired_step(*args):
         nonlocal in_steps
         start = time.perf_counter()
+        window[0] = window[0] or start
         logs = training_step(*args)
         in_steps += time.perf_counter() - start
         if not trainer.writer.busy:
             bare.step()
+        window[1] = time.perf_counter()
         return logs
 
     model.training_step = paired_step
@@ -106,9 +110,8 @@ def paired_round(name: str, options: dict, data, batch_size: int, steps: int) ->
             {"model": name, "model_config": model.config.to_dict()},
             show_progress=True,
         )
-        start = time.perf_counter()
         trainer.fit()
-        harness = time.perf_counter() - start - bare.seconds
+        harness = window[1] - window[0] - bare.seconds
     return {
         "bare_s_per_step": bare.seconds / bare.steps,
         "harness_s_per_step": harness / steps,
@@ -196,18 +199,31 @@ def machine() -> dict:
     }
 
 
+def browser_figures() -> dict:
+    from benchmarks.browser_bench import browser_figures as measure
+
+    return measure()
+
+
+GROUPS = {
+    "harness": harness_figures,
+    "grid": grid_figures,
+    "eval": evaluation_figures,
+    "app": app_figures,
+    "browser": browser_figures,
+}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
-    parser.add_argument(
-        "--only", choices=("harness", "grid", "eval", "app"), nargs="*", help="measure only these groups"
-    )
+    parser.add_argument("--only", choices=tuple(GROUPS), nargs="*", help="measure only these groups")
     args = parser.parse_args(argv)
-    groups = {"harness": harness_figures, "grid": grid_figures, "eval": evaluation_figures, "app": app_figures}
+    load_plugins()
     results = {"machine": machine()}
-    for name, measure in groups.items():
+    for name, measure in GROUPS.items():
         if not args.only or name in args.only:
             print(f"measuring {name} …", file=sys.stderr)
             results.update(measure())

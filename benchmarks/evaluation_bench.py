@@ -20,7 +20,7 @@ def evaluation_timings(run_dir, n: int = 5000) -> dict[str, float]:
     """{stage: seconds, ..., "total": seconds} for ``evaluate_run(run_dir, n=n)`` without its result cache."""
     from evaluation import runner
     from evaluation.features import get_extractor
-    from generators.checkpoints import read_run_info
+    from generators.checkpoints import LOCK, RESUME, read_run_info
     from generators.data import clear_dataset_cache, load_run_dataset
 
     info = read_run_info(Path(run_dir))
@@ -29,7 +29,7 @@ def evaluation_timings(run_dir, n: int = 5000) -> dict[str, float]:
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / Path(run_dir).name
-        shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("metrics.json", "resume.pt", ".lock"))
+        shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(runner.METRICS_FILE, RESUME, LOCK))
         start = time.perf_counter()
         runner.evaluate_run(copy, n=n, use_cache=False, cache_dir=EXTRACTOR_DIR, timings=timings)
         total = time.perf_counter() - start

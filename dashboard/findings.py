@@ -1,8 +1,9 @@
-"""The classic VAE-vs-GAN claims, each checked against the numbers measured on the selected runs.
+"""The classic VAE-vs-GAN claims, each tested on the numbers measured on the selected runs.
 
-A claim is "supported" or "not supported" only when these runs have the numbers it needs; otherwise it is
-"not measured yet" and says what is missing. Nothing here trusts the textbook: short or odd runs may well
-contradict it, and the page says so.
+A claim is "supported" only when the 95 % interval of the difference it rests on excludes zero (see
+``evaluation.comparison``); a tie or an interval that straddles zero is "no clear difference"; a difference the
+other way is "not supported". Without the numbers, or without intervals, it is "not measured yet" and says what
+is missing. Runs are picked by what the models can do (their capabilities), never by their names.
 """
 
 from __future__ import annotations
@@ -11,12 +12,24 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from evaluation.comparison import BETTER, UNTESTED, WORSE, Comparison, compare
+from evaluation.diagnostics import HISTORY_TAIL_FRACTION, loss_fluctuation
 from generators.checkpoints import read_history
 
 from .state import Run
 
-SUPPORTED, NOT_SUPPORTED, MIXED, NOT_MEASURED = "supported", "not supported", "mixed", "not measured yet"
-STABILITY_WINDOW = 0.5  # loss fluctuation is measured over the second half of training
+SUPPORTED, NOT_SUPPORTED, NO_CLEAR, MIXED, NOT_MEASURED = (
+    "supported",
+    "not supported",
+    "no clear difference",
+    "mixed",
+    "not measured yet",
+)
+ROLES = {  # which selected runs play "the GAN", "the VAE" and "the autoencoder" in the textbook claims
+    "GAN": lambda caps: caps.discriminator,
+    "VAE": lambda caps: caps.posterior,
+    "autoencoder": lambda caps: caps.encoder and not caps.posterior,
+}
 
 
 @dataclass(frozen=True)
@@ -26,131 +39,123 @@ class Finding:
     evidence: str
 
 
-def _fmt(value) -> str:
-    return "—" if value is None else f"{value:.3g}"
-
-
-def _first(
-    runs: list[Run], rows: dict[str, dict], model: str, prefer_beta: float | None = None
-) -> tuple[Run, dict] | None:
-    """The run of ``model`` (the VAE with β closest to ``prefer_beta``) and its metric row ({} if none)."""
-    candidates = [run for run in runs if run.model_name == model]
-    if prefer_beta is not None:
-        candidates.sort(key=lambda run: abs(float(run.info["model_config"].get("beta", 1.0)) - prefer_beta))
+def pick(runs: list[Run], rows: dict[str, dict], role: str) -> tuple[Run, dict] | None:
+    """The first selected run playing ``role`` (for the VAE, the one with β closest to 1) and its metric row."""
+    candidates = [run for run in runs if ROLES[role](run.capabilities)]
+    candidates.sort(key=lambda run: abs((run.beta if run.beta is not None else 1.0) - 1.0))
     return (candidates[0], rows.get(candidates[0].name, {})) if candidates else None
 
 
-def _compare(
-    claim: str, a: tuple[Run, dict] | None, b: tuple[Run, dict] | None, key: str, what: str, a_wins_when_higher: bool
-) -> Finding:
-    """``a`` beats ``b`` on metric ``key``: supported, not supported, or not measured yet."""
+def verdict_of(comparisons: list[Comparison]) -> str:
+    """Supported when every comparison favours A; not supported when every one favours B; else no clear
+    difference (or mixed, when they point opposite ways)."""
+    outcomes = {c.outcome for c in comparisons}
+    if UNTESTED in outcomes:
+        return NOT_MEASURED
+    if outcomes == {BETTER}:
+        return SUPPORTED
+    if outcomes == {WORSE}:
+        return NOT_SUPPORTED
+    return MIXED if {BETTER, WORSE} <= outcomes else NO_CLEAR
+
+
+def _claim(claim: str, a, b, keys: tuple[str, ...], roles: tuple[str, str]) -> Finding:
+    """``a`` beats ``b`` on every metric in ``keys`` (each in its own direction)."""
     if a is None or b is None:
-        return Finding(claim, NOT_MEASURED, f"needs both models among the selected runs ({what}).")
+        return Finding(
+            claim,
+            NOT_MEASURED,
+            f"needs a {roles[0]} and a{'n' if roles[1][0] in 'aeiou' else ''} {roles[1]} among the selected runs.",
+        )
     (run_a, row_a), (run_b, row_b) = a, b
-    value_a, value_b = row_a.get(key), row_b.get(key)
-    if value_a is None or value_b is None:
-        lacking = [run.name for run, value in ((run_a, value_a), (run_b, value_b)) if value is None]
-        return Finding(claim, NOT_MEASURED, f"no {key} for {', '.join(lacking)} yet (Metrics tab → Compute).")
-    holds = value_a > value_b if a_wins_when_higher else value_a < value_b
-    evidence = f"{what}: {run_a.name} {_fmt(value_a)} vs {run_b.name} {_fmt(value_b)}"
-    return Finding(claim, SUPPORTED if holds else NOT_SUPPORTED, evidence + ".")
+    comparisons = [compare(row_a, row_b, key) for key in keys]
+    evidence = f"{run_a.name} vs {run_b.name}: " + "; ".join(c.describe() for c in comparisons)
+    if any(c.outcome == UNTESTED for c in comparisons):
+        evidence += " — compute the metrics (Metrics tab) to test it"
+    return Finding(claim, verdict_of(comparisons), evidence + ".")
 
 
 def gan_sharper(runs, rows) -> Finding:
-    return _compare(
+    return _claim(
         "GAN samples are sharper than VAE samples.",
-        _first(runs, rows, "dcgan"),
-        _first(runs, rows, "vae", prefer_beta=1.0),
-        "sharpness",
-        "sharpness (higher = crisper)",
-        True,
+        pick(runs, rows, "GAN"),
+        pick(runs, rows, "VAE"),
+        ("sharpness",),
+        ("GAN", "VAE"),
     )
 
 
 def vae_covers_more_modes(runs, rows) -> Finding:
-    claim = "The VAE covers more modes of the data than the GAN."
-    vae, gan = _first(runs, rows, "vae", prefer_beta=1.0), _first(runs, rows, "dcgan")
-    recall = _compare(claim, vae, gan, "recall", "recall (share of real data covered)", True)
-    if recall.verdict == NOT_MEASURED:
-        return recall
-    modes = _compare(claim, vae, gan, "modes", "classes produced", True)
-    tie = vae[1].get("modes") == gan[1].get("modes")
-    verdicts = {recall.verdict, SUPPORTED if tie else modes.verdict}
-    verdict = verdicts.pop() if len(verdicts) == 1 else MIXED
-    return Finding(claim, verdict, f"{recall.evidence} {modes.evidence}")
+    return _claim(
+        "The VAE covers more modes of the data than the GAN (higher recall and coverage).",
+        pick(runs, rows, "VAE"),
+        pick(runs, rows, "GAN"),
+        ("recall", "coverage"),
+        ("VAE", "GAN"),
+    )
 
 
 def vae_smoother(runs, rows) -> Finding:
-    return _compare(
-        "The VAE's latent space is smoother than the plain autoencoder's.",
-        _first(runs, rows, "vae", prefer_beta=1.0),
-        _first(runs, rows, "ae"),
-        "smoothness",
-        "interpolation smoothness (lower = smoother)",
-        False,
+    return _claim(
+        "The VAE's latent space interpolates more smoothly than the plain autoencoder's.",
+        pick(runs, rows, "VAE"),
+        pick(runs, rows, "autoencoder"),
+        ("smoothness",),
+        ("VAE", "autoencoder"),
     )
 
 
 def beta_trade_off(runs, rows) -> Finding:
-    claim = "A larger β trades reconstruction quality for a more regular latent space."
-    measured = sorted(
-        (float(run.info["model_config"].get("beta", 1.0)), run.name, rows[run.name])
-        for run in runs
-        if run.model_name == "vae" and run.name in rows
+    """The VAE with the largest β against the one with the smallest: better prior samples (FID), worse
+    reconstructions (MSE)."""
+    claim = "A larger β gives a more regular latent space (better prior samples) at the cost of reconstruction."
+    vaes = sorted((run for run in runs if run.capabilities.posterior and run.beta is not None), key=lambda r: r.beta)
+    if len({run.beta for run in vaes}) < 2:
+        return Finding(claim, NOT_MEASURED, "needs two VAE runs with different β (select them, or use the β sweep).")
+    low, high = vaes[0], vaes[-1]
+    row_low, row_high = rows.get(low.name, {}), rows.get(high.name, {})
+    prior = compare(row_high, row_low, "fid")
+    recon = compare(row_low, row_high, "recon_mse")  # the smaller β reconstructs better
+    evidence = (
+        f"β={high.beta:g} ({high.name}) vs β={low.beta:g} ({low.name}): prior samples — {prior.describe()}; "
+        f"reconstruction (smaller β first) — {recon.describe()}; active units "
+        f"{row_high.get('active_units', '—')} vs {row_low.get('active_units', '—')}"
     )
-    measured = [m for m in measured if m[2].get("recon_mse") is not None]
-    if len({beta for beta, _, _ in measured}) < 2:
-        return Finding(
-            claim,
-            NOT_MEASURED,
-            "needs metrics for at least two VAE runs with different β (select them, or use the β sweep tab).",
-        )
-    recon = [row["recon_mse"] for _, _, row in measured]
-    units = [row.get("active_units") for _, _, row in measured]
-    worse_recon = all(a <= b for a, b in zip(recon, recon[1:]))
-    fewer_units = None not in units and all(a >= b for a, b in zip(units, units[1:]))
-    evidence = "; ".join(
-        f"β={beta:g} ({name}): recon MSE {_fmt(row['recon_mse'])}, active units {row.get('active_units', '—')}"
-        for beta, name, row in measured
-    )
-    verdict = SUPPORTED if worse_recon and fewer_units else MIXED if worse_recon or fewer_units else NOT_SUPPORTED
-    return Finding(claim, verdict, evidence + ".")
+    return Finding(claim, verdict_of([prior, recon]), evidence + ".")
 
 
 def ae_prior_garbage(runs, rows) -> Finding:
-    return _compare(
-        "An autoencoder sampled from N(0, I) produces garbage (much worse than the VAE).",
-        _first(runs, rows, "ae"),
-        _first(runs, rows, "vae", prefer_beta=1.0),
-        "fid",
-        "FID of prior samples (lower is better)",
-        True,
-    )
+    claim = "An autoencoder sampled from N(0, I) produces much worse samples than the VAE."
+    return _claim(claim, pick(runs, rows, "VAE"), pick(runs, rows, "autoencoder"), ("fid",), ("VAE", "autoencoder"))
 
 
-def loss_fluctuation(run: Run) -> tuple[str, float] | None:
-    """Std / |mean| of the main loss over the second half of training (VAE: loss, GAN: generator loss)."""
-    frame = pd.DataFrame(read_history(run.run_dir))
-    column = "g_loss" if "g_loss" in frame.columns else "loss"
-    if column not in frame.columns or len(frame) < 4:
-        return None
-    tail = frame[column].iloc[int(len(frame) * STABILITY_WINDOW) :]
-    return column, float(tail.std() / max(abs(tail.mean()), 1e-12))
+def fluctuation_row(run: Run) -> dict:
+    """The relative fluctuation of a run's own training objective, one value per block of the end of training."""
+    blocks = loss_fluctuation(pd.DataFrame(read_history(run.run_dir)), run.capabilities.objective)
+    if blocks is None:
+        return {}
+    return {
+        "objective_fluctuation": sum(blocks) / len(blocks),
+        "objective_fluctuation_replicates": blocks,
+        "objective_fluctuation_replicates_of": "blocks of the end of training",
+    }
 
 
 def vae_more_stable(runs, rows) -> Finding:
     claim = "VAE training is more stable than GAN training."
-    vae, gan = _first(runs, rows, "vae", prefer_beta=1.0), _first(runs, rows, "dcgan")
+    vae, gan = pick(runs, rows, "VAE"), pick(runs, rows, "GAN")
     if vae is None or gan is None:
-        return Finding(claim, NOT_MEASURED, "needs a VAE and a DCGAN among the selected runs.")
-    vae_f, gan_f = loss_fluctuation(vae[0]), loss_fluctuation(gan[0])
-    if vae_f is None or gan_f is None:
+        return Finding(claim, NOT_MEASURED, "needs a VAE and a GAN among the selected runs.")
+    vae_row, gan_row = fluctuation_row(vae[0]), fluctuation_row(gan[0])
+    if not vae_row or not gan_row:
         return Finding(claim, NOT_MEASURED, "the runs' history.csv is too short to judge.")
+    comparison = compare(vae_row, gan_row, "objective_fluctuation")
     evidence = (
-        f"relative fluctuation (std/|mean|) of the loss over the second half of training: "
-        f"{vae[0].name} {vae_f[0]} {vae_f[1]:.3g} vs {gan[0].name} {gan_f[0]} {gan_f[1]:.3g}."
+        f"each model's own objective ({vae[0].name}: `{vae[0].capabilities.objective}`, {gan[0].name}: "
+        f"`{gan[0].capabilities.objective}`), std/|mean| over the last {HISTORY_TAIL_FRACTION:.0%} of "
+        f"training — {comparison.describe()}"
     )
-    return Finding(claim, SUPPORTED if vae_f[1] < gan_f[1] else NOT_SUPPORTED, evidence)
+    return Finding(claim, verdict_of([comparison]), evidence + ".")
 
 
 CHECKS = (gan_sharper, vae_covers_more_modes, vae_smoother, beta_trade_off, ae_prior_garbage, vae_more_stable)

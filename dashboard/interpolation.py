@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 import torch
 
+from . import export
 from .images import gif_bytes, png_bytes, to_pil
-from .state import Run, Selection, latent_codes, per_run_cache, run_dataset, torch_generator
+from .state import Run, Selection, latent_codes, per_run_cache, run_dataset, test_images, torch_generator
 
 EXPLANATION = """
 A smooth latent space decodes every point between two codes to a plausible image, and neighbouring points
@@ -72,14 +74,21 @@ def render(selection: Selection) -> None:
     indices = (0, 1)
     if source == "real":
         size = len(run_dataset(selection.runs[0]).test)
+        first, second = default_pair(selection.runs[0])
         a, b = st.columns(2)
         indices = (
-            int(a.number_input("First test image", 0, size - 1, 0, key="interp_a")),
-            int(b.number_input("Second test image", 0, size - 1, 7, key="interp_b")),
+            int(a.number_input("First test image", 0, size - 1, first, key="interp_a")),
+            int(b.number_input("Second test image", 0, size - 1, second, key="interp_b")),
+        )
+        originals, _ = test_images(selection.runs[0], indices)
+        st.image(
+            to_pil(originals, nrow=2, scale=4),
+            caption=f"the two originals (test images #{indices[0]} and "
+            f"#{indices[1]}): every path starts and ends at their codes",
         )
         st.caption(
-            "VAE and autoencoder encode the images; the GAN has no encoder, so its codes are found by "
-            "latent inversion (gradient descent on z until G(z) matches the image)."
+            "Models with an encoder encode the images; a model without one (the GAN) gets its codes by latent "
+            "inversion (gradient descent on z until G(z) matches the image)."
         )
     frame = st.slider(
         "Frame",
@@ -89,27 +98,36 @@ def render(selection: Selection) -> None:
         key="interp_frame",
         help="Shows this step of every run's path large, below its strip.",
     )
+    path_name = "slerp" if spherical else "linear"
+    ends = f"test{indices[0]}-{indices[1]}" if source == "real" else f"seed{selection.seed}"
+    strips = []
     for run in selection.runs:
         images = strip_frames(run, source, selection.seed, indices, frames, spherical)
         pictures = [to_pil(image[None], nrow=1, scale=selection.scale * 2) for image in images]
         strip = to_pil(images, nrow=frames, scale=selection.scale)
+        strips.append((run.label, np.asarray(to_pil(images, nrow=frames, scale=2))))
         st.markdown(f"**{run.label}**")
-        st.image(strip)
+        st.image(strip, width="stretch")
         left, middle, right = st.columns([1, 1, 3])
         left.image(pictures[frame], caption=f"frame {frame} (t = {frame / (frames - 1):.2f})")
+        name = f"{run.name}-interpolation-{ends}-{path_name}-{frames}frames"
         middle.download_button(
-            "PNG strip",
-            png_bytes(strip),
-            file_name=f"{run.name}-interpolation.png",
-            mime="image/png",
-            key=f"interp-png-{run.name}",
+            "PNG strip", png_bytes(strip), file_name=f"{name}.png", mime="image/png", key=f"interp-png-{run.name}"
         )
         middle.download_button(
-            "Animated GIF",
-            gif_bytes(pictures),
-            file_name=f"{run.name}-interpolation.gif",
-            mime="image/gif",
-            key=f"interp-gif-{run.name}",
+            "Animated GIF", gif_bytes(pictures), file_name=f"{name}.gif", mime="image/gif", key=f"interp-gif-{run.name}"
         )
+    st.markdown("**All models in one labelled figure** (rows = models, t = 0 → 1 left to right)")
+    figure = export.image_panels(strips, f"Interpolation ({path_name}, {ends.replace('-', ' ')})", columns=1)
+    export.download_buttons(figure, f"interpolation-{ends}-{path_name}", "interp-figure")
     with st.expander("What makes a latent space smooth?"):
         st.markdown(EXPLANATION)
+
+
+def default_pair(run: Run) -> tuple[int, int]:
+    """Two test images of different classes (the first image, and the first of another class)."""
+    _, labels = test_images(run, tuple(range(min(50, len(run_dataset(run).test)))))
+    if labels is None:
+        return 0, 1
+    other = next((i for i, label in enumerate(labels.tolist()) if label != int(labels[0])), 1)
+    return 0, other

@@ -29,9 +29,9 @@ JOBS_KEY = "training_jobs"
 
 
 def unique_run_name(model: str, dataset: str) -> str:
-    """``model-dataset-time-random``: distinct across sessions that click "start" in the same second."""
+    """``model-dataset-MMDD-HHMM-xxxx``: short, and distinct across sessions that click "start" in one minute."""
     dataset = dataset.replace("folder:", "").replace("/", "_").strip("_") or "folder"
-    return f"{model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    return f"{model}-{dataset}-{time.strftime('%m%d-%H%M')}-{uuid.uuid4().hex[:4]}"
 
 
 @dataclass
@@ -85,6 +85,11 @@ class Job:
         self.started = time.time()
 
     @property
+    def last_steps(self) -> int | None:
+        """The step the run had reached at its last progress report."""
+        return self.progress().get("step")
+
+    @property
     def returncode(self) -> int | None:
         return None if self.process is None else self.process.poll()
 
@@ -121,8 +126,11 @@ def session_jobs() -> list[Job]:
     return st.session_state.setdefault(JOBS_KEY, [])
 
 
-def submit(args: list[str], run: str, queued: bool = False) -> Job:
-    """Start a training run now, or (``queued``) when no other queued job of this session is running."""
+def submit(args: list[str], run: str, queued: bool = False, resume: bool = False) -> Job:
+    """Start a training run now, or (``queued``) when no other queued job of this session is running.
+    ``resume``: ``args`` continue the existing run ``run`` (they hold ``--resume``); its old job is replaced."""
+    if resume:
+        session_jobs()[:] = [job for job in session_jobs() if job.run != run]
     job = Job(run=run, args=args, out_dir=checkpoints_dir())
     session_jobs().append(job)
     if not queued:
@@ -153,6 +161,10 @@ def render_job(job: Job) -> None:
         return
     if status == "running":
         progress = job.progress()
+        if not progress:
+            st.progress(0.0, text=f"`{job.run}`: starting… (loading the data and building the model, a few seconds)")
+            st.button("Cancel", key=f"cancel-{job.run}", on_click=job.cancel)
+            return
         fraction = float(progress.get("fraction", 0.0))
         eta = progress.get("eta_s")
         text = f"`{job.run}`: step {progress.get('step', 0)}"
@@ -173,11 +185,13 @@ def render_job(job: Job) -> None:
         st.error(f"`{job.run}` stopped: {job.last_message() or f'exit code {job.returncode}'}")
 
 
-def _poll(select) -> None:
+def _poll(select, extra=None) -> None:
     advance_queue()
     jobs = [job for job in session_jobs() if select(job)]
     for job in jobs:
         render_job(job)
+        if extra is not None:
+            extra(job)
     ended = [job for job in jobs if job.status not in ("queued", "running") and not job.announced]
     if ended:
         for job in ended:
@@ -185,7 +199,8 @@ def _poll(select) -> None:
         st.rerun(scope="app")  # once, so the sidebar and the other tabs see the new run
 
 
-def monitor(select=lambda job: True, every_s: float = 1.0) -> None:
-    """Show this session's jobs picked by ``select``; re-polled every ``every_s`` while any is active."""
+def monitor(select=lambda job: True, every_s: float = 1.0, extra=None) -> None:
+    """Show this session's jobs picked by ``select`` (and ``extra(job)`` under each); re-polled every ``every_s``
+    while any is active."""
     jobs = [job for job in session_jobs() if select(job)]
-    st.fragment(_poll, run_every=every_s if active(jobs) else None)(select)
+    st.fragment(_poll, run_every=every_s if active(jobs) else None)(select, extra)

@@ -11,8 +11,9 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from generators.vae import gaussian_kl
+from evaluation import diagnostics
 
+from . import export
 from .images import png_bytes, to_pil
 from .state import Run, Selection, per_run_cache, run_dataset, torch_generator
 
@@ -43,16 +44,21 @@ def encoded_test_split(run: Run) -> tuple[np.ndarray, torch.Tensor, np.ndarray |
 
 
 @st.cache_data(max_entries=16, show_spinner="Projecting the codes to 2-D…")
-def project(codes: np.ndarray, method: str) -> np.ndarray:
+def project(codes: np.ndarray, method: str) -> tuple[np.ndarray, tuple[str, str]]:
+    """2-D coordinates and the names of their axes (PCA axes say how much variance they hold)."""
     if codes.shape[1] <= 2:
-        return np.pad(codes, ((0, 0), (0, 2 - codes.shape[1])))
+        return np.pad(codes, ((0, 0), (0, 2 - codes.shape[1]))), ("z0", "z1")
     if method == "t-SNE":
         from sklearn.manifold import TSNE
 
-        return TSNE(2, init="pca", random_state=0, perplexity=min(30, len(codes) - 1)).fit_transform(codes)
+        xy = TSNE(2, init="pca", random_state=0, perplexity=min(30, len(codes) - 1)).fit_transform(codes)
+        return xy, ("t-SNE 1", "t-SNE 2")
     from sklearn.decomposition import PCA
 
-    return PCA(2, random_state=0).fit_transform(codes)
+    pca = PCA(2, random_state=0)
+    xy = pca.fit_transform(codes)
+    shares = pca.explained_variance_ratio_
+    return xy, (f"PC1 ({shares[0]:.0%} of the variance)", f"PC2 ({shares[1]:.0%} of the variance)")
 
 
 def _data_uri(image: torch.Tensor) -> str:
@@ -63,7 +69,7 @@ def _data_uri(image: torch.Tensor) -> str:
 def latent_map(run: Run, method: str, thumbnails: bool) -> go.Figure:
     """Scatter of the 2-D codes coloured by class; optional thumbnails of some images drawn at their points."""
     codes, images, labels = encoded_test_split(run)
-    xy = project(codes, method)
+    xy, (x_name, y_name) = project(codes, method)
     names = run.info.get("class_names")
     frame = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "test image": np.arange(len(xy))})
     frame["class"] = [names[i] if names else str(i) for i in labels] if labels is not None else "?"
@@ -74,6 +80,7 @@ def latent_map(run: Run, method: str, thumbnails: bool) -> go.Figure:
         color="class",
         hover_data={"test image": True, "x": False, "y": False},
         title=f"{run.label}: encoded test split ({method})",
+        labels={"x": x_name, "y": y_name},
         height=520,
         category_orders={"class": list(names) if names else None},
     )
@@ -113,30 +120,84 @@ def traversal(run: Run, dims: tuple[int, ...], seed: int) -> torch.Tensor:
 
 
 @per_run_cache
-@torch.inference_mode()
-def kl_per_dimension(run: Run) -> np.ndarray:
-    """Mean KL(q(z|x) || N(0, 1)) of each latent dimension over the test split, in nats."""
+def activity(run: Run) -> dict:
+    """KL, posterior-mean variance and the active flag of each latent dimension over the test split."""
     split = run_dataset(run).test
     images, _ = split[list(range(min(len(split), MAP_POINTS)))]
-    mu, logvar = run.model().posterior(images)
-    return gaussian_kl(mu, logvar).mean(0).cpu().numpy()
+    return diagnostics.latent_activity(run.model(), images)
 
 
-def kl_figure(run: Run, kl: np.ndarray) -> go.Figure:
-    figure = px.bar(
-        x=np.arange(len(kl)),
-        y=kl,
-        labels={"x": "latent dimension", "y": "KL (nats)"},
-        title=f"{run.label}: KL per latent dimension (≈ 0 means the dimension is unused)",
-        height=320,
+def kl_figure(run: Run, usage: dict) -> go.Figure:
+    """KL per dimension, coloured by the one active-unit rule the metric rows use."""
+    kl, active = np.asarray(usage["kl_per_dim"]), usage["active"]
+    figure = go.Figure()
+    for flag, name, colour in ((True, "active", "#1f77b4"), (False, "inactive", "#bbbbbb")):
+        dims = [i for i, a in enumerate(active) if a == flag]
+        figure.add_trace(go.Bar(x=dims, y=kl[dims], name=f"{name} ({len(dims)})", marker_color=colour))
+    figure.update_layout(
+        height=340,
+        title=f"{run.label}: KL per latent dimension — {usage['active_units']} active units",
+        xaxis={"title": "latent dimension", "tickmode": "linear", "dtick": 1},
+        yaxis_title="KL (nats per image)",
+        legend={"orientation": "h", "y": -0.3},
+        margin={"b": 90},
+    )
+    figure.add_annotation(
+        text=f"active = Var over images of the posterior mean > {usage['threshold']:g}",
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=1.08,
+        showarrow=False,
+        font={"size": 11},
     )
     return figure
+
+
+def traversal_figure(run: Run, images: torch.Tensor, dims: list[int]) -> go.Figure:
+    """The traversal grid with labelled rows (dimensions) and columns (values of the traversed dimension)."""
+    cell = images.shape[-1] + 2  # make_grid's padding
+    array = np.asarray(to_pil(images, nrow=TRAVERSAL_STEPS, scale=1))
+    values = np.linspace(-TRAVERSAL_RANGE, TRAVERSAL_RANGE, TRAVERSAL_STEPS)
+    rgb = np.repeat(array[..., None], 3, axis=2) if array.ndim == 2 else array
+    figure = go.Figure(go.Image(z=rgb, hoverinfo="skip"))
+    figure.update_xaxes(
+        tickvals=[cell * (i + 0.5) for i in range(TRAVERSAL_STEPS)],
+        ticktext=[f"{v:+.1f}" for v in values],
+        title="value of the traversed dimension",
+    )
+    figure.update_yaxes(
+        tickvals=[cell * (i + 0.5) for i in range(len(dims))], ticktext=[f"z{d}" for d in dims], title="dimension"
+    )
+    figure.update_layout(
+        title=f"{run.label}: latent traversals (other dimensions fixed at one prior draw)",
+        width=140 + 56 * TRAVERSAL_STEPS,
+        height=140 + 56 * len(dims),
+        margin={"l": 70, "r": 10, "t": 60, "b": 60},
+    )
+    return figure
+
+
+def render_maps(selection: Selection, method: str, thumbnails: bool) -> None:
+    runs = list(selection.runs)
+    for start in range(0, len(runs), 2):
+        for column, run in zip(st.columns(2), runs[start : start + 2]):
+            with column:
+                if run.capabilities.encoder:
+                    export.chart(
+                        latent_map(run, method, thumbnails), f"{run.name}-latent-map-{method}", f"latent-map-{run.name}"
+                    )
+                else:
+                    st.info(
+                        f"**{run.label}** has no map: it has no encoder (a GAN maps z → image only), so the "
+                        "test images have no codes to place. Its latent space is still explored by the "
+                        "traversals below and by interpolation."
+                    )
 
 
 def render(selection: Selection) -> None:
     if not selection.runs:
         return
-    encoders = [run for run in selection.runs if run.model().has_encoder]
     c1, c2 = st.columns(2)
     method = c1.radio(
         "Projection",
@@ -146,15 +207,12 @@ def render(selection: Selection) -> None:
         help="t-SNE keeps neighbourhoods but distorts distances and takes a few seconds.",
     )
     thumbnails = c2.checkbox("Draw some images on the map", value=True, key="latent_thumbs")
-    if not encoders:
-        st.info("None of the selected runs has an encoder (a GAN maps z to images only), so there is no map.")
-    for run in encoders:
-        st.plotly_chart(latent_map(run, method, thumbnails), key=f"latent-map-{run.name}")
+    render_maps(selection, method, thumbnails)
     st.subheader("Traversals")
     for run in selection.runs:
         latent_dim = run.info["model_config"]["latent_dim"]
-        kl = kl_per_dimension(run) if run.model_name == "vae" else None
-        ranked = list(np.argsort(-kl)) if kl is not None else list(range(latent_dim))
+        usage = activity(run) if run.capabilities.posterior else None
+        ranked = list(np.argsort(-np.asarray(usage["kl_per_dim"]))) if usage else list(range(latent_dim))
         default = sorted(int(d) for d in ranked[: min(6, latent_dim)])
         dims = st.multiselect(
             f"Dimensions to traverse — {run.label}",
@@ -163,10 +221,13 @@ def render(selection: Selection) -> None:
             key=f"latent-dims-{run.name}",
             help="For a VAE the default is the dimensions with the most KL (the used ones).",
         )
+        left, right = st.columns(2)
         if dims:
-            picture = to_pil(traversal(run, tuple(dims), selection.seed), nrow=TRAVERSAL_STEPS, scale=selection.scale)
-            st.image(picture, caption=f"rows: dimensions {dims}; columns: −3 … +3, other dimensions fixed")
-        if kl is not None:
-            st.plotly_chart(kl_figure(run, kl), key=f"latent-kl-{run.name}")
+            with left:
+                figure = traversal_figure(run, traversal(run, tuple(dims), selection.seed), dims)
+                export.chart(figure, f"{run.name}-traversals-seed{selection.seed}", f"latent-trav-{run.name}")
+        if usage is not None:
+            with right:
+                export.chart(kl_figure(run, usage), f"{run.name}-kl-per-dimension", f"latent-kl-{run.name}")
     with st.expander("How to read these pictures"):
         st.markdown(EXPLANATION)

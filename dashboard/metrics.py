@@ -1,52 +1,86 @@
-"""Tab 5 — Metrics: the evaluation table, its charts, and the training curves of every run."""
+"""Tab — Metrics: the headline table (with intervals), every stored row, the fairness table, labelled charts that
+download as PNG/PDF/SVG, and the training curves of every run, one panel per kind of quantity."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
+from plotly.subplots import make_subplots
 
+from evaluation import load_metrics
+from evaluation.diagnostics import (
+    D_WINS_GAP,
+    HISTORY_TAIL_FRACTION,
+    loss_balance,
+    loss_balance_alarms,
+    mode_collapse_alarms,
+)
+from evaluation.metric_specs import metric
 from generators.checkpoints import read_history
 
+from . import export
 from .state import Run, Selection, checkpoints_dir
 
 N_CHOICES = (500, 1000, 2000, 5000)
 CURVE_POINTS = 400
-TAIL_FRACTION = 0.2  # the GAN alarms look at the last 20 % of the logged steps
-D_WINS_GAP = 0.8  # D(real) - D(fake) above this: D separates perfectly and G gets no useful gradient
-COLLAPSE_MODE_FRACTION = 0.3  # fewer than 30 % of the classes produced: (partial) mode collapse
 IGNORED_HISTORY = {"step", "epoch", "seconds", "beta"}
+PROBABILITY_COLUMNS = {"d_real", "d_fake"}
+DONE_KEY = "metrics_done"
 
 EXPLANATION = """
-**FID** compares the feature statistics of generated and real images (lower is better). The dashed line is
-the **real-vs-real floor**: the FID between two disjoint halves of real data, the best any model can reach
-with this many images. **Precision** = share of samples that look like real data (quality); **recall** = share
-of real data the samples cover (diversity); density and coverage are their outlier-robust versions.
-**Modes** counts the classes (by the project's classifier) that receive at least 1 % of the samples.
-**Sharpness** is the mean gradient energy of the samples: blurry images score low.
+**FID** compares the feature statistics of generated and real images (lower is better; log scale here, so a
+model ten times worse is one step up, not off the chart). The black dash on each bar is the **real-vs-real
+floor**: the FID between two disjoint halves of real data, the best any model can reach with this many images.
+**Precision** = share of samples that look like real data (quality); **recall** = share of real data the samples
+cover (diversity); density and coverage are their outlier-robust versions. **Classes hit** counts the classes
+(by the project's classifier) that receive at least 1 % of the samples. **Sharpness** compares the samples'
+edge energy with real images' (1 = as crisp as real digits). Numbers in brackets are 95 % intervals.
 """
 
 
-def stored_row(run: Run) -> dict | None:
-    """The stored metric row of a run made with the most samples, or None if it has none yet."""
-    from evaluation import load_metrics
+def stored_rows(run: Run) -> list[dict]:
+    """Every stored row of a run (one per n, sampler and settings), labelled with the run's name."""
+    return [{**row, "run": run.name} for row in load_metrics(run.run_dir).values()]
 
-    rows = list(load_metrics(run.run_dir).values())
-    if not rows:
-        return None
-    return max(rows, key=lambda row: row.get("n_fake") or 0)
+
+def available_ns(runs) -> list[int]:
+    return sorted({row.get("n_fake") for run in runs for row in stored_rows(run) if row.get("n_fake")})
+
+
+def rows_at(runs, n: int) -> list[dict]:
+    """Every stored row at exactly ``n`` samples (all samplers), in the order of the runs."""
+    return [row for run in runs for row in stored_rows(run) if row.get("n_fake") == n]
+
+
+def comparison_n(runs) -> int | None:
+    """The largest n at which every run has a prior-sampler row: rows at one n are comparable, mixed n are not."""
+    shared = None
+    for run in runs:
+        ns = {row.get("n_fake") for row in stored_rows(run) if row.get("sampler", "prior") == "prior"}
+        shared = ns if shared is None else shared & ns
+    return max(shared) if shared else None
+
+
+def comparison_rows(runs) -> list[dict]:
+    """One prior-sampler row per run, all at one n (``comparison_n``); [] when no such n exists."""
+    n = comparison_n(runs)
+    if n is None:
+        return []
+    return [row for row in rows_at(runs, n) if row.get("sampler", "prior") == "prior"]
+
+
+def stored_row(run: Run) -> dict | None:
+    """The run's prior-sampler row with the most samples, or None."""
+    rows = [row for row in stored_rows(run) if row.get("sampler", "prior") == "prior"]
+    return max(rows, key=lambda row: row.get("n_fake") or 0) if rows else None
 
 
 def metric_rows(runs) -> list[dict]:
-    rows = []
-    for run in runs:
-        row = stored_row(run)
-        if row is not None:
-            rows.append({**row, "run": run.name})
-    return rows
+    """The rows the findings and the report compare: one per run, at one shared n."""
+    return comparison_rows(runs)
 
 
 def metrics_table(rows: list[dict]) -> pd.DataFrame:
@@ -55,66 +89,138 @@ def metrics_table(rows: list[dict]) -> pd.DataFrame:
     return rows_to_frame(rows)
 
 
+def row_label(row: dict) -> str:
+    sampler = row.get("sampler", "prior")
+    return row["run"] if sampler == "prior" else f"{row['run']} ({sampler})"
+
+
+def fid_figure(rows: list[dict]) -> go.Figure | None:
+    rows = [row for row in rows if row.get("fid") is not None]
+    if not rows:
+        return None
+    labels, spec = [row_label(row) for row in rows], metric("fid")
+    has_ci = all(row.get("fid_ci_low") is not None for row in rows)
+    error = None
+    if has_ci:
+        error = {
+            "type": "data",
+            "symmetric": False,
+            "array": [row["fid_ci_high"] - row["fid"] for row in rows],
+            "arrayminus": [row["fid"] - row["fid_ci_low"] for row in rows],
+        }
+    figure = go.Figure(
+        go.Bar(
+            x=labels,
+            y=[row["fid"] for row in rows],
+            name="FID",
+            error_y=error,
+            text=[f"{row['fid']:.3g}" for row in rows],
+            textposition="outside",
+        )
+    )
+    floors = [row.get("fid_floor") for row in rows]
+    if any(floor is not None for floor in floors):
+        figure.add_trace(
+            go.Scatter(
+                x=labels,
+                y=floors,
+                mode="markers",
+                name="real-vs-real floor",
+                marker={"symbol": "line-ew-open", "size": 40, "line": {"width": 3}, "color": "black"},
+            )
+        )
+    n = rows[0].get("n_fake")
+    figure.update_layout(
+        title=f"{spec.title} (log scale; n = {n} samples per run) and the real-vs-real floor",
+        yaxis={"type": "log", "title": "FID (log scale)"},
+        xaxis_title="run",
+        height=420,
+        legend={"orientation": "h", "y": -0.25},
+        margin={"b": 100},
+    )
+    return figure
+
+
+def prdc_figure(rows: list[dict]) -> go.Figure | None:
+    keys = ("precision", "recall", "density", "coverage")
+    if not any(row.get(key) is not None for row in rows for key in keys):
+        return None
+    figure = go.Figure()
+    for row in rows:
+        values = [row.get(key) for key in keys]
+        error = None
+        if all(row.get(f"{key}_ci_low") is not None for key in keys):
+            error = {
+                "type": "data",
+                "symmetric": False,
+                "array": [row[f"{k}_ci_high"] - row[k] for k in keys],
+                "arrayminus": [row[k] - row[f"{k}_ci_low"] for k in keys],
+            }
+        figure.add_trace(go.Bar(x=[metric(k).title for k in keys], y=values, name=row_label(row), error_y=error))
+    figure.update_layout(
+        barmode="group",
+        height=400,
+        yaxis_title="score (0 – 1; density can exceed 1)",
+        xaxis_title="metric",
+        title="Precision / recall (quality / diversity), density / coverage",
+        legend={"orientation": "h", "y": -0.25},
+        margin={"b": 100},
+    )
+    return figure
+
+
+def modes_figure(rows: list[dict]) -> go.Figure | None:
+    rows = [row for row in rows if row.get("class_histogram")]
+    if not rows:
+        return None
+    figure = go.Figure()
+    classes = max(len(row["class_histogram"]) for row in rows)
+    for row in rows:
+        figure.add_trace(
+            go.Bar(x=list(range(len(row["class_histogram"]))), y=row["class_histogram"], name=row_label(row))
+        )
+    figure.add_hline(
+        y=1 / classes,
+        line_dash="dash",
+        line_color="black",
+        annotation_text="equal shares",
+        annotation_position="top left",
+    )
+    figure.update_layout(
+        barmode="group",
+        height=400,
+        title="Class histogram of the samples",
+        xaxis={"title": "class (by the project's classifier)", "tickmode": "linear", "dtick": 1},
+        yaxis={"title": "share of samples", "tickformat": ".0%"},
+        legend={"orientation": "h", "y": -0.25},
+        margin={"b": 100},
+    )
+    return figure
+
+
+def sharpness_figure(rows: list[dict]) -> go.Figure | None:
+    rows = [row for row in rows if row.get("sharpness") is not None]
+    if not rows:
+        return None
+    spec = metric("sharpness")
+    figure = go.Figure(go.Bar(x=[row_label(row) for row in rows], y=[row["sharpness"] for row in rows]))
+    figure.add_hline(y=1.0, line_dash="dash", line_color="black", annotation_text="real images")
+    figure.update_layout(
+        height=360, title=f"{spec.title}: {spec.meaning}", yaxis_title=spec.axis_title, xaxis_title="run"
+    )
+    return figure
+
+
 def metric_figures(rows: list[dict]) -> dict[str, go.Figure]:
     """The metric charts by file-friendly name (the report exports the same figures)."""
-    figures = {}
-    with_fid = [row for row in rows if row.get("fid") is not None]
-    if with_fid:
-        fid = go.Figure(go.Bar(x=[row["run"] for row in with_fid], y=[row["fid"] for row in with_fid], name="FID"))
-        floors = [row.get("fid_floor") for row in with_fid]
-        if any(floor is not None for floor in floors):
-            fid.add_trace(
-                go.Scatter(
-                    x=[row["run"] for row in with_fid],
-                    y=floors,
-                    mode="lines+markers",
-                    name="real-vs-real floor",
-                    line={"dash": "dash", "color": "black"},
-                )
-            )
-        fid.update_layout(title="FID (lower is better) and the real-vs-real floor", yaxis_title="FID", height=380)
-        figures["fid"] = fid
-    prdc = [
-        {"run": row["run"], "metric": key, "value": row[key]}
-        for row in rows
-        for key in ("precision", "recall", "density", "coverage")
-        if row.get(key) is not None
-    ]
-    if prdc:
-        figures["precision_recall"] = px.bar(
-            pd.DataFrame(prdc),
-            x="metric",
-            y="value",
-            color="run",
-            barmode="group",
-            height=380,
-            title="Precision / recall (quality / diversity), density / coverage",
-        )
-    modes = [
-        {"run": row["run"], "class": str(k), "share of samples": share}
-        for row in rows
-        for k, share in enumerate(row.get("class_histogram") or [])
-    ]
-    if modes:
-        figures["modes"] = px.bar(
-            pd.DataFrame(modes),
-            x="class",
-            y="share of samples",
-            color="run",
-            barmode="group",
-            height=380,
-            title="Class histogram of the samples (a perfect model gives each class 10 %)",
-        )
-    sharp = [row for row in rows if row.get("sharpness") is not None]
-    if sharp:
-        figures["sharpness"] = px.bar(
-            x=[row["run"] for row in sharp],
-            y=[row["sharpness"] for row in sharp],
-            labels={"x": "run", "y": "sharpness"},
-            height=340,
-            title="Sharpness of the samples (higher = crisper edges)",
-        )
-    return figures
+    builders = {
+        "fid": fid_figure,
+        "precision_recall": prdc_figure,
+        "modes": modes_figure,
+        "sharpness": sharpness_figure,
+    }
+    figures = {name: build(rows) for name, build in builders.items()}
+    return {name: figure for name, figure in figures.items() if figure is not None}
 
 
 def history_frame(run: Run) -> pd.DataFrame:
@@ -129,40 +235,74 @@ def history_frame(run: Run) -> pd.DataFrame:
     return smoothed.iloc[::window]
 
 
+def training_figure(run: Run) -> go.Figure | None:
+    """The run's curves, one panel per kind of quantity: losses (nats) and, for a GAN, D's mean outputs."""
+    frame = history_frame(run)
+    columns = [c for c in frame.columns if c not in IGNORED_HISTORY]
+    if frame.empty or not columns:
+        return None
+    panels = [("loss terms (nats per image or per batch mean)", [c for c in columns if c not in PROBABILITY_COLUMNS])]
+    if PROBABILITY_COLUMNS & set(columns):
+        panels.append(("D's mean output (probability real)", [c for c in columns if c in PROBABILITY_COLUMNS]))
+    figure = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    for i, (title, names) in enumerate(panels, start=1):
+        for name in names:
+            figure.add_trace(go.Scatter(x=frame["step"], y=frame[name], name=name, mode="lines"), row=i, col=1)
+        figure.update_yaxes(title_text=title, row=i, col=1)
+    figure.update_xaxes(title_text="training step", row=len(panels), col=1)
+    figure.update_layout(
+        height=280 * len(panels) + 60, title=f"{run.label}: training curves", legend={"orientation": "h", "y": -0.2}
+    )
+    return figure
+
+
 def training_figures(runs) -> dict[str, go.Figure]:
-    """One loss-curve chart per run, keyed ``training_<run>``."""
-    figures = {}
+    """One figure per run, keyed ``training_<run>``."""
+    figures = {f"training_{run.name}": training_figure(run) for run in runs}
+    return {name: figure for name, figure in figures.items() if figure is not None}
+
+
+def fairness_frame(runs) -> pd.DataFrame:
+    """Per run: what it was given — parameters (per network), latent size, steps, epochs, seconds, batch size."""
+    rows = []
     for run in runs:
-        frame = history_frame(run)
-        columns = [c for c in frame.columns if c not in IGNORED_HISTORY]
-        if frame.empty or not columns:
-            continue
-        long = frame.melt(id_vars="step", value_vars=columns, var_name="curve", value_name="value")
-        figures[f"training_{run.name}"] = px.line(
-            long, x="step", y="value", color="curve", height=320, title=f"{run.label}: training curves"
+        counts = run.model().parameter_counts()
+        tc = run.info.get("train_config") or {}
+        rows.append(
+            {
+                "run": run.name,
+                "model": run.capabilities.title,
+                "parameters": " + ".join(f"{name} {count / 1e6:.2f} M" for name, count in counts.items()),
+                "latent size": run.info["model_config"].get("latent_dim"),
+                "steps": run.info.get("step"),
+                "epochs": run.info.get("epoch"),
+                "training seconds": run.info.get("seconds"),
+                "batch size": tc.get("batch_size"),
+                "samplers with metrics": ", ".join(sorted({row.get("sampler", "prior") for row in stored_rows(run)}))
+                or "—",
+            }
         )
-    return figures
+    return pd.DataFrame(rows)
 
 
-def gan_alarms(run: Run, row: dict | None) -> list[str]:
-    """Plain-language warnings when the discriminator wins outright or the generator collapses."""
-    alarms = []
-    frame = pd.DataFrame(read_history(run.run_dir))
-    if {"d_real", "d_fake"} <= set(frame.columns) and len(frame):
-        tail = frame.iloc[-max(1, int(len(frame) * TAIL_FRACTION)) :]
-        gap = float(tail["d_real"].mean() - tail["d_fake"].mean())
-        if gap > D_WINS_GAP:
-            alarms.append(
-                f"{run.name}: the discriminator wins outright (D(real) − D(fake) = {gap:.2f} over the "
-                "last steps), so the generator gets almost no gradient. Try --diffaug, --spectral-norm "
-                "or a lower --lr-d."
-            )
-    classes = len(run.info.get("class_names") or [])
-    if row and row.get("modes") is not None and classes and row["modes"] < classes * COLLAPSE_MODE_FRACTION:
-        alarms.append(
-            f"{run.name}: the generator has collapsed onto {row['modes']} of {classes} classes (mode collapse)."
-        )
-    return alarms
+def loss_balance_note(run: Run) -> str | None:
+    """For a model with a discriminator: how clearly D told real from fake at the end of training."""
+    gap = loss_balance(pd.DataFrame(read_history(run.run_dir)))
+    if gap is None:
+        return None
+    state = "D wins outright" if gap > D_WINS_GAP else "D cannot tell them apart" if gap < 0.05 else "a contest"
+    return (
+        f"{run.name} — loss balance: D(real) − D(fake) = {gap:.2f} over the last {HISTORY_TAIL_FRACTION:.0%} of "
+        f"the steps ({state}; 0 = D is fooled, 1 = D wins and G gets no gradient)."
+    )
+
+
+def training_alarms(run: Run, row: dict | None) -> list[str]:
+    """Plain-language warnings: the discriminator winning outright (models with one) and mode collapse."""
+    history = pd.DataFrame(read_history(run.run_dir))
+    alarms = loss_balance_alarms(history) if run.capabilities.discriminator else []
+    alarms += mode_collapse_alarms(row, len(run.info.get("class_names") or []))
+    return [f"{run.name}: {alarm}" for alarm in alarms]
 
 
 def extractor_cache() -> Path:
@@ -185,43 +325,89 @@ def compute(runs, n: int, recompute: bool) -> None:
     bar.progress(1.0, text="Done: the metrics are stored in each run's metrics.json.")
 
 
-def render(selection: Selection) -> None:
-    if not selection.runs:
-        return
-    rows = metric_rows(selection.runs)
-    missing = [run for run in selection.runs if run.name not in {row["run"] for row in rows}]
+def render_compute_form(selection: Selection, shown_n: int | None) -> None:
     with st.form("compute_metrics"):
         st.markdown(
-            "**Compute the metrics** (FID, precision/recall, modes, reconstruction, likelihood, …). "
-            "The first time, a small classifier is trained as the feature extractor (about a minute)."
+            "**Compute the metrics** (FID with intervals, precision/recall, classes, reconstruction, "
+            "likelihood, …). The first time, a small classifier is trained as the feature extractor."
         )
         c1, c2 = st.columns(2)
         n = c1.select_slider(
             "Samples per run",
             N_CHOICES,
-            value=1000,
+            value=shown_n if shown_n in N_CHOICES else 1000,
             key="metrics_n",
             help="5000 gives the stable numbers used in reports; 500 is a quick look.",
         )
-        recompute = c2.checkbox("Also recompute runs that have metrics", key="metrics_recompute")
+        recompute = c2.checkbox("Also recompute rows that exist at this n", key="metrics_recompute")
         if st.form_submit_button("Compute"):
-            todo = list(selection.runs) if recompute else missing
-            if todo:
-                compute(todo, n, recompute)
-                st.rerun()
-            st.info("Every selected run already has stored metrics; tick the box to recompute them.")
-    if missing:
-        st.info("No stored metrics yet for: " + ", ".join(run.name for run in missing) + ".")
-    if rows:
+            have = {row["run"] for row in rows_at(selection.runs, n)}
+            todo = [run for run in selection.runs if recompute or run.name not in have]
+            if not todo:
+                st.info(f"Every selected run already has metrics at n = {n}; tick the box to recompute them.")
+                return
+            compute(todo, n, recompute)
+            st.session_state[DONE_KEY] = f"Done: computed {len(todo)} run(s) at n = {n}; showing n = {n}."
+            st.session_state["metrics_show_n"] = n
+            st.rerun()
+
+
+def render_tables(rows: list[dict], n: int) -> None:
+    from evaluation.report import summary_frame
+
+    st.markdown(f"**Headline metrics at n = {n}** (↑ higher is better, ↓ lower is better; [95 % interval])")
+    st.dataframe(summary_frame(rows), hide_index=True, key="metrics-summary")
+    with st.expander(f"Every column of every row at n = {n}"):
         st.dataframe(metrics_table(rows), hide_index=True, key="metrics-table")
+
+
+def render(selection: Selection) -> None:
+    if not selection.runs:
+        return
+    if DONE_KEY in st.session_state:
+        st.success(st.session_state.pop(DONE_KEY))
+    ns = available_ns(selection.runs)
+    default_n = comparison_n(selection.runs) or (max(ns) if ns else None)
+    if ns:
+        chosen = st.session_state.get("metrics_show_n")
+        index = ns.index(chosen) if chosen in ns else ns.index(default_n)
+        n = st.selectbox(
+            "Show rows computed with n samples",
+            ns,
+            index=index,
+            key="metrics_view_n",
+            help="Rows at different n are never mixed in one table or chart (FID depends on n).",
+        )
+    else:
+        n = None
+    render_compute_form(selection, n)
+    rows = rows_at(selection.runs, n) if n else []
+    missing = [run.name for run in selection.runs if run.name not in {row["run"] for row in rows}]
+    if missing:
+        st.info(
+            f"No metrics at n = {n} for: " + ", ".join(missing) + " (compute them above)."
+            if n
+            else "No stored metrics yet: compute them above."
+        )
+    if rows:
+        render_tables(rows, n)
         for name, figure in metric_figures(rows).items():
-            st.plotly_chart(figure, key=f"metrics-{name}")
-    by_run = {row["run"]: row for row in rows}
+            export.chart(figure, f"{name}-n{n}", f"metrics-{name}")
+    st.subheader("What each run was given")
+    st.dataframe(fairness_frame(selection.runs), hide_index=True, key="metrics-fairness")
+    with st.expander("Each run's full configuration"):
+        for run in selection.runs:
+            st.markdown(f"**{run.label}**")
+            st.json({k: v for k, v in run.info.items() if k != "run_dir"}, expanded=False)
     st.subheader("Training curves")
+    by_run = {row["run"]: row for row in rows if row.get("sampler", "prior") == "prior"}
     for run in selection.runs:
-        for alarm in gan_alarms(run, by_run.get(run.name)) if run.model_name == "dcgan" else []:
+        for alarm in training_alarms(run, by_run.get(run.name)):
             st.warning(alarm)
+        note = loss_balance_note(run) if run.capabilities.discriminator else None
+        if note:
+            st.caption(note)
     for name, figure in training_figures(selection.runs).items():
-        st.plotly_chart(figure, key=f"metrics-{name}")
+        export.chart(figure, name, f"metrics-{name}")
     with st.expander("What the metrics mean"):
         st.markdown(EXPLANATION)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from . import sidebar
+from generators.samplers import SAMPLERS, latent_sampler, needs_encoder
+
+from . import export, sidebar
 from .images import png_bytes, to_pil
-from .state import Run, Selection, per_run_cache, torch_generator
+from .state import Run, Selection, per_run_cache, run_dataset, torch_generator
 
 EXPLANATION = """
 **Why do VAE samples look blurry?** The VAE decoder is trained to maximise the likelihood of each training
@@ -26,39 +30,92 @@ actually uses, and the decoder has never seen such codes. The VAE's KL term is e
 
 @per_run_cache
 @torch.inference_mode()
-def sample_images(run: Run, n: int, seed: int) -> torch.Tensor:
-    """``n`` prior samples; the latents come from ``seed`` alone, so equal latent sizes share the same z."""
+def sample_images(run: Run, n: int, seed: int, sampler: str = "prior") -> torch.Tensor:
+    """``n`` samples; the latents come from ``seed`` alone, so equal latent sizes share the same z (prior)."""
     model = run.model()
-    return model.decode(model.prior(n, torch_generator(seed))).clamp(0, 1).cpu()
+    draw = latent_sampler(model, sampler, run.run_dir, lambda: run_dataset(run).train.float_images())
+    return model.decode(draw(n, torch_generator(seed))).clamp(0, 1).cpu()
 
 
-def sample_grid_png(run: Run, n: int, seed: int, scale: int = 1) -> bytes:
+def sample_grid_png(run: Run, n: int, seed: int, scale: int = 1, sampler: str = "prior") -> bytes:
     """The PNG of one run's sample grid (also used by the report export)."""
-    return png_bytes(to_pil(sample_images(run, n, seed), nrow=math.isqrt(n), scale=scale))
+    return png_bytes(to_pil(sample_images(run, n, seed, sampler), nrow=math.isqrt(n), scale=scale))
+
+
+def samplers_for(runs) -> list[str]:
+    """Samplers every selected run can use (a fitted sampler needs an encoder)."""
+    if all(run.capabilities.encoder for run in runs):
+        return list(SAMPLERS)
+    return [kind for kind in SAMPLERS if not needs_encoder(kind)]
+
+
+def samples_figure(selection: Selection, sampler: str) -> go.Figure:
+    """One labelled figure: a column per run, the same seed (and latents, where the sizes match)."""
+    panels = [
+        (
+            run.label,
+            np.asarray(
+                to_pil(
+                    sample_images(run, selection.n_samples, selection.seed, sampler),
+                    nrow=math.isqrt(selection.n_samples),
+                    scale=2,
+                )
+            ),
+        )
+        for run in selection.runs
+    ]
+    return export.image_panels(
+        panels, f"Samples ({sampler} sampler, seed {selection.seed}, {selection.n_samples} per model)"
+    )
 
 
 def render(selection: Selection) -> None:
     if not selection.runs:
         return
-    left, right = st.columns([1, 4])
-    left.button("Regenerate", on_click=sidebar.bump_seed, help="Draw new latents (the sidebar seed goes up by one).")
-    right.caption(f"Seed {selection.seed}: {selection.n_samples} draws from each model's prior N(0, I).")
-    columns = st.columns(len(selection.runs))
-    for column, run in zip(columns, selection.runs):
-        with column:
-            st.markdown(f"**{run.label}**")
-            picture = to_pil(
-                sample_images(run, selection.n_samples, selection.seed),
-                nrow=math.isqrt(selection.n_samples),
-                scale=selection.scale,
-            )
-            st.image(picture, caption=f"latent size {run.info['model_config']['latent_dim']}")
-            st.download_button(
-                "PNG",
-                png_bytes(picture),
-                file_name=f"{run.name}-samples-seed{selection.seed}.png",
-                mime="image/png",
-                key=f"samples-png-{run.name}",
-            )
+    c1, c2, c3, c4 = st.columns([1, 2, 2, 3])
+    c1.button("Regenerate", on_click=sidebar.bump_seed, help="Draw new latents (the sidebar seed goes up by one).")
+    options = samplers_for(selection.runs)
+    sampler = (
+        c2.segmented_control(
+            "Sampler",
+            options,
+            default="prior",
+            key="samples_sampler",
+            help="prior: z ~ N(0, I). gmm / two-stage: a sampler fitted to the encoded "
+            "training set (models with an encoder only).",
+        )
+        or "prior"
+    )
+    per_row = c3.slider(
+        "Grids per row",
+        1,
+        4,
+        min(2, len(selection.runs)),
+        key="samples_per_row",
+        help="Fewer grids per row = larger digits.",
+    )
+    c4.caption(f"Seed {selection.seed}: {selection.n_samples} draws from each model ({sampler} sampler).")
+    for start in range(0, len(selection.runs), per_row):
+        columns = st.columns(per_row)
+        for column, run in zip(columns, selection.runs[start : start + per_row]):
+            with column:
+                st.markdown(f"**{run.label}**")
+                picture = to_pil(
+                    sample_images(run, selection.n_samples, selection.seed, sampler),
+                    nrow=math.isqrt(selection.n_samples),
+                    scale=selection.scale,
+                )
+                st.image(picture, caption=f"latent size {run.info['model_config']['latent_dim']}", width="stretch")
+                st.download_button(
+                    "PNG",
+                    png_bytes(picture),
+                    mime="image/png",
+                    key=f"samples-png-{run.name}",
+                    file_name=f"{run.name}-samples-{sampler}-seed{selection.seed}-n{selection.n_samples}.png",
+                )
+    st.markdown("**All models in one labelled figure** (for a report)")
+    export.download_buttons(
+        samples_figure(selection, sampler), f"samples-{sampler}-seed{selection.seed}", "samples-figure"
+    )
     with st.expander("Why do the models' samples differ?"):
         st.markdown(EXPLANATION)

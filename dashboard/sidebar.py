@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from generators.default_runs import DEFAULT_RUNS, FIRST_RUN_MODEL, FIRST_RUN_NAME
+from generators.registry import model_class
+
 from . import jobs
-from .state import DEFAULT_RUNS, Run, Selection, checkpoints_dir, scan_runs
+from .state import Run, Selection, checkpoints_dir, scan_runs
 
 SEED_KEY = "seed"
 FIRST_RUN_STEPS = 400
@@ -59,14 +62,16 @@ def render() -> tuple[Selection, list[Run]]:
 
 def render_first_run() -> None:
     """No runs yet: say how to train one, and offer to do it from here."""
+    title = model_class(FIRST_RUN_MODEL).title
     st.info(
         f"There are no trained runs in `{checkpoints_dir()}/` yet. Train a first one from a terminal:\n\n"
-        f"```\npython -m generators train vae --steps {FIRST_RUN_STEPS} --out-dir {checkpoints_dir()}\n```\n\n"
-        "or with the button below (about a minute on a laptop CPU). The Train tab offers every model and option."
+        f"```\npython -m generators train {FIRST_RUN_MODEL} --steps {FIRST_RUN_STEPS} "
+        f"--out-dir {checkpoints_dir()}\n```"
+        "\n\nor with the button below (about a minute on a laptop CPU). The Train tab offers every model and option."
     )
-    first = lambda job: job.run == "vae-mnist5k"  # noqa: E731
+    first = lambda job: job.run == FIRST_RUN_NAME  # noqa: E731
     if not any(first(job) for job in jobs.session_jobs()):
-        if st.button("Train a first VAE on MNIST-5k", type="primary"):
-            jobs.submit(["vae", "--dataset", "mnist5k", "--steps", str(FIRST_RUN_STEPS)], "vae-mnist5k")
+        if st.button(f"Train a first {title} on MNIST-5k", type="primary"):
+            jobs.submit([FIRST_RUN_MODEL, "--dataset", "mnist5k", "--steps", str(FIRST_RUN_STEPS)], FIRST_RUN_NAME)
             st.rerun()
     jobs.monitor(first)

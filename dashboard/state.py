@@ -16,14 +16,17 @@ from pathlib import Path
 import streamlit as st
 import torch
 
+from generators.base import Capabilities
 from generators.checkpoints import LOCK, WEIGHTS, list_runs, load_run
+from generators.data import load_run_dataset
 from generators.errors import UserError
+from generators.registry import capabilities_of
 
 log = logging.getLogger("dashboard")
 
 CHECKPOINTS_ENV = "GENLAB_CHECKPOINTS"
-DEFAULT_RUNS = ("vae-mnist5k", "vae-beta4-mnist5k", "ae-mnist5k", "dcgan-mnist5k")
-MODEL_TITLES = {"vae": "VAE", "ae": "Autoencoder", "dcgan": "DCGAN"}
+RENDER_COUNTS_ENV = "GENLAB_RENDER_COUNTS"  # tests: each tab shows how often it has run
+VIEW_KEY = "view"  # the open tab
 
 
 def checkpoints_dir() -> Path:
@@ -44,12 +47,20 @@ class Run:
         return self.info["model"]
 
     @property
+    def capabilities(self) -> Capabilities:
+        return capabilities_of(self.info)
+
+    @property
+    def beta(self) -> float | None:
+        """The weight of the KL term, for models whose config has one."""
+        value = self.info["model_config"].get("beta")
+        return None if value is None else float(value)
+
+    @property
     def label(self) -> str:
         """Short caption: run name, model and its most telling option."""
-        extra = ""
-        if self.model_name == "vae":
-            extra = f", β={self.info['model_config'].get('beta', 1.0):g}"
-        return f"{self.name} ({MODEL_TITLES.get(self.model_name, self.model_name)}{extra})"
+        extra = f", β={self.beta:g}" if self.beta is not None else ""
+        return f"{self.name} ({self.capabilities.title}{extra})"
 
     @property
     def training(self) -> bool:
@@ -77,8 +88,19 @@ class Selection:
 
 
 def scan_runs() -> tuple[list[Run], list[tuple[Path, str]]]:
-    runs, broken = list_runs(checkpoints_dir())
-    return [Run(Path(r["run_dir"]).name, Path(r["run_dir"]), r) for r in runs], broken
+    """The readable runs, and the folders that are not (a run of a model this installation does not know
+    counts as unreadable: no tab could draw it)."""
+    infos, broken = list_runs(checkpoints_dir())
+    runs = []
+    for info in infos:
+        run = Run(Path(info["run_dir"]).name, Path(info["run_dir"]), info)
+        try:
+            run.capabilities  # noqa: B018 - raises for a model or config this installation cannot build
+        except UserError as exc:
+            broken.append((run.run_dir, str(exc)))
+            continue
+        runs.append(run)
+    return runs, broken
 
 
 @st.cache_resource(max_entries=32, show_spinner="Loading model…")
@@ -93,18 +115,10 @@ def cached_model(run_dir: str, mtime: float):
     return model
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading dataset…")
-def cached_dataset(name: str, data_dir: str, image_size: int | None, channels: int | None):
-    from generators.data import load_dataset
-
-    with torch.inference_mode(False):  # see cached_model: these images may be inverted with gradients
-        return load_dataset(name, data_dir, image_size, channels)
-
-
 def run_dataset(run: Run):
-    """The dataset a run was trained on, converted the same way it was for training."""
-    tc = run.info.get("train_config", {})
-    return cached_dataset(run.info["dataset"], tc.get("data_dir", "data"), tc.get("image_size"), tc.get("channels"))
+    """The dataset a run was trained on, converted the same way it was for training (cached by generators)."""
+    with torch.inference_mode(False):  # see cached_model: these images may be inverted with gradients
+        return load_run_dataset(run.info)
 
 
 def test_indices(run: Run, count: int, seed: int) -> tuple[int, ...]:
@@ -118,10 +132,6 @@ def test_images(run: Run, indices: tuple[int, ...]) -> tuple[torch.Tensor, torch
     split = run_dataset(run).test
     images, labels = split[list(indices)]
     return images, (labels if split.labels is not None else None)
-
-
-INVERSION_STEPS = 150
-INVERSION_RESTARTS = 2
 
 
 @st.cache_resource(max_entries=512, show_spinner=False)
@@ -145,17 +155,16 @@ def per_run_cache(func):
 
 @per_run_cache
 def latent_codes(run: Run, indices: tuple[int, ...]) -> torch.Tensor:
-    """Latents of the test images at ``indices``: encoded (VAE, AE) or found by latent inversion (GAN)."""
+    """Latents of the test images at ``indices``: encoded, or found by latent inversion for a model without an
+    encoder (with the evaluation's inversion settings)."""
     model = run.model()
     images, _ = test_images(run, indices)
-    if model.has_encoder:
+    if run.capabilities.encoder:
         with torch.inference_mode():
             return model.encode(images).cpu()
-    from evaluation.inversion import invert  # the GAN has no encoder: optimise z until G(z) matches
+    from evaluation.inversion import invert  # no encoder: optimise z until decode(z) matches
 
-    z, _recon = invert(
-        model, images, steps=INVERSION_STEPS, restarts=INVERSION_RESTARTS, generator=torch.Generator().manual_seed(0)
-    )
+    z, _recon = invert(model, images, generator=torch.Generator().manual_seed(0))
     return z.detach().cpu()
 
 
@@ -179,3 +188,13 @@ def shown_errors(where: str):
         st.error(
             f"{where} failed unexpectedly ({type(exc).__name__}: {str(exc)[:200]}); details are in the terminal log."
         )
+
+
+def render_tab(title: str, render, selection: Selection) -> None:
+    """One tab's body (run as a fragment): its errors stay in it; in test mode it counts its runs."""
+    if os.environ.get(RENDER_COUNTS_ENV) == "1":
+        counts = st.session_state.setdefault("render_counts", {})
+        counts[title] = counts.get(title, 0) + 1
+        st.caption(f"render count {title}: {counts[title]}")
+    with shown_errors(title):
+        render(selection)

@@ -2,44 +2,93 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import streamlit as st
 
-from . import jobs
-from .state import MODEL_TITLES, Selection
+from generators.data import TORCHVISION_SETS
+from generators.default_runs import default_recipe
+from generators.registry import MODELS
 
-DATASETS = ("mnist5k", "mnist", "fashion-mnist", "cifar10")
+from . import jobs
+from .state import Selection, checkpoints_dir
+
+DATASETS = ("mnist5k", *TORCHVISION_SETS)
 BUDGETS = {"steps": (10, 100_000, 600), "epochs": (1, 500, 5), "minutes": (1, 600, 2)}
 SWEEP_PREFIX = "sweep-"
 
 
 def command_args(
-    model: str, dataset: str, budget: str, amount: float, latent_dim: int, seed: int, beta: float | None
+    model: str, dataset: str, budget: str, amount: float, options: dict, seed: int, batch_size: int
 ) -> list[str]:
-    """The ``python -m generators train`` arguments for the form's choices."""
+    """The ``python -m generators train`` arguments for the form's choices (``options``: model options)."""
     args = [
         model,
         "--dataset",
         dataset,
         f"--{budget}",
         f"{amount:g}",
-        "--latent-dim",
-        str(latent_dim),
         "--seed",
         str(seed),
+        "--batch-size",
+        str(batch_size),
     ]
-    if beta is not None:
-        args += ["--beta", f"{beta:g}"]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            args += [flag] if value else []
+        elif value not in ("", None):
+            args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     return args
+
+
+def time_estimate(recipe: dict | None, budget: str, amount: float) -> str:
+    """About how long the run takes, from the default run's measured seconds per step."""
+    if budget == "minutes":
+        return f"about {amount:g} min"
+    if not recipe or not recipe.get("seconds") or not recipe.get("steps"):
+        return "no estimate (no default run of this model to time it by)"
+    per_step = recipe["seconds"] / recipe["steps"]
+    steps = amount if budget == "steps" else amount * (4500 // recipe["batch_size"])
+    return f"about {per_step * steps:.0f} s on a machine like the one that trained {recipe['run']} (mnist5k)"
+
+
+def add_to_comparison(run: str) -> None:
+    """Select a finished run in the sidebar (a callback: widget state may only change before the widget runs)."""
+    chosen = list(st.session_state.get("runs", []))
+    if run not in chosen:
+        st.session_state["runs"] = [*chosen, run]
+
+
+def render_finished(job) -> None:
+    """What to do with a run that has just finished: compare it, score it, train it longer."""
+    if job.status != "finished" or not (job.run_dir / "model.safetensors").is_file():
+        return
+    c1, c2, c3 = st.columns(3)
+    c1.button("Add to the comparison", key=f"add-{job.run}", on_click=add_to_comparison, args=(job.run,))
+    if c2.button("Compute its metrics (n = 1000)", key=f"metrics-{job.run}"):
+        from .metrics import compute
+        from .state import scan_runs
+
+        run = next((r for r in scan_runs()[0] if r.name == job.run), None)
+        if run is not None:
+            compute([run], 1000, recompute=False)
+            st.success(f"Metrics of {job.run} stored; see the Metrics tab.")
+    more = c3.number_input("More steps", 10, 100_000, 600, key=f"more-{job.run}")
+    if c3.button("Resume it for more steps", key=f"resume-{job.run}"):
+        steps = int(job.last_steps or 0) + int(more)
+        jobs.submit([job.args[0], "--resume", "--steps", str(steps)], job.run, resume=True)
+        st.rerun()
 
 
 def render(selection: Selection) -> None:
     st.markdown(
-        "Training runs in its own process: keep using the other tabs meanwhile. A cancelled run keeps "
-        "its last checkpoint and can be continued from a terminal with `--resume`."
+        "Training runs in its own process (one process: for several, use `torchrun` from a terminal — see the "
+        "README): keep using the other tabs meanwhile. A cancelled run keeps its last checkpoint and can be resumed."
     )
     with st.container(border=True):
         c1, c2, c3 = st.columns(3)
-        model = c1.selectbox("Model", list(MODEL_TITLES), format_func=MODEL_TITLES.get, key="train_model")
+        model = c1.selectbox("Model", list(MODELS), format_func=lambda name: MODELS[name].title, key="train_model")
         dataset = c2.selectbox(
             "Dataset",
             DATASETS,
@@ -47,16 +96,37 @@ def render(selection: Selection) -> None:
             help="mnist5k is built in; the others are downloaded once (needs internet).",
         )
         seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
+        recipe = default_recipe(model, checkpoints_dir())
+        options = dict(recipe["options"]) if recipe else {}
         c4, c5, c6 = st.columns(3)
         budget = c4.radio("Budget in", list(BUDGETS), key="train_budget", horizontal=True)
         low, high, default = BUDGETS[budget]
-        amount = c5.number_input(f"Number of {budget}", low, high, default, key=f"train_amount_{budget}")
-        latent_dim = c6.number_input("Latent size", 2, 512, 16, key="train_latent")
-        beta = None
-        if model == "vae":
-            beta = st.number_input("β (weight of the KL term; 1 = the ELBO)", 0.0, 100.0, 1.0, 0.5, key="train_beta")
+        if budget == "steps" and recipe and recipe.get("steps"):
+            default = int(recipe["steps"])
+        amount = c5.number_input(f"Number of {budget}", low, high, default, key=f"train_amount_{budget}_{model}")
+        options["latent_dim"] = int(
+            c6.number_input("Latent size", 2, 512, int(options.get("latent_dim", 8)), key=f"train_latent_{model}")
+        )
+        if "beta" in {f.name for f in dataclasses.fields(MODELS[model].Config)}:
+            options["beta"] = st.number_input(
+                "β (weight of the KL term; 1 = the ELBO)",
+                0.0,
+                100.0,
+                float(options.get("beta", 1.0)),
+                0.5,
+                key=f"train_beta_{model}",
+            )
+        batch_size = int(recipe["batch_size"]) if recipe else 128
+        st.caption(
+            (
+                f"Defaults: the recipe of the committed run `{recipe['run']}`. "
+                if recipe
+                else "Defaults: the model's textbook settings (there is no committed default run of it). "
+            )
+            + f"Time: {time_estimate(recipe, budget, amount)}."
+        )
         if st.button("Start training", type="primary", key="train_start"):
             run = jobs.unique_run_name(model, dataset)
-            jobs.submit(command_args(model, dataset, budget, amount, int(latent_dim), int(seed), beta), run)
+            jobs.submit(command_args(model, dataset, budget, amount, options, int(seed), batch_size), run)
             st.toast(f"Started {run}")
-    jobs.monitor(lambda job: not job.run.startswith(SWEEP_PREFIX))
+    jobs.monitor(lambda job: not job.run.startswith(SWEEP_PREFIX), extra=render_finished)

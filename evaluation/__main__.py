@@ -12,8 +12,11 @@ from pathlib import Path
 
 from generators.cli import OneLineParser, positive_int
 from generators.errors import UserError, run_command
+from generators.registry import load_plugins
+from generators.samplers import SAMPLERS
 
-from .runner import INVERSION_STEPS
+from .inversion import INVERSION_STEPS
+from .runner import EXTRACTORS
 
 FORMATS = ("json", "markdown", "latex", "csv")
 
@@ -25,8 +28,8 @@ def build_parser() -> OneLineParser:
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, help="sampling seed (default 0)")
     seeds.add_argument("--seeds", type=int, nargs="+", help="several seeds: report mean ± std")
-    parser.add_argument("--sampler", choices=("prior", "gmm"), default="prior")
-    parser.add_argument("--extractor", choices=("classifier", "inception"), default="classifier")
+    parser.add_argument("--sampler", choices=SAMPLERS, default="prior")
+    parser.add_argument("--extractor", choices=EXTRACTORS, default="classifier")
     parser.add_argument("--iwae-k", type=positive_int, default=100, help="importance samples of the IWAE bound")
     parser.add_argument(
         "--inversion-steps", type=positive_int, default=INVERSION_STEPS, help="Adam steps of the GAN's latent inversion"
@@ -53,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _evaluate(args) -> int:
+    load_plugins()
     outputs = _check_outputs(args)
     from tqdm import tqdm
 

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import torch
 
+# The one set of inversion settings: the evaluation row and the dashboard's GAN reconstructions and interpolations
+INVERSION_STEPS = 50
+INVERSION_RESTARTS = 2
+INVERSION_LR = 0.1
+
 
 def inversion_method(restarts: int, steps: int) -> str:
     return f"latent inversion (Adam, {restarts} restarts, {steps} steps)"
@@ -17,9 +22,9 @@ def invert(
     model,
     images: torch.Tensor,
     *,
-    steps: int = 200,
-    restarts: int = 4,
-    lr: float = 0.05,
+    steps: int = INVERSION_STEPS,
+    restarts: int = INVERSION_RESTARTS,
+    lr: float = INVERSION_LR,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(z, decode(z)) minimising the per-image MSE; starts drawn from the model's prior with ``generator``."""

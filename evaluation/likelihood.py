@@ -62,4 +62,5 @@ def latent_usage(model, images: torch.Tensor, batch_size: int = 1000) -> dict:
     return {
         "kl_per_dim": [round(v, 5) for v in torch.cat(kls).mean(0).tolist()],
         "active_units": int((mu.var(0) > ACTIVE_UNIT_THRESHOLD).sum()),
+        "mean_variance_per_dim": [round(v, 5) for v in mu.var(0).tolist()],
     }

@@ -135,6 +135,14 @@ _METRICS = (
         ".2f",
     ),
     Metric(
+        "objective_fluctuation",
+        "objective fluctuation",
+        "std/|mean|",
+        LOWER,
+        "Relative spread of the quantity a model's training minimises, over the end of training (history.csv).",
+        ".3g",
+    ),
+    Metric(
         "recon_mse",
         "recon MSE",
         "per pixel",

@@ -26,7 +26,7 @@ from generators.samplers import GMM_FILE, SAMPLERS, latent_sampler
 
 from .features import DEFAULT_CACHE_DIR, get_extractor, inception_extractor, require_labels
 from .fid import fid_floor, frechet_distance, kernel_distance
-from .inversion import inversion_method, invert
+from .inversion import INVERSION_LR, INVERSION_RESTARTS, INVERSION_STEPS, inversion_method, invert
 from .likelihood import latent_usage, likelihood_bounds
 from .modes import mode_stats
 from .prdc import prdc
@@ -41,9 +41,6 @@ SAMPLE_BATCH = 1000
 SMALL_N = 2048
 RECON_IMAGES = 2000
 INVERSION_IMAGES = 16  # each costs restarts x steps generator passes, so a small fixed subset
-INVERSION_RESTARTS = 2
-INVERSION_STEPS = 50
-INVERSION_LR = 0.1
 LIKELIHOOD_IMAGES = 200
 SMOOTHNESS_PAIRS = 64
 SMOOTHNESS_STEPS = 8

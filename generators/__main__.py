@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .cli import OneLineParser, positive_float, positive_int, run_name
 from .errors import UserError, WriteFailed, run_command
-from .registry import MODELS
+from .registry import MODELS, load_plugins
 from .samplers import SAMPLERS
 
 EXIT_DIVERGED = 1
@@ -231,6 +231,7 @@ def cmd_list(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     def command() -> int:
+        load_plugins()
         args = build_parser().parse_args(argv)
         return {"train": cmd_train, "sample": cmd_sample, "list": cmd_list}[args.command](args)
 

@@ -21,8 +21,10 @@ from .nets import ConvDecoder, ConvEncoder
 
 @dataclass
 class AutoencoderConfig(ModelConfig):
-    base_width: int = field(default=32, metadata={"help": "channels of the first conv stage (doubles per stage)"})
-    hidden_dim: int = field(default=256, metadata={"help": "width of the fully connected layer"})
+    base_width: int = field(
+        default=32, metadata={"help": "channels of the first conv stage (doubles per stage)", "tiny": 8}
+    )
+    hidden_dim: int = field(default=256, metadata={"help": "width of the fully connected layer", "tiny": 32})
     extra_convs: int = field(
         default=0,
         metadata={"help": "extra 3x3 conv layers per stage, encoder and decoder (a deeper stack; 0 = textbook)"},

@@ -24,7 +24,7 @@ class ModelConfig:
     """Fields shared by every model. Subclasses add their own; each field becomes a CLI option."""
 
     image_shape: tuple[int, int, int] = field(default=(1, 28, 28), metadata={"cli": False})
-    latent_dim: int = field(default=16, metadata={"help": "size of the latent code z"})
+    latent_dim: int = field(default=16, metadata={"help": "size of the latent code z", "tiny": 4})
 
     def __post_init__(self) -> None:
         self.image_shape = tuple(int(v) for v in self.image_shape)
@@ -38,6 +38,12 @@ class ModelConfig:
             )
         if self.latent_dim < 1:
             raise UserError(f"--latent-dim must be at least 1, got {self.latent_dim}")
+
+    @classmethod
+    def tiny_options(cls) -> dict:
+        """Options for a tiny, fast network of this model (each field's ``tiny`` metadata): for tests and smoke
+        runs, so a new model is covered by every test that loops over the registry."""
+        return {f.name: f.metadata["tiny"] for f in dataclasses.fields(cls) if "tiny" in f.metadata}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -69,6 +75,7 @@ class Capabilities:
     posterior: bool = False
     discriminator: bool = False
     num_classes: int | None = None
+    objective: str = "loss"  # history column of the model's own training objective (stability is judged on it)
 
     @property
     def conditional(self) -> bool:
@@ -91,6 +98,7 @@ class Generator(nn.Module):
     has_encoder: ClassVar[bool] = False
     has_posterior: ClassVar[bool] = False
     has_discriminator: ClassVar[bool] = False
+    objective: ClassVar[str] = "loss"  # the history column holding the quantity the model's training minimises
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -106,6 +114,7 @@ class Generator(nn.Module):
             posterior=cls.has_posterior,
             discriminator=cls.has_discriminator,
             num_classes=getattr(config, "num_classes", None),
+            objective=cls.objective,
         )
 
     @property
@@ -129,6 +138,10 @@ class Generator(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{self.name} has no encoder")
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters by network, for fairness tables (a GAN reports G and D separately)."""
+        return {"model": sum(p.numel() for p in self.parameters() if p.requires_grad)}
 
     def upgrade_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Fill in what weights saved by an older version of the model lack (e.g. a buffer added since), so old

@@ -30,9 +30,9 @@ EMA_UPDATES_OF_OLD_RUNS = 10**9  # far past the warm-up: the configured decay ap
 
 @dataclass
 class DCGANConfig(ModelConfig):
-    latent_dim: int = field(default=64, metadata={"help": "size of the latent code z"})
-    g_width: int = field(default=64, metadata={"help": "channels of G's last stage (doubles towards z)"})
-    d_width: int = field(default=64, metadata={"help": "channels of D's first stage (doubles per stage)"})
+    latent_dim: int = field(default=64, metadata={"help": "size of the latent code z", "tiny": 4})
+    g_width: int = field(default=64, metadata={"help": "channels of G's last stage (doubles towards z)", "tiny": 8})
+    d_width: int = field(default=64, metadata={"help": "channels of D's first stage (doubles per stage)", "tiny": 8})
     loss: str = field(default="ns", metadata={"choices": ("ns", "hinge"), "help": "non-saturating or hinge loss"})
     lr_g: float = field(default=2e-4, metadata={"help": "Adam learning rate of G"})
     lr_d: float = field(default=2e-4, metadata={"help": "Adam learning rate of D"})
@@ -144,6 +144,7 @@ class DCGAN(Generator):
     title = "DCGAN"
     Config = DCGANConfig
     has_discriminator = True
+    objective = "d_loss"  # the game's value as D estimates it (G's loss is the other player's view of it)
 
     def __init__(self, config: DCGANConfig):
         super().__init__(config)
@@ -210,6 +211,11 @@ class DCGAN(Generator):
             "g": torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, betas=betas),
             "d": torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr_d, betas=betas),
         }
+
+    def parameter_counts(self) -> dict[str, int]:
+        """G and D separately (the EMA copy of G is not trained, so it is not counted)."""
+        count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+        return {"G": count(self.generator), "D": count(self.discriminator)}
 
     @torch.no_grad()
     def realness(self, images: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,44 @@ The dashboard selects these first, the benchmarks measure their recipes, and the
 dashboard trains ``FIRST_RUN_MODEL`` into ``FIRST_RUN_NAME``.
 """
 
+from __future__ import annotations
+
+from pathlib import Path
+
 DEFAULT_RUNS = ("vae-mnist5k", "vae-beta4-mnist5k", "ae-mnist5k", "dcgan-mnist5k")
 FIRST_RUN_MODEL = "vae"
 FIRST_RUN_NAME = "vae-mnist5k"
+
+
+def default_run_dir(model: str, out_dir) -> Path | None:
+    """The first default run in ``out_dir`` trained with ``model``, or None."""
+    from .checkpoints import WEIGHTS, read_run_info
+    from .errors import UserError
+
+    for name in DEFAULT_RUNS:
+        run = Path(out_dir) / name
+        try:
+            if (run / WEIGHTS).is_file() and read_run_info(run)["model"] == model:
+                return run
+        except UserError:
+            continue
+    return None
+
+
+def default_recipe(model: str, out_dir) -> dict | None:
+    """What ``make checkpoints`` trained ``model`` with: its model options (without the image shape), batch size,
+    steps and seconds, read from the committed run's config; None when there is no such run."""
+    from .checkpoints import read_run_info
+
+    run = default_run_dir(model, out_dir)
+    if run is None:
+        return None
+    info = read_run_info(run)
+    options = {k: v for k, v in info["model_config"].items() if k != "image_shape"}
+    return {
+        "run": run.name,
+        "options": options,
+        "batch_size": info["train_config"]["batch_size"],
+        "steps": info.get("step"),
+        "seconds": info.get("seconds"),
+    }

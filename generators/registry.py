@@ -2,8 +2,9 @@
 
 Models defined outside this package (a course's own model, a test's) are added with ``register(name, cls)``
 at runtime, or by naming the modules that call it in the environment variable ``GENLAB_PLUGINS``
-(comma-separated module names, imported when the registry is first used), so that
-``python -m generators`` / ``python -m evaluation`` / ``streamlit run app.py`` all know them.
+(comma-separated module names on the Python path), which ``python -m generators``, ``python -m evaluation``,
+``python -m benchmarks`` and ``streamlit run app.py`` import at start (``load_plugins``), so all of them know
+the models; the dashboard's training processes inherit the variable.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def register(name: str, cls: type[Generator]) -> type[Generator]:
 
 
 def load_plugins() -> None:
-    """Import the modules named in ``GENLAB_PLUGINS`` once; each registers its models on import."""
+    """Import the modules named in ``GENLAB_PLUGINS`` (once each); each registers its models on import."""
     for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
         try:
             importlib.import_module(module)
@@ -84,6 +85,3 @@ def capabilities_of(info: dict):
     """The capabilities of the run described by ``info`` (its stored config), without loading weights."""
     cls = model_class(info["model"])
     return cls.capabilities_for(cls.Config.from_dict(info["model_config"]))
-
-
-load_plugins()

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import tiny_options
+
 # Small networks and a few steps: the dashboard tests check wiring and behaviour, not image quality.
-TINY_RUNS = {
-    "vae-mnist5k": ("vae", {"latent_dim": 8, "base_width": 8, "hidden_dim": 32}),
-    "vae-beta4-mnist5k": ("vae", {"latent_dim": 8, "base_width": 8, "hidden_dim": 32, "beta": 4.0}),
-    "ae-mnist5k": ("ae", {"latent_dim": 8, "base_width": 8, "hidden_dim": 32}),
-    "dcgan-mnist5k": ("dcgan", {"latent_dim": 8, "g_width": 8, "d_width": 8}),
+TINY_RUNS = {  # the default runs' names and latent size, with tiny nets
+    "vae-mnist5k": ("vae", tiny_options("vae", latent_dim=8)),
+    "vae-beta4-mnist5k": ("vae", tiny_options("vae", latent_dim=8, beta=4.0)),
+    "ae-mnist5k": ("ae", tiny_options("ae", latent_dim=8)),
+    "dcgan-mnist5k": ("dcgan", tiny_options("dcgan", latent_dim=8)),
 }
 TINY_STEPS = 12
 METRICS_N = 100

@@ -10,9 +10,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m ...`` in a subprocess, the way a user types it."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def tiny_options(model: str, **overrides) -> dict:
+    """The one set of tiny test options: each model's own ``tiny`` field metadata (small nets, small z)."""
+    from generators.registry import model_class
+
+    return {**model_class(model).Config.tiny_options(), **overrides}
+
+
+def tiny_flags(model: str, **overrides) -> list[str]:
+    """``tiny_options`` as command-line flags."""
+    return [
+        part
+        for key, value in tiny_options(model, **overrides).items()
+        for part in (f"--{key.replace('_', '-')}", str(value))
+    ]
+
+
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``python -m ...`` in a subprocess, the way a user types it (``env``: extra environment variables)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", *args], cwd=cwd or ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.state import CHECKPOINTS_ENV
+from dashboard.state import CHECKPOINTS_ENV, RENDER_COUNTS_ENV, VIEW_KEY
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TAB_TITLES = [
     "Samples",
     "Interpolation",
     "Latent space",
+    "VAE anatomy",
     "Reconstruction",
     "Metrics",
     "Train",
@@ -37,6 +38,10 @@ def assert_clean(at: AppTest) -> None:
 
 
 def tab(at: AppTest, title: str):
+    """The tab ``title``, opened first if it is not (only the open tab runs, as in the browser)."""
+    if VIEW_KEY not in at.session_state or at.session_state[VIEW_KEY] != title:
+        at.session_state[VIEW_KEY] = title
+        at.run()
     return at.tabs[TAB_TITLES.index(title)]
 
 
@@ -59,8 +64,8 @@ def test_page_has_the_eight_tabs_and_selects_the_default_runs(app):
 def test_samples_tab_shows_one_grid_and_png_download_per_run(app):
     samples = tab(app, "Samples")
     assert len(image_urls(samples)) == 4
-    downloads = samples.get("download_button")
-    assert len(downloads) == 4 and all(d.proto.label == "PNG" for d in downloads)
+    labels = [d.proto.label for d in samples.get("download_button")]
+    assert labels == ["PNG"] * 4 + ["PNG", "PDF", "SVG"]  # one grid per run, then the labelled figure of all
 
 
 def test_changing_the_seed_changes_the_images_and_going_back_restores_them(app):
@@ -101,23 +106,32 @@ def test_interpolation_strips_frame_slider_and_downloads(app):
 def test_interpolation_between_real_images_uses_encoder_and_inversion(app):
     app.radio(key="interp_source").set_value("real").run()
     assert_clean(app)
-    assert len(tab(app, "Interpolation").get("download_button")) == 8
+    interp = tab(app, "Interpolation")
+    labels = [d.proto.label for d in interp.get("download_button")]
+    assert labels.count("PNG strip") == 4 and labels.count("Animated GIF") == 4
+    names = [d.proto.url for d in interp.get("download_button")]  # settings are in the file names
+    captions = [img.caption for element in interp.get("image") for img in element.proto.imgs if img.caption]
+    assert any("the two originals" in c for c in captions)
+    a, b = app.number_input(key="interp_a").value, app.number_input(key="interp_b").value
+    assert a != b and names
 
 
 def test_latent_tab_has_maps_traversals_and_kl_bars(app):
     latent = tab(app, "Latent space")
-    charts = latent.get("plotly_chart")
-    # 3 encoder runs get a map; the 2 VAEs also a KL-per-dimension chart
-    assert len(charts) == 3 + 2
-    assert len(image_urls(latent)) == 4  # one traversal grid per run
+    specs = [chart.proto.spec for chart in latent.get("plotly_chart")]
+    # 3 encoder runs get a map, every run a labelled traversal figure, the 2 VAEs a KL-per-dimension chart
+    assert len(specs) == 3 + 4 + 2
+    assert sum("PC1 (" in spec for spec in specs) == 3
+    assert sum("active units" in spec for spec in specs) == 2
+    assert any("has no map" in i.value for i in latent.info)  # the GAN: said why
     app.radio(key="latent_method").set_value("t-SNE").run()
     assert_clean(app)
-    assert len(tab(app, "Latent space").get("plotly_chart")) == 5
+    assert sum("t-SNE 1" in chart.proto.spec for chart in tab(app, "Latent space").get("plotly_chart")) == 3
 
 
 def test_reconstruction_tab_has_errors_denoising_and_anomaly_auc(app):
     recon = tab(app, "Reconstruction")
-    assert len(image_urls(recon)) == 1 + 3 + 1 + 3  # the GAN's inversion is opt-in
+    assert len(image_urls(recon)) == 1 + 3 + 2 + 3  # the GAN's inversion is opt-in
     app.checkbox(key="recon_invert").check().run()
     assert_clean(app)
     recon = tab(app, "Reconstruction")
@@ -126,29 +140,61 @@ def test_reconstruction_tab_has_errors_denoising_and_anomaly_auc(app):
     assert list(errors.index) == ["vae-mnist5k", "vae-beta4-mnist5k", "ae-mnist5k", "dcgan-mnist5k"]
     assert (errors.to_numpy() >= 0).all()
     assert len(recon.get("plotly_chart")) == 4  # one anomaly histogram per run
-    # originals + 4 reconstructions + noisy inputs + 3 denoised outputs
-    assert len(image_urls(recon)) == 1 + 4 + 1 + 3
+    # originals + 4 reconstructions + clean targets and noisy inputs + 3 denoised outputs
+    assert len(image_urls(recon)) == 1 + 4 + 2 + 3
+    denoising = [c.value for c in recon.caption if "noisy input —" in c.value]
+    assert len(denoising) == 3 and all("closer" in text or "further" in text for text in denoising)
+    assert sum("ROC AUC" in c.value for c in recon.caption) == 4
 
 
-def test_metrics_tab_shows_table_and_charts(app):
+def test_metrics_tab_shows_headline_and_full_tables_fairness_and_charts(app):
     metrics = tab(app, "Metrics")
-    assert len(metrics.dataframe) == 1
-    table = metrics.dataframe[0].value
-    assert len(table) == 4
-    charts = metrics.get("plotly_chart")
-    assert len(charts) >= 4 + 4  # metric charts + one training-curve chart per run
+    summary, full, fairness = (metrics.dataframe[i].value for i in range(3))
+    assert len(summary) == len(full) == len(fairness) == 4
+    assert any("FID" in column and "↓" in column for column in summary.columns)
+    assert "G " in fairness.set_index("run").loc["dcgan-mnist5k", "parameters"]  # a GAN's G and D separately
+    specs = [chart.proto.spec for chart in metrics.get("plotly_chart")]
+    assert len(specs) == 4 + 4  # metric charts + one training-curve figure per run
+    assert '"type":"log"' in specs[0].replace(" ", "")  # FID on a log axis
+    labels = [d.proto.label for d in metrics.get("download_button")]
+    assert labels.count("PDF") == len(specs) and labels.count("PNG") == len(specs)
 
 
 def test_findings_tab_states_every_claim_and_offers_downloads(app):
     report = tab(app, "Findings & report")
     text = " ".join(m.value for m in report.markdown)
-    for claim in ("sharper", "modes", "smoother", "β", "garbage", "stable"):
+    for claim in ("sharper", "modes", "smoothly", "β", "sampled from N(0, I)", "stable"):
         assert claim in text
     assert [d.proto.label for d in report.get("download_button")] == ["Download findings.md"]
     report.button(key="report_build").click().run(timeout=TIMEOUT)
     assert_clean(app)
     labels = [d.proto.label for d in tab(app, "Findings & report").get("download_button")]
     assert labels == ["Download report.zip", "Download findings.md"]
+
+
+def test_anatomy_tab_takes_one_image_apart_for_every_encoder_run(app):
+    anatomy = tab(app, "VAE anatomy")
+    specs = [chart.proto.spec for chart in anatomy.get("plotly_chart")]
+    assert len(specs) == 3  # μ/σ bars for the two VAEs, the autoencoder's single code
+    assert sum("±σ" in spec for spec in specs) == 2
+    terms = anatomy.dataframe[0].value
+    assert list(terms["β"]) == [1.0, 4.0]
+    loss = terms["reconstruction term (nats)"] + terms["β"] * terms["KL term (nats)"]
+    assert (abs(loss - terms["loss = recon + β·KL (nats)"]) < 1e-6).all()
+    assert any("no σ" in c.value for c in anatomy.caption)
+
+
+def test_a_seed_change_reruns_the_samples_tab_only(dashboard_runs, monkeypatch):
+    monkeypatch.setenv(RENDER_COUNTS_ENV, "1")
+    at = open_app(dashboard_runs, monkeypatch)
+    tab(at, "Metrics")
+    tab(at, "Samples")
+    before = dict(at.session_state["render_counts"])
+    at.number_input(key="seed").set_value(3).run()
+    assert_clean(at)
+    after = at.session_state["render_counts"]
+    assert after["Samples"] == before["Samples"] + 1
+    assert {k: v for k, v in after.items() if k != "Samples"} == {k: v for k, v in before.items() if k != "Samples"}
 
 
 def wait_while(condition, what: str) -> None:
@@ -177,8 +223,8 @@ def test_train_tab_runs_two_sessions_at_once_one_finishes_one_is_cancelled(tmp_p
     sessions = [open_app(checkpoints, monkeypatch) for _ in range(2)]
     for at, steps in zip(sessions, (5000, 10)):
         at.selectbox(key="train_model").set_value("ae").run()
-        at.number_input(key="train_amount_steps").set_value(steps).run()
-        at.number_input(key="train_latent").set_value(4).run()
+        at.number_input(key="train_amount_steps_ae").set_value(steps).run()
+        at.number_input(key="train_latent_ae").set_value(4).run()
         at.button(key="train_start").click().run()
         assert_clean(at)
     long_job, short_job = (at.session_state["training_jobs"][0] for at in sessions)

@@ -3,13 +3,10 @@
 import numpy as np
 import pytest
 
-from tests.helpers import assert_one_line_error, run_cli
+from generators.registry import MODELS
+from tests.helpers import assert_one_line_error, run_cli, tiny_flags
 
-TINY_FLAGS = {
-    "vae": ["--base-width", "8", "--hidden-dim", "32"],
-    "ae": ["--base-width", "8", "--hidden-dim", "32"],
-    "dcgan": ["--g-width", "8", "--d-width", "8"],
-}
+TINY_FLAGS = {model: tiny_flags(model) for model in MODELS}
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +21,6 @@ def runs(tmp_path_factory):
             "3",
             "--batch-size",
             "32",
-            "--latent-dim",
-            "4",
             "--out-dir",
             str(out),
             *flags,

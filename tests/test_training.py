@@ -1,5 +1,6 @@
 """The shared harness: bit-exact checkpoints, exact resume, reproducible seeds, budgets, run-folder contents."""
 
+import dataclasses
 import io
 import json
 import threading
@@ -12,7 +13,7 @@ from torchvision.utils import make_grid
 
 from generators.checkpoints import HistoryWriter, load_run, read_history, read_run_info, save_weights
 from generators.dcgan import EMA_UPDATES_OF_OLD_RUNS
-from generators.registry import MODELS, build_model
+from generators.registry import MODELS, build_model, model_class
 from generators.training import (
     CheckpointWriter,
     TrainConfig,
@@ -21,17 +22,15 @@ from generators.training import (
     preview_png,
     run_training,
 )
+from tests import helpers
 
-TINY = {
-    "vae": {"base_width": 8, "hidden_dim": 32, "latent_dim": 4},
-    "ae": {"base_width": 8, "hidden_dim": 32, "latent_dim": 4},
-    "dcgan": {"g_width": 8, "d_width": 8, "latent_dim": 4, "ema": 0.9, "diffaug": "translation,cutout"},
-}
+RANDOM_OPTIONS = {"ema": 0.9, "diffaug": "translation,cutout"}  # every option that draws random numbers
 
 
 def tiny_options(name: str) -> dict:
-    """Small nets (and, for the GAN, every random option) so the tests stay fast and exercise the RNG."""
-    return TINY.get(name, {})
+    """Small nets, plus every random option the model has, so the tests stay fast and exercise the RNG."""
+    own = {f.name for f in dataclasses.fields(model_class(name).Config)}
+    return helpers.tiny_options(name, **{k: v for k, v in RANDOM_OPTIONS.items() if k in own})
 
 
 def train(tmp_path, name, run, steps, resume=False, seed=0):

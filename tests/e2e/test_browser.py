@@ -6,32 +6,25 @@ Skips when chromium is missing, except with REQUIRE_BROWSER_TEST=1 (CI), where t
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from dashboard.state import CHECKPOINTS_ENV
+from benchmarks.browser import (
+    CHROMIUM,
+    RENDER_MS,
+    ROOT,
+    TAB_TITLES,
+    launch,
+    open_tab,
+    sample_sources,
+    set_seed,
+    streamlit_server,
+    wait_for_sample_grids,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = ROOT / "test-artifacts"
-STARTUP_S = 90
-RENDER_MS = 120_000
 
 
 def require_browser() -> None:
@@ -43,86 +36,60 @@ def require_browser() -> None:
     pytest.skip(message)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def server(dashboard_runs, tmp_path):
-    port = free_port()
-    log = open(tmp_path / "streamlit.log", "wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-        ],
-        cwd=ROOT,
-        env={**os.environ, CHECKPOINTS_ENV: str(dashboard_runs)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not come up: {(tmp_path / 'streamlit.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-
-
-def test_sample_images_render_and_tabs_switch(server):
     require_browser()
-    from playwright.sync_api import expect, sync_playwright
+    with streamlit_server(dashboard_runs, tmp_path / "streamlit.log") as (url, _started):
+        yield url
+
+
+def assert_no_error(page, where: str) -> None:
+    errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
+    assert errors.count() == 0, f"{where}: {errors.first.inner_text()}"
+    assert page.get_by_text("Traceback").count() == 0, where
+
+
+def download(page, selector: str, path: Path) -> bytes:
+    with page.expect_download(timeout=RENDER_MS) as info:
+        page.locator(selector).click()
+    info.value.save_as(path)
+    return path.read_bytes()
+
+
+def test_every_tab_renders_a_seed_change_reruns_samples_only_and_figures_download(server, tmp_path):
+    from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
             page.goto(server)
-            samples = page.locator('[data-testid="stTabs"] [role="tabpanel"]').first.locator("img")
-            expect(samples).to_have_count(4, timeout=RENDER_MS)
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('[role=tabpanel] img')].filter(i => i.naturalWidth > 0)"
-                ".length >= 4",
-                timeout=RENDER_MS,
-            )
-            assert page.get_by_text("Traceback").count() == 0
+            wait_for_sample_grids(page, 4)
             page.screenshot(path=str(ARTIFACTS / "dashboard-samples.png"), full_page=True)
-
-            page.get_by_role("tab", name="Metrics").click()
-            expect(page.get_by_text("Training curves", exact=True)).to_be_visible(timeout=RENDER_MS)
-            expect(page.locator(".js-plotly-plot:visible").first).to_be_visible(timeout=RENDER_MS)
-            page.screenshot(path=str(ARTIFACTS / "dashboard-metrics.png"), full_page=True)
-
-            page.get_by_role("tab", name="Interpolation").click()
-            expect(page.get_by_text("Animated GIF").first).to_be_visible(timeout=RENDER_MS)
-            page.screenshot(path=str(ARTIFACTS / "dashboard-interpolation.png"), full_page=True)
-            assert page.get_by_text("Traceback").count() == 0
+            counts = {}
+            for title in TAB_TITLES:
+                counts[title] = open_tab(page, title)
+                assert_no_error(page, title)
+            # a seed change re-draws the sample grids and re-runs the Samples tab alone
+            samples_before = open_tab(page, "Samples")
+            set_seed(page, 3, sample_sources(page), 4)
+            page.get_by_text(f"render count Samples: {samples_before + 1}").wait_for(timeout=RENDER_MS)
+            assert open_tab(page, "Metrics") == counts["Metrics"] + 1  # once for being opened, not for the seed
+            # report figures: the labelled samples figure as PNG and PDF
+            open_tab(page, "Samples")
+            png = download(page, ".st-key-samples-figure-png button", tmp_path / "samples.png")
+            pdf = download(page, ".st-key-samples-figure-pdf button", tmp_path / "samples.pdf")
+            assert png.startswith(b"\x89PNG\r\n\x1a\n") and pdf.startswith(b"%PDF-")
+            # the report zip: figures as PNG and PDF, the page-width LaTeX table, the methods paragraph
+            open_tab(page, "Findings & report")
+            page.locator(".st-key-report_build button").click()
+            download(page, ".st-key-report_download button", tmp_path / "report.zip")
+            names = zipfile.ZipFile(tmp_path / "report.zip").namelist()
+            assert "tables/summary.tex" in names and "methods.md" in names
+            assert any(n.startswith("figures/") and n.endswith(".png") for n in names)
+            assert any(n.startswith("figures/") and n.endswith(".pdf") for n in names)
+            page.screenshot(path=str(ARTIFACTS / "dashboard-report.png"), full_page=True)
+            assert_no_error(page, "after the downloads")
         finally:
             browser.close()

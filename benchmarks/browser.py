@@ -1,0 +1,140 @@
+"""Driving the dashboard in a real browser: `streamlit run app.py` on a free localhost port and Debian's
+Chromium through Playwright. Shared by the browser benchmark, the real-browser test and the README screenshots.
+
+Tabs count their runs when ``GENLAB_RENDER_COUNTS=1`` (a caption "render count TITLE: N"), which is how a
+script knows a tab has finished rendering and whether a change re-ran it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+STARTUP_S = 90
+RENDER_MS = 120_000
+TAB_TITLES = (
+    "Samples",
+    "Interpolation",
+    "Latent space",
+    "VAE anatomy",
+    "Reconstruction",
+    "Metrics",
+    "Train",
+    "β sweep",
+    "Findings & report",
+)
+LOADED_IMAGES = "[...document.querySelectorAll('[role=tabpanel] img')].filter(i => i.complete && i.naturalWidth > 0)"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def streamlit_server(checkpoints: Path, log_path: Path, extra_env: dict | None = None):
+    """Yield the URL of ``streamlit run app.py`` serving ``checkpoints`` (with render counters on), and the
+    monotonic time the process was started; stop it afterwards."""
+    from dashboard.state import CHECKPOINTS_ENV, RENDER_COUNTS_ENV
+
+    port = free_port()
+    env = {**os.environ, CHECKPOINTS_ENV: str(checkpoints), RENDER_COUNTS_ENV: "1", **(extra_env or {})}
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "app.py"),
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+    ]
+    with open(log_path, "wb") as log:
+        started = time.monotonic()
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if process.poll() is not None or time.monotonic() - started > STARTUP_S:
+                    raise RuntimeError(f"streamlit did not come up: {Path(log_path).read_text()[-2000:]}")
+                time.sleep(0.1)
+            yield url, started
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def launch(playwright):
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+
+def render_count(page, title: str) -> int:
+    text = page.get_by_text(f"render count {title}:").inner_text(timeout=RENDER_MS)
+    return int(text.rsplit(":", 1)[1])
+
+
+def wait_until_idle(page) -> None:
+    """Until Streamlit's "running" indicator is gone."""
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=RENDER_MS)
+
+
+def open_tab(page, title: str) -> int:
+    """Click a tab, wait until it has rendered and the app is idle; return its render counter."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name=title, exact=True).click()
+    expect(page.get_by_text(f"render count {title}:")).to_be_visible(timeout=RENDER_MS)
+    wait_until_idle(page)
+    return render_count(page, title)
+
+
+def wait_for_sample_grids(page, count: int) -> None:
+    page.wait_for_function(f"() => {LOADED_IMAGES}.length >= {count}", timeout=RENDER_MS)
+
+
+def sample_sources(page) -> list[str]:
+    return page.eval_on_selector_all("[role=tabpanel] img", "imgs => imgs.map(i => i.src)")
+
+
+def set_seed(page, seed: int, old_sources: list[str], count: int) -> None:
+    """Type a new seed in the sidebar and wait until the first ``count`` grids are new and loaded."""
+    box = page.locator(".st-key-seed input")
+    box.fill(str(seed))
+    box.press("Enter")
+    page.wait_for_function(
+        f"(old) => {{ const now = {LOADED_IMAGES}.map(i => i.src);"
+        f" return now.length >= {count} && now.slice(0, {count}).every((src, i) => src !== old[i]); }}",
+        arg=old_sources,
+        timeout=RENDER_MS,
+    )

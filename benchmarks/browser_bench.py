@@ -1,0 +1,75 @@
+"""Responsiveness of the dashboard in a real browser, on the committed default runs (``--only browser``).
+
+- browser_first_grid_s: from starting `streamlit run app.py` to the first four sample grids loaded in Chromium;
+- browser_all_tabs_s: from the same start until every tab has been opened and has rendered;
+- browser_seed_change_s: median over seed changes, from pressing Enter to all new grids loaded;
+- browser_tab_switch_s: median over switches between tabs already visited, from the click to the tab rendered.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from .browser import (
+    CHROMIUM,
+    ROOT,
+    TAB_TITLES,
+    launch,
+    open_tab,
+    sample_sources,
+    set_seed,
+    streamlit_server,
+    wait_for_sample_grids,
+)
+
+SEED_CHANGES = 5
+TAB_SWITCHES = 8
+
+
+def browser_figures() -> dict:
+    if not CHROMIUM.is_file():
+        return {"browser_first_grid_s": None, "browser_note": f"{CHROMIUM} is missing (apt-get install chromium)"}
+    from playwright.sync_api import sync_playwright
+
+    from generators.default_runs import DEFAULT_RUNS
+
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            with streamlit_server(ROOT / "checkpoints", Path(tmp) / "streamlit.log") as (url, started):
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(url)
+                grids = len(DEFAULT_RUNS)
+                wait_for_sample_grids(page, grids)
+                first_grid = time.monotonic() - started
+                for title in TAB_TITLES[1:]:
+                    open_tab(page, title)
+                all_tabs = time.monotonic() - started
+                open_tab(page, "Samples")
+                seed_changes = []
+                for seed in range(1, SEED_CHANGES + 1):
+                    old = sample_sources(page)
+                    start = time.monotonic()
+                    set_seed(page, seed, old, grids)
+                    seed_changes.append(time.monotonic() - start)
+                switches = []
+                for i in range(TAB_SWITCHES):
+                    title = ("Interpolation", "Samples")[i % 2]
+                    start = time.monotonic()
+                    open_tab(page, title)
+                    switches.append(time.monotonic() - start)
+        finally:
+            browser.close()
+    return {
+        "browser_first_grid_s": round(first_grid, 2),
+        "browser_all_tabs_s": round(all_tabs, 2),
+        "browser_seed_change_s": round(statistics.median(seed_changes), 3),
+        "browser_tab_switch_s": round(statistics.median(switches), 3),
+        "browser_samples": {
+            "seed_changes_s": [round(s, 3) for s in seed_changes],
+            "tab_switches_s": [round(s, 3) for s in switches],
+        },
+    }

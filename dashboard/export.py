@@ -1,0 +1,110 @@
+"""Figures for reports: every chart downloads as PNG, PDF and SVG, made offline by plotly's own exporter
+(kaleido 1.x, which drives the machine's Chromium — Debian's ``chromium`` here), and labelled multi-model image
+figures (one panel per model) built as plotly figures so they export the same way.
+
+Exports are made only when a download button is clicked (deferred data), through one Chromium kept running per
+server process (kaleido's sync server): the first export takes a few seconds, later ones a fraction of one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import threading
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from generators.errors import UserError
+
+FORMATS = {"png": "image/png", "pdf": "application/pdf", "svg": "image/svg+xml"}
+EXPORT_WIDTH = 1000  # px at scale 1; PNGs are written at twice that for print
+PNG_SCALE = 2
+_lock = threading.Lock()
+_server_started = False
+
+
+def _find_chromium() -> None:
+    """Point kaleido at Debian's chromium when it has not been told where a browser is."""
+    if "BROWSER_PATH" not in os.environ:
+        found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+        if found:
+            os.environ["BROWSER_PATH"] = found
+
+
+def figure_bytes(figure: go.Figure, fmt: str) -> bytes:
+    """``figure`` as PNG, PDF or SVG bytes, at its own layout size (or ``EXPORT_WIDTH`` wide). One export at a
+    time per process (one shared browser)."""
+    global _server_started
+    import kaleido
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
+    width, height = int(figure.layout.width or EXPORT_WIDTH), int(figure.layout.height or 500)
+    with _lock:
+        try:
+            if not _server_started:
+                _find_chromium()
+                kaleido.start_sync_server(silence_warnings=True)
+                _server_started = True
+            return figure.to_image(format=fmt, width=width, height=height, scale=PNG_SCALE if fmt == "png" else 1)
+        except Exception as exc:  # no browser, or it could not start
+            raise UserError(
+                f"could not export the figure as {fmt.upper()} ({type(exc).__name__}: {str(exc)[:150]}); figure "
+                "export needs Chromium or Chrome (on Debian: apt-get install chromium)"
+            ) from None
+
+
+def download_buttons(figure: go.Figure, name: str, key: str, formats=("png", "pdf", "svg")) -> None:
+    """A row of small download buttons (PNG / PDF / SVG) under a chart; each file is made when clicked."""
+    columns = st.columns([1] * len(formats) + [6])
+    for column, fmt in zip(columns, formats):
+        column.download_button(
+            fmt.upper(),
+            data=lambda fmt=fmt: figure_bytes(figure, fmt),
+            file_name=f"{name}.{fmt}",
+            mime=FORMATS[fmt],
+            key=f"{key}-{fmt}",
+            on_click="ignore",
+            help=f"Download this figure as {fmt.upper()} for a report",
+        )
+
+
+def chart(figure: go.Figure, name: str, key: str) -> None:
+    """A chart on the page with its PNG / PDF / SVG downloads."""
+    st.plotly_chart(figure, key=key)
+    download_buttons(figure, name, key)
+
+
+def image_panels(panels: list[tuple[str, np.ndarray]], title: str, columns: int | None = None) -> go.Figure:
+    """One labelled figure of image panels (e.g. one sample grid per model, side by side).
+
+    ``panels``: (subtitle, uint8 array H x W or H x W x 3). Panels keep their pixel size; the figure is sized so
+    that each panel is drawn at least 240 px wide."""
+    columns = columns or len(panels)
+    rows = math.ceil(len(panels) / columns)
+    figure = make_subplots(
+        rows=rows,
+        cols=columns,
+        subplot_titles=[name for name, _ in panels],
+        horizontal_spacing=0.02,
+        vertical_spacing=0.08 / max(rows, 1),
+    )
+    widest = max(array.shape[1] for _, array in panels)
+    tallest = max(array.shape[0] for _, array in panels)
+    for i, (_, array) in enumerate(panels):
+        rgb = np.repeat(array[..., None], 3, axis=2) if array.ndim == 2 else array
+        figure.add_trace(go.Image(z=rgb, hoverinfo="skip"), row=i // columns + 1, col=i % columns + 1)
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    panel_px = max(240, min(widest, 520))
+    figure.update_layout(
+        title=title,
+        width=columns * panel_px + 40,
+        height=int(rows * panel_px * tallest / widest) + 110,
+        margin={"l": 10, "r": 10, "t": 80, "b": 10},
+    )
+    return figure

@@ -1,0 +1,218 @@
+"""Diagnostics the dashboard shows beside the metric rows: per-image scores of a model and readings of a run's
+training history. Evaluation owns these numbers; the dashboard only draws them.
+
+Every reading of "the end of training" uses one window, ``HISTORY_TAIL_FRACTION`` of the logged steps.
+What applies to a model is decided by its capabilities (posterior, encoder, discriminator), never its name.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from generators.vae import gaussian_kl
+
+from .likelihood import ACTIVE_UNIT_THRESHOLD, latent_usage
+
+HISTORY_TAIL_FRACTION = 0.2  # "the end of training" = the last 20 % of the logged steps, for every reading
+D_WINS_GAP = 0.8  # mean D(real) - D(fake) above this: D separates perfectly and G gets no useful gradient
+COLLAPSE_MODE_FRACTION = 0.3  # fewer than 30 % of the classes produced: (partial) mode collapse
+ANOMALY_SCORE_NAMES = {
+    "posterior": "negative ELBO (nats, decoder at the posterior mean)",
+    "encoder": "reconstruction error (sum of squares)",
+    "discriminator": "−D(x) logit",
+}
+
+
+OOD_KINDS = {
+    "noise": "uniform noise images",
+    "inverted": "test digits with black and white swapped",
+    "shuffled": "test digits with their pixels shuffled",
+}
+
+
+def out_of_distribution(images: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
+    """Odd inputs made from real ones (``OOD_KINDS``): uniform noise, inverted grey levels, shuffled pixels."""
+    if kind == "noise":
+        return torch.rand(images.shape, generator=generator)
+    if kind == "inverted":
+        return 1.0 - images
+    if kind != "shuffled":
+        raise ValueError(f"unknown kind {kind!r}: one of {', '.join(OOD_KINDS)}")
+    flat = images.flatten(1)
+    order = torch.randperm(flat.shape[1], generator=generator)
+    return flat[:, order].view_as(images)
+
+
+def history_tail(history: pd.DataFrame, fraction: float = HISTORY_TAIL_FRACTION) -> pd.DataFrame:
+    """The last ``fraction`` of the logged steps (at least one row)."""
+    return history.iloc[-max(1, int(len(history) * fraction)) :]
+
+
+# -- per-image scores -----------------------------------------------------------------------------------------
+@torch.inference_mode()
+def negative_elbo_per_image(model, images: torch.Tensor) -> torch.Tensor:
+    """−log p(x | z = μ(x)) + KL(q(z|x) ‖ N(0, I)) per image, in nats, with the model's own decoder likelihood
+    (Bernoulli for BCE runs, unit Gaussian for MSE runs). Needs the ``posterior`` capability."""
+    x = images.to(model.device)
+    mu, logvar = model.posterior(x)
+    log_px = model.log_likelihood(model.decode_logits(mu), x)
+    return (gaussian_kl(mu, logvar).sum(1) - log_px).cpu()
+
+
+@torch.inference_mode()
+def reconstruction_error_per_image(model, images: torch.Tensor) -> torch.Tensor:
+    """Sum of squared pixel errors of decode(encode(x)) per image. Needs the ``encoder`` capability."""
+    x = images.to(model.device)
+    return (model.decode(model.encode(x)) - x).pow(2).flatten(1).sum(1).cpu()
+
+
+def noisy_copies(clean: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
+    """``clean`` plus Gaussian noise of standard deviation ``sigma``, clipped to [0, 1]."""
+    return (clean + sigma * torch.randn(clean.shape, generator=generator)).clamp(0, 1)
+
+
+@torch.inference_mode()
+def denoise(model, clean: torch.Tensor, noisy: torch.Tensor) -> dict:
+    """decode(encode(noisy)) and how far it and the noisy input are from the clean images (MSE per pixel).
+    ``helps`` is False when the output is further from the clean images than the noisy input was."""
+    output = model.decode(model.encode(noisy.to(model.device))).clamp(0, 1).cpu()
+    output_mse, input_mse = (output - clean).pow(2).mean().item(), (noisy - clean).pow(2).mean().item()
+    return {"output": output, "output_mse": output_mse, "input_mse": input_mse, "helps": output_mse < input_mse}
+
+
+def anomaly_score_kind(capabilities) -> str | None:
+    """Which score a model's anomaly detection uses: the strongest its capabilities allow, or None."""
+    for kind in ("posterior", "encoder", "discriminator"):
+        if getattr(capabilities, kind):
+            return kind
+    return None
+
+
+def anomaly_scores(model, images: torch.Tensor) -> torch.Tensor:
+    """Per image, higher = odder: negative ELBO (posterior), reconstruction error (encoder) or −D(x)
+    (discriminator)."""
+    kind = anomaly_score_kind(model.capabilities)
+    if kind == "posterior":
+        return negative_elbo_per_image(model, images)
+    if kind == "encoder":
+        return reconstruction_error_per_image(model, images)
+    if kind == "discriminator":
+        return -model.realness(images).cpu()
+    raise ValueError(f"{model.capabilities.title} has no encoder and no discriminator to score images with")
+
+
+def roc_auc(inliers, outliers) -> float:
+    """ROC AUC of telling outliers (positives) from inliers by a score that should be higher for outliers.
+    1 = perfect, 0.5 = chance, below 0.5 = the score ranks them the wrong way round (it is inverted)."""
+    from sklearn.metrics import roc_auc_score
+
+    inliers, outliers = list(map(float, inliers)), list(map(float, outliers))
+    return float(roc_auc_score([0] * len(inliers) + [1] * len(outliers), inliers + outliers))
+
+
+def latent_activity(model, images: torch.Tensor) -> dict:
+    """Per latent dimension over ``images`` (``posterior``): mean KL(q(z_i|x) ‖ N(0, 1)) in nats, the variance of
+    the posterior mean across images, and whether the dimension is *active* — the one rule used everywhere
+    (metric rows, charts, findings): Var_x(E_q[z_i]) > ``ACTIVE_UNIT_THRESHOLD``."""
+    usage = latent_usage(model, images)
+    active = [v > ACTIVE_UNIT_THRESHOLD for v in usage["mean_variance_per_dim"]]
+    return {
+        "kl_per_dim": usage["kl_per_dim"],
+        "mean_variance_per_dim": usage["mean_variance_per_dim"],
+        "active": active,
+        "active_units": usage["active_units"],
+        "threshold": ACTIVE_UNIT_THRESHOLD,
+    }
+
+
+@torch.inference_mode()
+def anatomy(model, image: torch.Tensor, draws: int, generator: torch.Generator) -> dict:
+    """The VAE's mechanism on one image (1, C, H, W): the posterior's μ and σ per latent dimension, ``draws``
+    reparameterised codes z = μ + σ·ε and their decodes, the reconstruction from μ, and this image's two loss
+    terms in nats — the reconstruction term E_q[−log p(x|z)] (averaged over the draws) and KL(q(z|x) ‖ N(0, I)).
+    A model with an encoder but no posterior gives its single code (σ, draws and terms are None)."""
+    x = image.to(model.device)
+    if not model.capabilities.posterior:
+        code = model.encode(x)
+        return {
+            "mu": code[0].cpu(),
+            "sigma": None,
+            "z": None,
+            "decodes": None,
+            "reconstruction": model.decode(code).clamp(0, 1).cpu(),
+            "recon_nats": None,
+            "kl_nats": None,
+        }
+    mu, logvar = model.posterior(x)
+    sigma = (0.5 * logvar).exp()
+    eps = torch.randn(draws, mu.shape[1], generator=generator).to(mu.device)
+    z = mu + sigma * eps  # (draws, d)
+    logits = model.decode_logits(z)
+    recon_nats = -model.log_likelihood(logits, x.expand(draws, *x.shape[1:])).mean()
+    return {
+        "mu": mu[0].cpu(),
+        "sigma": sigma[0].cpu(),
+        "z": z.cpu(),
+        "decodes": model.decode(z).clamp(0, 1).cpu(),
+        "reconstruction": model.decode(mu).clamp(0, 1).cpu(),
+        "recon_nats": float(recon_nats),
+        "kl_nats": float(gaussian_kl(mu, logvar).sum()),
+    }
+
+
+# -- readings of history.csv -----------------------------------------------------------------------------------
+def loss_balance(history: pd.DataFrame) -> float | None:
+    """Mean D(real) − D(fake) over the end of training: 0 = D cannot tell them apart, 1 = D wins outright.
+    None without ``d_real``/``d_fake`` columns."""
+    if not {"d_real", "d_fake"} <= set(history.columns) or history.empty:
+        return None
+    tail = history_tail(history)
+    return float(tail["d_real"].mean() - tail["d_fake"].mean())
+
+
+def loss_balance_alarms(history: pd.DataFrame) -> list[str]:
+    """Plain-language warnings when the discriminator wins outright (needs ``d_real``/``d_fake`` columns)."""
+    gap = loss_balance(history)
+    if gap is None or gap <= D_WINS_GAP:
+        return []
+    return [
+        f"the discriminator wins outright (D(real) − D(fake) = {gap:.2f} over the last "
+        f"{HISTORY_TAIL_FRACTION:.0%} of the steps), so the generator gets almost no gradient. "
+        "Try --diffaug, --spectral-norm or a lower --lr-d."
+    ]
+
+
+def mode_collapse_alarms(row: dict | None, num_classes: int) -> list[str]:
+    """A warning when the samples hit fewer than ``COLLAPSE_MODE_FRACTION`` of the classes."""
+    modes = (row or {}).get("modes")
+    if modes is None or not num_classes or modes >= num_classes * COLLAPSE_MODE_FRACTION:
+        return []
+    return [f"the samples fall into only {modes:g} of {num_classes} classes (mode collapse)."]
+
+
+FLUCTUATION_BLOCKS = 10
+
+
+def loss_fluctuation(history: pd.DataFrame, column: str) -> list[float] | None:
+    """Std / |mean| of ``column`` in each of ``FLUCTUATION_BLOCKS`` consecutive blocks of the end of training:
+    how much a model's own objective still jumps around relative to its size, once per block so that two runs
+    can be compared with an interval. None when the history is too short (fewer than 4 rows per block)."""
+    if column not in history.columns:
+        return None
+    tail = history_tail(history)[column].astype(float).to_numpy()
+    if len(tail) < 4 * FLUCTUATION_BLOCKS:
+        return None
+    blocks = [
+        tail[i * len(tail) // FLUCTUATION_BLOCKS : (i + 1) * len(tail) // FLUCTUATION_BLOCKS]
+        for i in range(FLUCTUATION_BLOCKS)
+    ]
+    return [float(block.std(ddof=1) / max(abs(block.mean()), 1e-12)) for block in blocks]
+
+
+def rate_distortion_point(history: pd.DataFrame) -> dict | None:
+    """Rate (KL, nats) and distortion (reconstruction, nats) at the end of training, or None without them."""
+    if history.empty or not {"kl", "recon"} <= set(history.columns):
+        return None
+    tail = history_tail(history)
+    return {"rate": float(tail["kl"].mean()), "distortion": float(tail["recon"].mean())}
