@@ -29,7 +29,7 @@ TABS = (
     ("Findings & report", report.render),
 )
 
-st.set_page_config(page_title="VAE vs GAN generator lab", page_icon="🧪", layout="wide")
+st.set_page_config(page_title="VAE vs GAN generator lab", page_icon="🧪", layout="wide", initial_sidebar_state="auto")
 st.title("VAE vs GAN generator lab")
 st.caption(
     "A VAE, a plain autoencoder and a DCGAN, trained by one harness and scored by one evaluation: "

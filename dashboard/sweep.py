@@ -17,7 +17,7 @@ from generators.checkpoints import read_history
 from generators.registry import MODELS
 
 from . import jobs
-from .metrics import compute
+from .metrics import comparison_n, compute
 from .state import Run, Selection, scan_runs
 from .training import SWEEP_PREFIX
 
@@ -97,8 +97,10 @@ def log_beta_axis(betas) -> dict:
     return {"type": "log", "title": "β (log scale)", "tickvals": list(betas), "ticktext": [f"{b:g}" for b in betas]}
 
 
-def sweep_figures(by_beta: dict[float, Run], n: int = SWEEP_METRICS_N) -> dict[str, go.Figure]:
+def sweep_figures(by_beta: dict[float, Run]) -> dict[str, go.Figure]:
+    """Rate–distortion, and FID against β at the largest n every run of the sweep has a prior row at."""
     figures = {}
+    n = comparison_n(list(by_beta.values()))
     points = rate_distortion(by_beta)
     if not points.empty:
         figure = go.Figure(
@@ -120,7 +122,11 @@ def sweep_figures(by_beta: dict[float, Run], n: int = SWEEP_METRICS_N) -> dict[s
         )
         figures["beta_rate_distortion"] = figure
     fid = metric("fid")
-    measured = [(beta, row) for beta, run in by_beta.items() if (row := row_at(run, n)) and row.get("fid") is not None]
+    measured = (
+        []
+        if n is None
+        else [(beta, row) for beta, run in by_beta.items() if (row := row_at(run, n)) and row.get("fid") is not None]
+    )
     if measured:
         betas = [beta for beta, _ in measured]
         low = [row["fid"] - row["fid_ci_low"] if row.get("fid_ci_low") is not None else 0 for _, row in measured]
@@ -196,10 +202,10 @@ def render(selection: Selection) -> None:
     chosen = {beta: run for beta, run in existing.items() if beta in betas}
     for name, figure in sweep_figures(chosen).items():
         st.plotly_chart(figure, key=f"sweep-{name}")
-    unmeasured = [run for run in chosen.values() if row_at(run, SWEEP_METRICS_N) is None]
+    unmeasured = [] if comparison_n(list(chosen.values())) else list(chosen.values())
     if unmeasured:
         st.info(
-            f"FID against β needs metrics at n = {SWEEP_METRICS_N} for: "
+            f"FID against β needs metrics at one shared n; compute them at n = {SWEEP_METRICS_N} for: "
             + ", ".join(run.name for run in unmeasured)
             + "."
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.state import CHECKPOINTS_ENV, RENDER_COUNTS_ENV, VIEW_KEY
+from tests.conftest import TINY_STEPS
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TAB_TITLES = [
@@ -43,6 +45,17 @@ def tab(at: AppTest, title: str):
         at.session_state[VIEW_KEY] = title
         at.run()
     return at.tabs[TAB_TITLES.index(title)]
+
+
+def plotly_values(array) -> list:
+    """A plotly JSON data array: a list, or (plotly 6+) a typed array {"dtype", "bdata": base64}."""
+    if isinstance(array, dict):
+        import base64
+
+        import numpy as np
+
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
 
 
 def image_urls(node) -> list[str]:
@@ -104,6 +117,7 @@ def test_interpolation_strips_frame_slider_and_downloads(app):
 
 
 def test_interpolation_between_real_images_uses_encoder_and_inversion(app):
+    tab(app, "Interpolation")
     app.radio(key="interp_source").set_value("real").run()
     assert_clean(app)
     interp = tab(app, "Interpolation")
@@ -176,7 +190,8 @@ def test_anatomy_tab_takes_one_image_apart_for_every_encoder_run(app):
     anatomy = tab(app, "VAE anatomy")
     specs = [chart.proto.spec for chart in anatomy.get("plotly_chart")]
     assert len(specs) == 3  # μ/σ bars for the two VAEs, the autoencoder's single code
-    assert sum("±σ" in spec for spec in specs) == 2
+    titles = [json.loads(spec)["layout"]["title"]["text"] for spec in specs]
+    assert sum("±σ" in title for title in titles) == 2
     terms = anatomy.dataframe[0].value
     assert list(terms["β"]) == [1.0, 4.0]
     loss = terms["reconstruction term (nats)"] + terms["β"] * terms["KL term (nats)"]
@@ -205,15 +220,17 @@ def wait_while(condition, what: str) -> None:
 
 
 def test_beta_sweep_reuses_the_vae_runs_and_plots_rate_against_distortion(app):
-    import json
-
     sweep = tab(app, "β sweep")
     specs = [json.loads(chart.proto.spec) for chart in sweep.get("plotly_chart")]
     assert len(specs) == 2  # rate-distortion, and FID against β (the tiny runs have metrics)
     rate_distortion = specs[0]["data"][0]
-    assert list(rate_distortion["text"]) == ["β=1", "β=4"]
+    assert sorted(rate_distortion["text"]) == ["β=1", "β=4"]
+    rates = plotly_values(rate_distortion["x"])
+    assert list(rates) == sorted(rates)  # points joined in order of rate
     assert "β=0.5" in sweep.caption[0].value  # the default β choices include one without a run
-    assert sweep.button(key="sweep_start").label == "Train 1 VAE run(s) of 600 steps"
+    # the budget defaults to the one the existing runs were trained with, so a new β joins their curve
+    assert sweep.button(key="sweep_start").label == f"Train 1 VAE run(s) of {TINY_STEPS} steps"
+    assert app.selectbox(key="sweep_steps").value == TINY_STEPS
 
 
 def test_train_tab_runs_two_sessions_at_once_one_finishes_one_is_cancelled(tmp_path, dashboard_runs, monkeypatch):
@@ -222,6 +239,7 @@ def test_train_tab_runs_two_sessions_at_once_one_finishes_one_is_cancelled(tmp_p
     shutil.copytree(dashboard_runs / "ae-mnist5k", checkpoints / "ae-mnist5k")
     sessions = [open_app(checkpoints, monkeypatch) for _ in range(2)]
     for at, steps in zip(sessions, (5000, 10)):
+        tab(at, "Train")
         at.selectbox(key="train_model").set_value("ae").run()
         at.number_input(key="train_amount_steps_ae").set_value(steps).run()
         at.number_input(key="train_latent_ae").set_value(4).run()

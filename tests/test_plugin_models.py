@@ -156,11 +156,16 @@ def test_every_dashboard_tab_gives_the_new_models_the_views_their_capabilities_c
     assert set(at.multiselect(key="runs").value) == {f"{name}-mnist5k" for name in NEW_MODELS}
     for title in TAB_TITLES:
         assert tab(at, title) is not None
+    tab(at, "Train")
     options = at.selectbox(key="train_model").options
     assert {"Wobbly VAE", "Toy GAN"} <= set(options), options
-    # latent space: the posterior model gets its map and its KL-per-dimension chart; the GAN neither
-    charts = [chart.proto.spec for chart in tab(at, "Latent space").get("plotly_chart")]
-    assert len(charts) == 2 and any("KL per latent dimension" in spec for spec in charts)
+    # latent space: the posterior model gets its map and its KL-per-dimension chart, the GAN neither (it says
+    # why); both get traversals
+    latent = tab(at, "Latent space")
+    charts = [chart.proto.spec for chart in latent.get("plotly_chart")]
+    assert len(charts) == 1 + 2 + 1 and sum("KL per latent dimension" in spec for spec in charts) == 1
+    assert sum("latent traversals" in spec for spec in charts) == 2
+    assert any("toygan" in i.value and "no map" in i.value for i in latent.info)
     # reconstruction: ELBO as the VAE-like model's anomaly score, the discriminator's logit for the GAN-like one,
     # and latent inversion for the GAN once asked for
     specs = " ".join(chart.proto.spec for chart in tab(at, "Reconstruction").get("plotly_chart"))

@@ -1,0 +1,56 @@
+"""Re-make the README screenshots: the dashboard on the committed default runs, in Debian's Chromium.
+
+.venv/bin/python scripts/screenshots.py        # writes docs/screenshots/<tab>.png
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.browser import ROOT, launch, streamlit_server, wait_for_sample_grids  # noqa: E402
+
+SHOTS = {
+    "Samples": "samples",
+    "Interpolation": "interpolation",
+    "Latent space": "latent-space",
+    "VAE anatomy": "vae-anatomy",
+    "Metrics": "metrics",
+    "Findings & report": "findings",
+}
+OUT = ROOT / "docs" / "screenshots"
+
+
+def main() -> int:
+    from playwright.sync_api import sync_playwright
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            with streamlit_server(ROOT / "checkpoints", Path(tmp) / "streamlit.log", {"GENLAB_RENDER_COUNTS": "0"}) as (
+                url,
+                _,
+            ):
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                page.goto(url)
+                wait_for_sample_grids(page, 4)
+                for title, name in SHOTS.items():
+                    page.get_by_role("tab", name=title, exact=True).click()
+                    page.wait_for_timeout(500)
+                    page.wait_for_function(
+                        "() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=120_000
+                    )
+                    page.wait_for_timeout(800)  # plotly draws after the script has finished
+                    page.screenshot(path=str(OUT / f"{name}.png"))
+                    print(f"wrote {OUT / f'{name}.png'}")
+        finally:
+            browser.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
