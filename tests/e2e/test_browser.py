@@ -51,7 +51,7 @@ def assert_no_error(page, where: str) -> None:
 
 def download(page, selector: str, path: Path) -> bytes:
     with page.expect_download(timeout=RENDER_MS) as info:
-        page.locator(selector).click()
+        page.locator(f"{selector}:visible").first.click()
     info.value.save_as(path)
     return path.read_bytes()
 
