@@ -181,13 +181,10 @@ def cmd_train(args) -> int:
         print(f"error: training diverged: {exc}; {kept} (try a lower learning rate)", file=sys.stderr)
         return EXIT_DIVERGED
     except Interrupted as exc:
-        if getattr(exc, "kept_previous", False):
-            print(f"interrupted by {exc} before the first step: {run_dir} was left as it was", file=sys.stderr)
-        else:
-            print(
-                f"interrupted by {exc}: checkpoint saved in {run_dir}; continue with the same command plus --resume",
-                file=sys.stderr,
-            )
+        print(
+            f"interrupted by {exc}: checkpoint saved in {run_dir}; continue with the same command plus --resume",
+            file=sys.stderr,
+        )
         return 128 + exc.signum
     print(
         f"trained {args.model} for {result['step']} steps ({result['epoch']} epochs, "

@@ -595,7 +595,8 @@ class SwapInWriter(CheckpointWriter):
 
         def write_then_swap() -> None:
             write()
-            self.swap()
+            if not self.swapped:  # the next checkpoint may be queued before this swap has run
+                self.swap()
 
         super().start(write_then_swap)
 
@@ -632,7 +633,7 @@ def run_training(
     argument, the dataset, the model and the batch size are checked before anything on disk changes, so bad input
     never leaves a folder behind. ``overwrite`` builds the new run beside the old one and swaps it in only after
     its first good checkpoint (``SwapInWriter``): an ``overwrite`` that fails in any way leaves the old run as it
-    was, and a ``Diverged``/``Interrupted`` raised before the swap carries ``kept_previous = True``.
+    was, and a ``Diverged`` raised before the swap carries ``kept_previous = True``.
     """
     from .data import load_dataset
 
@@ -704,7 +705,7 @@ def _replace_run(trainer: Trainer, run_dir: Path) -> dict:
         try:
             with run_lock(build_dir):
                 return trainer.fit()
-        except (Diverged, Interrupted) as exc:
+        except Diverged as exc:  # (a signal always lets one step finish, so an interrupted run has swapped)
             exc.kept_previous = not writer.swapped
             raise
         finally:
