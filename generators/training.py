@@ -94,12 +94,12 @@ class TrainConfig:
         checked_int("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
         checked_int("--log-every", self.log_every, 1, MAX_STEPS)
         checked_int("--seed", self.seed, 0, MAX_SEED)
-        if (
-            self.image_size is not None
-            and not MIN_IMAGE_SIZE <= checked_int("--image-size", self.image_size, 0, 2**63 - 1) <= MAX_IMAGE_SIZE
-        ):
+        size = self.image_size
+        if size is not None and checked_int("--image-size", size, 1, MAX_STEPS) > MAX_IMAGE_SIZE:
+            raise UserError(f"--image-size {size} is too large: at most {MAX_IMAGE_SIZE}")
+        if size is not None and (size % 2 or size < MIN_IMAGE_SIZE):
             raise UserError(
-                f"image size {self.image_size}x{self.image_size} is not supported: use a square, even size "
+                f"--image-size {size} ({size}x{size}) is not supported: use an even size "
                 f"between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} (e.g. 28, 32 or 64)"
             )
         if self.channels not in (None, 1, 3) or isinstance(self.channels, bool):
