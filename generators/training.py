@@ -496,6 +496,11 @@ def check_resume_state(state: dict, trainer: Trainer, path: Path) -> None:
         refuse("'model' is not a dict of tensors")
     if (bad := first_non_finite(weights)) is not None:
         refuse(f"weight {bad} is NaN or infinite")
+    upgraded = trainer.model.upgrade_state_dict(weights)
+    for key, tensor in trainer.model.state_dict().items():
+        if key not in upgraded or upgraded[key].shape != tensor.shape:
+            found = tuple(upgraded[key].shape) if key in upgraded else "missing"
+            refuse(f"weight {key} has size {found}, the model needs {tuple(tensor.shape)}")
     stored = state.get("optimizers")
     if not isinstance(stored, dict) or set(stored) != set(trainer.optimizers):
         refuse(f"it has optimizers {sorted(stored) if isinstance(stored, dict) else stored!r:.60}")
