@@ -138,6 +138,10 @@ def rewrite_resume(run_dir: Path, change) -> None:
     torch.save(replaced if isinstance(replaced, list) else state, run_dir / RESUME)
 
 
+def first_float_weight(state: dict) -> torch.Tensor:
+    return next(v for v in state["model"].values() if v.is_floating_point())
+
+
 def first_adam_state(state: dict) -> dict:
     return next(iter(state["optimizers"]["adam"]["state"].values()))
 
@@ -154,10 +158,7 @@ BAD_RESUME = {  # damage -> words of the error
         lambda s: s["model"].update({k: torch.zeros(3) for k in list(s["model"])[:1]}),
         "size",
     ),
-    "NaN weight": (
-        lambda s: [v for v in s["model"].values() if v.is_floating_point()][0].fill_(math.nan) and None,
-        "NaN",
-    ),
+    "NaN weight": (lambda s: first_float_weight(s).fill_(math.nan), "NaN"),
     "weights not tensors": (lambda s: s.update(model={"a": "b"}), "tensors"),
     "optimizer moment of another shape": (lambda s: first_adam_state(s).update(exp_avg=torch.zeros(7, 7)), "exp_avg"),
     "optimizer lr NaN": (lambda s: s["optimizers"]["adam"]["param_groups"][0].update(lr=math.nan), "settings"),
