@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--n", type=int_in(1, MAX_SAMPLES), required=True)
     sample.add_argument("--seed", type=seed_int, default=0, help="0 .. 2**63-1")
     sample.add_argument("--sampler", choices=SAMPLERS, default="prior")
-    sample.add_argument("--batch-size", type=int_in(1, MAX_BATCH_SIZE), default=1000)
+    sample.add_argument("--batch-size", type=int_in(1, MAX_SAMPLES), default=1000)
     sample.add_argument("--out", required=True, help="FILE.npy: uint8 array (N, C, H, W), values 0..255")
 
     listing = sub.add_parser("list", help="list the runs in a folder")
