@@ -226,7 +226,7 @@ class RunInfoSchema(BaseModel):
     model: StrictStr = Field(min_length=1, max_length=100)
     architecture: dict[StrictStr, Scalar | list[StrictInt]] = Field(alias="model_config", max_length=100)
     dataset: StrictStr = Field(min_length=1, max_length=4096)
-    image_shape: list[StrictInt] = Field(min_length=3, max_length=3)
+    image_shape: list[StrictInt] | None = Field(default=None, min_length=3, max_length=3)
     class_names: list[Annotated[StrictStr, Field(max_length=200)]] | None = Field(default=None, max_length=100_000)
     train_config: dict[StrictStr, Scalar] = Field(default_factory=dict, max_length=100)
     seed: StrictInt = Field(default=0, ge=0, le=MAX_SEED)
@@ -253,12 +253,12 @@ def validate_run_info(info, where: Path) -> dict:
     try:
         cls = model_class(info["model"])
         config = cls.Config.from_dict(info["model_config"])
-        TrainConfig(**info["train_config"])
+        TrainConfig(**info.get("train_config", {}))
     except (UserError, TypeError, ValueError) as exc:
         raise UserError(
             f"{where}: its config does not describe a run this project can build: {_first_line(exc)}"
         ) from None
-    if list(config.image_shape) != info["image_shape"]:
+    if info.get("image_shape") is not None and list(config.image_shape) != info["image_shape"]:
         raise UserError(f"{where}: image_shape {info['image_shape']} differs from the model's {config.image_shape}")
     return info
 

@@ -58,7 +58,7 @@ BAD_INFO = {  # damage -> words the error names
     "nested model config": (lambda i: i["model_config"].update(latent_dim=[[[[2]]]]), "model_config"),
     "no model_config": (lambda i: i.pop("model_config") and None, "model_config"),
     "no dataset": (lambda i: i.pop("dataset") and None, "dataset"),
-    "no image_shape": (lambda i: i.pop("image_shape") and None, "image_shape"),
+    "image_shape of two numbers": (lambda i: i.update(image_shape=[16, 16]), "image_shape"),
     "step as text": (lambda i: i.update(step="5"), "step"),
     "epoch 1e30": (lambda i: i.update(epoch=1e30), "epoch"),
     "negative seed": (lambda i: i.update(seed=-1), "seed"),
