@@ -48,6 +48,7 @@ MAX_RESUME_BYTES = 4 * 1024**3  # weights + two Adam moments
 MAX_HISTORY_BYTES = 256 * 1024**2
 MAX_CONFIG_BYTES = 1024**2  # the JSON run info in the weights' metadata
 MAX_LOCK_BYTES = 4096
+MAX_JSON_BYTES = 64 * 1024**2  # metrics.json and other JSON files of a run
 MAX_PARAMETERS = 100_000_000  # 400 MB of float32 weights; the default runs have about 2 million
 
 
@@ -91,6 +92,17 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise UserError(f"{path} is larger than the {max_bytes / 1e6:.0f} MB allowed")
     return data
+
+
+def read_json_file(path: Path, max_bytes: int = MAX_JSON_BYTES):
+    """The JSON in ``path`` (e.g. a run's ``metrics.json``): a regular file of at most ``max_bytes``, valid UTF-8
+    JSON nested less than Python's recursion limit; anything else is a one-line ``UserError`` naming the file.
+    The caller still checks the shape of what it gets."""
+    data = read_regular_file(path, max_bytes)
+    try:
+        return json.loads(data.decode())
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise UserError(f"{path} is not valid JSON: {_first_line(exc)}") from None
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -21,6 +21,7 @@ from generators.checkpoints import (
     load_resume_state,
     load_run,
     read_history,
+    read_json_file,
     read_regular_file,
     read_run_info,
 )
@@ -136,3 +137,24 @@ def test_sample_of_a_run_with_fifo_weights_is_one_line(run, tmp_path, capsys):
     make_special(run / WEIGHTS, "fifo")
     code, _, err = cli_in_process(capsys, "sample", str(run), "--n", "2", "--out", str(tmp_path / "s.npy"))
     assert_one_line_error(code, err, str(run / WEIGHTS), "not a regular file")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_json_of_a_run_that_is_special_is_refused(tmp_path, kind):
+    make_special(tmp_path / "metrics.json", kind)
+    with pytest.raises(UserError, match="not a regular file"):
+        read_json_file(tmp_path / "metrics.json")
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [("[" * 100_000 + "]" * 100_000, "not valid JSON"), ("{bad", "not valid JSON"), ("\udcff", "not valid JSON")],
+    ids=["nested 100 000 deep", "not JSON", "not UTF-8"],
+)
+def test_json_of_a_run_that_is_malformed_is_one_line(tmp_path, text, words):
+    (tmp_path / "metrics.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(UserError, match=words) as caught:
+        read_json_file(tmp_path / "metrics.json")
+    assert "\n" not in str(caught.value)
+    (tmp_path / "metrics.json").write_text('{"a": 1}')
+    assert read_json_file(tmp_path / "metrics.json") == {"a": 1}
