@@ -208,7 +208,8 @@ def epoch_batches(
     n: int, batch_size: int, seed: int, epoch: int, skip: int = 0, rank: int = 0, world_size: int = 1
 ) -> list[list[int]]:
     """This rank's batches of epoch ``epoch``: a (seed, epoch)-seeded permutation, full batches only."""
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    # modulo 2**64 (what manual_seed takes): unchanged for every seed below 2**47, defined for all up to 2**63-1
+    order = torch.randperm(n, generator=torch.Generator().manual_seed((seed * 100_003 + epoch) % 2**64))
     order = order[rank::world_size]
     batches = order[: len(order) // batch_size * batch_size].view(-1, batch_size).tolist()
     return batches[skip:]

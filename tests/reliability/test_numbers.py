@@ -235,3 +235,15 @@ def test_tiny_configs_are_accepted():
     """Control: the values the suite trains with pass every check."""
     for model, options in TINY.items():
         MODELS[model].Config(**options, image_shape=(1, 16, 16))
+
+
+def test_largest_seed_trains_past_its_first_epoch_and_resumes(images, tmp_path):
+    """The batch order of each epoch is seeded from the run's seed: the largest allowed seed must not overflow
+    (it did after the first checkpoint, before the seed was bounded and the epoch seed taken modulo 2**64)."""
+    cfg = dict(dataset=f"folder:{images}", image_size=16, channels=1, batch_size=4, seed=MAX_SEED)
+    result = training.run_training("ae", TINY["ae"], TrainConfig(**cfg, steps=3), tmp_path / "r", show_progress=False)
+    assert result["step"] == 3
+    resumed = training.run_training(
+        "ae", TINY["ae"], TrainConfig(**cfg, steps=5), tmp_path / "r", resume=True, show_progress=False
+    )
+    assert resumed["step"] == 5
