@@ -250,3 +250,22 @@ def test_progress_file_inside_the_old_run_is_refused_with_overwrite(old, capsys)
     code, _, err = overwrite_cli(capsys, images, out, "vae", "--progress-json", str(run_dir / "p.json"))
     assert_one_line_error(code, err, "--progress-json", "outside the run folder")
     assert_untouched(out, run_dir, before)
+
+
+def test_ctrl_c_during_the_swap_completes_it(old, monkeypatch):
+    """SIGINT arriving in the middle of the swap only sets the harness's flag: the swap finishes, the run stops
+    at its next check with a checkpoint in the new run, and nothing is left half-moved."""
+    images, out, runs = old
+    run_dir = runs["vae"][0]
+    real_exchange = training._exchange
+
+    def exchange(a, b):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_exchange(a, b)
+
+    monkeypatch.setattr(training, "_exchange", exchange)
+    with pytest.raises(Interrupted):
+        train_tiny(images, "vae", run_dir, 50, overwrite=True)
+    step = load_run(run_dir)[1]["step"]  # the new run: the old one is gone, the new one loads whole
+    assert snapshot(run_dir) != runs["vae"][1] and max(r["step"] for r in checkpoints.read_history(run_dir)) == step
+    assert hidden_leftovers(out) == [] and not (run_dir / LOCK).exists()
