@@ -186,7 +186,7 @@ def _folder(path_text: str, channels: int | None, image_size: int | None) -> Ima
         entries = sorted(root.iterdir())
     except OSError as exc:
         raise UserError(f"cannot list the dataset folder {root} ({exc.strerror or exc})") from None
-    class_dirs = [p for p in entries if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
+    class_dirs = [p for p in entries if p.is_dir() and not p.name.startswith(".")]  # deeper links are not followed
     sources = [(d, i) for i, d in enumerate(class_dirs)] if class_dirs else [(root, None)]
     channels, size = channels or 3, image_size or 32
     images, labels, skipped, seen = [], [], [], [0]
