@@ -652,6 +652,8 @@ def run_training(
     choose_device(cfg.device)
     if not resume:
         check_dataset_name(cfg.dataset)
+    if run_dir.parent.is_dir():  # a repair, not a change: a run a killed swap left aside is put back first
+        _remove_stale_builds(run_dir)
     _check_run_dir(run_dir, resume, overwrite)
     replacing = overwrite and run_dir.is_dir()
     if resume:
@@ -702,7 +704,6 @@ def _replace_run(trainer: Trainer, run_dir: Path) -> dict:
     until then the old run is locked and untouched. Whatever fails first, the hidden folder is removed."""
     build_dir = trainer.run_dir
     with run_lock(run_dir):  # keeps other trainers out of the old run until the new one replaces it
-        _remove_stale_builds(run_dir)
         writer = trainer.writer = SwapInWriter(trainer, run_dir)
         try:
             build_dir.mkdir()

@@ -232,15 +232,18 @@ def test_old_run_is_listed_until_the_swap(old, monkeypatch):
     assert len(listed) == 2  # vae and dcgan, no hidden build folder
 
 
-def test_leftovers_of_a_killed_overwrite_are_cleared(old):
+def test_leftovers_of_a_killed_overwrite_are_cleared(old, capsys):
     """kill -9 before the swap leaves `.r.new-PID`; between the two renames of the fallback, `.r.old-PID` and no
-    run folder. The next overwrite deletes the first and puts the second back first."""
+    run folder. The next training of that run puts the old run back and deletes the rest, before its checks: a
+    plain `train` then refuses, since the run exists again."""
     images, out, runs = old
     run_dir, before = runs["vae"]
     dead = 2**22 + 12345  # above pid_max on Linux: never alive
     (out / f".vae.new-{dead}").mkdir()
     run_dir.rename(out / f".vae.old-{dead}")
-    training._remove_stale_builds(run_dir)
+    code, _, err = cli_in_process(capsys, "train", *tiny_flags("vae"), "--dataset", f"folder:{images}",
+                                  "--steps", "1", "--out-dir", str(out), "--run", "vae")  # fmt: skip
+    assert_one_line_error(code, err, "already exists")
     assert snapshot(run_dir) == before and hidden_leftovers(out) == []
 
 
