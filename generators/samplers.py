@@ -56,9 +56,9 @@ class GaussianMixtureSampler:
         try:
             t = load(data)
             weights, means, covariances = t["weights"], t["means"], t["covariances"]
+            k = len(weights)  # a 0-d tensor has no length
         except Exception as exc:
             raise UserError(f"{path} is not a valid GMM sampler file: {str(exc).splitlines()[0][:200]}") from None
-        k = len(weights)
         shapes = {"weights": (k,), "means": (k, latent_dim), "covariances": (k, latent_dim, latent_dim)}
         for name, tensor in (("weights", weights), ("means", means), ("covariances", covariances)):
             if tuple(tensor.shape) != shapes[name] or not tensor.is_floating_point():

@@ -203,7 +203,8 @@ GMM_DAMAGE = {
         dict(k=1, dim=2, covariances=-torch.eye(2, dtype=torch.float64)[None]),
         "not a valid GMM sampler",
     ),
-    "a million components": (dict(k=1001, dim=2), "1000 components"),
+    "1 001 components": (dict(k=1001, dim=2), "1000 components"),
+    "scalar weights": (dict(k=1, dim=2, weights=torch.tensor(1.0, dtype=torch.float64)), "not a valid GMM sampler"),
 }
 
 
