@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from safetensors import safe_open
 from safetensors.torch import load_file, save
 
@@ -19,6 +21,7 @@ from generators import data as data_module
 from generators.checkpoints import RESUME, WEIGHTS, list_runs, load_run, read_run_info
 from generators.data import load_dataset, load_run_dataset
 from generators.errors import UserError
+from generators.registry import capabilities_of
 from generators.samplers import GMM_FILE, GaussianMixtureSampler, latent_sampler
 from generators.vae import VAE
 
@@ -247,3 +250,33 @@ def test_folder_with_too_many_entries_is_refused(made, monkeypatch):
     monkeypatch.setattr(data_module, "MAX_FOLDER_ENTRIES", 5)
     with pytest.raises(UserError, match="more than 5 files and folders"):
         load_dataset(f"folder:{images}", image_size=16, channels=1)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=80, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_json_in_any_field_is_one_user_error_or_a_valid_info(made, tmp_path, data):
+    """Property: replace one field of the stored run info (top level, model config or train config) with any
+    JSON value; reading the run gives a ``UserError`` or an info whose capabilities can be derived, never
+    another exception, and ``list_runs`` never raises."""
+    run_dir = tmp_path / "fuzz" / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with safe_open(str(made[1] / WEIGHTS), framework="pt") as fh:  # the good info, changed in one field
+        info = json.loads(fh.metadata()["config"])
+    where = data.draw(st.sampled_from([info, info["model_config"], info["train_config"]]))
+    where[data.draw(st.sampled_from(sorted(where)))] = data.draw(JSON_VALUES)
+    tensors = {"w": torch.zeros(1)}  # the weights do not matter for the run info
+    (run_dir / WEIGHTS).write_bytes(save(tensors, metadata={"config": json.dumps(info)}))
+    try:
+        stored = read_run_info(run_dir)
+    except UserError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert capabilities_of(stored).latent_shape[0] <= 1024
+    list_runs(run_dir.parent)
