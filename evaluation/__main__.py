@@ -10,7 +10,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from generators.cli import OneLineParser, positive_int
+from generators.checkpoints import atomic_write_bytes
+from generators.cli import MAX_SAMPLES, OneLineParser, int_in, seed_int
 from generators.errors import UserError, run_command
 from generators.registry import load_plugins
 from generators.samplers import SAMPLERS
@@ -19,20 +20,28 @@ from .inversion import INVERSION_STEPS
 from .runner import EXTRACTORS
 
 FORMATS = ("json", "markdown", "latex", "csv")
+MAX_IWAE_K = 10_000
+MAX_INVERSION_STEPS = 100_000
+MAX_SEEDS = 100
 
 
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="python -m evaluation", description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders to score")
-    parser.add_argument("--n", type=positive_int, default=5000, help="samples per seed (and real images)")
+    parser.add_argument("--n", type=int_in(1, MAX_SAMPLES), default=5000, help="samples per seed (and real images)")
     seeds = parser.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=int, help="sampling seed (default 0)")
-    seeds.add_argument("--seeds", type=int, nargs="+", help="several seeds: report mean ± std")
+    seeds.add_argument("--seed", type=seed_int, help="sampling seed (default 0; 0 .. 2**63-1)")
+    seeds.add_argument("--seeds", type=seed_int, nargs="+", help=f"several seeds (at most {MAX_SEEDS}): mean ± std")
     parser.add_argument("--sampler", choices=SAMPLERS, default="prior")
     parser.add_argument("--extractor", choices=EXTRACTORS, default="classifier")
-    parser.add_argument("--iwae-k", type=positive_int, default=100, help="importance samples of the IWAE bound")
     parser.add_argument(
-        "--inversion-steps", type=positive_int, default=INVERSION_STEPS, help="Adam steps of the GAN's latent inversion"
+        "--iwae-k", type=int_in(1, MAX_IWAE_K), default=100, help="importance samples of the IWAE bound"
+    )
+    parser.add_argument(
+        "--inversion-steps",
+        type=int_in(1, MAX_INVERSION_STEPS),
+        default=INVERSION_STEPS,
+        help="Adam steps of the GAN's latent inversion",
     )
     parser.add_argument("--extractor-dir", default="checkpoints/_extractors", help="where extractors are cached")
     parser.add_argument("--no-cache", action="store_true", help="recompute even if metrics.json has the row")
@@ -51,8 +60,15 @@ def _check_outputs(args) -> dict[str, Path]:
     return outputs
 
 
+def parse_args(argv: list[str] | None = None):
+    args = build_parser().parse_args(argv)
+    if args.seeds and len(args.seeds) > MAX_SEEDS:
+        raise UserError(f"--seeds takes at most {MAX_SEEDS} seeds, got {len(args.seeds)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    return run_command(lambda: _evaluate(build_parser().parse_args(argv)))
+    return run_command(lambda: _evaluate(parse_args(argv)))
 
 
 def _evaluate(args) -> int:
@@ -97,7 +113,7 @@ def _evaluate(args) -> int:
     print(report.to_text(rows, width=shutil.get_terminal_size((160, 24)).columns))
     writers = {"json": report.to_json, "markdown": report.to_markdown, "latex": report.to_latex, "csv": report.to_csv}
     for fmt, path in outputs.items():
-        path.write_text(writers[fmt](rows))
+        atomic_write_bytes(path, writers[fmt](rows).encode())  # a failed write keeps the old file, leaves no temp
         print(f"wrote {fmt} to {path}")
     return 0
 

@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
-from .cli import OneLineParser, positive_float, positive_int, run_name
+from .cli import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_MINUTES,
+    MAX_SAMPLES,
+    MAX_STEPS,
+    OneLineParser,
+    float_in,
+    int_in,
+    positive_int,
+    printable,
+    run_name,
+    seed_int,
+)
 from .errors import UserError, WriteFailed, run_command
 from .registry import MODELS, load_plugins
 from .samplers import SAMPLERS
@@ -55,13 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--image-size", type=positive_int, help="resize images to this square size")
     train.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
     budget = train.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=positive_int)
-    budget.add_argument("--steps", type=positive_int)
-    budget.add_argument("--minutes", type=positive_float)
-    train.add_argument("--batch-size", type=positive_int, default=128)
+    budget.add_argument("--epochs", type=int_in(1, MAX_EPOCHS))
+    budget.add_argument("--steps", type=int_in(1, MAX_STEPS))
+    budget.add_argument("--minutes", type=float_in(0, MAX_MINUTES))
+    train.add_argument("--batch-size", type=int_in(1, MAX_BATCH_SIZE), default=128)
     train.add_argument("--run", type=run_name, help="run folder name (default MODEL-DATASET)")
     train.add_argument("--out-dir", default="checkpoints")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=seed_int, default=0, help="0 .. 2**63-1")
     train.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     train.add_argument("--resume", action="store_true", help="continue the run in --run")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run of that name")
@@ -71,10 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = sub.add_parser("sample", help="draw samples from a trained run into a .npy file")
     sample.add_argument("run_dir")
-    sample.add_argument("--n", type=positive_int, required=True)
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--n", type=int_in(1, MAX_SAMPLES), required=True)
+    sample.add_argument("--seed", type=seed_int, default=0, help="0 .. 2**63-1")
     sample.add_argument("--sampler", choices=SAMPLERS, default="prior")
-    sample.add_argument("--batch-size", type=positive_int, default=1000)
+    sample.add_argument("--batch-size", type=int_in(1, MAX_SAMPLES), default=1000)
     sample.add_argument("--out", required=True, help="FILE.npy: uint8 array (N, C, H, W), values 0..255")
 
     listing = sub.add_parser("list", help="list the runs in a folder")
@@ -103,6 +119,23 @@ def progress_writer(path: Path):
     return write
 
 
+def check_progress_file(path_text: str | None, run_dir: Path, overwrite: bool) -> None:
+    """``--progress-json`` must be a file name in an existing folder (or in the run folder about to be made), and
+    not inside a run that ``--overwrite`` may keep (that would change the old run)."""
+    if not path_text:
+        return
+    path = Path(path_text)
+    inside_run = path.parent.resolve() == run_dir.resolve()
+    if path.is_dir():
+        raise UserError(f"--progress-json {path} is a folder; give a file name")
+    if path.exists() and not path.is_file():
+        raise UserError(f"--progress-json {path} is not a regular file")
+    if not (path.parent.is_dir() or inside_run):
+        raise UserError(f"the folder of --progress-json ({path.parent}) does not exist")
+    if inside_run and overwrite and run_dir.is_dir():
+        raise UserError("with --overwrite, put --progress-json outside the run folder (it would change the old run)")
+
+
 def cmd_train(args) -> int:
     from .registry import model_class
     from .training import Diverged, Interrupted, TrainConfig, run_training
@@ -126,9 +159,7 @@ def cmd_train(args) -> int:
         device=args.device,
     )
     run_dir = Path(args.out_dir) / (args.run or default_run_name(args.model, args.dataset))
-    progress_dir = Path(args.progress_json).parent if args.progress_json else run_dir
-    if not (progress_dir.is_dir() or progress_dir.resolve() == run_dir.resolve()):  # the run folder is made later
-        raise UserError(f"the folder of --progress-json ({progress_dir}) does not exist")
+    check_progress_file(args.progress_json, run_dir, args.overwrite)
     callback = progress_writer(Path(args.progress_json)) if args.progress_json else None
     try:
         result = run_training(
@@ -142,11 +173,12 @@ def cmd_train(args) -> int:
             show_progress=not args.quiet,
         )
     except Diverged as exc:
-        print(
-            f"error: training diverged: {exc}; the last good checkpoint in {run_dir} was kept "
-            f"(try a lower learning rate)",
-            file=sys.stderr,
+        kept = (
+            f"{run_dir} was left as it was (the new run never reached a good checkpoint)"
+            if getattr(exc, "kept_previous", False)
+            else f"the last good checkpoint in {run_dir} was kept"
         )
+        print(f"error: training diverged: {exc}; {kept} (try a lower learning rate)", file=sys.stderr)
         return EXIT_DIVERGED
     except Interrupted as exc:
         print(
@@ -159,6 +191,18 @@ def cmd_train(args) -> int:
         f"{result['seconds']:.0f} s) -> {run_dir}"
     )
     return 0
+
+
+class Stopped(Exception):
+    """SIGTERM arrived while sampling (the dashboard's cancel); raised so the temp file is removed."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop(signum, _frame) -> None:
+    raise Stopped(signum)
 
 
 def cmd_sample(args) -> int:
@@ -185,6 +229,7 @@ def cmd_sample(args) -> int:
         )
     generator = torch.Generator().manual_seed(args.seed)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.npy")
+    previous = signal.signal(signal.SIGTERM, _stop) if threading.current_thread() is threading.main_thread() else None
     try:  # the .npy header, then batch after batch: 200 000 samples never sit in memory at once
         with open(tmp, "wb") as fh:
             np.lib.format.write_array_header_1_0(fh, {"descr": "|u1", "fortran_order": False, "shape": shape})
@@ -194,10 +239,16 @@ def cmd_sample(args) -> int:
                     images = model.decode(draw(count, generator)).clamp(0, 1)
                     fh.write(images.mul(255).round().to(torch.uint8).cpu().numpy().tobytes())
         os.replace(tmp, out)
+    except Stopped as exc:
+        print(f"interrupted by {exc}: nothing was written to {out}", file=sys.stderr)
+        return 128 + exc.signum
     except OSError as exc:
         raise WriteFailed(exc.errno, f"could not write {out} ({exc.strerror or exc})") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        with contextlib.suppress(OSError):  # a folder that refused the file may refuse its removal too
+            tmp.unlink(missing_ok=True)
     print(f"wrote {args.n} samples of {info['model']} ({args.sampler} sampler) to {out}")
     return 0
 
@@ -207,18 +258,21 @@ def cmd_list(args) -> int:
 
     runs, broken = list_runs(Path(args.out_dir))
     for run_dir, reason in broken:
-        print(f"warning: skipped {run_dir}: {reason}", file=sys.stderr)
+        print(f"warning: skipped {printable(str(run_dir))}: {printable(reason)}", file=sys.stderr)
     if not runs:
         print(f"no runs in {args.out_dir}/ yet: train one with `python -m generators train vae`")
         return 0
     rows = [
-        (
-            Path(r["run_dir"]).name,
-            r["model"],
-            r["dataset"],
-            str(r.get("step", "?")),
-            str(r.get("epoch", "?")),
-            str(r.get("created", "?"))[:19].replace("T", " "),
+        tuple(
+            printable(cell)  # a name or dataset with a newline or an escape code cannot break the table
+            for cell in (
+                Path(r["run_dir"]).name,
+                r["model"],
+                r["dataset"],
+                str(r.get("step", "?")),
+                str(r.get("epoch", "?")),
+                str(r.get("created", "?"))[:19].replace("T", " "),
+            )
         )
         for r in runs
     ]

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Generator, ModelConfig
+from .base import MAX_EXTRA_CONVS, MAX_HIDDEN_DIM, MAX_LR, MAX_WIDTH, Generator, ModelConfig
+from .cli import checked_float, checked_int
 from .errors import UserError
 from .nets import ConvDecoder, ConvEncoder
 
@@ -43,6 +44,10 @@ class AutoencoderConfig(ModelConfig):
             raise UserError("--base-width, --hidden-dim and --lr must be positive")
         if self.extra_convs < 0:
             raise UserError(f"--extra-convs must be >= 0, got {self.extra_convs}")
+        checked_int("--base-width", self.base_width, 1, MAX_WIDTH)
+        checked_int("--hidden-dim", self.hidden_dim, 1, MAX_HIDDEN_DIM)
+        checked_int("--extra-convs", self.extra_convs, 0, MAX_EXTRA_CONVS)
+        checked_float("--lr", self.lr, 0, MAX_LR, low_open=True)
 
 
 def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:

@@ -7,16 +7,24 @@ owns its losses and optimizers (a GAN has two), so the training harness can stay
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 from torch import nn
 
+from .cli import checked_float, checked_int
 from .errors import UserError
 
 MIN_IMAGE_SIZE = 16
 MAX_IMAGE_SIZE = 256
+MAX_LATENT_DIM = 1024
+MAX_WIDTH = 1024  # channels of a conv stage (base/g/d width); it doubles per stage
+MAX_HIDDEN_DIM = 16_384
+MAX_EXTRA_CONVS = 8
+MAX_LR = 1e6  # huge learning rates are allowed (they diverge, and the harness says so); NaN and inf are not
+MAX_TEXT_FIELD = 200
 
 
 @dataclass
@@ -27,7 +35,21 @@ class ModelConfig:
     latent_dim: int = field(default=16, metadata={"help": "size of the latent code z", "tiny": 4})
 
     def __post_init__(self) -> None:
-        self.image_shape = tuple(int(v) for v in self.image_shape)
+        """Check every field's type (stored configs are untrusted JSON), then the shared ranges."""
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), str(f.type)
+            flag = "--" + f.name.replace("_", "-")
+            if kind == "bool" and not isinstance(value, bool):
+                raise UserError(f"{flag} must be true or false, got {value!r}")
+            if kind == "int":
+                checked_int(flag, value, -(2**63), 2**63 - 1)
+            if kind == "float":
+                setattr(self, f.name, checked_float(flag, value, -math.inf, math.inf))
+            if kind == "str" and not (isinstance(value, str) and len(value) <= MAX_TEXT_FIELD):
+                raise UserError(f"{flag} must be a text of at most {MAX_TEXT_FIELD} characters, got {value!r:.80}")
+        if not (isinstance(self.image_shape, (tuple, list)) and len(self.image_shape) == 3):
+            raise UserError(f"image_shape must be (channels, height, width), got {self.image_shape!r:.80}")
+        self.image_shape = tuple(checked_int("image_shape", v, 0, MAX_IMAGE_SIZE * 4) for v in self.image_shape)
         channels, height, width = self.image_shape
         if channels not in (1, 3):
             raise UserError(f"images must have 1 or 3 channels, got {channels}")
@@ -38,6 +60,7 @@ class ModelConfig:
             )
         if self.latent_dim < 1:
             raise UserError(f"--latent-dim must be at least 1, got {self.latent_dim}")
+        checked_int("--latent-dim", self.latent_dim, 1, MAX_LATENT_DIM)
 
     @classmethod
     def tiny_options(cls) -> dict:

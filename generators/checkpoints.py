@@ -10,23 +10,29 @@ never half of one. Nothing here unpickles anything.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import pickle
 import socket
+import stat
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Annotated
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 from safetensors import safe_open
+from safetensors.torch import load as load_safetensors
 from safetensors.torch import save
 
 from .base import Generator
+from .cli import MAX_SEED, MAX_STEPS
 from .errors import UserError, WriteFailed
-from .registry import build_model
+from .registry import model_class
 
 WEIGHTS = "model.safetensors"
 RESUME = "resume.pt"
@@ -36,10 +42,67 @@ LOCK = ".lock"
 RUN_FILES = (WEIGHTS, RESUME, HISTORY, PREVIEW, LOCK)  # what training writes; marks a folder as a run folder
 TEMP_MARK = ".tmp-"  # in the name of every temp file atomic_write_bytes leaves behind when killed
 
+# Size bounds of the files a run folder holds: every one of them may be hostile (a classmate's run folder).
+MAX_WEIGHTS_BYTES = 2 * 1024**3
+MAX_RESUME_BYTES = 4 * 1024**3  # weights + two Adam moments
+MAX_HISTORY_BYTES = 256 * 1024**2
+MAX_CONFIG_BYTES = 1024**2  # the JSON run info in the weights' metadata
+MAX_LOCK_BYTES = 4096
+MAX_JSON_BYTES = 64 * 1024**2  # metrics.json and other JSON files of a run
+MAX_PARAMETERS = 100_000_000  # 400 MB of float32 weights; the default runs have about 2 million
+
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
+
+
+def check_regular_file(path: Path, max_bytes: int) -> os.stat_result:
+    """Refuse anything but a regular file of at most ``max_bytes`` (a symlink to /dev/zero, a FIFO, a folder)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path} ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"{path} is not a regular file (a folder, a device or a pipe?) and was not read")
+    if info.st_size > max_bytes:
+        raise UserError(f"{path} is {info.st_size / 1e6:.1f} MB, more than the {max_bytes / 1e6:.0f} MB allowed")
+    return info
+
+
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``max_bytes``; otherwise one-line ``UserError``.
+
+    Opened with O_NONBLOCK and checked again on the open descriptor, so a FIFO swapped in after the check never
+    blocks, and read up to the bound only (a file that grows past it is refused)."""
+    check_regular_file(path, max_bytes)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise UserError(f"cannot read {path} ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise UserError(f"{path} is not a regular file and was not read")
+        try:
+            data = fh.read(max_bytes + 1)
+        except OSError as exc:
+            raise UserError(f"cannot read {path} ({exc.strerror or exc})") from None
+    if len(data) > max_bytes:
+        raise UserError(f"{path} is larger than the {max_bytes / 1e6:.0f} MB allowed")
+    return data
+
+
+def read_json_file(path: Path, max_bytes: int = MAX_JSON_BYTES):
+    """The JSON in ``path`` (e.g. a run's ``metrics.json``): a regular file of at most ``max_bytes``, valid UTF-8
+    JSON nested less than Python's recursion limit; anything else is a one-line ``UserError`` naming the file.
+    The caller still checks the shape of what it gets."""
+    data = read_regular_file(path, max_bytes)
+    try:
+        return json.loads(data.decode())
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise UserError(f"{path} is not valid JSON: {_first_line(exc)}") from None
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -56,10 +119,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
-        tmp.unlink(missing_ok=True)
+        left = ""
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # the cleanup failed too: say so, but report the first failure
+            left = f"; the temp file {tmp} could not be removed"
         if isinstance(exc, OSError) and not isinstance(exc, WriteFailed):
             raise WriteFailed(
-                exc.errno, f"could not write {path} ({exc.strerror or exc}); its previous version, if any, was kept"
+                exc.errno,
+                f"could not write {path} ({exc.strerror or exc}); its previous version, if any, was kept{left}",
             ) from None
         raise
 
@@ -67,7 +135,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def remove_temp_files(run_dir: Path) -> None:
     """Delete temp files a killed writer left behind; only call it while holding the run's lock."""
     for tmp in Path(run_dir).glob(f".*{TEMP_MARK}*"):
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # garbage either way; a read-only folder keeps it
+            tmp.unlink(missing_ok=True)
 
 
 def save_weights(run_dir: Path, state_dict: dict[str, torch.Tensor], info: dict) -> None:
@@ -83,13 +152,16 @@ def save_resume_state(run_dir: Path, state: dict) -> None:
 
 
 def load_resume_state(run_dir: Path) -> dict:
+    """``resume.pt`` as plain tensors and containers (never unpickled otherwise); the harness then checks that
+    it fits the model (``generators.training.check_resume_state``)."""
     path = Path(run_dir) / RESUME
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"{path} is missing: this run cannot be resumed (train it again with --overwrite)")
+    data = read_regular_file(path, MAX_RESUME_BYTES)
     try:
         with warnings.catch_warnings():  # torch warns about foreign pickle protocols; the refusal below says it all
             warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # objects other than tensors, e.g. a code payload: never executed
         raise UserError(
             f"{path} holds objects other than tensors and was refused unread; "
@@ -97,6 +169,9 @@ def load_resume_state(run_dir: Path) -> dict:
         ) from None
     except Exception as exc:  # a torn or foreign file
         raise UserError(f"{path} is not a valid resume file and was not loaded: {_first_line(exc)}") from None
+    if not isinstance(state, dict):
+        raise UserError(f"{path} is not a valid resume file: it holds a {type(state).__name__}, not a dict")
+    return state
 
 
 class HistoryWriter:
@@ -136,28 +211,95 @@ def write_history(run_dir: Path, rows: list[dict]) -> None:
 
 def read_history(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / HISTORY
-    if not path.is_file():
+    if not path.exists():
         return []
+    text = read_regular_file(path, MAX_HISTORY_BYTES)
     try:
-        with open(path, newline="") as fh:
-            return [
-                {k: float(v) if v not in ("", None) else None for k, v in row.items()} for row in csv.DictReader(fh)
-            ]
+        return [
+            {k: float(v) if v not in ("", None) else None for k, v in row.items()}
+            for row in csv.DictReader(io.StringIO(text.decode(), newline=""))
+        ]
     except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as exc:
         raise UserError(
             f"{path} is not a valid history file ({_first_line(exc)}); delete it to go on without the loss history"
         ) from None
 
 
+Scalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
+
+
+class RunInfoSchema(BaseModel):
+    """What ``model.safetensors``'s ``config`` metadata must look like before any of it is used: flat configs of
+    scalars, bounded sizes and counters. The model's own config class then checks its fields' types and ranges.
+    Keys added by newer code are allowed (the JSON is already bounded in size)."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    model: StrictStr = Field(min_length=1, max_length=100)
+    architecture: dict[StrictStr, Scalar | list[StrictInt]] = Field(alias="model_config", max_length=100)
+    dataset: StrictStr = Field(min_length=1, max_length=4096)
+    image_shape: list[StrictInt] | None = Field(default=None, min_length=3, max_length=3)
+    class_names: list[Annotated[StrictStr, Field(max_length=200)]] | None = Field(default=None, max_length=100_000)
+    train_config: dict[StrictStr, Scalar] = Field(default_factory=dict, max_length=100)
+    seed: StrictInt = Field(default=0, ge=0, le=MAX_SEED)
+    step: StrictInt = Field(default=0, ge=0, le=MAX_STEPS)
+    epoch: StrictInt = Field(default=0, ge=0, le=MAX_STEPS)
+    seconds: StrictFloat | StrictInt = Field(default=0.0, ge=0, le=1e12)
+    created: StrictStr = Field(default="", max_length=100)
+    code_version: StrictStr = Field(default="", max_length=100)
+
+
+def validate_run_info(info, where: Path) -> dict:
+    """``info`` (parsed JSON of unknown shape) if it describes a run this project can build; else a ``UserError``.
+
+    Checked against ``RunInfoSchema``, then by the model's config class (types and limits, e.g. a latent size of
+    10**9 is refused here, before anything is built) and by ``TrainConfig``."""
+    from .training import TrainConfig  # the harness imports this module
+
+    try:
+        RunInfoSchema.model_validate(info)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error["loc"]) or "config"
+        raise UserError(f"{where} has an invalid run config: {field}: {error['msg']}") from None
+    try:
+        cls = model_class(info["model"])
+        config = cls.Config.from_dict(info["model_config"])
+        TrainConfig(**info.get("train_config", {}))
+    except (UserError, TypeError, ValueError) as exc:
+        raise UserError(
+            f"{where}: its config does not describe a run this project can build: {_first_line(exc)}"
+        ) from None
+    if info.get("image_shape") is not None and list(config.image_shape) != info["image_shape"]:
+        raise UserError(f"{where}: image_shape {info['image_shape']} differs from the model's {config.image_shape}")
+    return info
+
+
+def build_checked(name: str, config: dict) -> Generator:
+    """Build a model only after counting its parameters on the meta device (no memory): a config with huge
+    widths is refused in a millisecond instead of exhausting memory."""
+    cls = model_class(name)
+    config = cls.Config.from_dict(config) if isinstance(config, dict) else config
+    with torch.device("meta"):
+        count = sum(p.numel() for p in cls(config).parameters())
+    if count > MAX_PARAMETERS:
+        raise UserError(
+            f"this {cls.title} would have {count:,} parameters, more than the {MAX_PARAMETERS:,} allowed: "
+            f"use smaller widths or latent size"
+        )
+    return cls(config)
+
+
 def read_run_info(run_dir: Path) -> dict:
-    """The JSON run info stored in the weights file's metadata, without loading any weights."""
+    """The JSON run info stored in the weights file's metadata, validated, without loading any weights."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         what = "is a file, not a run folder" if run_dir.exists() else "does not exist"
         raise UserError(f"run folder {run_dir} {what}")
     path = run_dir / WEIGHTS
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"{path} is missing: {run_dir} is not a finished run folder")
+    check_regular_file(path, MAX_WEIGHTS_BYTES)
     try:
         with safe_open(str(path), framework="pt") as fh:
             metadata = fh.metadata() or {}
@@ -167,13 +309,15 @@ def read_run_info(run_dir: Path) -> dict:
         ) from None
     if "config" not in metadata:
         raise UserError(f"{path} has no 'config' metadata: it was not written by this project")
+    if len(metadata["config"]) > MAX_CONFIG_BYTES:
+        raise UserError(f"{path} has a config of {len(metadata['config'])} characters; at most {MAX_CONFIG_BYTES}")
     try:
         info = json.loads(metadata["config"])
-        if not (isinstance(info, dict) and isinstance(info["model"], str) and isinstance(info["model_config"], dict)):
+        if not (isinstance(info, dict) and isinstance(info.get("model"), str) and "model_config" in info):
             raise TypeError("expected an object with a 'model' name and a 'model_config' object")
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
         raise UserError(f"{path} has an unreadable config in its metadata: {_first_line(exc)}") from None
-    return info
+    return validate_run_info(info, path)
 
 
 def load_run(run_dir: Path, device: str | torch.device = "cpu") -> tuple[Generator, dict]:
@@ -181,16 +325,11 @@ def load_run(run_dir: Path, device: str | torch.device = "cpu") -> tuple[Generat
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
     path = run_dir / WEIGHTS
-    try:
-        model = build_model(info["model"], info["model_config"])
-    except (UserError, TypeError, ValueError) as exc:  # a hand-edited or foreign config
-        raise UserError(
-            f"{path}: its config does not describe a model this project can build: {_first_line(exc)}"
-        ) from None
+    model = build_checked(info["model"], info["model_config"])
     expected = model.state_dict()
+    data = read_regular_file(path, MAX_WEIGHTS_BYTES)
     try:
-        with safe_open(str(path), framework="pt") as fh:
-            stored = {k: fh.get_tensor(k) for k in fh.keys()}
+        stored = load_safetensors(data)
     except Exception as exc:
         raise UserError(
             f"{path} is not a readable safetensors file (truncated or corrupt?): {_first_line(exc)}"
@@ -206,6 +345,8 @@ def load_run(run_dir: Path, device: str | torch.device = "cpu") -> tuple[Generat
                 f"(latent_dim={model.config.latent_dim}, image_shape={model.config.image_shape}) "
                 f"needs {tuple(tensor.shape)}"
             )
+        if stored[key].is_floating_point() != tensor.is_floating_point():
+            raise UserError(f"{path}: weight {key!r} is {stored[key].dtype}, not {tensor.dtype}")
     model.load_state_dict(stored)
     return model.to(device).eval(), info
 
@@ -219,14 +360,14 @@ def list_runs(out_dir: Path) -> tuple[list[dict], list[tuple[Path, str]]]:
     for run_dir in sorted(p for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
         try:
             info = read_run_info(run_dir)
-        except UserError as exc:
-            broken.append((run_dir, str(exc)))
+        except Exception as exc:  # one bad run never hides the good ones
+            broken.append((run_dir, str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"))
             continue
         runs.append({**info, "run_dir": str(run_dir)})
     return runs, broken
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -242,17 +383,37 @@ def _process_alive(pid: int) -> bool:
 def lock_holder(run_dir: Path) -> str | None:
     """``pid@host`` of the live process training ``run_dir``, or None (no lock, or a dead owner's)."""
     try:
-        owner = (Path(run_dir) / LOCK).read_text().strip()
-    except (OSError, UnicodeDecodeError):
+        owner = read_regular_file(Path(run_dir) / LOCK, MAX_LOCK_BYTES).decode().strip()
+    except (UserError, UnicodeDecodeError):
         return None
     pid_text, _, host = owner.partition("@")
-    alive = pid_text.isdigit() and (host != socket.gethostname() or _process_alive(int(pid_text)))
+    alive = pid_text.isdigit() and (host != socket.gethostname() or process_alive(int(pid_text)))
     return owner if alive else None
+
+
+def _remove_stale_lock(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        raise UserError(f"{path} is a folder, not a lock file; remove it if no training is running")
+    try:
+        path.unlink(missing_ok=True)  # a dead process's lock, or a FIFO/symlink planted as one
+    except OSError as exc:
+        raise UserError(f"could not remove the stale lock {path} ({exc.strerror or exc})") from None
+
+
+def release_lock(run_dir: Path) -> None:
+    """Remove ``<run>/.lock`` if this process holds it. A failure leaves the lock of a process that is about to
+    end, which the next trainer takes over (see ``run_lock``), so it is not reported."""
+    path = Path(run_dir) / LOCK
+    with contextlib.suppress(OSError, UserError, UnicodeDecodeError):
+        if read_regular_file(path, MAX_LOCK_BYTES).decode().strip() == f"{os.getpid()}@{socket.gethostname()}":
+            path.unlink()
 
 
 @contextmanager
 def run_lock(run_dir: Path):
-    """Hold ``<run>/.lock`` (pid@host) while training; a lock left by a dead process is taken over."""
+    """Hold ``<run>/.lock`` (pid@host) while training; a lock left by a dead process is taken over.
+
+    A folder that cannot be written (read-only, disk full) gives one line and leaves no lock behind."""
     path = Path(run_dir) / LOCK
     for _ in range(2):
         try:
@@ -264,12 +425,19 @@ def run_lock(run_dir: Path):
                 raise UserError(
                     f"{run_dir} is being trained by process {owner}; wait for it or stop it first"
                 ) from None
-            path.unlink(missing_ok=True)  # stale lock of a dead process
+            _remove_stale_lock(path)
+        except OSError as exc:
+            raise UserError(f"cannot take the lock {path} ({exc.strerror or exc}); is the folder writable?") from None
     else:
         raise UserError(f"could not take the lock {path}; remove it if no training is running")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"{os.getpid()}@{socket.gethostname()}")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{os.getpid()}@{socket.gethostname()}")
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise UserError(f"cannot write the lock {path} ({exc.strerror or exc})") from None
     try:
         yield
     finally:
-        path.unlink(missing_ok=True)
+        release_lock(run_dir)

@@ -1,11 +1,47 @@
-"""Pieces shared by the command lines (``python -m generators``, ``python -m evaluation``, benchmarks)."""
+"""Pieces shared by the command lines (``python -m generators``, ``python -m evaluation``, benchmarks).
+
+Every number a user or a run file can give is checked here against a documented range (RELIABILITY.md,
+"Limits"): NaN and infinity fail ``<= 0`` tests, and sizes without an upper bound hang or die in the allocator.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 from .errors import UserError
+
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 64 bits; numpy's default_rng any non-negative int
+MAX_SAMPLES = 1_000_000  # --n of sample and evaluation
+MAX_BATCH_SIZE = 65_536
+MAX_STEPS = 10**9
+MAX_EPOCHS = 10**6
+MAX_MINUTES = 10**6  # about two years
+MAX_RUN_NAME = 200
+
+
+def checked_int(flag: str, value, low: int, high: int) -> int:
+    """``value`` if it is an integer (not a bool) in ``[low, high]``; otherwise a ``UserError`` naming ``flag``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserError(f"{flag} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise UserError(f"{flag} must be between {low} and {high}, got {value}")
+    return value
+
+
+def checked_float(flag: str, value, low: float, high: float, *, low_open: bool = False, high_open: bool = False):
+    """``value`` as a float if it is a finite number in the range (``low_open``/``high_open``: ends excluded)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{flag} must be a number, got {value!r}")
+    value = float(value)
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if not math.isfinite(value) or too_low or too_high:
+        left, right = "(" if low_open else "[", ")" if high_open else "]"
+        where = f" in {left}{low:g}, {high:g}{right}" if math.isfinite(low) or math.isfinite(high) else ""
+        raise UserError(f"{flag} must be a finite number{where}, got {value}")
+    return value
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -15,6 +51,51 @@ class OneLineParser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message} (see --help)")
 
 
+def _argument_type(check, name: str):
+    """An argparse type from a checker: argparse names the option in its one-line error."""
+
+    def parse(text: str):
+        try:
+            return check(text)
+        except (ValueError, UserError) as exc:
+            raise argparse.ArgumentTypeError(str(exc).replace("value ", "")) from None
+
+    parse.__name__ = name
+    return parse
+
+
+def int_in(low: int, high: int):
+    """argparse type: a whole number in ``[low, high]``."""
+
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"must be a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            if low == 1:
+                raise ValueError(f"must be a positive integer (at most {high}), got {text}")
+            raise ValueError(f"must be between {low} and {high}, got {text}")
+        return value
+
+    return _argument_type(check, "int")
+
+
+def float_in(low: float, high: float, *, low_open: bool = True):
+    """argparse type: a finite number in ``(low, high]`` (``low_open=False``: ``[low, high]``)."""
+
+    def check(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"must be a number, got {text!r}") from None
+        if low == 0 and low_open and not (math.isfinite(value) and 0 < value <= high):
+            raise ValueError(f"must be positive and finite (at most {high:g}), got {text}")
+        return checked_float("value", value, low, high, low_open=low_open)
+
+    return _argument_type(check, "float")
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -22,15 +103,24 @@ def positive_int(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
+seed_int = int_in(0, MAX_SEED)
+
+
+def has_control_characters(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped, so a hostile name cannot break a table or a terminal."""
+    return text if not has_control_characters(text) else text.encode("unicode_escape").decode("ascii")
 
 
 def run_name(text: str) -> str:
     """A run is a folder directly inside --out-dir: a path here could make --overwrite empty any folder."""
     if not text or text in (".", "..") or "/" in text or os.sep in text:
         raise argparse.ArgumentTypeError(f"must be a plain folder name (use --out-dir for the location), got {text!r}")
+    if has_control_characters(text) or len(text) > MAX_RUN_NAME:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_RUN_NAME} characters without control characters (newline, tab…), got {text!r}"
+        )
     return text

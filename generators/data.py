@@ -9,7 +9,9 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,8 @@ FOLDER_TEST_FRACTION = 0.1
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 TORCHVISION_SETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
 DATASET_NAMES = ("mnist5k", *TORCHVISION_SETS, "folder:PATH")
+MAX_FOLDER_ENTRIES = 200_000  # files and folders looked at in a folder: dataset, so no path walks a whole disk
+MAX_IMAGE_PIXELS = 64 * 1024 * 1024  # larger images (decompression bombs) are skipped before decoding
 
 
 @dataclass
@@ -126,11 +130,16 @@ def _torchvision(name: str, data_dir: Path) -> ImageData:
 
 
 def _read_image(path: Path, channels: int, size: int) -> np.ndarray | None:
-    """The image as uint8 (channels, size, size), or None when it is not a readable image."""
+    """The image as uint8 (channels, size, size), or None when it is not a readable image or too large."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():  # PIL warns about large images; they are skipped below, with one warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
+            if img.width * img.height > MAX_IMAGE_PIXELS:  # only the header is read so far
+                return None
             if img.mode.startswith("I"):  # 16-bit grey: PIL's convert("L") would clip everything above 255 to white
                 img = Image.fromarray((np.asarray(img, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8))
             img = img.convert("RGBA").convert("RGB") if img.mode in ("P", "PA", "LA") else img
@@ -141,17 +150,53 @@ def _read_image(path: Path, channels: int, size: int) -> np.ndarray | None:
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 
-def _folder(path_text: str, channels: int | None, image_size: int | None) -> ImageData:
+def _folder_root(path_text: str) -> Path:
+    """The folder of a ``folder:PATH`` dataset; refuses an empty path (it would mean the current folder) and the
+    file system's root or the home folder (a stored run could otherwise make evaluation walk the whole disk)."""
+    if not path_text.strip():
+        raise UserError("--dataset folder: needs a path, e.g. folder:./my_images")
     root = Path(path_text).expanduser()
     if not root.is_dir():
         raise UserError(f"dataset folder {root} does not exist or is not a folder")
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    resolved = root.resolve()
+    if resolved == Path(resolved.anchor) or resolved == Path.home().resolve():
+        raise UserError(f"dataset folder {root} is the root or home folder; point folder: at a folder of images")
+    return root
+
+
+def _image_files(directory: Path, root: Path, seen: list[int]) -> list[Path]:
+    """Image files under ``directory`` (sorted, hidden entries skipped, symlinked folders not followed); entries
+    that cannot be listed are skipped. ``seen`` counts every entry looked at against ``MAX_FOLDER_ENTRIES``."""
+    files = []
+    for parent, dirs, names in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        seen[0] += len(dirs) + len(names)
+        if seen[0] > MAX_FOLDER_ENTRIES:
+            raise UserError(
+                f"{root} holds more than {MAX_FOLDER_ENTRIES:,} files and folders; point folder: at a folder "
+                f"of images only"
+            )
+        files += [Path(parent, n) for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(files)
+
+
+def _folder(path_text: str, channels: int | None, image_size: int | None) -> ImageData:
+    root = _folder_root(path_text)
+    try:
+        entries = sorted(root.iterdir())
+    except OSError as exc:
+        raise UserError(f"cannot list the dataset folder {root} ({exc.strerror or exc})") from None
+    class_dirs = [p for p in entries if p.is_dir() and not p.name.startswith(".")]  # deeper links are not followed
     sources = [(d, i) for i, d in enumerate(class_dirs)] if class_dirs else [(root, None)]
     channels, size = channels or 3, image_size or 32
-    images, labels, skipped = [], [], []
+    images, labels, skipped, seen = [], [], [], [0]
     for directory, label in sources:
-        for file in sorted(directory.rglob("*")):
-            if not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES:
+        for file in _image_files(directory, root, seen):
+            try:
+                if not file.is_file():  # a FIFO, a device or a dangling link with an image name
+                    continue
+            except OSError:  # e.g. EACCES on a folder between it and the root
+                skipped.append(file)
                 continue
             array = _read_image(file, channels, size)
             if array is None:
@@ -161,7 +206,7 @@ def _folder(path_text: str, channels: int | None, image_size: int | None) -> Ima
             labels.append(label)
     if skipped:
         print(
-            f"warning: skipped {len(skipped)} unreadable image file(s) in {root}, e.g. {skipped[0].name}",
+            f"warning: skipped {len(skipped)} unreadable or too large image file(s) in {root}, e.g. {skipped[0].name}",
             file=sys.stderr,
         )
     if not images:
@@ -191,9 +236,7 @@ def _convert(split: ImageSplit, channels: int | None, size: int | None) -> Image
 def check_dataset_name(name: str) -> None:
     """Refuse an unknown name or a missing folder up front, before a run folder is made for it."""
     if name.startswith("folder:"):
-        root = Path(name[len("folder:") :]).expanduser()
-        if not root.is_dir():
-            raise UserError(f"dataset folder {root} does not exist or is not a folder")
+        _folder_root(name[len("folder:") :])
     elif name != "mnist5k" and name not in TORCHVISION_SETS:
         raise UserError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}")
 

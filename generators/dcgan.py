@@ -18,7 +18,8 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 from torch.quasirandom import SobolEngine
 
-from .base import Generator, ModelConfig
+from .base import MAX_LR, MAX_WIDTH, Generator, ModelConfig
+from .cli import checked_float, checked_int
 from .errors import UserError
 from .nets import downsampling_sizes, stage_widths
 
@@ -59,6 +60,12 @@ class DCGANConfig(ModelConfig):
             raise UserError(f"--ema must be in [0, 1), got {self.ema}")
         if min(self.g_width, self.d_width) < 1 or min(self.lr_g, self.lr_d) <= 0:
             raise UserError("--g-width, --d-width, --lr-g and --lr-d must be positive")
+        checked_int("--g-width", self.g_width, 1, MAX_WIDTH)
+        checked_int("--d-width", self.d_width, 1, MAX_WIDTH)
+        checked_float("--lr-g", self.lr_g, 0, MAX_LR, low_open=True)
+        checked_float("--lr-d", self.lr_d, 0, MAX_LR, low_open=True)
+        checked_float("--beta1", self.beta1, 0, 1, high_open=True)  # Adam's betas must lie in [0, 1)
+        checked_float("--beta2", self.beta2, 0, 1, high_open=True)
 
 
 class DCGANGenerator(nn.Module):

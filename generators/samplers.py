@@ -10,14 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save
+from safetensors.torch import load, save
 
 from .base import Generator
-from .checkpoints import atomic_write_bytes
+from .checkpoints import atomic_write_bytes, read_regular_file
 from .errors import UserError
 
 SAMPLERS = ("prior", "gmm")
 GMM_FILE = "sampler_gmm.safetensors"
+MAX_COMPONENTS = 1000
+MAX_SAMPLER_BYTES = 512 * 1024**2
 
 
 class GaussianMixtureSampler:
@@ -47,11 +49,30 @@ class GaussianMixtureSampler:
         atomic_write_bytes(Path(path), save({k: v.contiguous() for k, v in tensors.items()}))
 
     @classmethod
-    def load(cls, path: Path) -> GaussianMixtureSampler:
+    def load(cls, path: Path, latent_dim: int) -> GaussianMixtureSampler:
+        """The sampler stored at ``path``, refused unless it is a regular file of a bounded size that holds a
+        finite mixture of at most ``MAX_COMPONENTS`` components over ``latent_dim`` dimensions."""
+        data = read_regular_file(Path(path), MAX_SAMPLER_BYTES)
         try:
-            t = load_file(str(path))
-            return cls(t["weights"], t["means"], t["covariances"])
+            t = load(data)
+            weights, means, covariances = t["weights"], t["means"], t["covariances"]
+            k = len(weights)  # a 0-d tensor has no length
         except Exception as exc:
+            raise UserError(f"{path} is not a valid GMM sampler file: {str(exc).splitlines()[0][:200]}") from None
+        shapes = {"weights": (k,), "means": (k, latent_dim), "covariances": (k, latent_dim, latent_dim)}
+        for name, tensor in (("weights", weights), ("means", means), ("covariances", covariances)):
+            if tuple(tensor.shape) != shapes[name] or not tensor.is_floating_point():
+                raise UserError(
+                    f"{path} does not fit this model (latent size {latent_dim}): {name} has shape "
+                    f"{tuple(tensor.shape)}, not {shapes[name]}; delete it to fit a new sampler"
+                )
+            if not torch.isfinite(tensor).all():
+                raise UserError(f"{path}: {name} holds NaN or infinite values; delete it to fit a new sampler")
+        if not 1 <= k <= MAX_COMPONENTS or (weights < 0).any() or weights.sum() <= 0:
+            raise UserError(f"{path}: the mixture needs 1 to {MAX_COMPONENTS} components with weights >= 0")
+        try:
+            return cls(weights, means, covariances)
+        except Exception as exc:  # a covariance that is not positive definite
             raise UserError(f"{path} is not a valid GMM sampler file: {str(exc).splitlines()[0][:200]}") from None
 
 
@@ -67,8 +88,8 @@ def gmm_sampler(model: Generator, run_dir: Path, train_images=None, components: 
 
     ``train_images``: the images, or a function returning them (called only when a fit is needed)."""
     path = Path(run_dir) / GMM_FILE
-    if path.is_file():
-        return GaussianMixtureSampler.load(path)
+    if path.exists() or path.is_symlink():
+        return GaussianMixtureSampler.load(path, model.config.latent_dim)
     if not model.capabilities.encoder:
         raise UserError(f"--sampler gmm needs a model with an encoder; {model.name} has none (use --sampler prior)")
     if callable(train_images):

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
+import glob
 import io
 import math
+import os
+import re
 import shutil
 import signal
 import threading
@@ -29,16 +33,21 @@ from torchvision.transforms.functional import to_pil_image
 from torchvision.utils import make_grid
 
 from . import __version__
-from .base import Generator
+from .base import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, Generator
 from .checkpoints import (
+    HISTORY,
+    LOCK,
     PREVIEW,
+    RESUME,
     RUN_FILES,
     TEMP_MARK,
     WEIGHTS,
     HistoryWriter,
     atomic_write_bytes,
+    build_checked,
     load_resume_state,
     lock_holder,
+    process_alive,
     read_history,
     read_run_info,
     remove_temp_files,
@@ -46,8 +55,10 @@ from .checkpoints import (
     save_resume_state,
     save_weights,
 )
+from .cli import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_MINUTES, MAX_SEED, MAX_STEPS, checked_float, checked_int
 from .data import ImageData, check_dataset_name
 from .errors import UserError
+from .registry import model_class
 
 DEFAULT_EPOCHS = 10
 PREVIEW_SEED = 1234  # preview grids always decode the same 64 latents, so epochs are comparable
@@ -68,13 +79,34 @@ class TrainConfig:
     log_every: int = 1
 
     def __post_init__(self) -> None:
+        """Types and ranges of every field: the values come from the command line or from a stored run file."""
         budgets = [b for b in (self.epochs, self.steps, self.minutes) if b is not None]
         if len(budgets) > 1:
             raise UserError("give one budget: --epochs, --steps or --minutes")
-        if any(b <= 0 for b in budgets):
+        if any(isinstance(b, (int, float)) and b <= 0 for b in budgets):
             raise UserError("--epochs, --steps and --minutes must be positive")
-        if self.batch_size < 1 or self.log_every < 1:
-            raise UserError("--batch-size and --log-every must be positive")
+        if self.epochs is not None:
+            checked_int("--epochs", self.epochs, 1, MAX_EPOCHS)
+        if self.steps is not None:
+            checked_int("--steps", self.steps, 1, MAX_STEPS)
+        if self.minutes is not None:
+            self.minutes = checked_float("--minutes", self.minutes, 0, MAX_MINUTES, low_open=True)
+        checked_int("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
+        checked_int("--log-every", self.log_every, 1, MAX_STEPS)
+        checked_int("--seed", self.seed, 0, MAX_SEED)
+        size = self.image_size
+        if size is not None and checked_int("--image-size", size, 1, MAX_STEPS) > MAX_IMAGE_SIZE:
+            raise UserError(f"--image-size {size} is too large: at most {MAX_IMAGE_SIZE}")
+        if size is not None and (size % 2 or size < MIN_IMAGE_SIZE):
+            raise UserError(
+                f"--image-size {size} ({size}x{size}) is not supported: use an even size "
+                f"between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} (e.g. 28, 32 or 64)"
+            )
+        if self.channels not in (None, 1, 3) or isinstance(self.channels, bool):
+            raise UserError(f"--channels must be 1 or 3, got {self.channels!r}")
+        for flag, text in (("--dataset", self.dataset), ("--data-dir", self.data_dir), ("--device", self.device)):
+            if not isinstance(text, str) or len(text) > 4096:
+                raise UserError(f"{flag} must be a text of at most 4096 characters, got {text!r:.80}")
 
 
 class CheckpointWriter:
@@ -150,8 +182,15 @@ class Interrupted(Exception):
         self.signum = signum
 
 
+DEVICE_NAME = re.compile(r"(cpu|cuda|mps)(:\d{1,3})?")
+
+
 def choose_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then MPS, then the CPU. Other device types (``meta``, ``xla``…) cannot train a model
+    here and are refused by name, before a run folder is made."""
     if name != "auto":
+        if not DEVICE_NAME.fullmatch(name):
+            raise UserError(f"device {name!r} is not supported: use auto, cpu, cuda, cuda:N or mps")
         try:
             device = torch.device(name)
             torch.empty(1, device=device)
@@ -169,7 +208,8 @@ def epoch_batches(
     n: int, batch_size: int, seed: int, epoch: int, skip: int = 0, rank: int = 0, world_size: int = 1
 ) -> list[list[int]]:
     """This rank's batches of epoch ``epoch``: a (seed, epoch)-seeded permutation, full batches only."""
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    # modulo 2**64 (what manual_seed takes): unchanged for every seed below 2**47, defined for all up to 2**63-1
+    order = torch.randperm(n, generator=torch.Generator().manual_seed((seed * 100_003 + epoch) % 2**64))
     order = order[rank::world_size]
     batches = order[: len(order) // batch_size * batch_size].view(-1, batch_size).tolist()
     return batches[skip:]
@@ -434,17 +474,66 @@ def _check_resume_options(model_options: dict, stored: dict, run_dir: Path) -> N
             )
 
 
-def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> bool:
-    """Refuse what would lose or clobber work, before anything is written; then make the folder.
+def check_resume_state(state: dict, trainer: Trainer, path: Path) -> None:
+    """Refuse a ``resume.pt`` whose contents do not fit the model and run (an untrusted file): counters that are
+    not integers or out of range, non-finite weights, optimizer states of other shapes or with NaN settings.
+    Key names and weight shapes are checked again by ``Trainer.resume_from``."""
 
-    Returns whether the folder was made here (so a run that fails before its first file can remove it)."""
+    def refuse(why: str):
+        raise UserError(f"{path} does not fit this model or run: {why}")
+
+    counters = {"step": (0, MAX_STEPS), "epoch": (0, MAX_STEPS), "batch_in_epoch": (0, trainer.steps_per_epoch)}
+    for key, (low, high) in counters.items():
+        value = state.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            refuse(f"{key} is {value!r:.40}, not a whole number in [{low}, {high}]")
+    if state["epoch"] > state["step"]:
+        refuse(f"epoch {state['epoch']} is past step {state['step']}")
+    seconds = state.get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 1e12:
+        refuse(f"seconds is {seconds!r:.40}, not a finite number of seconds")
+    weights = state.get("model")
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        refuse("'model' is not a dict of tensors")
+    if (bad := first_non_finite(weights)) is not None:
+        refuse(f"weight {bad} is NaN or infinite")
+    upgraded = trainer.model.upgrade_state_dict(weights)
+    for key, tensor in trainer.model.state_dict().items():
+        if key not in upgraded or upgraded[key].shape != tensor.shape:
+            found = tuple(upgraded[key].shape) if key in upgraded else "missing"
+            refuse(f"weight {key} has size {found}, the model needs {tuple(tensor.shape)}")
+    stored = state.get("optimizers")
+    if not isinstance(stored, dict) or set(stored) != set(trainer.optimizers):
+        refuse(f"it has optimizers {sorted(stored) if isinstance(stored, dict) else stored!r:.60}")
+    for name, optimizer in trainer.optimizers.items():
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        groups, per_param = stored[name].get("param_groups"), stored[name].get("state")
+        if not isinstance(groups, list) or not isinstance(per_param, dict):
+            refuse(f"optimizer {name!r} is not an optimizer state")
+        for group in groups:
+            numbers = [group.get("lr"), *(group.get("betas") or ())]
+            if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in numbers):
+                refuse(f"optimizer {name!r} has settings {numbers!r:.80}")
+        for index, values in per_param.items():
+            if not (isinstance(index, int) and 0 <= index < len(params) and isinstance(values, dict)):
+                refuse(f"optimizer {name!r} has state for parameter {index!r:.40}, which does not exist")
+            for key, value in values.items():
+                if not isinstance(value, torch.Tensor) or (value.ndim and value.shape != params[index].shape):
+                    refuse(f"optimizer {name!r}: {key} of parameter {index} does not fit its shape")
+
+
+def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse what would lose or clobber work; reads only."""
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"{run_dir} is a file, not a run folder: pick another --run or --out-dir")
     owner = lock_holder(run_dir)
     if owner:
         raise UserError(f"{run_dir} is being trained by process {owner}; wait for it or stop it first")
-    entries = [p.name for p in run_dir.iterdir()] if run_dir.is_dir() else []
-    exists = any(name != ".lock" for name in entries)
+    try:
+        entries = [p.name for p in run_dir.iterdir()] if run_dir.is_dir() else []
+    except OSError as exc:
+        raise UserError(f"cannot read the run folder {run_dir} ({exc.strerror or exc})") from None
+    exists = any(name != LOCK for name in entries)
     if exists and not (resume or overwrite):
         raise UserError(f"run folder {run_dir} already exists: pick another --run, or add --resume or --overwrite")
     if resume and not (run_dir / WEIGHTS).is_file():
@@ -454,12 +543,83 @@ def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> bool:
         raise UserError(
             f"{run_dir} holds files but is not a run folder; --overwrite would delete them, so pick another --run"
         )
+
+
+def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> bool:
+    """Refuse what would lose or clobber work, before anything is written; then make the folder.
+
+    Returns whether the folder was made here (so a run that fails before its first file can remove it)."""
+    _check_run_dir(run_dir, resume, overwrite)
     try:
         made = not run_dir.exists()
         run_dir.mkdir(parents=True, exist_ok=True)
         return made
     except OSError as exc:
         raise UserError(f"cannot create the run folder {run_dir} ({exc.strerror or exc})") from None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where that is unavailable."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _build_folder(run_dir: Path, kind: str, pid: int) -> Path:
+    return run_dir.with_name(f".{run_dir.name}.{kind}-{pid}")
+
+
+def _remove_stale_builds(run_dir: Path) -> None:
+    """Clear what a killed ``--overwrite`` left beside the run (hidden, so listings never show it): a new run that
+    never proved itself is deleted; an old run moved aside mid-swap is put back if the run folder is missing."""
+    for folder in run_dir.parent.glob(f".{glob.escape(run_dir.name)}.*-*"):
+        kind, _, pid = folder.name[len(run_dir.name) + 2 :].rpartition("-")
+        if kind not in ("new", "old") or not pid.isdigit() or process_alive(int(pid)):
+            continue
+        if kind == "old" and not run_dir.exists():
+            folder.rename(run_dir)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class SwapInWriter(CheckpointWriter):
+    """The writer of an ``--overwrite`` run built in a hidden sibling folder: right after the first checkpoint
+    that follows a training step is on disk (its weights were checked finite before it was written), the new
+    folder and the old run trade places atomically, the old run is deleted and the trainer writes on in place.
+    Until then the old run is untouched, so a run that diverges, is interrupted or fails keeps it."""
+
+    def __init__(self, trainer: Trainer, run_dir: Path):
+        super().__init__()
+        self.trainer, self.run_dir, self.swapped = trainer, run_dir, False
+
+    def start(self, write: Callable[[], None]) -> None:
+        if self.swapped or self.trainer.step == 0:
+            return super().start(write)
+
+        def write_then_swap() -> None:
+            write()
+            if not self.swapped:  # the next checkpoint may be queued before this swap has run
+                self.swap()
+
+        super().start(write_then_swap)
+
+    def swap(self) -> None:
+        built, run_dir = self.trainer.run_dir, self.run_dir
+        try:
+            if not _exchange(built, run_dir):  # two renames; a kill between them is undone by _remove_stale_builds
+                old = _build_folder(run_dir, "old", os.getpid())
+                os.rename(run_dir, old)
+                os.rename(built, run_dir)
+                built = old
+        except OSError as exc:
+            raise UserError(f"could not move the new run into {run_dir} ({exc.strerror or exc}); it was kept") from None
+        self.swapped = True
+        self.trainer.run_dir = run_dir
+        self.trainer.history_writer.path = run_dir / HISTORY
+        shutil.rmtree(built, ignore_errors=True)  # the old run
 
 
 def run_training(
@@ -473,13 +633,15 @@ def run_training(
     callback: Callable[[dict], None] | None = None,
     show_progress: bool = True,
 ) -> dict:
-    """Everything ``python -m generators train`` does: check, lock, load data, build or resume, fit.
+    """Everything ``python -m generators train`` does: check, load data, build or resume, lock, fit.
 
-    A run folder that already holds a run is refused unless ``resume`` (continue it) or ``overwrite``.
-    Every argument is checked before the run folder is touched, so a typo never leaves a folder behind.
+    A run folder that already holds a run is refused unless ``resume`` (continue it) or ``overwrite``. Every
+    argument, the dataset, the model and the batch size are checked before anything on disk changes, so bad input
+    never leaves a folder behind. ``overwrite`` builds the new run beside the old one and swaps it in only after
+    its first good checkpoint (``SwapInWriter``): an ``overwrite`` that fails in any way leaves the old run as it
+    was, and a ``Diverged`` raised before the swap carries ``kept_previous = True``.
     """
     from .data import load_dataset
-    from .registry import build_model, model_class
 
     run_dir = Path(run_dir)
     cls = model_class(model_name)
@@ -490,7 +652,10 @@ def run_training(
     choose_device(cfg.device)
     if not resume:
         check_dataset_name(cfg.dataset)
-    made = _prepare_run_dir(run_dir, resume, overwrite)
+    if run_dir.parent.is_dir():  # a repair, not a change: a run a killed swap left aside is put back first
+        _remove_stale_builds(run_dir)
+    _check_run_dir(run_dir, resume, overwrite)
+    replacing = overwrite and run_dir.is_dir()
     if resume:
         stored = read_run_info(run_dir)
         if stored["model"] != model_name:
@@ -501,33 +666,55 @@ def run_training(
         if all(v is None for v in budget.values()):
             budget = {k: stored["train_config"].get(k) for k in budget}  # the same command finishes the run
         cfg = TrainConfig(**{**stored["train_config"], **budget, "device": cfg.device})
+    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.channels)
+    torch.manual_seed(cfg.seed)
+    model = build_checked(model_name, {**model_options, "image_shape": data.image_shape})
+    info = {
+        "model": model_name,
+        "model_config": model.config.to_dict(),
+        "dataset": cfg.dataset,
+        "image_shape": list(data.image_shape),
+        "class_names": data.class_names,
+        "train_config": asdict(cfg),
+        "seed": cfg.seed,
+        "created": stored.get("created", "") if resume else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    build_dir = _build_folder(run_dir, "new", os.getpid()) if replacing else run_dir
+    trainer = Trainer(model, data, cfg, build_dir, info, callback=callback, show_progress=show_progress)
+    if resume:
+        state = load_resume_state(run_dir)
+        check_resume_state(state, trainer, run_dir / RESUME)
+        trainer.resume_from(state)
+    # everything is checked: from here on the disk changes
+    if replacing:
+        return _replace_run(trainer, run_dir)
+    made = _prepare_run_dir(run_dir, resume, overwrite)
     try:
         with run_lock(run_dir):
             remove_temp_files(run_dir)
-            data = load_dataset(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.channels)
-            torch.manual_seed(cfg.seed)
-            model = build_model(model_name, {**model_options, "image_shape": data.image_shape})
-            if overwrite:
-                for old in run_dir.iterdir():
-                    if old.name != ".lock":
-                        shutil.rmtree(old) if old.is_dir() else old.unlink()
-            info = {
-                "model": model_name,
-                "model_config": model.config.to_dict(),
-                "dataset": cfg.dataset,
-                "image_shape": list(data.image_shape),
-                "class_names": data.class_names,
-                "train_config": asdict(cfg),
-                "seed": cfg.seed,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            }
-            if resume:
-                info["created"] = stored.get("created", info["created"])
-            trainer = Trainer(model, data, cfg, run_dir, info, callback=callback, show_progress=show_progress)
-            if resume:
-                trainer.resume_from(load_resume_state(run_dir))
             return trainer.fit()
     except BaseException:
-        if made and not any(run_dir.iterdir()):  # e.g. an unreadable dataset: leave no empty folder behind
+        if made and not any(run_dir.iterdir()):  # e.g. a failed first write: leave no empty folder behind
             run_dir.rmdir()
         raise
+
+
+def _replace_run(trainer: Trainer, run_dir: Path) -> dict:
+    """Train ``trainer`` (aimed at a hidden sibling of ``run_dir``) and swap it in at its first good checkpoint;
+    until then the old run is locked and untouched. Whatever fails first, the hidden folder is removed."""
+    build_dir = trainer.run_dir
+    with run_lock(run_dir):  # keeps other trainers out of the old run until the new one replaces it
+        writer = trainer.writer = SwapInWriter(trainer, run_dir)
+        try:
+            build_dir.mkdir()
+        except OSError as exc:
+            raise UserError(f"cannot create {build_dir} beside {run_dir} ({exc.strerror or exc})") from None
+        try:
+            with run_lock(build_dir):
+                return trainer.fit()
+        except Diverged as exc:  # (a signal always lets one step finish, so an interrupted run has swapped)
+            exc.kept_previous = not writer.swapped
+            raise
+        finally:
+            if not writer.swapped:
+                shutil.rmtree(build_dir, ignore_errors=True)

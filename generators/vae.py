@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 import torch
 
 from .autoencoder import Autoencoder, AutoencoderConfig, reconstruction_loss
+from .cli import MAX_STEPS, checked_float, checked_int
 from .errors import UserError
+
+MAX_BETA = 1e6
 
 
 @dataclass
@@ -27,6 +30,8 @@ class VAEConfig(AutoencoderConfig):
             raise UserError(f"--beta must be >= 0, got {self.beta}")
         if self.kl_warmup_steps < 0:
             raise UserError(f"--kl-warmup-steps must be >= 0, got {self.kl_warmup_steps}")
+        checked_float("--beta", self.beta, 0, MAX_BETA)
+        checked_int("--kl-warmup-steps", self.kl_warmup_steps, 0, MAX_STEPS)
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -138,3 +138,19 @@ def read_all(fd: int) -> str:
         chunks.append(chunk)
     os.close(fd)
     return b"".join(chunks).decode()
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (relative path -> sha256), to prove a run folder stayed byte-identical."""
+    import hashlib
+
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def hidden_leftovers(out_dir: Path) -> list[str]:
+    """Hidden entries beside the runs (a build folder of ``--overwrite`` or a temp file) that were left behind."""
+    return sorted(p.name for p in out_dir.iterdir() if p.name.startswith("."))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
+
+import generators.__main__ as cli_module
 
 from .support import assert_one_line_error, cli_in_process, make_image_folder, run_cli, train_tiny
 
@@ -63,7 +67,7 @@ SAMPLE_CASES = {
     "out is a folder": (["--n", "4", "--out", "{tmp}/folder.npy"], ["{tmp}/folder.npy"]),
     "unknown sampler": (["--n", "4", "--sampler", "flow"], ["invalid choice: 'flow'"]),
     "gmm without an encoder": (["--n", "4", "--sampler", "gmm"], ["encoder", "--sampler prior"]),
-    "more samples than the disk holds": (["--n", str(10**13)], ["GB free", "--n"]),
+    "more samples than allowed": (["--n", str(10**13)], ["--n", "at most 1000000"]),
 }
 
 
@@ -77,6 +81,15 @@ def test_bad_sample_arguments(tiny_run, tmp_path, capsys, case):
     code, _, err = cli_in_process(capsys, "sample", str(tiny_run), *args)
     assert_one_line_error(code, err, *(m.replace("{tmp}", str(tmp_path)) for m in mentions))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.npy"]  # nothing written, no temp file left
+
+
+def test_sample_larger_than_the_free_disk_is_refused(tiny_run, tmp_path, capsys, monkeypatch):
+    """The free space is faked (a real full disk is not at hand): 100 bytes free, 4 images of 16x16 need more."""
+    real = shutil.disk_usage
+    monkeypatch.setattr(cli_module.shutil, "disk_usage", lambda path: real(path)._replace(free=100))
+    code, _, err = cli_in_process(capsys, "sample", str(tiny_run), "--n", "4", "--out", str(tmp_path / "s.npy"))
+    assert_one_line_error(code, err, "GB free", "--n")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_sample_of_a_missing_run_names_it(tmp_path, capsys):

@@ -85,7 +85,7 @@ def test_payload_as_sampler_file_is_refused(planted):
     _, run_dir, marker = planted
     (run_dir / GMM_FILE).write_bytes(torch_zip(marker))
     with pytest.raises(UserError, match="not a valid GMM sampler file"):
-        GaussianMixtureSampler.load(run_dir / GMM_FILE)
+        GaussianMixtureSampler.load(run_dir / GMM_FILE, 2)
     assert not marker.exists()
 
 
