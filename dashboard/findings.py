@@ -14,6 +14,7 @@ import pandas as pd
 
 from evaluation.comparison import BETTER, UNTESTED, WORSE, Comparison, compare
 from evaluation.diagnostics import HISTORY_TAIL_FRACTION, loss_fluctuation
+from evaluation.groups import group_rows
 from generators.checkpoints import read_history
 
 from .state import Run
@@ -69,7 +70,8 @@ def _claim(claim: str, a, b, keys: tuple[str, ...], roles: tuple[str, str]) -> F
         )
     (run_a, row_a), (run_b, row_b) = a, b
     comparisons = [compare(row_a, row_b, key) for key in keys]
-    evidence = f"{run_a.name} vs {run_b.name}: " + "; ".join(c.describe() for c in comparisons)
+    names = (row_a.get("run", run_a.name), row_b.get("run", run_b.name))
+    evidence = f"{names[0]} vs {names[1]}: " + "; ".join(c.describe() for c in comparisons)
     if any(c.outcome == UNTESTED for c in comparisons):
         evidence += " — compute the metrics (Metrics tab) to test it"
     return Finding(claim, verdict_of(comparisons), evidence + ".")
@@ -162,7 +164,11 @@ CHECKS = (gan_sharper, vae_covers_more_modes, vae_smoother, beta_trade_off, ae_p
 
 
 def assess(runs: list[Run], rows: list[dict]) -> list[Finding]:
+    """Every claim on ``rows`` (one per run, one protocol). A run that belongs to a training-seed group among
+    the selected runs is represented by its group's row, so claims are tested across training seeds."""
     by_run = {row["run"]: row for row in rows}
+    for group in group_rows(rows, {run.name: run.info for run in runs}):
+        by_run.update({member: group for member in group["group_runs"]})
     return [check(runs, by_run) for check in CHECKS]
 
 

@@ -18,6 +18,7 @@ from evaluation.diagnostics import (
     loss_balance_alarms,
     mode_collapse_alarms,
 )
+from evaluation.groups import group_rows
 from evaluation.metric_specs import metric
 from generators.checkpoints import read_history
 
@@ -352,13 +353,22 @@ def render_compute_form(selection: Selection, shown_n: int | None) -> None:
             st.rerun()
 
 
-def render_tables(rows: list[dict], n: int) -> None:
+def render_tables(rows: list[dict], n: int, infos: dict[str, dict]) -> None:
     from evaluation.report import summary_frame
 
     st.markdown(f"**Headline metrics at n = {n}** (↑ higher is better, ↓ lower is better; [95 % interval])")
     st.dataframe(summary_frame(rows), hide_index=True, key="metrics-summary")
     with st.expander(f"Every column of every row at n = {n}"):
         st.dataframe(metrics_table(rows), hide_index=True, key="metrics-table")
+    groups = group_rows(rows, infos)
+    if groups:
+        st.markdown(
+            "**Training-seed groups**: runs of one recipe that differ only in their seed, as mean ± std "
+            "over the runs (train one with `python -m generators train MODEL --seeds 0 1 2`)"
+        )
+        st.dataframe(
+            summary_frame(groups).assign(runs=[g["group_n"] for g in groups]), hide_index=True, key="metrics-groups"
+        )
 
 
 def render(selection: Selection) -> None:
@@ -390,7 +400,7 @@ def render(selection: Selection) -> None:
             else "No stored metrics yet: compute them above."
         )
     if rows:
-        render_tables(rows, n)
+        render_tables(rows, n, {run.name: run.info for run in selection.runs})
         for name, figure in metric_figures(rows).items():
             export.chart(figure, f"{name}-n{n}", f"metrics-{name}")
     st.subheader("What each run was given")

@@ -33,6 +33,7 @@ from .registry import MODELS, load_plugins
 from .samplers import SAMPLERS
 
 EXIT_DIVERGED = 1
+MAX_TRAINING_SEEDS = 20
 
 
 def model_option_fields() -> dict[str, dataclasses.Field]:
@@ -77,7 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int_in(1, MAX_BATCH_SIZE), default=128)
     train.add_argument("--run", type=run_name, help="run folder name (default MODEL-DATASET)")
     train.add_argument("--out-dir", default="checkpoints")
-    train.add_argument("--seed", type=seed_int, default=0, help="0 .. 2**63-1")
+    seeds = train.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=seed_int, default=0, help="0 .. 2**63-1")
+    seeds.add_argument(
+        "--seeds",
+        type=seed_int,
+        nargs="+",
+        metavar="SEED",
+        help=f"train the same recipe once per seed (at most {MAX_TRAINING_SEEDS}), into RUN-s<SEED> "
+        "each: a training-seed group that evaluation and the dashboard show as mean ± std",
+    )
     train.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     train.add_argument("--resume", action="store_true", help="continue the run in --run")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run of that name")
@@ -137,6 +147,22 @@ def check_progress_file(path_text: str | None, run_dir: Path, overwrite: bool) -
 
 
 def cmd_train(args) -> int:
+    """One run, or (``--seeds``) one run per seed named ``RUN-s<SEED>``, one after the other."""
+    base = args.run or default_run_name(args.model, args.dataset)
+    if not args.seeds:
+        return train_one(args, args.seed, Path(args.out_dir) / base)
+    if len(set(args.seeds)) != len(args.seeds) or len(args.seeds) > MAX_TRAINING_SEEDS:
+        raise UserError(f"--seeds takes up to {MAX_TRAINING_SEEDS} distinct seeds, got {args.seeds}")
+    if args.progress_json:
+        raise UserError("--progress-json follows one run; give it without --seeds")
+    for seed in args.seeds:
+        code = train_one(args, seed, Path(args.out_dir) / f"{base}-s{seed}")
+        if code:
+            return code
+    return 0
+
+
+def train_one(args, seed: int, run_dir: Path) -> int:
     from .registry import model_class
     from .training import Diverged, Interrupted, TrainConfig, run_training
 
@@ -155,10 +181,9 @@ def cmd_train(args) -> int:
         steps=args.steps,
         minutes=args.minutes,
         batch_size=args.batch_size,
-        seed=args.seed,
+        seed=seed,
         device=args.device,
     )
-    run_dir = Path(args.out_dir) / (args.run or default_run_name(args.model, args.dataset))
     check_progress_file(args.progress_json, run_dir, args.overwrite)
     callback = progress_writer(Path(args.progress_json)) if args.progress_json else None
     try:
