@@ -36,3 +36,21 @@ def evaluation_timings(run_dir, n: int = 5000) -> dict[str, float]:
     figures = {name: round(seconds, 2) for name, seconds in timings.items()}
     figures["total"] = round(total, 2)
     return figures
+
+
+def evaluation_overhead(run_dir, n: int = 5000) -> dict[str, float]:
+    """What the bootstrap intervals, the held-out reference and the copy rate add to one evaluation (issue 14's
+    goal: at most 30 % at n = 5 000): their seconds, the rest's seconds and ``overhead_fraction`` = added / rest.
+    One timed evaluation; the parts are timed inside it, so both figures see the same machine load."""
+    from evaluation.scoring import BOOTSTRAP_PART, COPY_PART, HELD_OUT_PART
+
+    timings = evaluation_timings(run_dir, n=n)
+    added = sum(timings.get(part, 0.0) for part in (BOOTSTRAP_PART, HELD_OUT_PART, COPY_PART))
+    rest = timings["total"] - added
+    return {
+        "bootstrap_s": round(timings.get(BOOTSTRAP_PART, 0.0), 2),
+        "held_out_s": round(timings.get(HELD_OUT_PART, 0.0), 2),
+        "copy_rate_s": round(timings.get(COPY_PART, 0.0), 2),
+        "rest_s": round(rest, 2),
+        "overhead_fraction": round(added / rest, 3),
+    }
