@@ -90,7 +90,7 @@ class Reference:
     test_n_fake: int
     copy_threshold: float
     blocks: Blocks
-    moments: FidMoments
+    moments: FidMoments | None
     kid_real: tuple
     radii: torch.Tensor
 
@@ -120,7 +120,9 @@ def build_reference(net, data, n: int, timed: Timer = untimed) -> Reference:
         threshold = copy_threshold(test_feats, pool_feats)
     blocks = Blocks.random(n_real, SUBSET_SEED)
     with timed(BOOTSTRAP_PART):
-        moments, kid_real = FidMoments(feats, blocks), kid_within(feats, blocks)
+        # FID resampling needs one d x d eigendecomposition per replicate: too slow for Inception's 2 048 features
+        moments = FidMoments(feats, blocks) if feats.shape[1] <= FID_BOOTSTRAP_MAX_DIM else None
+        kid_real = kid_within(feats, blocks)
     return Reference(
         feats=feats,
         classes=pool_logits[:n_real].argmax(1) if pool_logits is not None else None,
@@ -173,8 +175,7 @@ def score_samples(
     prdc = PrdcBlocks(ref.feats, feats, ref.blocks, fake_blocks, k=PRDC_K, real_radii=ref.radii)
     ones = torch.ones(1, ref.blocks.count), torch.ones(1, fake_blocks.count)
     scores.update({name: value.item() for name, value in prdc.replicates(*ones).items()})
-    # FID resampling needs one d x d eigendecomposition per replicate: too slow for Inception's 2 048 features
-    moments = FidMoments(feats, fake_blocks) if feats.shape[1] <= FID_BOOTSTRAP_MAX_DIM else None
+    moments = FidMoments(feats, fake_blocks) if ref.moments is not None else None
     if bootstrap:
         with timed(BOOTSTRAP_PART):
             scores.update(_intervals(ref, feats, fake_blocks, moments, prdc, seed=seed, bootstrap=bootstrap))

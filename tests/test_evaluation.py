@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from safetensors.torch import save_file
 
 from evaluation import evaluate_run, load_metrics, report
 from evaluation.__main__ import main as evaluation_main
-from evaluation.features import accuracy, get_extractor
+from evaluation.features import accuracy, extractor_path, get_extractor
 from evaluation.fid import fid_floor, frechet_distance, kernel_distance
 from evaluation.inversion import invert
 from evaluation.likelihood import latent_usage, likelihood_bounds
@@ -27,7 +28,7 @@ from evaluation.smoothness import interpolation_smoothness
 from generators.data import load_dataset
 from generators.registry import build_model
 from generators.training import TrainConfig, run_training
-from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers import ROOT, assert_one_line_error, run_cli
 
 ACCURACY_FLOOR = 0.97
 
@@ -39,8 +40,14 @@ def mnist5k():
 
 @pytest.fixture(scope="session")
 def extractor_dir(tmp_path_factory, mnist5k):
-    """The default extractor, trained once per session into a temp cache (never the repo's checkpoints/)."""
+    """The default extractor in a temp cache (never written into the repo's checkpoints/): a copy of the
+    committed one when it is there, else trained once per session."""
     cache = tmp_path_factory.mktemp("extractors")
+    committed = extractor_path(ROOT / "checkpoints" / "_extractors", "mnist5k", mnist5k.image_shape)
+    if committed.is_file():
+        target = extractor_path(cache, "mnist5k", mnist5k.image_shape)
+        target.parent.mkdir(parents=True)
+        shutil.copyfile(committed, target)
     get_extractor("mnist5k", mnist5k.image_shape, cache_dir=cache, data=mnist5k)
     return cache
 
@@ -424,8 +431,6 @@ def test_inception_scores_offline_from_weights_in_the_hub_cache(tiny_runs, tmp_p
 
 
 def test_an_unreadable_extractor_cache_is_rebuilt(tmp_path, mnist5k):
-    from evaluation.features import extractor_path
-
     tiny = {"epochs": 1, "width": 4}
     path = extractor_path(tmp_path, "mnist5k", mnist5k.image_shape, **tiny)
     path.parent.mkdir(parents=True)
