@@ -9,6 +9,7 @@ instead of 200 recomputations.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -81,13 +82,29 @@ class Blocks:
         return torch.zeros(draws, self.count, dtype=torch.float64).scatter_(1, picks, 1.0)
 
 
-def interval(replicates: torch.Tensor, confidence: float = CONFIDENCE) -> tuple[float | None, float | None]:
-    """The percentile interval of bootstrap replicates; non-finite replicates (a degenerate resample) are
-    dropped, and none left gives (None, None)."""
+def interval(
+    replicates: torch.Tensor,
+    estimate: float | None = None,
+    *,
+    lower: float = -math.inf,
+    upper: float = math.inf,
+    confidence: float = CONFIDENCE,
+) -> tuple[float | None, float | None]:
+    """The 2.5 and 97.5 percentiles of the replicates; non-finite replicates (a degenerate resample) are
+    dropped, and none left gives (None, None).
+
+    With ``estimate``, the percentiles are moved by ``estimate - median(replicates)``: a resample drawn with
+    replacement repeats points, which shifts set-based metrics (FID up, coverage and precision down), so the
+    raw percentiles need not even hold the estimate; their spread is kept. ``lower``/``upper``: the metric's
+    range (e.g. 0 and 1 for coverage).
+    """
     values = replicates.double().flatten()
     values = values[torch.isfinite(values)]
     if not len(values):
         return None, None
     tail = (1 - confidence) / 2
     low, high = torch.quantile(values, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
-    return low, high
+    if estimate is not None:
+        shift = estimate - values.median().item()
+        low, high = low + shift, high + shift
+    return max(low, lower), min(high, upper)

@@ -19,6 +19,7 @@ from .protocol import compare_protocols
 
 # (row key, column label, format) of the columns that describe a run rather than score it
 INFO_COLUMNS = {
+    "case": ("case", "s"),
     "run": ("run", "s"),
     "model": ("model", "s"),
     "sampler": ("sampler", "s"),
@@ -57,6 +58,20 @@ SUMMARY_KEYS = (
     "active_units",
     "extractor_id",
 )
+SANITY_KEYS = (
+    "case",
+    "n_fake",
+    "fid",
+    "fid_ratio",
+    "kid_mean",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "copy_rate",
+    "modes",
+    "sharpness",
+)
 LIST_KEYS = ("seeds", "class_histogram", "kl_per_dim", "warnings")
 JSON_KEYS = ("fid_curve", "protocol", "capabilities")
 NOT_APPLICABLE = "n/a"
@@ -67,10 +82,10 @@ def column_title(metric: Metric) -> str:
     return metric.label + ("×10³" if metric.fmt == "kid" else "") + metric.arrow
 
 
-def summary_columns() -> list[tuple[str, str, str]]:
+def summary_columns(keys=SUMMARY_KEYS) -> list[tuple[str, str, str]]:
     """(row key, column label, format) of the summary tables, in order."""
     columns = []
-    for key in SUMMARY_KEYS:
+    for key in keys:
         if key in INFO_COLUMNS:
             columns.append((key, *INFO_COLUMNS[key]))
         else:
@@ -108,9 +123,9 @@ def _cell(row: dict, key: str, fmt: str) -> str:
     return f"{text} ± {_number(std, fmt)}" if std is not None else text
 
 
-def summary_frame(rows: list[dict]) -> pd.DataFrame:
-    """The headline columns as formatted text, one row per run."""
-    columns = summary_columns()
+def summary_frame(rows: list[dict], keys=SUMMARY_KEYS) -> pd.DataFrame:
+    """The headline columns (``keys``) as formatted text, one row per run."""
+    columns = summary_columns(keys)
     return pd.DataFrame(
         [[_cell(row, key, fmt) for key, _, fmt in columns] for row in rows],
         columns=[label for _, label, _ in columns],
@@ -156,14 +171,30 @@ def provenance(rows: list[dict]) -> str:
     return ". ".join(parts + mixed) + "."
 
 
-def to_markdown(rows: list[dict]) -> str:
-    frame = summary_frame(rows)
+def markdown_table(frame: pd.DataFrame) -> list[str]:
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(str(v).replace("|", "\\|") for v in values) + " |" for values in frame.values]
-    lines += ["", provenance(rows)]
+    return lines + ["| " + " | ".join(str(v).replace("|", "\\|") for v in values) + " |" for values in frame.values]
+
+
+def to_markdown(rows: list[dict]) -> str:
+    lines = [*markdown_table(summary_frame(rows)), "", provenance(rows)]
     warnings = warning_lines(rows)
     if warnings:
         lines += ["", "Warnings:", *[f"- {w}" for w in warnings]]
+    return "\n".join(lines) + "\n"
+
+
+def sanity_markdown(rows: list[dict]) -> str:
+    """The sanity panel: one row per corruption of real images, what each means, and the reference."""
+    lines = [*markdown_table(summary_frame(rows, SANITY_KEYS)), ""]
+    lines += [f"- **{row['case']}**: {row['meaning']}" for row in rows]
+    if rows:
+        first = rows[0]
+        lines += [
+            "",
+            f"Reference: {first['n_real']} training images of {first['dataset']}, features of "
+            f"{first['extractor_id']}; [low, high]: 95 % bootstrap interval ({first['bootstrap']} resamples).",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -125,7 +125,7 @@ class _Stopwatch:
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
-def _check_cache_dir(cache_dir) -> None:
+def check_cache_dir(cache_dir) -> None:
     """The extractor cache must be (or be creatable as) a folder: a file on its path is a clear error."""
     path = Path(cache_dir)
     existing = next((p for p in (path, *path.parents) if p.exists()), None)
@@ -149,7 +149,7 @@ def _validate(n, seeds, sampler, extractor, iwae_k, inversion_steps, bootstrap, 
         raise UserError("--iwae-k and --inversion-steps must be at least 1")
     if not isinstance(bootstrap, int) or not 0 <= bootstrap <= MAX_BOOTSTRAP:
         raise UserError(f"--bootstrap must be an integer from 0 (no intervals) to {MAX_BOOTSTRAP}, got {bootstrap}")
-    _check_cache_dir(cache_dir)
+    check_cache_dir(cache_dir)
     return Settings(n, seeds, sampler, extractor, iwae_k, inversion_steps, bootstrap, cache_dir)
 
 

@@ -47,6 +47,10 @@ FID_CURVE_DRAWS = 50
 # the parts of an evaluation that the held-out reference, the copy rate and the intervals add (benchmarked)
 HELD_OUT_PART, COPY_PART, BOOTSTRAP_PART = "held-out reference", "copy rate", "bootstrap intervals"
 
+# the range of each metric with an interval: a re-centred interval is clipped to it
+RANGES = {"fid": (0.0, math.inf), "density": (0.0, math.inf), "kid_mean": (-math.inf, math.inf)}
+UNIT_RANGE = (0.0, 1.0)  # precision, recall, coverage
+
 Timer = Callable[[str], AbstractContextManager]
 
 
@@ -178,16 +182,21 @@ def score_samples(
     moments = FidMoments(feats, fake_blocks) if ref.moments is not None else None
     if bootstrap:
         with timed(BOOTSTRAP_PART):
-            scores.update(_intervals(ref, feats, fake_blocks, moments, prdc, seed=seed, bootstrap=bootstrap))
+            replicates = _replicates(ref, feats, fake_blocks, moments, prdc, seed=seed, bootstrap=bootstrap)
+            for name, values in replicates.items():
+                lower, upper = RANGES.get(name, UNIT_RANGE)
+                scores[f"{name}_ci_low"], scores[f"{name}_ci_high"] = interval(
+                    values, scores[name], lower=lower, upper=upper
+                )
     if moments is not None:
         with timed("fid against n"):
             scores.update(_fid_against_n(ref, moments, scores, seed=seed))
     return scores
 
 
-def _intervals(ref: Reference, feats, fake_blocks: Blocks, moments, prdc: PrdcBlocks, *, seed: int, bootstrap: int):
-    """``<metric>_ci_low/_ci_high``: 95 % percentile-bootstrap intervals; real and generated blocks are redrawn
-    together in each replicate (without ``moments``, i.e. with Inception, only KID and PRDC get intervals)."""
+def _replicates(ref: Reference, feats, fake_blocks: Blocks, moments, prdc: PrdcBlocks, *, seed: int, bootstrap: int):
+    """Bootstrap replicates by metric; real and generated blocks are redrawn together in each replicate
+    (without ``moments``, i.e. with Inception, only KID and PRDC get them)."""
     counts_real = ref.blocks.resample(bootstrap, seed=10_000 + seed)
     counts_fake = fake_blocks.resample(bootstrap, seed=20_000 + seed)
     replicates = prdc.replicates(counts_real, counts_fake)
@@ -196,10 +205,7 @@ def _intervals(ref: Reference, feats, fake_blocks: Blocks, moments, prdc: PrdcBl
     )
     if moments is not None:
         replicates["fid"] = fid_replicates(ref.moments, moments, counts_real, counts_fake)
-    out = {}
-    for name, values in replicates.items():
-        out[f"{name}_ci_low"], out[f"{name}_ci_high"] = interval(values)
-    return out
+    return replicates
 
 
 def _fid_against_n(ref: Reference, moments: FidMoments, scores: dict, *, seed: int) -> dict:
