@@ -171,15 +171,38 @@ def check_inputs(run_dir, *, sampler: str = "prior", extractor: str = "classifie
     return info
 
 
+@contextmanager
+def overflow_guard(model, what: str):
+    """Refuse a network whose layers overflow: a saturating last layer (tanh, sigmoid) can turn infinite
+    activations into finite, meaningless images, so every layer's output is checked, not only the last."""
+    overflowed = []
+
+    def check(module, inputs, output):
+        if not overflowed and isinstance(output, torch.Tensor) and not torch.isfinite(output).all():
+            overflowed.append(module)
+
+    names = {module: name for name, module in model.named_modules()}
+    handles = [module.register_forward_hook(check) for module in names]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+    if overflowed:
+        raise UserError(
+            f"{what}: layer {names[overflowed[0]] or 'output'!r} gives NaN or infinite values (the weights are "
+            f"broken or far too large), so they cannot be scored"
+        )
+
+
 @torch.inference_mode()
 def draw_samples(model, draw, n: int, generator: torch.Generator, name: str = "the run") -> torch.Tensor:
-    """``n`` samples in [0, 1]; a generator whose output is NaN or overflows is refused before clamping hides it."""
-    parts = []
-    for start in range(0, n, SAMPLE_BATCH):
-        images = model.decode(draw(min(SAMPLE_BATCH, n - start), generator)).cpu()
-        check_finite(images, f"the samples of {name} (its generator overflows)")
-        parts.append(images.clamp(0, 1))
-    return torch.cat(parts)
+    """``n`` samples in [0, 1]; a generator that overflows anywhere is refused (see ``overflow_guard``)."""
+    with overflow_guard(model, f"the samples of {name}"):
+        images = [
+            model.decode(draw(min(SAMPLE_BATCH, n - start), generator)).cpu() for start in range(0, n, SAMPLE_BATCH)
+        ]
+    return torch.cat(images).clamp(0, 1)
 
 
 def evaluate_run(
