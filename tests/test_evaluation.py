@@ -296,6 +296,13 @@ def test_evaluate_run_fills_every_row_key_and_caches_the_row(tiny_runs, extracto
     assert row["fid_ratio"] == pytest.approx(row["fid"] / row["fid_floor"])
     assert len(row["kl_per_dim"]) == 4 and len(row["class_histogram"]) == 10
     assert any("2048" in w for w in row["warnings"])
+    for key in ("fid_test", "fid_test_floor", "copy_rate"):
+        assert isinstance(row[key], float), key
+    for key in ("fid", "kid_mean", "precision", "recall", "density", "coverage"):
+        assert row[f"{key}_ci_low"] <= row[key] <= row[f"{key}_ci_high"], key
+    assert row["fid_curve"][-1]["n"] == 300 and row["protocol"]["bootstrap"] == 200
+    assert row["protocol"]["n_fake"] == 300 and row["protocol"]["run_step"] == 10
+    assert row["weights_sha256"] and row["capabilities"]["posterior"] is True
     stored = load_metrics(tiny_runs / "vae")
     assert list(stored.values()) == [json.loads(json.dumps(row))]
     again = evaluate_run(tiny_runs / "vae", n=300, seeds=(0, 1), iwae_k=5, cache_dir=extractor_dir)
@@ -438,3 +445,33 @@ def test_an_unreadable_extractor_cache_is_rebuilt(tmp_path, mnist5k):
     rebuilt = get_extractor("mnist5k", mnist5k.image_shape, cache_dir=tmp_path, data=mnist5k, **tiny)
     assert rebuilt.test_accuracy is not None and rebuilt.width == 4
     assert get_extractor("mnist5k", mnist5k.image_shape, cache_dir=tmp_path, **tiny).id == rebuilt.id
+
+
+# counts and settings in a row: numbers that are not scores
+NON_METRIC_NUMBERS = {
+    "extractor_test_acc", "n_real", "n_fake", "n_test", "fid_floor_n", "fid_test_n_fake", "copy_n_train",
+    "kid_subset_size", "recon_n", "likelihood_n", "iwae_k", "bootstrap", "run_step", "seconds",
+}  # fmt: skip
+
+
+def test_every_numeric_metric_in_a_row_is_declared_once(tiny_runs, extractor_dir):
+    from evaluation.metric_specs import METRICS
+
+    row = evaluate_run(tiny_runs / "dcgan", n=200, inversion_steps=5, cache_dir=extractor_dir)
+    numeric = {k for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    strip = lambda k: next(
+        (k.removesuffix(s) for s in ("_ci_low", "_ci_high", "_std") if k.removesuffix(s) in METRICS), k
+    )  # noqa: E731
+    scores = {strip(k) for k in numeric}
+    assert scores - NON_METRIC_NUMBERS <= set(METRICS), scores - NON_METRIC_NUMBERS - set(METRICS)
+    for key, spec in METRICS.items():
+        assert (f"{key}_ci_low" in row) == spec.interval, key
+
+
+def test_evaluation_never_names_a_model():
+    from generators.registry import MODELS
+
+    for path in (ROOT / "evaluation").glob("*.py"):
+        text = path.read_text()
+        for name in MODELS:
+            assert f'"{name}"' not in text and f"'{name}'" not in text, (path.name, name)
