@@ -211,3 +211,40 @@ def test_special_or_malformed_metrics_files_read_as_empty(kind, tmp_path):
     else:
         path.write_text("[1, 2, 3]")
     assert load_metrics(tmp_path) == {}
+
+
+def echo(run_dir, *, progress, **options):
+    progress(1.0, "done")
+    return {"run": Path(run_dir).name, **options}
+
+
+def test_the_dashboards_compute_survives_a_crash_and_evaluates_the_other_runs(monkeypatch, tmp_path):
+    """The dashboard's Compute button: a run whose evaluation crashes in native code becomes an error
+    (shown in an error box by the tab), the other runs are still evaluated, and this process lives on."""
+    from types import SimpleNamespace
+
+    import evaluation.isolated as isolated
+    from dashboard import metrics
+
+    real, done = isolated.evaluate_isolated, []
+
+    def with_target(run_dir, **options):
+        target = f"{__name__}:segfault" if Path(run_dir).name == "bad" else f"{__name__}:echo"
+        row = real(run_dir, target=target, **options)
+        done.append(row["run"])
+        return row
+
+    monkeypatch.setattr(isolated, "evaluate_isolated", with_target)
+    runs = [SimpleNamespace(name=name, run_dir=tmp_path / name) for name in ("bad", "good")]
+    with pytest.raises(UserError, match=r"evaluation of bad crashed \(signal SEGV\)"):
+        metrics.compute(runs, n=N, recompute=True)
+    assert done == ["good"]
+
+
+def test_the_gallery_of_a_run_pairs_each_sample_with_its_nearest_training_images(runs, extractor_dir):
+    from evaluation.memorization import run_gallery
+
+    images, train, rows = run_gallery(runs / "vae", samples=4, k=2, cache_dir=extractor_dir)
+    assert images.shape == (4, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+    assert len(rows) == 4 and all(len(r["indices"]) == 2 and r["distances"] == sorted(r["distances"]) for r in rows)
+    assert all(0 <= i < len(train) for r in rows for i in r["indices"])
