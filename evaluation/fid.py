@@ -22,6 +22,7 @@ from .bootstrap import Blocks, interval
 KID_SUBSETS = 100
 KID_MAX_SUBSET = 1000
 KERNEL_CHUNK = 1000
+JITTER = 1e-9
 FID_BOOTSTRAP_MAX_DIM = 512  # Inception's 2 048 features: 200 eigendecompositions of 2 048² are too slow
 
 
@@ -118,10 +119,14 @@ class FidMoments:
 
 def _trace_sqrt_product(cov_a: torch.Tensor, cov_b: torch.Tensor) -> torch.Tensor:
     """Tr (S_a S_b)^1/2 per batch entry: the eigenvalues of S_a S_b are those of the symmetric L^T S_b L
-    (S_a = L L^T, Cholesky), so one symmetric eigenvalue solve each; a singular S_a uses its eigenvector root."""
-    root, info = torch.linalg.cholesky_ex(cov_a)
+    (S_a = L L^T, Cholesky), so one symmetric eigenvalue solve each. Features with dead units make S_a
+    singular, so JITTER x its mean variance is added to its diagonal first: a shift of about 1e-4 in FID, the
+    same in every replicate (intervals are re-centred on the exact estimate, so it cancels)."""
+    scale = cov_a.diagonal(dim1=1, dim2=2).mean(1).clamp_min(1e-12) * JITTER
+    eye = torch.eye(cov_a.shape[1], dtype=cov_a.dtype)
+    root, info = torch.linalg.cholesky_ex(cov_a + scale.view(-1, 1, 1) * eye)
     singular = info != 0
-    if singular.any():
+    if singular.any():  # not even the jitter helped: the eigenvector root
         vals, vecs = torch.linalg.eigh(cov_a[singular])
         root[singular] = vecs * vals.clamp_min(0).sqrt().unsqueeze(1)
     return torch.linalg.eigvalsh(root.transpose(1, 2) @ cov_b @ root).clamp_min(0).sqrt().sum(1)

@@ -19,11 +19,16 @@ CHUNK = 1000
 
 def nearest_train(query: torch.Tensor, train: torch.Tensor, k: int = 1, chunk: int = CHUNK):
     """(distances, indices), each (N, k): the k nearest training features of each query feature, nearest first.
-    Float64: float32 distances of an exact copy come out around 1e-3, not 0."""
-    query, train = query.double(), train.double()
+
+    The neighbours are found with float32 distances (fast, matrix-product based); their distances are then
+    recomputed in float64, because float32 puts an exact copy about 1e-3 away instead of 0."""
     k = min(k, len(train))
-    found = [torch.cdist(part, train).topk(k, dim=1, largest=False) for part in query.split(chunk)]
-    return torch.cat([f.values for f in found]), torch.cat([f.indices for f in found])
+    indices = torch.cat(
+        [torch.cdist(part.float(), train.float()).topk(k, dim=1, largest=False).indices for part in query.split(chunk)]
+    )
+    distances = (query.double().unsqueeze(1) - train.double()[indices]).norm(dim=-1)
+    order = distances.argsort(dim=1)
+    return distances.gather(1, order), indices.gather(1, order)
 
 
 def copy_threshold(heldout_feats: torch.Tensor, train_feats: torch.Tensor, quantile: float = COPY_QUANTILE) -> float:

@@ -39,7 +39,7 @@ def test_fid_of_all_blocks_equals_torchmetrics_fid():
     a, b = gaussian(1003, 12, 0), gaussian(797, 12, 1, shift=0.4)
     blocks_a, blocks_b = Blocks.random(len(a), 0), Blocks.random(len(b), 1)
     value = fid_replicates(FidMoments(a, blocks_a), FidMoments(b, blocks_b), ones(blocks_a), ones(blocks_b))
-    assert value.item() == pytest.approx(frechet_distance(a, b), rel=1e-9)
+    assert value.item() == pytest.approx(frechet_distance(a, b), rel=1e-7)  # 1e-9 x variance of jitter
 
 
 def test_kid_of_all_blocks_equals_the_unbiased_mmd_over_all_pairs():
