@@ -26,8 +26,9 @@ class PrdcBlocks:
     """Ball counts between the points of one set and the blocks of the other (both sets in block order).
 
     - ``real_balls[j, g]``: real balls of block g holding fake j (precision, density);
-    - ``fake_balls[i, h]``: fakes of block h whose ball holds real i (recall);
-    - ``covering[i, h]``: fakes of block h inside real i's ball (coverage).
+    - ``fake_balls[h, i]``: fakes of block h whose ball holds real i (recall);
+    - ``covering[h, i]``: fakes of block h inside real i's ball (coverage).
+    One pass over fake x real distances, in chunks of fakes.
     """
 
     def __init__(self, real, fake, blocks_real: Blocks, blocks_fake: Blocks, *, k: int, real_radii=None, chunk=CHUNK):
@@ -39,18 +40,17 @@ class PrdcBlocks:
         fake_radii = knn_radii(fake, k, chunk)[blocks_fake.order]
         real, real_radii = real[blocks_real.order], real_radii[blocks_real.order]
         fake = fake[blocks_fake.order]
-        self.real_balls = torch.cat(
-            [
-                blocks_real.sum_sorted((torch.cdist(part, real) < real_radii).float(), dim=1)
-                for part in fake.split(chunk)
-            ]
-        )
-        fake_balls, covering = [], []
-        for part, radii in zip(real.split(chunk), real_radii.split(chunk)):
-            dist = torch.cdist(part, fake)
-            fake_balls.append(blocks_fake.sum_sorted((dist < fake_radii).float(), dim=1))
-            covering.append(blocks_fake.sum_sorted((dist < radii.unsqueeze(1)).float(), dim=1))
-        self.fake_balls, self.covering = torch.cat(fake_balls), torch.cat(covering)
+        fake_labels = torch.repeat_interleave(torch.arange(blocks_fake.count), blocks_fake.sizes.long())
+        self.fake_balls = torch.zeros(blocks_fake.count, len(real))
+        self.covering = torch.zeros(blocks_fake.count, len(real))
+        real_balls = []
+        for rows in torch.arange(len(fake)).split(chunk):
+            dist = torch.cdist(fake[rows], real)
+            inside = (dist < real_radii).float()
+            real_balls.append(blocks_real.sum_sorted(inside, dim=1))
+            self.covering.index_add_(0, fake_labels[rows], inside)
+            self.fake_balls.index_add_(0, fake_labels[rows], (dist < fake_radii[rows].unsqueeze(1)).float())
+        self.real_balls = torch.cat(real_balls)
 
     def replicates(self, counts_real: torch.Tensor, counts_fake: torch.Tensor) -> dict[str, torch.Tensor]:
         """The four scores (R,) of R weighted unions of blocks (counts: (R, G_real), (R, G_fake))."""
@@ -60,8 +60,8 @@ class PrdcBlocks:
         balls = self.real_balls @ counts_real.T  # (n_fake, R): real balls holding each fake
         in_real = (self.blocks_fake.sum_sorted((balls > 0).float()).T * counts_fake).sum(1)
         density = (self.blocks_fake.sum_sorted(balls).T * counts_fake).sum(1)
-        in_fake = self.blocks_real.sum_sorted((self.fake_balls @ counts_fake.T > 0).float()).T
-        covered = self.blocks_real.sum_sorted((self.covering @ counts_fake.T > 0).float()).T
+        in_fake = self.blocks_real.sum_sorted((self.fake_balls.T @ counts_fake.T > 0).float()).T
+        covered = self.blocks_real.sum_sorted((self.covering.T @ counts_fake.T > 0).float()).T
         return {
             "precision": in_real / n_fake,
             "recall": (in_fake * counts_real).sum(1) / n_real,
