@@ -237,7 +237,7 @@ def evaluate_run(
         bootstrap=bootstrap,
     )
     stored = load_metrics(ctx.run_dir).get(key) if use_cache else None
-    if stored and stored.get("weights_sha256") == ctx.weights_hash:
+    if stored and ctx.weights_hash is not None and stored.get("weights_sha256") == ctx.weights_hash:
         return stored
     model = _load_model(ctx)
     row = _new_row(ctx, model)
