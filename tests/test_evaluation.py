@@ -346,7 +346,10 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
     assert_one_line_error(run_cli("evaluation", str(tmp_path / "missing")), mentions="does not exist")
 
 
-@pytest.mark.parametrize("case", ["n_zero", "out_folder", "corrupt_run", "bad_sampler", "gmm_without_encoder"])
+@pytest.mark.parametrize(
+    "case",
+    ["n_zero", "out_folder", "corrupt_run", "bad_sampler", "gmm_without_encoder", "bootstrap", "sanity_out_folder"],
+)
 def test_cli_bad_input_in_process(case, tiny_runs, tmp_path, capsys):
     run = str(tiny_runs / "vae")
     if case == "corrupt_run":
@@ -359,6 +362,10 @@ def test_cli_bad_input_in_process(case, tiny_runs, tmp_path, capsys):
         argv, mention = [run, "--csv", str(tmp_path / "nowhere" / "t.csv")], "does not exist"
     elif case == "gmm_without_encoder":
         argv, mention = [str(tiny_runs / "dcgan"), "--sampler", "gmm"], "encoder"
+    elif case == "bootstrap":
+        argv, mention = [run, "--bootstrap", "-1"], "--bootstrap"
+    elif case == "sanity_out_folder":
+        argv, mention = ["sanity", "--json", str(tmp_path / "nowhere" / "p.json")], "does not exist"
     else:
         argv, mention = [run, "--sampler", "best"], "--sampler"
     assert evaluation_main(argv) == 2
