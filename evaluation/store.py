@@ -25,6 +25,7 @@ HASH_CHUNK = 2**20
 TEXT_KEYS = ("run", "model", "dataset", "sampler", "extractor_id", "recon_method", "likelihood", "weights_sha256")
 LIST_KEYS = {"seeds": int, "warnings": str, "class_histogram": float, "kl_per_dim": float}
 INTERVAL_SUFFIXES = ("_std", "_ci_low", "_ci_high")
+DICT_KEYS = ("protocol", "capabilities")
 
 
 def settings_key(
@@ -101,7 +102,17 @@ def valid_row(row) -> bool:
             kind = (int, float) if LIST_KEYS[key] is float else LIST_KEYS[key]
             if not (isinstance(value, list) and all(isinstance(v, kind) and not isinstance(v, bool) for v in value)):
                 return False
+        if key in DICT_KEYS and not (value is None or isinstance(value, dict)):
+            return False
+        if key == "fid_curve" and not (value is None or _valid_curve(value)):
+            return False
     return True
+
+
+def _valid_curve(points) -> bool:
+    return isinstance(points, list) and all(
+        isinstance(p, dict) and all(_is_number(p.get(k)) for k in ("n", "fid", "ci_low", "ci_high")) for p in points
+    )
 
 
 def load_metrics(run_dir) -> dict[str, dict]:

@@ -187,6 +187,8 @@ def test_stored_rows_with_wrong_types_are_dropped(tmp_path):
         "seeds_text": {**good, "seeds": "0"},
         "warning_number": {**good, "warnings": [3]},
         "interval_list": {**good, "fid_ci_high": [2.0]},
+        "protocol_text": {**good, "protocol": "n=5000"},
+        "curve_of_text": {**good, "fid_curve": [{"n": "500", "fid": 1.0}]},
         "not_a_row": [1, 2],
     }
     (tmp_path / METRICS_FILE).write_text(json.dumps({"good": good, **bad}))
