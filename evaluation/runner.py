@@ -202,7 +202,9 @@ def draw_samples(model, draw, n: int, generator: torch.Generator, name: str = "t
         images = [
             model.decode(draw(min(SAMPLE_BATCH, n - start), generator)).cpu() for start in range(0, n, SAMPLE_BATCH)
         ]
-    return torch.cat(images).clamp(0, 1)
+    images = torch.cat(images)
+    check_finite(images, f"the samples of {name}")  # a NaN made after the last layer (e.g. by a functional op)
+    return images.clamp(0, 1)
 
 
 def evaluate_run(
