@@ -441,7 +441,7 @@ def _finish(ctx: Context, key: str, row: dict, started: float, progress: Progres
     )
     row["seconds"] = round(time.perf_counter() - started, 2)
     row["evaluated"] = datetime.now(UTC).isoformat(timespec="seconds")
-    store_row(ctx.run_dir, key, row)
+    row = store_row(ctx.run_dir, key, row)
     if progress:
         progress(1.0, "done")
-    return load_metrics(ctx.run_dir).get(key, row)
+    return row

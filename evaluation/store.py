@@ -100,7 +100,9 @@ def valid_row(row) -> bool:
             return False
         if key in LIST_KEYS:
             kind = (int, float) if LIST_KEYS[key] is float else LIST_KEYS[key]
-            if not (isinstance(value, list) and all(isinstance(v, kind) and not isinstance(v, bool) for v in value)):
+            if value is not None and not (
+                isinstance(value, list) and all(isinstance(v, kind) and not isinstance(v, bool) for v in value)
+            ):
                 return False
         if key in DICT_KEYS and not (value is None or isinstance(value, dict)):
             return False
@@ -140,7 +142,12 @@ def _plain(value):
     return value
 
 
-def store_row(run_dir, key: str, row: dict) -> None:
+def store_row(run_dir, key: str, row: dict) -> dict:
+    """Store ``row`` under ``key`` (beside the other valid rows) and return it as it will be read back."""
+    row = json.loads(json.dumps(_plain(row)))
+    if not valid_row(row):
+        raise ValueError(f"evaluation made a row that its own reader would reject: {key}")  # a bug, not bad input
     stored = load_metrics(run_dir)
-    stored[key] = _plain(row)
+    stored[key] = row
     atomic_write_bytes(Path(run_dir) / METRICS_FILE, json.dumps(stored, indent=1).encode())
+    return row
