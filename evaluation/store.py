@@ -18,6 +18,7 @@ from pathlib import Path
 from generators.checkpoints import WEIGHTS, atomic_write_bytes
 
 from .metric_specs import METRICS
+from .protocol import EVALUATION_VERSION
 
 METRICS_FILE = "metrics.json"
 MAX_BYTES = 16 * 2**20
@@ -31,11 +32,11 @@ DICT_KEYS = ("protocol", "capabilities")
 def settings_key(
     *, n: int, seeds, sampler: str, extractor_id: str, iwae_k: int, inversion_steps: int, bootstrap: int
 ) -> str:
-    """The key of a stored row: every setting that changes a number."""
+    """The key of a stored row: every setting that changes a number, and the version of the metrics' code."""
     seed_text = ",".join(str(s) for s in seeds)
     return (
         f"n={n}|seeds={seed_text}|sampler={sampler}|extractor={extractor_id}|iwae_k={iwae_k}"
-        f"|inversion_steps={inversion_steps}|bootstrap={bootstrap}"
+        f"|inversion_steps={inversion_steps}|bootstrap={bootstrap}|version={EVALUATION_VERSION}"
     )
 
 
