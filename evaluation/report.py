@@ -16,6 +16,7 @@ import pandas as pd
 
 from .metric_specs import METRICS, Metric
 from .protocol import compare_protocols
+from .store import LIST_KEYS
 
 # (row key, column label, format) of the columns that describe a run rather than score it
 INFO_COLUMNS = {
@@ -72,7 +73,7 @@ SANITY_KEYS = (
     "modes",
     "sharpness",
 )
-LIST_KEYS = ("seeds", "class_histogram", "kl_per_dim", "warnings")
+
 JSON_KEYS = ("fid_curve", "protocol", "capabilities")
 NOT_APPLICABLE = "n/a"
 
