@@ -312,18 +312,31 @@ def extractor_cache() -> Path:
 
 
 def compute(runs, n: int, recompute: bool) -> None:
-    """Evaluate each run (stored in its metrics.json), with one progress bar for all of them."""
-    from evaluation import evaluate_run
+    """Evaluate each run (stored in its metrics.json), with one progress bar for all of them.
+
+    Each run is evaluated in a child process (``evaluation.isolated``), so a crash in native code ends that
+    evaluation, not the server; the runs that failed are reported together after the others are done.
+    """
+    from evaluation.isolated import evaluate_isolated
+    from generators.errors import UserError
 
     bar = st.progress(0.0, text="Starting the evaluation…")
+    failures = []
     for i, run in enumerate(runs):
 
         def report(fraction: float, message: str, i=i, run=run) -> None:
             overall = (i + min(max(fraction, 0.0), 1.0)) / len(runs)
             bar.progress(overall, text=f"{run.name}: {message}")
 
-        evaluate_run(run.run_dir, n=n, progress=report, use_cache=not recompute, cache_dir=extractor_cache())
+        try:
+            evaluate_isolated(
+                run.run_dir, n=n, progress=report, use_cache=not recompute, cache_dir=str(extractor_cache())
+            )
+        except UserError as exc:
+            failures.append(str(exc))
     bar.progress(1.0, text="Done: the metrics are stored in each run's metrics.json.")
+    if failures:
+        raise UserError(" | ".join(failures))
 
 
 def render_compute_form(selection: Selection, shown_n: int | None) -> None:

@@ -1,4 +1,5 @@
 """Command line: python -m evaluation RUN_DIR [RUN_DIR ...] -> a table on the terminal and in files.
+python -m evaluation sanity [--dataset mnist5k] [--n N] [--json F] [--markdown F] -> the metric sanity panel.
 
 Bad input (a missing or corrupt run, n <= 0, an output file in a missing folder, Inception offline) gives
 one line on stderr and exit code 2.
@@ -16,10 +17,12 @@ from generators.errors import UserError, run_command
 from generators.registry import load_plugins
 from generators.samplers import SAMPLERS
 
+from .bootstrap import DEFAULT_B
 from .inversion import INVERSION_STEPS
 from .runner import EXTRACTORS
 
 FORMATS = ("json", "markdown", "latex", "csv")
+SANITY_FORMATS = ("json", "markdown")
 MAX_IWAE_K = 10_000
 MAX_INVERSION_STEPS = 100_000
 MAX_SEEDS = 100
@@ -45,13 +48,37 @@ def build_parser() -> OneLineParser:
     )
     parser.add_argument("--extractor-dir", default="checkpoints/_extractors", help="where extractors are cached")
     parser.add_argument("--no-cache", action="store_true", help="recompute even if metrics.json has the row")
+    _add_bootstrap(parser)
     for fmt in FORMATS:
         parser.add_argument(f"--{fmt}", metavar="FILE", help=f"also write the table as {fmt}")
     return parser
 
 
-def _check_outputs(args) -> dict[str, Path]:
-    outputs = {fmt: Path(getattr(args, fmt)) for fmt in FORMATS if getattr(args, fmt)}
+def _add_bootstrap(parser) -> None:
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=DEFAULT_B,
+        metavar="B",
+        help=f"bootstrap resamples of the 95 %% intervals (0: none; default {DEFAULT_B})",
+    )
+
+
+def build_sanity_parser() -> OneLineParser:
+    parser = OneLineParser(
+        prog="python -m evaluation sanity", description="every metric on real images and corrupted copies of them"
+    )
+    parser.add_argument("--dataset", default="mnist5k", help="dataset to corrupt (default mnist5k)")
+    parser.add_argument("--n", type=int_in(6, MAX_SAMPLES), default=5000, help="training images in the reference")
+    parser.add_argument("--extractor-dir", default="checkpoints/_extractors", help="where extractors are cached")
+    _add_bootstrap(parser)
+    for fmt in SANITY_FORMATS:
+        parser.add_argument(f"--{fmt}", metavar="FILE", help=f"also write the panel as {fmt}")
+    return parser
+
+
+def _check_outputs(args, formats=FORMATS) -> dict[str, Path]:
+    outputs = {fmt: Path(getattr(args, fmt)) for fmt in formats if getattr(args, fmt)}
     for fmt, path in outputs.items():
         if not path.parent.is_dir():
             raise UserError(f"the folder of --{fmt} ({path.parent}) does not exist")
@@ -68,7 +95,31 @@ def parse_args(argv: list[str] | None = None):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sanity"]:
+        return run_command(lambda: _sanity(build_sanity_parser().parse_args(argv[1:])))
     return run_command(lambda: _evaluate(parse_args(argv)))
+
+
+def _sanity(args) -> int:
+    from generators.checkpoints import atomic_write_bytes
+
+    from . import report
+    from .runner import MAX_BOOTSTRAP, check_cache_dir
+    from .sanity import sanity_panel
+
+    outputs = _check_outputs(args, SANITY_FORMATS)
+    if not 0 <= args.bootstrap <= MAX_BOOTSTRAP:
+        raise UserError(f"--bootstrap must be from 0 to {MAX_BOOTSTRAP}, got {args.bootstrap}")
+    check_cache_dir(args.extractor_dir)
+    rows = sanity_panel(args.dataset, n=args.n, bootstrap=args.bootstrap, cache_dir=args.extractor_dir)
+    text = report.sanity_markdown(rows)
+    print(text)
+    contents = {"json": report.to_json(rows), "markdown": text}
+    for fmt, path in outputs.items():
+        atomic_write_bytes(path, contents[fmt].encode())
+        print(f"wrote {fmt} to {path}")
+    return 0
 
 
 def _evaluate(args) -> int:
@@ -106,6 +157,7 @@ def _evaluate(args) -> int:
                     progress=progress,
                     use_cache=not args.no_cache,
                     cache_dir=args.extractor_dir,
+                    bootstrap=args.bootstrap,
                 )
             )
         bar.n = len(args.run_dirs)

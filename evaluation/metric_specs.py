@@ -22,6 +22,7 @@ class Metric:
     fmt: str = ".3f"  # format spec of one value; "kid" = ×10³ with two decimals
     needs: tuple[str, ...] = ()  # capability names (attributes of generators.base.Capabilities) it requires
     headline: bool = False  # shown in the summary tables (the rest: full CSV/JSON and expanders)
+    interval: bool = False  # the row also holds ``<key>_ci_low`` and ``<key>_ci_high`` (95 % bootstrap)
 
     @property
     def arrow(self) -> str:
@@ -56,6 +57,7 @@ _METRICS = (
         "Fréchet distance between feature statistics of samples and real images.",
         ".2f",
         headline=True,
+        interval=True,
     ),
     Metric(
         "fid_floor",
@@ -75,6 +77,31 @@ _METRICS = (
         headline=True,
     ),
     Metric(
+        "fid_test",
+        "FID (test)",
+        "",
+        LOWER,
+        "FID against the held-out test split: a model that memorised its training images scores no better here.",
+        ".2f",
+        headline=True,
+    ),
+    Metric(
+        "fid_test_floor",
+        "test floor",
+        "",
+        LOWER,
+        "FID between an equal-size training subset and the test split: the best score against the test split.",
+        ".2f",
+    ),
+    Metric(
+        "fid_inf",
+        "FID∞",
+        "",
+        LOWER,
+        "FID extrapolated to infinitely many samples (linear fit of FID against 1/n, Chong & Forsyth 2020).",
+        ".2f",
+    ),
+    Metric(
         "kid_mean",
         "KID",
         "×10³",
@@ -82,6 +109,15 @@ _METRICS = (
         "Kernel (MMD²) distance of the features; unbiased at small n.",
         "kid",
         headline=True,
+        interval=True,
+    ),
+    Metric(
+        "kid_std",
+        "KID spread",
+        "×10³",
+        None,
+        "Standard deviation of KID over its random subsets of samples.",
+        "kid",
     ),
     Metric(
         "precision",
@@ -90,6 +126,7 @@ _METRICS = (
         HIGHER,
         "Share of samples that fall inside the real data's manifold (quality).",
         headline=True,
+        interval=True,
     ),
     Metric(
         "recall",
@@ -98,14 +135,31 @@ _METRICS = (
         HIGHER,
         "Share of real images whose neighbourhood the samples reach (diversity).",
         headline=True,
+        interval=True,
     ),
-    Metric("density", "density", "", HIGHER, "Outlier-robust precision: how many real neighbourhoods hold a sample."),
+    Metric(
+        "density",
+        "density",
+        "",
+        HIGHER,
+        "Outlier-robust precision: how many real neighbourhoods hold a sample.",
+        interval=True,
+    ),
     Metric(
         "coverage",
         "coverage",
         "",
         HIGHER,
         "Outlier-robust recall: share of real neighbourhoods with a sample.",
+        headline=True,
+        interval=True,
+    ),
+    Metric(
+        "copy_rate",
+        "copy rate",
+        "",
+        LOWER,
+        "Share of samples closer to a training image than 95 % of held-out real images are (≈ 0.05 = no copying).",
         headline=True,
     ),
     Metric(

@@ -1,45 +1,97 @@
 """Rows of metrics -> tables: a pandas frame, Markdown, LaTeX (booktabs), CSV, JSON and terminal text.
 
-The summary tables (Markdown, LaTeX, terminal) show one row per run with the headline metrics, ``mean ± std``
-where several seeds were run, and the warnings underneath. CSV and JSON hold every column.
+The summary tables (Markdown, LaTeX, terminal) show one row per run with the headline metrics: labels, units,
+↑/↓ arrows and formats come from ``metric_specs.METRICS``; a value is shown as ``value [low, high]`` with its
+95 % interval, ``mean ± std`` where several seeds were run, and "n/a" where the metric needs a capability the
+run's model lacks. The warnings go underneath. CSV and JSON hold every column.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import pandas as pd
 
-# (row key, column label, format) of the summary tables; the label says the unit and which way is better
-SUMMARY_COLUMNS = (
-    ("run", "run", "s"),
-    ("model", "model", "s"),
-    ("sampler", "sampler", "s"),
-    ("n_fake", "n", "d"),
-    ("fid", "FID ↓", ".2f"),
-    ("fid_floor", "floor", ".2f"),
-    ("fid_ratio", "FID/floor ↓", ".2f"),
-    ("kid_mean", "KID×10³ ↓", "kid"),
-    ("precision", "prec ↑", ".3f"),
-    ("recall", "recall ↑", ".3f"),
-    ("density", "density", ".3f"),
-    ("coverage", "cover ↑", ".3f"),
-    ("modes", "modes", "g"),
-    ("mode_kl", "mode KL ↓", ".3f"),
-    ("sharpness", "sharp", ".2f"),
-    ("smoothness", "smooth ↓", ".2f"),
-    ("recon_method", "recon via", "s"),
-    ("recon_mse", "MSE ↓", ".4f"),
-    ("recon_psnr", "PSNR ↑", ".2f"),
-    ("recon_ssim", "SSIM ↑", ".3f"),
-    ("elbo_nats", "ELBO ↑", ".1f"),
-    ("iwae_nats", "IWAE ↑", ".1f"),
-    ("iwae_bits_per_dim", "bits/dim ↓", ".3f"),
-    ("active_units", "active", "d"),
-    ("extractor_id", "extractor", "s"),
+from .metric_specs import METRICS, Metric
+from .protocol import compare_protocols
+from .store import LIST_KEYS
+
+# (row key, column label, format) of the columns that describe a run rather than score it
+INFO_COLUMNS = {
+    "case": ("case", "s"),
+    "run": ("run", "s"),
+    "model": ("model", "s"),
+    "sampler": ("sampler", "s"),
+    "n_fake": ("n", "d"),
+    "recon_method": ("recon via", "s"),
+    "extractor_id": ("extractor", "s"),
+}
+SUMMARY_KEYS = (
+    "run",
+    "model",
+    "sampler",
+    "n_fake",
+    "fid",
+    "fid_floor",
+    "fid_ratio",
+    "fid_test",
+    "fid_test_floor",
+    "fid_inf",
+    "kid_mean",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "copy_rate",
+    "modes",
+    "mode_kl",
+    "sharpness",
+    "smoothness",
+    "recon_method",
+    "recon_mse",
+    "recon_psnr",
+    "recon_ssim",
+    "elbo_nats",
+    "iwae_nats",
+    "iwae_bits_per_dim",
+    "active_units",
+    "extractor_id",
 )
-LIST_KEYS = ("seeds", "class_histogram", "kl_per_dim", "warnings")
+SANITY_KEYS = (
+    "case",
+    "n_fake",
+    "fid",
+    "fid_ratio",
+    "kid_mean",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "copy_rate",
+    "modes",
+    "sharpness",
+)
+
+JSON_KEYS = ("fid_curve", "protocol", "capabilities")
+NOT_APPLICABLE = "n/a"
+
+
+def column_title(metric: Metric) -> str:
+    """The column label of a metric: its label, its ×10³ scale where the values are scaled, its arrow."""
+    return metric.label + ("×10³" if metric.fmt == "kid" else "") + metric.arrow
+
+
+def summary_columns(keys=SUMMARY_KEYS) -> list[tuple[str, str, str]]:
+    """(row key, column label, format) of the summary tables, in order."""
+    columns = []
+    for key in keys:
+        if key in INFO_COLUMNS:
+            columns.append((key, *INFO_COLUMNS[key]))
+        else:
+            columns.append((key, column_title(METRICS[key]), METRICS[key].fmt))
+    return columns
 
 
 def _number(value, fmt: str) -> str:
@@ -47,25 +99,37 @@ def _number(value, fmt: str) -> str:
         return f"{value * 1e3:.2f}"
     if isinstance(value, float) and math.isinf(value):
         return "∞"
+    if fmt == "d" and isinstance(value, float):
+        return f"{value:.1f}"
     return format(value, fmt)
+
+
+def applies(metric: Metric, row: dict) -> bool:
+    """Whether the run's model has the capabilities the metric needs (rows without stored capabilities: yes)."""
+    capabilities = row.get("capabilities")
+    return not isinstance(capabilities, dict) or metric.applies_to(SimpleNamespace(**capabilities))
 
 
 def _cell(row: dict, key: str, fmt: str) -> str:
     value = row.get(key)
     if value is None:
-        return "–"
+        return NOT_APPLICABLE if key in METRICS and not applies(METRICS[key], row) else "–"
     if fmt == "s":
         return str(value)
     text = _number(value, fmt)
+    low, high = row.get(f"{key}_ci_low"), row.get(f"{key}_ci_high")
+    if low is not None and high is not None:
+        text += f" [{_number(low, fmt)}, {_number(high, fmt)}]"
     std = row.get(f"{key}_std")
     return f"{text} ± {_number(std, fmt)}" if std is not None else text
 
 
-def summary_frame(rows: list[dict]) -> pd.DataFrame:
-    """The headline columns as formatted text, one row per run."""
+def summary_frame(rows: list[dict], keys=SUMMARY_KEYS) -> pd.DataFrame:
+    """The headline columns (``keys``) as formatted text, one row per run."""
+    columns = summary_columns(keys)
     return pd.DataFrame(
-        [[_cell(row, key, fmt) for key, _, fmt in SUMMARY_COLUMNS] for row in rows],
-        columns=[label for _, label, _ in SUMMARY_COLUMNS],
+        [[_cell(row, key, fmt) for key, _, fmt in columns] for row in rows],
+        columns=[label for _, label, _ in columns],
     )
 
 
@@ -79,6 +143,9 @@ def rows_to_frame(rows: list[dict]) -> pd.DataFrame:
         if key in frame:
             joiner = "; " if key == "warnings" else ","
             frame[key] = frame[key].map(lambda v, j=joiner: j.join(str(x) for x in v) if isinstance(v, list) else v)
+    for key in JSON_KEYS:
+        if key in frame:
+            frame[key] = frame[key].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
     return frame
 
 
@@ -87,28 +154,48 @@ def warning_lines(rows: list[dict]) -> list[str]:
 
 
 def provenance(rows: list[dict]) -> str:
-    """One sentence on how the numbers were made, for under a table."""
+    """How the numbers were made, for under a table; rows made under different protocols are flagged."""
     parts = []
     for row in rows:
         acc = row.get("extractor_test_acc")
         acc_text = f", test accuracy {acc:.1%}" if acc is not None else ""
+        boot = row.get("bootstrap")
+        boot_text = f"; [low, high]: 95 % bootstrap interval ({boot} resamples)" if boot else ""
         parts.append(
             f"{row.get('run')}: features of {row.get('extractor_id')}{acc_text}; "
-            f"{row.get('n_real')} real ({row.get('reference', 'train split')}) vs {row.get('n_fake')} "
-            f"samples, seeds {','.join(str(s) for s in row.get('seeds') or [])}; "
-            f"reconstruction on {row.get('recon_n')} test images"
+            f"{row.get('n_real')} real ({row.get('reference', 'train split')}) and {row.get('n_test')} held-out "
+            f"test images vs {row.get('n_fake')} samples, seeds {','.join(str(s) for s in row.get('seeds') or [])}"
+            f"{boot_text}; reconstruction on {row.get('recon_n')} test images"
         )
-    return ". ".join(parts) + "."
+    check = compare_protocols(rows)
+    mixed = [] if check.same or len(rows) < 2 else [f"Not comparable as they stand: {check.describe()}"]
+    return ". ".join(parts + mixed) + "."
+
+
+def markdown_table(frame: pd.DataFrame) -> list[str]:
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    return lines + ["| " + " | ".join(str(v).replace("|", "\\|") for v in values) + " |" for values in frame.values]
 
 
 def to_markdown(rows: list[dict]) -> str:
-    frame = summary_frame(rows)
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(str(v).replace("|", "\\|") for v in values) + " |" for values in frame.values]
-    lines += ["", provenance(rows)]
+    lines = [*markdown_table(summary_frame(rows)), "", provenance(rows)]
     warnings = warning_lines(rows)
     if warnings:
         lines += ["", "Warnings:", *[f"- {w}" for w in warnings]]
+    return "\n".join(lines) + "\n"
+
+
+def sanity_markdown(rows: list[dict]) -> str:
+    """The sanity panel: one row per corruption of real images, what each means, and the reference."""
+    lines = [*markdown_table(summary_frame(rows, SANITY_KEYS)), ""]
+    lines += [f"- **{row['case']}**: {row['meaning']}" for row in rows]
+    if rows:
+        first = rows[0]
+        lines += [
+            "",
+            f"Reference: {first['n_real']} training images of {first['dataset']}, features of "
+            f"{first['extractor_id']}; [low, high]: 95 % bootstrap interval ({first['bootstrap']} resamples).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -146,7 +233,7 @@ def to_latex(rows: list[dict]) -> str:
         r"\centering",
         r"\scriptsize",
         r"\setlength{\tabcolsep}{3pt}",
-        r"\begin{tabular}{" + "".join("l" if fmt == "s" else "r" for _, _, fmt in SUMMARY_COLUMNS) + "}",
+        r"\begin{tabular}{" + "".join("l" if fmt == "s" else "r" for _, _, fmt in summary_columns()) + "}",
         r"\toprule",
         " & ".join(_latex_escape(c) for c in frame.columns) + r" \\",
         r"\midrule",

@@ -1,149 +1,136 @@
-"""Score one run folder: sample, extract features once, compute every metric, store the row in the run.
+"""Score one run folder: the stages of ``evaluate_run``, in the order they run.
 
-Sample-based metrics (FID, KID, PRDC, modes, sharpness, smoothness) are repeated per seed and reported as
-the mean with a ``<metric>_std`` column when there are several seeds. The real-vs-real floor,
-reconstruction and likelihood do not depend on the sampling seed and are computed once. Subsets of the
-test split used by the slower metrics are fixed (seeded) and their sizes are part of the row.
+1. ``_open``: check the settings and the run, load its dataset and the feature extractor, hash its weights;
+   a stored row made with the same settings from the same weights is returned as it is.
+2. ``_reference_stage``: real features once (a fixed, seeded train subset and the held-out test split).
+3. ``_sample_stage``: per sampling seed, draw samples and score them (``scoring.score_samples``: FID, KID,
+   PRDC with bootstrap intervals, FID on the test split, copy rate, classes, sharpness), plus the latent
+   smoothness; several seeds are reported as the mean with ``<metric>_std``.
+4. ``CAPABILITY_STAGES``: metrics that exist only for some models, each run when the model's capabilities
+   allow (reconstruction for all, by encode-decode or latent inversion; likelihood for a posterior). A new
+   kind of metric (e.g. for class-conditional models) is one more ``Stage`` here.
+5. ``_finish``: the protocol, the warnings and the time; the row is stored in the run's metrics.json.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
-from generators.checkpoints import atomic_write_bytes, load_run, read_run_info
+from generators.checkpoints import load_run, read_run_info
 from generators.data import load_run_dataset
 from generators.errors import UserError
 from generators.registry import capabilities_of
 from generators.samplers import GMM_FILE, SAMPLERS, latent_sampler
+from generators.training import first_non_finite
 
+from .bootstrap import DEFAULT_B
 from .features import DEFAULT_CACHE_DIR, get_extractor, inception_extractor, require_labels
-from .fid import fid_floor, frechet_distance, kernel_distance
 from .inversion import INVERSION_LR, INVERSION_RESTARTS, INVERSION_STEPS, inversion_method, invert
 from .likelihood import latent_usage, likelihood_bounds
-from .modes import mode_stats
-from .prdc import prdc
+from .metric_specs import METRICS
+from .protocol import REFERENCE, make_protocol
 from .reconstruction import encode_decode, reconstruction_scores
-from .sharpness import laplacian_variance
+from .scoring import PRDC_K, build_reference, check_finite, check_splits, reference_info, score_samples, subset
 from .smoothness import interpolation_smoothness
+from .store import METRICS_FILE, is_current, load_metrics, settings_key, store_row, weights_sha256
 
-METRICS_FILE = "metrics.json"
+__all__ = ["METRICS_FILE", "check_inputs", "evaluate_run", "is_current", "load_metrics", "settings_key"]
+
 EXTRACTORS = ("classifier", "inception")
-SUBSET_SEED = 0  # which real / test images are used: fixed, so every run is scored on the same images
 SAMPLE_BATCH = 1000
 SMALL_N = 2048
+MAX_BOOTSTRAP = 10_000
 RECON_IMAGES = 2000
 INVERSION_IMAGES = 16  # each costs restarts x steps generator passes, so a small fixed subset
 LIKELIHOOD_IMAGES = 200
 SMOOTHNESS_PAIRS = 64
 SMOOTHNESS_STEPS = 8
-PRDC_K = 5
-SEED_METRICS = (
-    "fid",
-    "fid_ratio",
-    "kid_mean",
-    "kid_std",
-    "precision",
-    "recall",
-    "density",
-    "coverage",
-    "modes",
-    "mode_kl",
-    "sharpness",
-    "smoothness",
-)
+INFO_KEYS = ("run", "model", "dataset", "sampler", "extractor_id", "extractor_test_acc", "n_real", "n_fake", "seeds")
+# every row has these keys (None where a metric does not apply): the metric table's keys and the lists
 ROW_KEYS = (
-    "run",
-    "model",
-    "dataset",
-    "sampler",
-    "extractor_id",
-    "extractor_test_acc",
-    "n_real",
-    "n_fake",
-    "seeds",
-    "seconds",
-    "fid",
-    "fid_floor",
-    "fid_ratio",
-    "kid_mean",
-    "kid_std",
-    "precision",
-    "recall",
-    "density",
-    "coverage",
-    "modes",
-    "mode_kl",
+    *INFO_KEYS,
+    *METRICS,
     "class_histogram",
     "recon_method",
-    "recon_mse",
-    "recon_bce",
-    "recon_psnr",
-    "recon_ssim",
-    "elbo_nats",
-    "iwae_nats",
-    "elbo_bits_per_dim",
-    "iwae_bits_per_dim",
     "likelihood",
-    "active_units",
     "kl_per_dim",
-    "sharpness",
-    "smoothness",
+    "fid_curve",
     "warnings",
 )
 
 Progress = Callable[[float, str], None]
 
 
-def settings_key(*, n: int, seeds, sampler: str, extractor_id: str, iwae_k: int, inversion_steps: int) -> str:
-    """The key of a stored row: every setting that changes a number."""
-    seed_text = ",".join(str(s) for s in seeds)
-    return (
-        f"n={n}|seeds={seed_text}|sampler={sampler}|extractor={extractor_id}|iwae_k={iwae_k}"
-        f"|inversion_steps={inversion_steps}"
-    )
+@dataclass(frozen=True)
+class Settings:
+    """Every choice that changes a number (with the cache folder of the extractor)."""
+
+    n: int
+    seeds: tuple[int, ...]
+    sampler: str
+    extractor: str
+    iwae_k: int
+    inversion_steps: int
+    bootstrap: int
+    cache_dir: str | Path
 
 
-def load_metrics(run_dir) -> dict[str, dict]:
-    """The rows stored in ``<run_dir>/metrics.json`` by settings key; {} when there are none or it is unreadable."""
-    try:
-        stored = json.loads((Path(run_dir) / METRICS_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(stored, dict):
-        return {}
-    return {k: v for k, v in stored.items() if isinstance(v, dict)}
+@dataclass
+class Context:
+    """What the stages of one evaluation share."""
+
+    run_dir: Path
+    settings: Settings
+    info: dict
+    data: object
+    net: object
+    weights_hash: str | None
+    watch: _Stopwatch
+    warnings: list[str] = field(default_factory=list)
 
 
-def store_row(run_dir, key: str, row: dict) -> None:
-    stored = load_metrics(run_dir)
-    stored[key] = row
-    atomic_write_bytes(Path(run_dir) / METRICS_FILE, json.dumps(stored, indent=1).encode())
+class _Stopwatch:
+    """Adds the seconds spent in each named stage to ``timings`` and reports progress between stages."""
+
+    def __init__(self, timings: dict | None, progress: Progress | None, stages: int):
+        self.timings = timings if timings is not None else {}
+        self.progress, self.stages, self.done = progress, stages, 0
+
+    @contextmanager
+    def stage(self, name: str):
+        """A top-level stage: reported as progress, and timed."""
+        if self.progress:
+            self.progress(min(self.done / self.stages, 0.99), name)
+        with self.timed(name):
+            yield
+        self.done += 1
+
+    @contextmanager
+    def timed(self, name: str):
+        """A part of a stage: timed only (the benchmarks read the parts)."""
+        start = time.perf_counter()
+        yield
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
-def _subset(count: int, size: int) -> torch.Tensor:
-    """A fixed random subset of ``size`` indices out of ``count`` (the same for every run)."""
-    return torch.randperm(count, generator=torch.Generator().manual_seed(SUBSET_SEED))[:size]
+def check_cache_dir(cache_dir) -> None:
+    """The extractor cache must be (or be creatable as) a folder: a file on its path is a clear error."""
+    path = Path(cache_dir)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UserError(f"--extractor-dir {path}: {existing} is a file, not a folder; give a folder for the extractors")
 
 
-@torch.inference_mode()
-def draw_samples(model, draw, n: int, generator: torch.Generator) -> torch.Tensor:
-    return torch.cat(
-        [
-            model.decode(draw(min(SAMPLE_BATCH, n - start), generator)).clamp(0, 1).cpu()
-            for start in range(0, n, SAMPLE_BATCH)
-        ]
-    )
-
-
-def _validate(n, seeds, sampler, extractor, iwae_k, inversion_steps) -> tuple[int, ...]:
+def _validate(n, seeds, sampler, extractor, iwae_k, inversion_steps, bootstrap, cache_dir) -> Settings:
     if not isinstance(n, int) or n <= 0:
         raise UserError(f"--n must be a positive integer, got {n}")
     if n <= PRDC_K:
@@ -157,20 +144,21 @@ def _validate(n, seeds, sampler, extractor, iwae_k, inversion_steps) -> tuple[in
         raise UserError(f"unknown extractor {extractor!r}: choose one of {', '.join(EXTRACTORS)}")
     if iwae_k < 1 or inversion_steps < 1:
         raise UserError("--iwae-k and --inversion-steps must be at least 1")
-    return seeds
-
-
-def load_run_data(info: dict):
-    return load_run_dataset(info)
+    if not isinstance(bootstrap, int) or not 0 <= bootstrap <= MAX_BOOTSTRAP:
+        raise UserError(f"--bootstrap must be an integer from 0 (no intervals) to {MAX_BOOTSTRAP}, got {bootstrap}")
+    check_cache_dir(cache_dir)
+    return Settings(n, seeds, sampler, extractor, iwae_k, inversion_steps, bootstrap, cache_dir)
 
 
 def check_inputs(run_dir, *, sampler: str = "prior", extractor: str = "classifier") -> dict:
     """Every bad-input error that can be found before the long work starts (the CLI checks all runs first):
-    an unreadable run, an unreachable dataset, a GMM sampler for a model without an encoder, a dataset
-    without labels for the classifier extractor, Inception weights that cannot be had. Returns the run info."""
+    an unreadable run, an unreachable or too small dataset, a GMM sampler for a model without an encoder, a
+    dataset without labels for the classifier extractor, Inception weights that cannot be had. Returns the
+    run info."""
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
-    data = load_run_data(info)
+    data = load_run_dataset(info)
+    check_splits(data)
     if sampler == "gmm" and not capabilities_of(info).encoder and not (run_dir / GMM_FILE).is_file():
         raise UserError(f"--sampler gmm needs a model with an encoder; {info['model']} has none (use --sampler prior)")
     if extractor == "classifier":
@@ -180,21 +168,40 @@ def check_inputs(run_dir, *, sampler: str = "prior", extractor: str = "classifie
     return info
 
 
-class _Stopwatch:
-    """Adds the seconds spent in each named stage to ``timings`` and reports progress between stages."""
+@contextmanager
+def overflow_guard(model, what: str):
+    """Refuse a network whose layers overflow: a saturating last layer (tanh, sigmoid) can turn infinite
+    activations into finite, meaningless images, so every layer's output is checked, not only the last."""
+    overflowed = []
 
-    def __init__(self, timings: dict | None, progress: Progress | None, stages: int):
-        self.timings = timings if timings is not None else {}
-        self.progress, self.stages, self.done = progress, stages, 0
+    def check(module, inputs, output):
+        if not overflowed and isinstance(output, torch.Tensor) and not torch.isfinite(output).all():
+            overflowed.append(module)
 
-    @contextmanager
-    def stage(self, name: str):
-        if self.progress:
-            self.progress(min(self.done / self.stages, 0.99), name)
-        start = time.perf_counter()
+    names = {module: name for name, module in model.named_modules()}
+    handles = [module.register_forward_hook(check) for module in names]
+    try:
         yield
-        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
-        self.done += 1
+    finally:
+        for handle in handles:
+            handle.remove()
+    if overflowed:
+        raise UserError(
+            f"{what}: layer {names[overflowed[0]] or 'output'!r} gives NaN or infinite values (the weights are "
+            f"broken or far too large), so they cannot be scored"
+        )
+
+
+@torch.inference_mode()
+def draw_samples(model, draw, n: int, generator: torch.Generator, name: str = "the run") -> torch.Tensor:
+    """``n`` samples in [0, 1]; a generator that overflows anywhere is refused (see ``overflow_guard``)."""
+    with overflow_guard(model, f"the samples of {name}"):
+        images = [
+            model.decode(draw(min(SAMPLE_BATCH, n - start), generator)).cpu() for start in range(0, n, SAMPLE_BATCH)
+        ]
+    images = torch.cat(images)
+    check_finite(images, f"the samples of {name}")  # a NaN made after the last layer (e.g. by a functional op)
+    return images.clamp(0, 1)
 
 
 def evaluate_run(
@@ -210,145 +217,228 @@ def evaluate_run(
     use_cache: bool = True,
     cache_dir: str | Path = DEFAULT_CACHE_DIR,
     timings: dict | None = None,
+    bootstrap: int = DEFAULT_B,
 ) -> dict:
-    """One row of metrics for the run in ``run_dir`` (see ROW_KEYS), also stored in its metrics.json.
+    """One row of metrics for the run in ``run_dir``, also stored in its metrics.json.
 
     ``timings``, when given, receives the seconds spent per stage (used by the benchmarks).
     """
-    seeds = _validate(n, seeds, sampler, extractor, iwae_k, inversion_steps)
     started = time.perf_counter()
-    run_dir = Path(run_dir)
-    info = check_inputs(run_dir, sampler=sampler, extractor=extractor)
-    watch = _Stopwatch(timings, progress, stages=4 + 6 * len(seeds))
+    settings = _validate(n, seeds, sampler, extractor, iwae_k, inversion_steps, bootstrap, cache_dir)
+    ctx = _open(Path(run_dir), settings, progress, timings)
+    key = settings_key(
+        n=n,
+        seeds=settings.seeds,
+        sampler=sampler,
+        extractor_id=ctx.net.id,
+        iwae_k=iwae_k,
+        inversion_steps=inversion_steps,
+        bootstrap=bootstrap,
+    )
+    stored = load_metrics(ctx.run_dir).get(key) if use_cache else None
+    if stored and ctx.weights_hash is not None and stored.get("weights_sha256") == ctx.weights_hash:
+        return stored
+    model = _load_model(ctx)
+    row = _new_row(ctx, model)
+    reference = _reference_stage(ctx, row)
+    _sample_stage(ctx, model, reference, row)
+    for stage in CAPABILITY_STAGES:
+        if stage.applies_to(model.capabilities):
+            with ctx.watch.stage(stage.name):
+                row.update(stage.run(ctx, model))
+    return _finish(ctx, key, row, started, progress)
 
+
+def _open(run_dir: Path, settings: Settings, progress: Progress | None, timings: dict | None) -> Context:
+    info = check_inputs(run_dir, sampler=settings.sampler, extractor=settings.extractor)
+    watch = _Stopwatch(timings, progress, stages=2 + 3 * len(settings.seeds) + len(CAPABILITY_STAGES))
     with watch.stage("load data and extractor"):
-        data = load_run_data(info)
-        if extractor == "inception":
+        data = load_run_dataset(info)
+        if settings.extractor == "inception":
             net = inception_extractor()
         else:
-            within_stage = (lambda f, message: progress(f / watch.stages, message)) if progress else None
+            within = (lambda f, message: progress(f / watch.stages, message)) if progress else None
             net = get_extractor(
-                info["dataset"], data.image_shape, cache_dir=cache_dir, data=data, progress=within_stage
+                info["dataset"], data.image_shape, cache_dir=settings.cache_dir, data=data, progress=within
             )
-    key = settings_key(
-        n=n, seeds=seeds, sampler=sampler, extractor_id=net.id, iwae_k=iwae_k, inversion_steps=inversion_steps
-    )
-    stored = load_metrics(run_dir).get(key) if use_cache else None
-    if stored and stored.get("run_step") == info.get("step") and stored.get("run_created") == info.get("created"):
-        return stored
+    return Context(run_dir, settings, info, data, net, weights_sha256(run_dir), watch)
 
-    model, info = load_run(run_dir)
-    warnings = []
-    row = {k: None for k in ROW_KEYS}
-    row.update(
-        run=run_dir.name,
-        run_dir=str(run_dir),
-        model=info["model"],
-        dataset=info["dataset"],
-        sampler=sampler,
-        extractor_id=net.id,
-        extractor_test_acc=net.test_accuracy,
-        n_fake=n,
-        seeds=list(seeds),
-        reference="train split",
-        run_step=info.get("step"),
-        run_created=info.get("created"),
-    )
 
-    with watch.stage("real features and floor"):
-        train = data.train
-        pool = train.images[_subset(len(train), min(len(train), 2 * n))].float() / 255
-        pool_feats, pool_logits = net.features_and_logits(pool)
-        floor, half = fid_floor(pool_feats, n)
-        n_real = min(n, len(pool))
-        real_images, real_feats = pool[:n_real], pool_feats[:n_real]
-        real_classes = pool_logits[:n_real].argmax(1) if pool_logits is not None else None
-        row.update(n_real=n_real, fid_floor=floor, fid_floor_n=half)
-        real_sharpness = laplacian_variance(real_images)
-    if n_real < n:
-        warnings.append(f"the train split has only {len(train)} images: FID compares {n_real} real with {n} samples")
-    if half < n:
-        warnings.append(
-            f"the floor uses two real halves of {half} (not {n}): the train split holds {len(train)}; "
-            f"a floor at smaller n is higher, so fid_ratio is optimistic"
+def _load_model(ctx: Context):
+    model, ctx.info = load_run(ctx.run_dir)
+    bad = first_non_finite(model.state_dict())
+    if bad is not None:
+        raise UserError(
+            f"run {ctx.run_dir.name}: weight {bad!r} holds NaN or infinity, so the run cannot be evaluated; "
+            f"retrain it or resume from a good checkpoint"
         )
-    if n < SMALL_N:
-        warnings.append(f"n={n} < {SMALL_N}: FID and KID are biased upwards at small n; compare runs at equal n only")
-    if n < net.num_features:
-        warnings.append(f"n={n} is below the feature dimension {net.num_features}: the covariance is singular")
+    return model
 
-    draw = latent_sampler(model, sampler, run_dir, train.float_images() if sampler == "gmm" else None)
-    per_seed = []
-    for seed in seeds:
-        generator = torch.Generator().manual_seed(seed)
-        scores = {}
-        with watch.stage(f"sampling (seed {seed})"):
-            fake = draw_samples(model, draw, n, generator)
-        with watch.stage("fake features"):
-            fake_feats, fake_logits = net.features_and_logits(fake)
-        with watch.stage("fid and kid"):
-            scores["fid"] = frechet_distance(real_feats, fake_feats)
-            scores["fid_ratio"] = scores["fid"] / floor if floor > 0 else math.inf
-            scores["kid_mean"], scores["kid_std"], kid_subset = kernel_distance(real_feats, fake_feats, seed)
-        with watch.stage("precision, recall, density, coverage"):
-            scores.update(prdc(real_feats, fake_feats, k=PRDC_K))
-        with watch.stage("modes and sharpness"):
-            if fake_logits is not None:
-                scores.update(mode_stats(fake_logits.argmax(1), real_classes, net.num_classes))
-            scores["sharpness"] = laplacian_variance(fake) / real_sharpness
-        with watch.stage("smoothness"):
-            scores["smoothness"] = interpolation_smoothness(
-                model, net, draw, pairs=SMOOTHNESS_PAIRS, steps=SMOOTHNESS_STEPS, generator=generator
-            )
-        per_seed.append(scores)
-    row["kid_subset_size"] = kid_subset
-    row.update(_combine(per_seed))
-    if net.num_classes is None:
-        warnings.append(f"mode counts need the classifier extractor; {net.id} knows no classes of this dataset")
 
-    test = data.test
-    with watch.stage("reconstruction"):
-        if model.capabilities.encoder:
-            images = test.images[_subset(len(test), RECON_IMAGES)].float() / 255
-            recon = encode_decode(model, images)
-            row["recon_method"] = "encode-decode"
-        else:
-            images = test.images[_subset(len(test), INVERSION_IMAGES)].float() / 255
-            generator = torch.Generator().manual_seed(seeds[0])
-            recon = invert(
-                model, images, steps=inversion_steps, restarts=INVERSION_RESTARTS, lr=INVERSION_LR, generator=generator
-            )[1].cpu()
-            row["recon_method"] = inversion_method(INVERSION_RESTARTS, inversion_steps)
-        row.update(reconstruction_scores(recon, images), recon_n=len(images))
-    with watch.stage("likelihood"):
-        if model.capabilities.posterior:
-            images = test.images[_subset(len(test), LIKELIHOOD_IMAGES)].float() / 255
-            generator = torch.Generator().manual_seed(seeds[0])
-            row.update(
-                likelihood_bounds(model, images, iwae_k, generator=generator), iwae_k=iwae_k, likelihood_n=len(images)
-            )
-            row.update(latent_usage(model, test.images[_subset(len(test), RECON_IMAGES)].float() / 255))
-
-    row["warnings"] = warnings
-    row["seconds"] = round(time.perf_counter() - started, 2)
-    row["evaluated"] = datetime.now(UTC).isoformat(timespec="seconds")
-    store_row(run_dir, key, row)
-    if progress:
-        progress(1.0, "done")
+def _new_row(ctx: Context, model) -> dict:
+    settings, capabilities = ctx.settings, model.capabilities
+    row = dict.fromkeys(ROW_KEYS)
+    row.update(
+        run=ctx.run_dir.name,
+        run_dir=str(ctx.run_dir),
+        model=ctx.info["model"],
+        dataset=ctx.info["dataset"],
+        sampler=settings.sampler,
+        extractor_id=ctx.net.id,
+        extractor_test_acc=ctx.net.test_accuracy,
+        n_fake=settings.n,
+        seeds=list(settings.seeds),
+        bootstrap=settings.bootstrap,
+        reference=REFERENCE,
+        run_step=ctx.info.get("step"),
+        run_created=ctx.info.get("created"),
+        weights_sha256=ctx.weights_hash,
+        capabilities={k: v for k, v in dataclasses.asdict(capabilities).items() if k not in ("title", "latent_shape")},
+    )
     return row
 
 
-def _combine(per_seed: list[dict]) -> dict:
-    """One seed: its values. Several: the mean, plus ``<metric>_std`` (population std over seeds)."""
+def _reference_stage(ctx: Context, row: dict):
+    n, net = ctx.settings.n, ctx.net
+    with ctx.watch.stage("real features and floors"):
+        reference = build_reference(net, ctx.data, n, timed=ctx.watch.timed)
+    row.update(reference_info(reference))
+    train = len(ctx.data.train)
+    if reference.n_real < n:
+        ctx.warnings.append(f"the train split has only {train} images: FID compares {reference.n_real} real with {n}")
+    if reference.floor_n < n:
+        ctx.warnings.append(
+            f"the floor uses two real halves of {reference.floor_n} (not {n}): the train split holds {train}; "
+            f"a floor at smaller n is higher, so fid_ratio is optimistic"
+        )
+    if n < SMALL_N:
+        ctx.warnings.append(f"n={n} < {SMALL_N}: FID and KID are biased upwards at small n; compare runs at equal n")
+    if n < net.num_features:
+        ctx.warnings.append(f"n={n} is below the feature dimension {net.num_features}: the covariance is singular")
+    if net.num_classes is None:
+        ctx.warnings.append(f"mode counts need the classifier extractor; {net.id} knows no classes of this dataset")
+    return reference
+
+
+def _sample_stage(ctx: Context, model, reference, row: dict) -> None:
+    settings, watch, name = ctx.settings, ctx.watch, ctx.run_dir.name
+    draw = latent_sampler(
+        model, settings.sampler, ctx.run_dir, ctx.data.train.float_images() if settings.sampler == "gmm" else None
+    )
+    per_seed = []
+    for seed in settings.seeds:
+        generator = torch.Generator().manual_seed(seed)
+        with watch.stage(f"sampling (seed {seed})"):
+            fake = draw_samples(model, draw, settings.n, generator, name=f"run {name}")
+        with watch.stage("sample metrics"):
+            with watch.timed("fake features"):
+                feats, logits = ctx.net.features_and_logits(fake)
+            scores = score_samples(
+                reference,
+                fake,
+                feats,
+                logits,
+                seed=seed,
+                bootstrap=settings.bootstrap,
+                what=f"run {name}'s samples",
+                timed=watch.timed,
+            )
+        with watch.stage("smoothness"):
+            smoothness = interpolation_smoothness(
+                model, ctx.net, draw, pairs=SMOOTHNESS_PAIRS, steps=SMOOTHNESS_STEPS, generator=generator
+            )
+        scores["smoothness"] = smoothness if math.isfinite(smoothness) else None
+        per_seed.append(scores)
+    if any(s["smoothness"] is None for s in per_seed):
+        ctx.warnings.append("smoothness is undefined: the interpolations' end points decode to the same image")
+    row.update(combine_seeds(per_seed))
+
+
+def combine_seeds(per_seed: list[dict]) -> dict:
+    """One seed: its values. Several: the mean, plus ``<metric>_std`` (population std over seeds) for each
+    metric; intervals and the FID curve are averaged (the interval of one seed's estimate)."""
     if len(per_seed) == 1:
         return per_seed[0]
     combined = {}
-    for name in SEED_METRICS:
-        values = torch.tensor([s[name] for s in per_seed if name in s], dtype=torch.float64)
-        if len(values):
-            combined[name] = values.mean().item()
-            combined[f"{name}_std"] = values.std(unbiased=False).item()
+    for name, value in per_seed[0].items():
+        values = [s.get(name) for s in per_seed]
+        if isinstance(value, (int, float)) and all(isinstance(v, (int, float)) for v in values):
+            tensor = torch.tensor(values, dtype=torch.float64)
+            combined[name] = tensor.mean().item()
+            if not name.endswith(("_ci_low", "_ci_high", "_subset_size")):
+                combined[f"{name}_std"] = tensor.std(unbiased=False).item()
     histograms = [s["class_histogram"] for s in per_seed if "class_histogram" in s]
     if histograms:
         combined["class_histogram"] = [round(v, 5) for v in torch.tensor(histograms).mean(0).tolist()]
+    curves = [s["fid_curve"] for s in per_seed if s.get("fid_curve")]
+    if curves:
+        combined["fid_curve"] = [_mean_point(points) for points in zip(*curves)]
     return combined
+
+
+def _mean_point(points) -> dict:
+    out = {}
+    for key in points[0]:
+        values = [p[key] for p in points]
+        out[key] = None if None in values else sum(values) / len(values)
+    return out
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Metrics that need some capabilities (names of ``generators.base.Capabilities`` attributes)."""
+
+    name: str
+    needs: tuple[str, ...]
+    run: Callable[[Context, object], dict]
+
+    def applies_to(self, capabilities) -> bool:
+        return all(bool(getattr(capabilities, need)) for need in self.needs)
+
+
+def _reconstruction(ctx: Context, model) -> dict:
+    """Test images through encode-decode when the model has an encoder, else through latent inversion."""
+    test = ctx.data.test
+    if model.capabilities.encoder:
+        images = test.images[subset(len(test), RECON_IMAGES)].float() / 255
+        recon, method = encode_decode(model, images), "encode-decode"
+    else:
+        images = test.images[subset(len(test), INVERSION_IMAGES)].float() / 255
+        generator = torch.Generator().manual_seed(ctx.settings.seeds[0])
+        steps = ctx.settings.inversion_steps
+        recon = invert(model, images, steps=steps, restarts=INVERSION_RESTARTS, lr=INVERSION_LR, generator=generator)
+        recon, method = recon[1].cpu(), inversion_method(INVERSION_RESTARTS, steps)
+    check_finite(recon, f"the reconstructions of run {ctx.run_dir.name}")
+    return {**reconstruction_scores(recon, images), "recon_method": method, "recon_n": len(images)}
+
+
+def _likelihood(ctx: Context, model) -> dict:
+    """ELBO and IWAE bounds on a fixed test subset, KL per latent dimension and active units."""
+    test, k = ctx.data.test, ctx.settings.iwae_k
+    images = test.images[subset(len(test), LIKELIHOOD_IMAGES)].float() / 255
+    generator = torch.Generator().manual_seed(ctx.settings.seeds[0])
+    bounds = likelihood_bounds(model, images, k, generator=generator)
+    values = torch.tensor([bounds["elbo_nats"], bounds["iwae_nats"]])
+    check_finite(values, f"the likelihood bounds of run {ctx.run_dir.name} (its decoder overflows)")
+    usage = latent_usage(model, test.images[subset(len(test), RECON_IMAGES)].float() / 255)
+    return {**bounds, **usage, "iwae_k": k, "likelihood_n": len(images)}
+
+
+CAPABILITY_STAGES = (
+    Stage("reconstruction", (), _reconstruction),
+    Stage("likelihood", ("posterior",), _likelihood),
+)
+
+
+def _finish(ctx: Context, key: str, row: dict, started: float, progress: Progress | None) -> dict:
+    settings = ctx.settings
+    row["warnings"] = ctx.warnings
+    row["protocol"] = make_protocol(
+        row, ctx.info, iwae_k=settings.iwae_k, inversion_steps=settings.inversion_steps, bootstrap=settings.bootstrap
+    )
+    row["seconds"] = round(time.perf_counter() - started, 2)
+    row["evaluated"] = datetime.now(UTC).isoformat(timespec="seconds")
+    row = store_row(ctx.run_dir, key, row)
+    if progress:
+        progress(1.0, "done")
+    return row

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from safetensors.torch import save_file
 
 from evaluation import evaluate_run, load_metrics, report
 from evaluation.__main__ import main as evaluation_main
-from evaluation.features import accuracy, get_extractor
+from evaluation.features import accuracy, extractor_path, get_extractor
 from evaluation.fid import fid_floor, frechet_distance, kernel_distance
 from evaluation.inversion import invert
 from evaluation.likelihood import latent_usage, likelihood_bounds
@@ -27,7 +28,7 @@ from evaluation.smoothness import interpolation_smoothness
 from generators.data import load_dataset
 from generators.registry import build_model
 from generators.training import TrainConfig, run_training
-from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers import ROOT, assert_one_line_error, run_cli
 
 ACCURACY_FLOOR = 0.97
 
@@ -39,8 +40,14 @@ def mnist5k():
 
 @pytest.fixture(scope="session")
 def extractor_dir(tmp_path_factory, mnist5k):
-    """The default extractor, trained once per session into a temp cache (never the repo's checkpoints/)."""
+    """The default extractor in a temp cache (never written into the repo's checkpoints/): a copy of the
+    committed one when it is there, else trained once per session."""
     cache = tmp_path_factory.mktemp("extractors")
+    committed = extractor_path(ROOT / "checkpoints" / "_extractors", "mnist5k", mnist5k.image_shape)
+    if committed.is_file():
+        target = extractor_path(cache, "mnist5k", mnist5k.image_shape)
+        target.parent.mkdir(parents=True)
+        shutil.copyfile(committed, target)
     get_extractor("mnist5k", mnist5k.image_shape, cache_dir=cache, data=mnist5k)
     return cache
 
@@ -289,6 +296,13 @@ def test_evaluate_run_fills_every_row_key_and_caches_the_row(tiny_runs, extracto
     assert row["fid_ratio"] == pytest.approx(row["fid"] / row["fid_floor"])
     assert len(row["kl_per_dim"]) == 4 and len(row["class_histogram"]) == 10
     assert any("2048" in w for w in row["warnings"])
+    for key in ("fid_test", "fid_test_floor", "copy_rate"):
+        assert isinstance(row[key], float), key
+    for key in ("fid", "kid_mean", "precision", "recall", "density", "coverage"):
+        assert row[f"{key}_ci_low"] <= row[key] <= row[f"{key}_ci_high"], key
+    assert row["fid_curve"][-1]["n"] == 300 and row["protocol"]["bootstrap"] == 200
+    assert row["protocol"]["n_fake"] == 300 and row["protocol"]["run_step"] == 10
+    assert row["weights_sha256"] and row["capabilities"]["posterior"] is True
     stored = load_metrics(tiny_runs / "vae")
     assert list(stored.values()) == [json.loads(json.dumps(row))]
     again = evaluate_run(tiny_runs / "vae", n=300, seeds=(0, 1), iwae_k=5, cache_dir=extractor_dir)
@@ -332,7 +346,10 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
     assert_one_line_error(run_cli("evaluation", str(tmp_path / "missing")), mentions="does not exist")
 
 
-@pytest.mark.parametrize("case", ["n_zero", "out_folder", "corrupt_run", "bad_sampler", "gmm_without_encoder"])
+@pytest.mark.parametrize(
+    "case",
+    ["n_zero", "out_folder", "corrupt_run", "bad_sampler", "gmm_without_encoder", "bootstrap", "sanity_out_folder"],
+)
 def test_cli_bad_input_in_process(case, tiny_runs, tmp_path, capsys):
     run = str(tiny_runs / "vae")
     if case == "corrupt_run":
@@ -345,6 +362,10 @@ def test_cli_bad_input_in_process(case, tiny_runs, tmp_path, capsys):
         argv, mention = [run, "--csv", str(tmp_path / "nowhere" / "t.csv")], "does not exist"
     elif case == "gmm_without_encoder":
         argv, mention = [str(tiny_runs / "dcgan"), "--sampler", "gmm"], "encoder"
+    elif case == "bootstrap":
+        argv, mention = [run, "--bootstrap", "-1"], "--bootstrap"
+    elif case == "sanity_out_folder":
+        argv, mention = ["sanity", "--json", str(tmp_path / "nowhere" / "p.json")], "does not exist"
     else:
         argv, mention = [run, "--sampler", "best"], "--sampler"
     assert evaluation_main(argv) == 2
@@ -424,8 +445,6 @@ def test_inception_scores_offline_from_weights_in_the_hub_cache(tiny_runs, tmp_p
 
 
 def test_an_unreadable_extractor_cache_is_rebuilt(tmp_path, mnist5k):
-    from evaluation.features import extractor_path
-
     tiny = {"epochs": 1, "width": 4}
     path = extractor_path(tmp_path, "mnist5k", mnist5k.image_shape, **tiny)
     path.parent.mkdir(parents=True)
@@ -433,3 +452,34 @@ def test_an_unreadable_extractor_cache_is_rebuilt(tmp_path, mnist5k):
     rebuilt = get_extractor("mnist5k", mnist5k.image_shape, cache_dir=tmp_path, data=mnist5k, **tiny)
     assert rebuilt.test_accuracy is not None and rebuilt.width == 4
     assert get_extractor("mnist5k", mnist5k.image_shape, cache_dir=tmp_path, **tiny).id == rebuilt.id
+
+
+# counts and settings in a row: numbers that are not scores
+NON_METRIC_NUMBERS = {
+    "extractor_test_acc", "n_real", "n_fake", "n_test", "fid_floor_n", "fid_test_n_fake", "copy_n_train",
+    "kid_subset_size", "recon_n", "likelihood_n", "iwae_k", "bootstrap", "run_step", "seconds",
+}  # fmt: skip
+
+
+def test_every_numeric_metric_in_a_row_is_declared_once(tiny_runs, extractor_dir):
+    from evaluation.metric_specs import METRICS
+
+    row = evaluate_run(tiny_runs / "dcgan", n=200, inversion_steps=5, cache_dir=extractor_dir)
+    assert row in load_metrics(tiny_runs / "dcgan").values()  # a GAN's row (no likelihood) reads back as stored
+    numeric = {k for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    strip = lambda k: next(
+        (k.removesuffix(s) for s in ("_ci_low", "_ci_high", "_std") if k.removesuffix(s) in METRICS), k
+    )  # noqa: E731
+    scores = {strip(k) for k in numeric}
+    assert scores - NON_METRIC_NUMBERS <= set(METRICS), scores - NON_METRIC_NUMBERS - set(METRICS)
+    for key, spec in METRICS.items():
+        assert (f"{key}_ci_low" in row) == spec.interval, key
+
+
+def test_evaluation_never_names_a_model():
+    from generators.registry import MODELS
+
+    for path in (ROOT / "evaluation").glob("*.py"):
+        text = path.read_text()
+        for name in MODELS:
+            assert f'"{name}"' not in text and f"'{name}'" not in text, (path.name, name)

@@ -1,0 +1,154 @@
+"""The rows stored in a run's ``metrics.json``: keyed by settings, tied to the weights that made them.
+
+A run folder is untrusted input: metrics.json is read only when it is a regular file under ``MAX_BYTES``,
+and a row whose values have the wrong types is dropped (it is recomputed), never shown. Each row stores
+``weights_sha256``, the hash of the ``model.safetensors`` it was computed from, so a row made before a
+``--resume`` is recognised as stale (``is_current``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import stat
+from pathlib import Path
+
+from generators.checkpoints import WEIGHTS, atomic_write_bytes
+
+from .metric_specs import METRICS
+from .protocol import EVALUATION_VERSION
+
+METRICS_FILE = "metrics.json"
+MAX_BYTES = 16 * 2**20
+HASH_CHUNK = 2**20
+TEXT_KEYS = ("run", "model", "dataset", "sampler", "extractor_id", "recon_method", "likelihood", "weights_sha256")
+LIST_KEYS = {"seeds": int, "warnings": str, "class_histogram": float, "kl_per_dim": float}
+INTERVAL_SUFFIXES = ("_std", "_ci_low", "_ci_high")
+DICT_KEYS = ("protocol", "capabilities")
+
+
+def settings_key(
+    *, n: int, seeds, sampler: str, extractor_id: str, iwae_k: int, inversion_steps: int, bootstrap: int
+) -> str:
+    """The key of a stored row: every setting that changes a number, and the version of the metrics' code."""
+    seed_text = ",".join(str(s) for s in seeds)
+    return (
+        f"n={n}|seeds={seed_text}|sampler={sampler}|extractor={extractor_id}|iwae_k={iwae_k}"
+        f"|inversion_steps={inversion_steps}|bootstrap={bootstrap}|version={EVALUATION_VERSION}"
+    )
+
+
+def read_regular_file(path: Path, max_bytes: int = MAX_BYTES) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file of at most ``max_bytes`` (never a FIFO, device or folder:
+    opened without blocking and checked before reading); None otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(max_bytes + 1)
+        return data if len(data) <= max_bytes else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def weights_sha256(run_dir) -> str | None:
+    """sha256 of the run's weights file (about 20 ms for the largest default run); None if it is not readable."""
+    path = Path(run_dir) / WEIGHTS
+    digest = hashlib.sha256()
+    try:
+        if not path.is_file():
+            return None
+        with open(path, "rb") as fh:
+            while chunk := fh.read(HASH_CHUNK):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def is_current(row: dict, run_dir) -> bool:
+    """Whether ``row`` was computed from the weights now in ``run_dir`` (False for rows without a hash)."""
+    stored = row.get("weights_sha256")
+    return stored is not None and stored == weights_sha256(run_dir)
+
+
+def _is_number(value) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _numeric_key(key: str) -> bool:
+    base = next((key[: -len(s)] for s in INTERVAL_SUFFIXES if key.endswith(s)), key)
+    return base in METRICS
+
+
+def valid_row(row) -> bool:
+    """Whether a stored row has the types the tables and the dashboard rely on."""
+    if not isinstance(row, dict):
+        return False
+    for key, value in row.items():
+        if _numeric_key(key) and not _is_number(value):
+            return False
+        if key in TEXT_KEYS and not (value is None or isinstance(value, str)):
+            return False
+        if key in LIST_KEYS:
+            kind = (int, float) if LIST_KEYS[key] is float else LIST_KEYS[key]
+            if value is not None and not (
+                isinstance(value, list) and all(isinstance(v, kind) and not isinstance(v, bool) for v in value)
+            ):
+                return False
+        if key in DICT_KEYS and not (value is None or isinstance(value, dict)):
+            return False
+        if key == "fid_curve" and not (value is None or _valid_curve(value)):
+            return False
+    return True
+
+
+def _valid_curve(points) -> bool:
+    return isinstance(points, list) and all(
+        isinstance(p, dict) and all(_is_number(p.get(k)) for k in ("n", "fid", "ci_low", "ci_high")) for p in points
+    )
+
+
+def load_metrics(run_dir) -> dict[str, dict]:
+    """The valid rows of ``<run_dir>/metrics.json`` by settings key; {} when there are none or it is unreadable."""
+    data = read_regular_file(Path(run_dir) / METRICS_FILE)
+    if data is None:
+        return {}
+    try:
+        stored = json.loads(data)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(stored, dict):
+        return {}
+    return {k: v for k, v in stored.items() if isinstance(k, str) and valid_row(v)}
+
+
+def _plain(value):
+    """JSON has no NaN or infinity: they are stored as null (inf only where a ratio divides by zero)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def store_row(run_dir, key: str, row: dict) -> dict:
+    """Store ``row`` under ``key`` (beside the other valid rows) and return it as it will be read back."""
+    row = json.loads(json.dumps(_plain(row)))
+    if not valid_row(row):
+        raise ValueError(f"evaluation made a row that its own reader would reject: {key}")  # a bug, not bad input
+    stored = load_metrics(run_dir)
+    stored[key] = row
+    atomic_write_bytes(Path(run_dir) / METRICS_FILE, json.dumps(stored, indent=1).encode())
+    return row
