@@ -37,6 +37,7 @@ TAB_TITLES = (
     "VAE anatomy",
     "Reconstruction",
     "Metrics",
+    "Sanity & copying",
     "Train",
     "β sweep",
     "Findings & report",

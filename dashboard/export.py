@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import threading
+import warnings
 
 import numpy as np
 import plotly.graph_objects as go
@@ -50,7 +51,9 @@ def figure_bytes(figure: go.Figure, fmt: str) -> bytes:
                 _find_chromium()
                 kaleido.start_sync_server(silence_warnings=True)
                 _server_started = True
-            return figure.to_image(format=fmt, width=width, height=height, scale=PNG_SCALE if fmt == "png" else 1)
+            with warnings.catch_warnings():  # plotly notes that its per-call options are unused with a server
+                warnings.simplefilter("ignore", UserWarning)
+                return figure.to_image(format=fmt, width=width, height=height, scale=PNG_SCALE if fmt == "png" else 1)
         except Exception as exc:  # no browser, or it could not start
             raise UserError(
                 f"could not export the figure as {fmt.upper()} ({type(exc).__name__}: {str(exc)[:150]}); figure "

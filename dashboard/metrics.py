@@ -23,7 +23,7 @@ from evaluation.metric_specs import metric
 from generators.checkpoints import read_history
 
 from . import export
-from .state import Run, Selection, checkpoints_dir
+from .state import Run, Selection, checkpoints_dir, per_run_cache
 
 N_CHOICES = (500, 1000, 2000, 5000)
 CURVE_POINTS = 400
@@ -42,9 +42,19 @@ edge energy with real images' (1 = as crisp as real digits). Numbers in brackets
 """
 
 
-def stored_rows(run: Run) -> list[dict]:
-    """Every stored row of a run (one per n, sampler and settings), labelled with the run's name."""
-    return [{**row, "run": run.name} for row in load_metrics(run.run_dir).values()]
+@per_run_cache
+def weights_hash(run: Run) -> str | None:
+    from evaluation.store import weights_sha256
+
+    return weights_sha256(run.run_dir)
+
+
+def stored_rows(run: Run, stale: bool = False) -> list[dict]:
+    """The stored rows of a run (one per n, sampler and settings) computed from its current weights, labelled
+    with the run's name; ``stale=True``: the rows computed from older weights instead (e.g. before a resume)."""
+    rows = [{**row, "run": run.name} for row in load_metrics(run.run_dir).values()]
+    current = weights_hash(run)
+    return [row for row in rows if (row.get("weights_sha256") == current) != stale]
 
 
 def available_ns(runs) -> list[int]:
@@ -366,11 +376,39 @@ def render_compute_form(selection: Selection, shown_n: int | None) -> None:
             st.rerun()
 
 
+def render_stale(selection: Selection) -> None:
+    """Say which runs have metrics computed on older weights only (they are not shown)."""
+    stale = [run.name for run in selection.runs if stored_rows(run, stale=True) and not stored_rows(run)]
+    if stale:
+        st.warning(
+            "Stored metrics of " + ", ".join(stale) + " were computed from older weights (the run was trained "
+            "further, or the rows predate weight hashes); they are not shown. Compute them again above."
+        )
+
+
+def render_protocol_check(selection: Selection, rows: list[dict], n: int | None) -> None:
+    """Rows of one sampler must share one protocol; if they do not, say which fields differ and offer to
+    recompute every selected run under one."""
+    from evaluation.protocol import compare_protocols
+
+    for sampler in sorted({row.get("sampler", "prior") for row in rows}):
+        check = compare_protocols([row for row in rows if row.get("sampler", "prior") == sampler])
+        if check.same:
+            continue
+        st.warning(
+            f"The {sampler}-sampler rows at n = {n} were not made under one protocol: {check.describe()}. "
+            "Tables and charts below mix them."
+        )
+        if st.button(f"Recompute every selected run at n = {n} under one protocol", key=f"reprotocol-{sampler}"):
+            compute(list(selection.runs), n, recompute=True)
+            st.rerun()
+
+
 def render_tables(rows: list[dict], n: int, infos: dict[str, dict]) -> None:
-    from evaluation.report import summary_frame
+    from evaluation.report import HEADLINE_KEYS, summary_frame
 
     st.markdown(f"**Headline metrics at n = {n}** (↑ higher is better, ↓ lower is better; [95 % interval])")
-    st.dataframe(summary_frame(rows), hide_index=True, key="metrics-summary")
+    st.dataframe(summary_frame(rows, HEADLINE_KEYS), hide_index=True, key="metrics-summary")
     with st.expander(f"Every column of every row at n = {n}"):
         st.dataframe(metrics_table(rows), hide_index=True, key="metrics-table")
     groups = group_rows(rows, infos)
@@ -405,6 +443,8 @@ def render(selection: Selection) -> None:
         n = None
     render_compute_form(selection, n)
     rows = rows_at(selection.runs, n) if n else []
+    render_stale(selection)
+    render_protocol_check(selection, rows, n)
     missing = [run.name for run in selection.runs if run.name not in {row["run"] for row in rows}]
     if missing:
         st.info(

@@ -13,6 +13,7 @@ from . import export
 from . import findings as findings_module
 from .metrics import comparison_n, fairness_frame, metric_figures, metric_rows, training_figures
 from .samples import sample_grid_png, samples_figure
+from .sanity import SANITY_N_CHOICES, gallery_figure, stored_sanity
 from .state import Selection, scan_runs
 from .sweep import largest_sweep, sweep_figures
 
@@ -33,14 +34,16 @@ def report_figures(selection: Selection, rows: list[dict]) -> dict[str, go.Figur
     if selection.runs:
         figures.update(sweep_figures(largest_sweep(scan_runs()[0], selection.runs[0].info["dataset"])))
         figures["samples"] = samples_figure(selection, "prior")
+        figures["nearest_neighbours"] = gallery_figure(selection)
     return figures
 
 
 def build_zip(selection: Selection, progress=None) -> bytes:
-    """figures/*.png + *.pdf, tables/summary.tex (page width, headline columns), tables/metrics.csv (every column),
-    tables/metrics.md, tables/fairness.csv, methods.md, findings.md, grids/*.png."""
+    """figures/*.png + *.pdf (metric charts, training curves, β sweep, samples, nearest-neighbour gallery),
+    tables/summary.tex (page width, headline columns), tables/metrics.csv (every column), tables/metrics.md,
+    tables/fairness.csv, tables/sanity.md (when computed), methods.md, findings.md, grids/*.png."""
     from evaluation.methods import methods_paragraph
-    from evaluation.report import to_csv, to_latex, to_markdown
+    from evaluation.report import sanity_markdown, to_csv, to_latex, to_markdown
 
     rows = metric_rows(selection.runs)
     figures = report_figures(selection, rows)
@@ -51,6 +54,16 @@ def build_zip(selection: Selection, progress=None) -> bytes:
             archive.writestr("tables/metrics.md", to_markdown(rows))
             archive.writestr("tables/summary.tex", to_latex(rows))
         archive.writestr("tables/fairness.csv", fairness_frame(selection.runs).to_csv(index=False))
+        panel = next(
+            (
+                rows
+                for n in reversed(SANITY_N_CHOICES)
+                if selection.runs and (rows := stored_sanity(selection.runs[0].info["dataset"], n))
+            ),
+            None,
+        )
+        if panel:
+            archive.writestr("tables/sanity.md", sanity_markdown(panel))
         runs = [
             ({**run.info, "run_name": run.name}, run.capabilities.title, run.model().parameter_counts())
             for run in selection.runs

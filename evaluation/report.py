@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from .metric_specs import METRICS, Metric
+from .metric_specs import METRICS, Metric, headline_metrics
 from .protocol import compare_protocols
 from .store import LIST_KEYS
 
@@ -73,6 +73,9 @@ SANITY_KEYS = (
     "modes",
     "sharpness",
 )
+
+# the headline: what the dashboard shows first and the page-width LaTeX table holds (every column: CSV / JSON)
+HEADLINE_KEYS = ("run", "sampler", *(m.key for m in headline_metrics() if m.key not in ("kid_mean", "recon_ssim")))
 
 JSON_KEYS = ("fid_curve", "protocol", "capabilities")
 NOT_APPLICABLE = "n/a"
@@ -226,14 +229,15 @@ def _latex_escape(text: str) -> str:
 
 
 def to_latex(rows: list[dict]) -> str:
-    """A booktabs table (needs \\usepackage{booktabs}); warnings become a footnote-sized list after it."""
-    frame = summary_frame(rows)
+    """A page-width booktabs table of the headline columns (needs \\usepackage{booktabs,graphicx}); the full
+    table is the CSV. Warnings become a footnote-sized list after it."""
+    frame = summary_frame(rows, HEADLINE_KEYS)
     lines = [
+        "% needs \\usepackage{booktabs} and \\usepackage{graphicx}; every column is in metrics.csv",
         r"\begin{table}[ht]",
         r"\centering",
-        r"\scriptsize",
-        r"\setlength{\tabcolsep}{3pt}",
-        r"\begin{tabular}{" + "".join("l" if fmt == "s" else "r" for _, _, fmt in summary_columns()) + "}",
+        r"\resizebox{\textwidth}{!}{%",
+        r"\begin{tabular}{" + "".join("l" if fmt == "s" else "r" for _, _, fmt in summary_columns(HEADLINE_KEYS)) + "}",
         r"\toprule",
         " & ".join(_latex_escape(c) for c in frame.columns) + r" \\",
         r"\midrule",
@@ -241,7 +245,7 @@ def to_latex(rows: list[dict]) -> str:
     lines += [" & ".join(_latex_escape(str(v)) for v in values) + r" \\" for values in frame.values]
     lines += [
         r"\bottomrule",
-        r"\end{tabular}",
+        r"\end{tabular}}",
         r"\caption{" + _latex_escape(provenance(rows)) + "}",
         r"\label{tab:generators}",
         r"\end{table}",

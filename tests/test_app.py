@@ -21,6 +21,7 @@ TAB_TITLES = [
     "VAE anatomy",
     "Reconstruction",
     "Metrics",
+    "Sanity & copying",
     "Train",
     "β sweep",
     "Findings & report",

@@ -1,0 +1,80 @@
+"""What a student pastes into a report: the page-width LaTeX table of the headline columns, the methods
+paragraph, and figure export (PNG/PDF/SVG through the machine's Chromium)."""
+
+from __future__ import annotations
+
+import shutil
+
+import plotly.graph_objects as go
+import pytest
+
+from evaluation.methods import methods_paragraph
+from evaluation.report import HEADLINE_KEYS, to_latex
+
+ROW = {
+    "run": "vae-x",
+    "model": "vae",
+    "sampler": "prior",
+    "n_fake": 1000,
+    "n_real": 1000,
+    "fid": 12.5,
+    "fid_ci_low": 11.0,
+    "fid_ci_high": 14.0,
+    "fid_ratio": 3.1,
+    "precision": 0.8,
+    "recall": 0.7,
+    "extractor_id": "classifier-abc",
+    "extractor_test_acc": 0.98,
+    "seeds": [0],
+    "bootstrap": 200,
+    "reference": "train split",
+}
+
+
+def test_latex_table_is_page_width_with_the_headline_columns_only():
+    tex = to_latex([ROW])
+    assert r"\resizebox{\textwidth}{!}{%" in tex and r"\toprule" in tex and r"\bottomrule" in tex
+    header = next(line for line in tex.splitlines() if line.startswith(r"\begin{tabular}"))
+    assert len(header.split("{", 2)[2].rstrip("}")) == len(HEADLINE_KEYS)
+    assert "12.50 [11.00, 14.00]" in tex  # value [95 % interval]
+
+
+def test_methods_paragraph_says_what_was_done():
+    info = {
+        "run_name": "vae-x",
+        "model": "vae",
+        "dataset": "mnist5k",
+        "model_config": {"latent_dim": 8, "beta": 4.0},
+        "train_config": {"batch_size": 64},
+        "step": 2500,
+        "epoch": 36,
+        "seed": 0,
+        "seconds": 291.0,
+    }
+    text = methods_paragraph([(info, "VAE", {"model": 1_500_000})], [ROW])
+    for fact in (
+        "4 500 training",
+        "vae-x",
+        "VAE",
+        "8-dimensional",
+        "1.50 M",
+        "beta = 4.0",
+        "2500 steps",
+        "batch size 64",
+        "291 s",
+        "1000 samples",
+        "classifier-abc",
+        "98.0%",
+        "200 resamples",
+    ):
+        assert fact in text, fact
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="figure export needs Debian's chromium")
+def test_figures_export_as_png_pdf_and_svg():
+    from dashboard.export import figure_bytes
+
+    figure = go.Figure(go.Bar(x=["a", "b"], y=[1, 3]))
+    assert figure_bytes(figure, "png").startswith(b"\x89PNG\r\n\x1a\n")
+    assert figure_bytes(figure, "pdf").startswith(b"%PDF-")
+    assert b"<svg" in figure_bytes(figure, "svg")[:500]
