@@ -1,4 +1,6 @@
-"""Command line: python -m generators {train,sample,list}. Bad input -> one line on stderr, exit 2."""
+"""Command line: python -m generators {train,sample,list}. Bad input -> one line on stderr, exit 2.
+
+Several processes: torchrun --standalone --nproc_per_node N -m generators train MODEL ... (see ``train --help``)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import time
 from pathlib import Path
 
 from .cli import OneLineParser, positive_float, positive_int, run_name
+from .distributed import rank_zero_speaks
 from .errors import UserError, WriteFailed, run_command
 from .registry import MODELS
 from .samplers import SAMPLERS
@@ -48,7 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m generators", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
-    train = sub.add_parser("train", help="train a model into a run folder")
+    train = sub.add_parser(
+        "train",
+        help="train a model into a run folder",
+        description="Train a model into a run folder. To train with several processes (CPU cores or GPUs, with"
+        " DistributedDataParallel), start the same command under torchrun: torchrun --standalone --nproc_per_node N"
+        " -m generators train MODEL --run-name NAME [options]. torchrun claims --run (short for its own --run-path),"
+        " so name the run with --run-name there. --batch-size stays the global batch, split evenly over the N"
+        " processes.",
+    )
     train.add_argument("model", help=f"one of {', '.join(MODELS)}")
     train.add_argument("--dataset", default="mnist5k", help="mnist5k | mnist | fashion-mnist | cifar10 | folder:PATH")
     train.add_argument("--data-dir", default="data", help="where torchvision datasets are downloaded/kept")
@@ -58,8 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--epochs", type=positive_int)
     budget.add_argument("--steps", type=positive_int)
     budget.add_argument("--minutes", type=positive_float)
-    train.add_argument("--batch-size", type=positive_int, default=128)
-    train.add_argument("--run", type=run_name, help="run folder name (default MODEL-DATASET)")
+    train.add_argument(
+        "--batch-size", type=positive_int, default=128, help="global batch: under torchrun, split over the processes"
+    )
+    train.add_argument(
+        "--run",
+        "--run-name",
+        dest="run",
+        type=run_name,
+        help="run folder name (default MODEL-DATASET); under torchrun write --run-name",
+    )
     train.add_argument("--out-dir", default="checkpoints")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
@@ -103,6 +122,7 @@ def progress_writer(path: Path):
     return write
 
 
+@rank_zero_speaks
 def cmd_train(args) -> int:
     from .registry import model_class
     from .training import Diverged, Interrupted, TrainConfig, run_training
