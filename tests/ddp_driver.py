@@ -24,7 +24,7 @@ import torch
 from generators.__main__ import main
 from generators.registry import MODELS
 
-RANK = int(os.environ["RANK"])
+RANK = int(os.environ.get("RANK", "0"))
 NOW = {"tag": "", "fault": None, "steps": 0, "record_dir": Path(".")}
 
 
