@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.ddp_bench import ddp_figures
 from generators.checkpoints import load_run, read_run_info
 from generators.data import load_dataset
 from generators.registry import MODELS, build_model
@@ -202,10 +203,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     parser.add_argument(
-        "--only", choices=("harness", "grid", "eval", "app"), nargs="*", help="measure only these groups"
+        "--only", choices=("harness", "grid", "eval", "app", "ddp"), nargs="*", help="measure only these groups"
     )
     args = parser.parse_args(argv)
     groups = {"harness": harness_figures, "grid": grid_figures, "eval": evaluation_figures, "app": app_figures}
+    groups["ddp"] = ddp_figures
     results = {"machine": machine()}
     for name, measure in groups.items():
         if not args.only or name in args.only:

@@ -517,6 +517,47 @@ def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> bool:
         raise UserError(f"cannot create the run folder {run_dir} ({exc.strerror or exc})") from None
 
 
+def run_training(
+    model_name: str,
+    model_options: dict,
+    cfg: TrainConfig,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    callback: Callable[[dict], None] | None = None,
+    show_progress: bool = True,
+) -> dict:
+    """Everything ``python -m generators train`` does: check, lock, load data, build or resume, fit.
+
+    A run folder that already holds a run is refused unless ``resume`` (continue it) or ``overwrite``.
+    Every argument is checked before the run folder is touched, so a typo never leaves a folder behind.
+    """
+    from .registry import model_class
+
+    run_dir = Path(run_dir)
+    cls = model_class(model_name)
+    if resume and overwrite:
+        raise UserError("give --resume or --overwrite, not both")
+    size = cfg.image_size
+    cls.Config.from_dict({**model_options, **({"image_shape": (cfg.channels or 1, size, size)} if size else {})})
+    choose_device(cfg.device)
+    if not resume:
+        check_dataset_name(cfg.dataset)
+    with distributed.joined(cfg.device) as group:  # under torchrun: one of several processes
+        return _train_in_group(
+            group,
+            model_name,
+            model_options,
+            cfg,
+            run_dir,
+            resume=resume,
+            overwrite=overwrite,
+            callback=callback,
+            show_progress=show_progress,
+        )
+
+
 def _train_in_group(
     group: distributed.Group,
     model_name: str,
@@ -582,44 +623,3 @@ def _train_in_group(
         if made and not any(run_dir.iterdir()):  # e.g. an unreadable dataset: leave no empty folder behind
             run_dir.rmdir()
         raise
-
-
-def run_training(
-    model_name: str,
-    model_options: dict,
-    cfg: TrainConfig,
-    run_dir: Path,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    callback: Callable[[dict], None] | None = None,
-    show_progress: bool = True,
-) -> dict:
-    """Everything ``python -m generators train`` does: check, lock, load data, build or resume, fit.
-
-    A run folder that already holds a run is refused unless ``resume`` (continue it) or ``overwrite``.
-    Every argument is checked before the run folder is touched, so a typo never leaves a folder behind.
-    """
-    from .registry import model_class
-
-    run_dir = Path(run_dir)
-    cls = model_class(model_name)
-    if resume and overwrite:
-        raise UserError("give --resume or --overwrite, not both")
-    size = cfg.image_size
-    cls.Config.from_dict({**model_options, **({"image_shape": (cfg.channels or 1, size, size)} if size else {})})
-    choose_device(cfg.device)
-    if not resume:
-        check_dataset_name(cfg.dataset)
-    with distributed.joined(cfg.device) as group:  # under torchrun: one of several processes
-        return _train_in_group(
-            group,
-            model_name,
-            model_options,
-            cfg,
-            run_dir,
-            resume=resume,
-            overwrite=overwrite,
-            callback=callback,
-            show_progress=show_progress,
-        )
