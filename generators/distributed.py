@@ -88,6 +88,11 @@ class Group:
             raise UserError(
                 f"several processes train on the CPU or on CUDA GPUs, not on {device.type}: use --device cpu"
             )
+        if device.type == "cuda" and self.local_rank >= torch.cuda.device_count():
+            raise UserError(
+                f"process {self.local_rank} has no GPU of its own: this machine has {torch.cuda.device_count()}; "
+                f"start at most that many with --nproc_per_node"
+            )
         return torch.device("cuda", self.local_rank) if device.type == "cuda" else device
 
     # -- collectives (each a no-op in a group of one; a dead peer raises PeerFailed) ----------------
