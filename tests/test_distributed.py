@@ -125,7 +125,8 @@ def ctrl_c_launch(images, out_dir, first_launch) -> dict:
 
 @pytest.fixture(scope="module")
 def resume_launch(tmp_path_factory, images, out_dir, first_launch, ctrl_c_launch) -> dict:
-    """In fresh processes: each model's first part resumed to STEPS; the Ctrl-C run resumed for 2 more steps."""
+    """In fresh processes: each model's first part resumed to STEPS; the Ctrl-C run resumed for 2 more steps;
+    then a command that rank 0 refuses (a new run into a folder that holds one)."""
     commands = [
         {"tag": f"{name}-resumed", "argv": train_argv(name, images, out_dir, f"{name}-first", STEPS, "--resume")}
         for name in MODELS
@@ -133,6 +134,7 @@ def resume_launch(tmp_path_factory, images, out_dir, first_launch, ctrl_c_launch
     stopped_at = read_run_info(out_dir / "ctrl-c")["step"]
     argv = train_argv(FAULT_MODEL, images, out_dir, "ctrl-c", stopped_at + 2, "--resume")
     commands.append({"tag": "ctrl-c-resumed", "argv": argv})
+    commands.append({"tag": "exists", "argv": train_argv(FAULT_MODEL, images, out_dir, "ctrl-c", STEPS)})
     return {**drive(tmp_path_factory.mktemp("resume"), commands), "stopped_at": stopped_at}
 
 
@@ -254,6 +256,13 @@ def test_ctrl_c_under_torchrun_saves_a_checkpoint_and_resumes(ctrl_c_launch, res
     assert resume_launch["codes"]["ctrl-c-resumed.rank0"] == 0
     assert read_run_info(out_dir / "ctrl-c")["step"] == stopped_at + 2
     assert [row["step"] for row in read_history(out_dir / "ctrl-c")] == list(range(1, stopped_at + 3))
+
+
+def test_a_command_refused_under_torchrun_says_so_once(resume_launch, out_dir):
+    """Rank 0 alone checks the run folder; rank 1 learns of the refusal, stops quietly, and both exit 2."""
+    assert resume_launch["codes"]["exists.rank0"] == resume_launch["codes"]["exists.rank1"] == 2
+    lines = error_lines(resume_launch["stderr"])
+    assert len(lines) == 1 and "already exists" in lines[0] and str(out_dir / "ctrl-c") in lines[0], lines
 
 
 # -- in one process --------------------------------------------------------------------------------------
