@@ -248,9 +248,10 @@ def rank_zero_speaks(command: Callable[..., int]) -> Callable[..., int]:
     """Under torchrun every process runs the same command and would print the same lines: only rank 0 talks.
 
     The other ranks' output is dropped and their ``UserError``s (the same as rank 0's, or ``PeerFailed``) end
-    them with the usual exit code; a bug still shows its traceback on the rank it happened on. A rank that
-    fails with the others lingers before exiting: torchrun stops every process as soon as one fails, and
-    rank 0 must get to print why first."""
+    them with the usual exit code; a bug still shows its traceback on the rank it happened on. Such a rank
+    lingers before exiting: torchrun stops every process as soon as one fails, and rank 0, which may be
+    checking the same bad input, must get to say why first. (Inside training, rank 0 ignores torchrun's
+    SIGTERM once the run is over, so a NaN or a signal needs no lingering.)"""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs) -> int:
@@ -258,14 +259,12 @@ def rank_zero_speaks(command: Callable[..., int]) -> Callable[..., int]:
             return command(*args, **kwargs)
         try:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                code = command(*args, **kwargs)
-        except UserError:
-            code = EXIT_BAD_INPUT
+                return command(*args, **kwargs)
         except KeyboardInterrupt:
             return EXIT_CTRL_C
-        if code:
+        except UserError:
             with contextlib.suppress(KeyboardInterrupt):
                 time.sleep(LINGER_SECONDS)  # torchrun ends it (SIGTERM) once rank 0 has spoken and exited
-        return code
+            return EXIT_BAD_INPUT
 
     return wrapper
