@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch.distributed.run import get_args_parser
+from torch.utils.data.distributed import DistributedSampler
 
 from generators.__main__ import build_parser
 from generators.checkpoints import TEMP_MARK, load_run, read_history, read_run_info
@@ -201,6 +203,20 @@ def depends_on_its_batch_alone(name: str) -> bool:
     return torch.equal(rng, torch.get_rng_state())
 
 
+def train_one_process(name: str, images: Path, run_dir: Path, steps: int, resume: bool = False) -> None:
+    cfg = TrainConfig(dataset=f"folder:{images}", image_size=16, channels=1, batch_size=BATCH, steps=steps)
+    run_training(name, options(name), cfg, run_dir, resume=resume, show_progress=False)
+
+
+def assert_same_weights_up_to_rounding(name: str, one: Path, two: Path) -> None:
+    """Adam moves each weight by at most about lr per step, whatever the gradient's size: float rounding in the
+    summed gradients changes a weight by a small fraction of lr (1e-3 lr here; seen: ~1e-5 lr), never by a step."""
+    lr = MODELS[name].Config.from_dict({**options(name), "image_shape": (1, 16, 16)}).lr
+    a, b = weights(one), weights(two)
+    for key, value in a.items():
+        assert torch.allclose(value, b[key], rtol=0, atol=1e-3 * lr), (key, (value - b[key]).abs().max())
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_two_processes_follow_one_process_with_the_global_batch(first_launch, images, out_dir, tmp_path, name):
     """2 processes x 2 images == 1 process x 4 images, step by step, up to float rounding: the gradients of the
@@ -208,16 +224,24 @@ def test_two_processes_follow_one_process_with_the_global_batch(first_launch, im
     BatchNorm follow it only in distribution (their noise and batch statistics differ per process)."""
     if not depends_on_its_batch_alone(name):
         pytest.skip(f"{name}: a step draws noise or normalises over the batch, so equal weights are not expected")
-    cfg = TrainConfig(dataset=f"folder:{images}", image_size=16, channels=1, batch_size=BATCH, steps=STEPS)
-    run_training(name, options(name), cfg, tmp_path / "one", show_progress=False)
-    one, two = weights(tmp_path / "one"), weights(out_dir / f"{name}-straight")
-    # Adam moves each weight by at most ~lr per step, whatever the gradient's size: rounding differences in the
-    # summed gradients can change a weight by a small fraction of lr, never by a whole step
-    lr = MODELS[name].Config.from_dict({**options(name), "image_shape": (1, 16, 16)}).lr
-    for key, value in one.items():
-        assert torch.allclose(value, two[key], rtol=0, atol=1e-3 * lr), (key, (value - two[key]).abs().max())
+    train_one_process(name, images, tmp_path / "one", STEPS)
+    assert_same_weights_up_to_rounding(name, tmp_path / "one", out_dir / f"{name}-straight")
     losses = lambda run: [row["loss"] for row in read_history(run)]  # noqa: E731
     assert losses(tmp_path / "one") == pytest.approx(losses(out_dir / f"{name}-straight"), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_a_two_process_run_continues_in_one_process(first_launch, images, out_dir, tmp_path, name):
+    """--resume with another number of processes: the same global batches in the same order (new noise
+    streams), so where a step depends on its batch alone it ends where one process all along would."""
+    shutil.copytree(out_dir / f"{name}-straight", tmp_path / "moved")
+    more = STEPS + 2 * STEPS_PER_EPOCH
+    train_one_process(name, images, tmp_path / "moved", more, resume=True)
+    info = read_run_info(tmp_path / "moved")
+    assert (info["step"], info["world_size"]) == (more, 1)
+    if depends_on_its_batch_alone(name):
+        train_one_process(name, images, tmp_path / "one", more)
+        assert_same_weights_up_to_rounding(name, tmp_path / "one", tmp_path / "moved")
 
 
 # -- faults ------------------------------------------------------------------------------------------------
@@ -286,6 +310,10 @@ def test_epoch_batches_partition_each_global_batch_over_the_ranks(world_size):
         parts = [set(s[k]) for s in shards]
         assert sum(map(len, parts)) == batch and set().union(*parts) == set(global_batch)
     assert epoch_batches(50, batch, 1, 2, skip=1, rank=world_size - 1, world_size=world_size) == shards[-1][1:]
+    flat = [i for b in whole for i in b]  # each rank's images are DistributedSampler's pick from the global order
+    for rank, shard in enumerate(shards):
+        picked = DistributedSampler(flat, num_replicas=world_size, rank=rank, shuffle=False)
+        assert [flat[i] for i in picked] == [i for b in shard for i in b]
 
 
 def test_batch_size_must_split_evenly_over_the_processes(tmp_path, images):
