@@ -27,7 +27,7 @@ import torch
 from torch.distributed.run import get_args_parser
 from torch.utils.data.distributed import DistributedSampler
 
-from generators.__main__ import build_parser
+from generators.__main__ import EXIT_DIVERGED, build_parser
 from generators.checkpoints import TEMP_MARK, load_run, read_history, read_run_info
 from generators.data import load_dataset
 from generators.distributed import Group
@@ -42,7 +42,6 @@ ROOT = Path(__file__).resolve().parents[1]
 STEPS, FIRST_PART = 8, 3
 FAULT_STEP = 3  # in epoch 1: the checkpoint of epoch 0 (step 2) is the last good one
 RANDOM_OPTIONS = {"ema": 0.9, "diffaug": "translation,cutout"}  # where a model has them: noise on every rank
-EXIT_DIVERGED = 1
 FAULT_MODEL = next(iter(MODELS))
 
 
