@@ -204,7 +204,7 @@ def peer_failures() -> Iterator[None]:
         raise
 
 
-class DataParallel:
+class NetworksInDDP:
     """While entered, each child network of ``model`` with trainable weights is its own DDP wrapper.
 
     A group of one wraps nothing. ``plain()`` puts the unwrapped networks back for a moment, for what only rank 0
@@ -217,8 +217,14 @@ class DataParallel:
         self.networks: dict[str, nn.Module] = {}
         self.wrappers: dict[str, DistributedDataParallel] = {}
 
-    def __enter__(self) -> DataParallel:
+    def __enter__(self) -> NetworksInDDP:
         if self.group.active:
+            loose = [name for name, p in self.model.named_parameters(recurse=False) if p.requires_grad]
+            if loose:
+                raise UserError(
+                    f"{type(self.model).__name__} keeps trainable weights outside its child networks ({loose[0]}); "
+                    f"training with several processes wraps each child network in DDP, so move them into one"
+                )
             for name, child in self.model.named_children():
                 if any(p.requires_grad for p in child.parameters()):
                     ids = [self.device.index] if self.device.type == "cuda" else None

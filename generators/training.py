@@ -219,7 +219,7 @@ class Trainer:
         if per_process < 1:
             raise UserError(f"the dataset has {n_train} images to train on, fewer than the {ranks} processes")
         self.steps_per_epoch = n_train // self.batch_size
-        self.parallel = distributed.DataParallel(self.model, self.group, self.device)
+        self.parallel = distributed.NetworksInDDP(self.model, self.group, self.device)
         if self.group.active:  # each process draws its own noise (the VAE's epsilon, the GAN's z)
             torch.manual_seed(distributed.rank_seed(cfg.seed, self.rank))
         self.step = self.epoch = self.batch_in_epoch = 0
