@@ -30,7 +30,7 @@ from torch.utils.data.distributed import DistributedSampler
 from generators.__main__ import EXIT_DIVERGED, build_parser
 from generators.checkpoints import TEMP_MARK, load_run, read_history, read_run_info
 from generators.data import load_dataset
-from generators.distributed import Group
+from generators.distributed import Group, NetworksInDDP
 from generators.errors import UserError
 from generators.registry import MODELS, build_model
 from generators.training import TrainConfig, Trainer, epoch_batches, run_training
@@ -323,3 +323,14 @@ def test_batch_size_must_split_evenly_over_the_processes(tmp_path, images):
         Trainer(model, data, cfg, tmp_path, {}, group=Group(rank=0, world_size=2))
     assert Trainer(model, data, TrainConfig(batch_size=6), tmp_path, {}, group=Group(0, 2)).steps_per_epoch == 1
     assert Trainer(model, data, cfg, tmp_path, {}).batch_size == 5  # one process: any batch size
+
+
+def test_weights_outside_the_child_networks_are_refused_before_any_process_waits():
+    """DDP averages the gradients of the networks it wraps; a weight on the model itself would drift apart."""
+    model = torch.nn.Module()
+    model.net = torch.nn.Linear(2, 2)
+    model.scale = torch.nn.Parameter(torch.ones(1))
+    with pytest.raises(UserError, match="outside its child networks"):
+        with NetworksInDDP(model, Group(rank=0, world_size=2), torch.device("cpu")):
+            pass
+    assert isinstance(model.net, torch.nn.Linear)  # nothing was wrapped
