@@ -14,7 +14,9 @@ batch alone (no noise, no BatchNorm: the autoencoder) the weights follow one pro
 float rounding. Noise (the VAE's epsilon, the GAN's z) is drawn by each process from its own stream, and
 BatchNorm normalises over each process's share of the batch (per-process statistics, PyTorch's default; rank 0's
 running statistics are broadcast at every forward). SyncBatchNorm is not offered: PyTorch runs it on GPUs only.
-Checkpoints and previews see the unwrapped networks, so the run folder is the same as from one process.
+Checkpoints and previews see the unwrapped networks, so the run folder is the same as from one process. A
+GAN's EMA copy of G is not trained, so it is not wrapped: every rank updates it from the same averaged weights,
+and rank 0's is saved. Samplers (GMM, two-stage) are fitted after training, in one process.
 
 Only rank 0 talks to the user and writes; every decision that must be the same everywhere (stop on a NaN or a
 signal, the clock of a ``--minutes`` budget, a bad checkpoint) is agreed through a collective, so all processes
