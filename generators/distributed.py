@@ -116,7 +116,8 @@ class Group:
         self, logs: dict[str, float], seconds: float, stop_signal: int | None, device: torch.device
     ) -> tuple[dict[str, float], float, int | None]:
         """One collective per step: the losses of the global batch (mean over ranks; a NaN anywhere is a NaN
-        everywhere), one clock for ``--minutes`` (the mean of the ranks'), and a stop if any rank got a signal."""
+        everywhere), one clock for ``--minutes`` (the mean of the ranks'), and a stop if any rank got a signal.
+        Every rank's ``logs`` have the same keys: a model logs the same losses at every step."""
         if not self.active:
             return logs, seconds, stop_signal
         values = [*logs.values(), seconds, stop_signal == signal.SIGINT, stop_signal == signal.SIGTERM]
