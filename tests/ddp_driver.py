@@ -4,8 +4,8 @@ injecting a fault into one rank.
 
     torchrun --standalone --nproc_per_node 2 tests/ddp_driver.py PLAN.json
 
-PLAN: ``{"record_dir": DIR, "commands": [{"tag": T, "argv": [...], "fault": null | {"kind": "nan" | "raise",
-"rank": R, "step": S}}, ...]}``. Every command runs through ``generators.__main__.main`` exactly as typed
+PLAN: ``{"record_dir": DIR, "commands": [{"tag": T, "argv": [...], "fault": null | {"kind": "nan" | "raise" |
+"sigterm", "rank": R, "step": S}}, ...]}``. Every command runs through ``generators.__main__.main`` exactly as typed
 after ``-m generators``; its exit code goes to ``DIR/T.rank<R>.exit`` and the fingerprint of every image of
 every step to one line of ``DIR/T.rank<R>.jsonl``. The process group is made once here and used by every
 command, as a notebook or a script that calls the harness under torchrun would.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def fingerprint(image: torch.Tensor) -> str:
 
 def recorded(training_step):
     """``training_step`` that first records its images and, at the planned step of the planned rank, breaks:
-    a NaN batch (the loss becomes NaN on that rank alone) or an exception."""
+    a NaN batch (the loss becomes NaN on that rank alone), an exception, or a SIGTERM to that rank alone."""
 
     def step(self, batch, optimizers):
         NOW["steps"] += 1
@@ -42,7 +43,10 @@ def recorded(training_step):
         if fault and fault["rank"] == RANK and fault["step"] == NOW["steps"]:
             if fault["kind"] == "raise":
                 raise RuntimeError("injected fault")
-            batch = (batch[0] * float("nan"), batch[1])
+            if fault["kind"] == "sigterm":
+                os.kill(os.getpid(), signal.SIGTERM)
+            else:
+                batch = (batch[0] * float("nan"), batch[1])
         with open(NOW["record_dir"] / f"{NOW['tag']}.rank{RANK}.jsonl", "a") as fh:
             fh.write(json.dumps([fingerprint(image) for image in batch[0]]) + "\n")
         return training_step(self, batch, optimizers)

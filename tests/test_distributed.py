@@ -100,13 +100,13 @@ def out_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def first_launch(tmp_path_factory, images, out_dir) -> dict:
-    """Each model straight to STEPS and to FIRST_PART; then a NaN, then an exception, in rank 1 at FAULT_STEP
-    (the exception ends the launch)."""
+    """Each model straight to STEPS and to FIRST_PART; then a SIGTERM, a NaN, and an exception, in rank 1 at
+    FAULT_STEP (the exception ends the launch)."""
     commands = []
     for name in MODELS:
         for run, steps in ((f"{name}-straight", STEPS), (f"{name}-first", FIRST_PART)):
             commands.append({"tag": run, "argv": train_argv(name, images, out_dir, run, steps)})
-    for kind in ("nan", "raise"):
+    for kind in ("sigterm", "nan", "raise"):
         fault = {"kind": kind, "rank": 1, "step": FAULT_STEP}
         commands.append({"tag": kind, "argv": train_argv(FAULT_MODEL, images, out_dir, kind, STEPS), "fault": fault})
     return drive(tmp_path_factory.mktemp("first"), commands)
@@ -127,7 +127,7 @@ def ctrl_c_launch(images, out_dir, first_launch) -> dict:
 @pytest.fixture(scope="module")
 def resume_launch(tmp_path_factory, images, out_dir, first_launch, ctrl_c_launch) -> dict:
     """In fresh processes: each model's first part resumed to STEPS; the Ctrl-C run resumed for 2 more steps;
-    then a command that rank 0 refuses (a new run into a folder that holds one)."""
+    the SIGTERM run resumed to STEPS; then a command that rank 0 refuses (a new run into a folder with one)."""
     commands = [
         {"tag": f"{name}-resumed", "argv": train_argv(name, images, out_dir, f"{name}-first", STEPS, "--resume")}
         for name in MODELS
@@ -135,8 +135,11 @@ def resume_launch(tmp_path_factory, images, out_dir, first_launch, ctrl_c_launch
     stopped_at = read_run_info(out_dir / "ctrl-c")["step"]
     argv = train_argv(FAULT_MODEL, images, out_dir, "ctrl-c", stopped_at + 2, "--resume")
     commands.append({"tag": "ctrl-c-resumed", "argv": argv})
+    argv = train_argv(FAULT_MODEL, images, out_dir, "sigterm", STEPS, "--resume")
+    commands.append({"tag": "sigterm-resumed", "argv": argv})
     commands.append({"tag": "exists", "argv": train_argv(FAULT_MODEL, images, out_dir, "ctrl-c", STEPS)})
-    return {**drive(tmp_path_factory.mktemp("resume"), commands), "stopped_at": stopped_at}
+    sigterm_at = read_run_info(out_dir / "sigterm")["step"]
+    return {**drive(tmp_path_factory.mktemp("resume"), commands), "stopped_at": stopped_at, "sigterm_at": sigterm_at}
 
 
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -267,6 +270,19 @@ def test_an_exception_in_one_rank_stops_both_with_one_line(first_launch, out_dir
     lines = [line for line in error_lines(stderr) if "another process" in line]
     assert len(lines) == 1 and str(out_dir / "raise") in lines[0] and "--resume" in lines[0], lines
     assert_last_good_checkpoint_kept(out_dir / "raise")
+
+
+def test_sigterm_to_one_rank_stops_both_at_the_same_step_and_resumes_exactly(first_launch, resume_launch, out_dir):
+    """Rank 1 alone gets SIGTERM at FAULT_STEP: both stop after that step (rank 0 saves it) and exit 143 with
+    one line; resumed in new processes, the run ends with the weights of the uninterrupted one."""
+    codes = first_launch["codes"]
+    assert codes["sigterm.rank0"] == codes["sigterm.rank1"] == 128 + signal.SIGTERM
+    lines = [line for line in first_launch["stderr"].splitlines() if line.startswith("interrupted by SIGTERM")]
+    assert len(lines) == 1 and str(out_dir / "sigterm") in lines[0], lines
+    assert resume_launch["sigterm_at"] == FAULT_STEP
+    assert resume_launch["codes"]["sigterm-resumed.rank0"] == 0
+    straight, resumed = weights(out_dir / f"{FAULT_MODEL}-straight"), weights(out_dir / "sigterm")
+    assert all(torch.equal(value, resumed[key]) for key, value in straight.items())
 
 
 def test_ctrl_c_under_torchrun_saves_a_checkpoint_and_resumes(ctrl_c_launch, resume_launch, out_dir):
