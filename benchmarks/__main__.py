@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.ddp_bench import ddp_figures
 from generators.checkpoints import load_run
 from generators.data import load_dataset
 from generators.default_runs import default_recipe
@@ -211,6 +212,7 @@ GROUPS = {
     "eval": evaluation_figures,
     "app": app_figures,
     "browser": browser_figures,
+    "ddp": ddp_figures,
 }
 
 

@@ -1,4 +1,6 @@
-"""Command line: python -m generators {train,sample,list}. Bad input -> one line on stderr, exit 2."""
+"""Command line: python -m generators {train,sample,list}. Bad input -> one line on stderr, exit 2.
+
+Several processes: torchrun --standalone --nproc_per_node N -m generators train MODEL ... (see ``train --help``)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from .cli import (
     run_name,
     seed_int,
 )
+from .distributed import rank_zero_speaks
 from .errors import UserError, WriteFailed, run_command
 from .registry import MODELS, load_plugins
 from .samplers import SAMPLERS
@@ -65,7 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m generators", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
-    train = sub.add_parser("train", help="train a model into a run folder")
+    train = sub.add_parser(
+        "train",
+        help="train a model into a run folder",
+        description="Train a model into a run folder. To train with several processes (CPU cores or GPUs, with"
+        " DistributedDataParallel), start the same command under torchrun: torchrun --standalone --nproc_per_node N"
+        " -m generators train MODEL --run-name NAME [options]. torchrun claims --run (short for its own --run-path),"
+        " so name the run with --run-name there. --batch-size stays the global batch, split evenly over the N"
+        " processes.",
+    )
     train.add_argument("model", help=f"one of {', '.join(MODELS)}")
     train.add_argument("--dataset", default="mnist5k", help="mnist5k | mnist | fashion-mnist | cifar10 | folder:PATH")
     train.add_argument("--data-dir", default="data", help="where torchvision datasets are downloaded/kept")
@@ -75,8 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--epochs", type=int_in(1, MAX_EPOCHS))
     budget.add_argument("--steps", type=int_in(1, MAX_STEPS))
     budget.add_argument("--minutes", type=float_in(0, MAX_MINUTES))
-    train.add_argument("--batch-size", type=int_in(1, MAX_BATCH_SIZE), default=128)
-    train.add_argument("--run", type=run_name, help="run folder name (default MODEL-DATASET)")
+    train.add_argument(
+        "--batch-size",
+        type=int_in(1, MAX_BATCH_SIZE),
+        default=128,
+        help="global batch: under torchrun, split over the processes",
+    )
+    train.add_argument(
+        "--run",
+        "--run-name",
+        dest="run",
+        type=run_name,
+        help="run folder name (default MODEL-DATASET); under torchrun write --run-name",
+    )
     train.add_argument("--out-dir", default="checkpoints")
     seeds = train.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=seed_int, default=0, help="0 .. 2**63-1")
@@ -146,6 +168,7 @@ def check_progress_file(path_text: str | None, run_dir: Path, overwrite: bool) -
         raise UserError("with --overwrite, put --progress-json outside the run folder (it would change the old run)")
 
 
+@rank_zero_speaks
 def cmd_train(args) -> int:
     """One run, or (``--seeds``) one run per seed named ``RUN-s<SEED>``, one after the other."""
     base = args.run or default_run_name(args.model, args.dataset)

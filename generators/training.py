@@ -5,8 +5,9 @@ Exact resume: each epoch's batch order is a permutation seeded by (seed, epoch),
 the batches it already saw and restores the torch RNG state the model draws its noise from. Train 10
 steps + resume 10 == train 20.
 
-Distributed-ready: ``rank``/``world_size`` shard each permutation in ``epoch_batches`` and ``is_main``
-guards every write; a torchrun mode only has to set those two and wrap the model's nets in DDP.
+Several processes (torchrun): each rank trains on its shard of every global batch of that permutation, the
+model's networks are wrapped in DistributedDataParallel for the duration of ``fit``, and only rank 0 writes;
+see ``generators/distributed.py``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from torch.utils.data import DataLoader
 from torchvision.transforms.functional import to_pil_image
 from torchvision.utils import make_grid
 
-from . import __version__
+from . import __version__, distributed
 from .base import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, Generator
 from .checkpoints import (
     HISTORY,
@@ -207,16 +208,21 @@ def choose_device(name: str = "auto") -> torch.device:
 def epoch_batches(
     n: int, batch_size: int, seed: int, epoch: int, skip: int = 0, rank: int = 0, world_size: int = 1
 ) -> list[list[int]]:
-    """This rank's batches of epoch ``epoch``: a (seed, epoch)-seeded permutation, full batches only."""
+    """This rank's batches of epoch ``epoch``: a (seed, epoch)-seeded permutation cut into full global batches
+    of ``batch_size``; rank r takes every ``world_size``-th image from r on (as ``DistributedSampler`` does), so
+    the ranks' k-th batches are disjoint and together exactly the k-th batch of one process."""
     # modulo 2**64 (what manual_seed takes): unchanged for every seed below 2**47, defined for all up to 2**63-1
     order = torch.randperm(n, generator=torch.Generator().manual_seed((seed * 100_003 + epoch) % 2**64))
-    order = order[rank::world_size]
-    batches = order[: len(order) // batch_size * batch_size].view(-1, batch_size).tolist()
-    return batches[skip:]
+    order = order[: n // batch_size * batch_size][rank::world_size]
+    return order.view(-1, batch_size // world_size).tolist()[skip:]
 
 
 class Trainer:
-    """Train ``model`` on ``data`` into ``run_dir``; ``run_info`` is stored with every checkpoint."""
+    """Train ``model`` on ``data`` into ``run_dir``; ``run_info`` is stored with every checkpoint.
+
+    ``group``: the processes of a torchrun run (see ``generators/distributed.py``); ``cfg.batch_size`` is the
+    global batch, split evenly over them. Every rank calls every method at the same points; only rank 0 writes.
+    """
 
     def __init__(
         self,
@@ -227,27 +233,39 @@ class Trainer:
         run_info: dict,
         callback: Callable[[dict], None] | None = None,
         show_progress: bool = True,
-        rank: int = 0,
-        world_size: int = 1,
+        group: distributed.Group | None = None,
     ):
         self.cfg, self.data, self.run_dir, self.run_info = cfg, data, Path(run_dir), run_info
-        self.device = choose_device(cfg.device)
+        self.group = group or distributed.Group()
+        self.rank, self.world_size, self.is_main = self.group.rank, self.group.world_size, self.group.is_main
+        self.device = self.group.device(cfg.device)
         self.model = model.to(self.device)
         self.optimizers = model.configure_optimizers(cfg)
         self.callback, self.show_progress = callback, show_progress
-        self.rank, self.world_size = rank, world_size
-        self.is_main = rank == 0
-        n_train = len(data.train) // world_size
-        self.batch_size = min(cfg.batch_size, n_train)
-        if self.batch_size < 2 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        n_train, ranks = len(data.train), self.world_size
+        if cfg.batch_size <= n_train and cfg.batch_size % ranks:
             raise UserError(
-                f"{model.name} uses batch norm, which needs batches of at least 2 images; "
-                f"use a larger --batch-size or a dataset with more images (it has {n_train} to train on)"
+                f"--batch-size {cfg.batch_size} is the global batch and must split evenly over the {ranks} "
+                f"processes: use a multiple of {ranks}"
             )
+        self.batch_size = min(cfg.batch_size, n_train // ranks * ranks)  # global; a small dataset caps it
+        per_process = self.batch_size // ranks
+        if per_process < 2 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            raise UserError(
+                f"{model.name} uses batch norm, which needs batches of at least 2 images"
+                + (f" per process (--batch-size is split over {ranks})" if ranks > 1 else "")
+                + f"; use a larger --batch-size or a dataset with more images (it has {n_train} to train on)"
+            )
+        if per_process < 1:
+            raise UserError(f"the dataset has {n_train} images to train on, fewer than the {ranks} processes")
         self.steps_per_epoch = n_train // self.batch_size
+        self.parallel = distributed.NetworksInDDP(self.model, self.group, self.device)
+        if self.group.active:  # each process draws its own noise (the VAE's epsilon, the GAN's z)
+            torch.manual_seed(distributed.rank_seed(cfg.seed, self.rank))
         self.step = self.epoch = self.batch_in_epoch = 0
         self.seconds_before = 0.0  # training time of earlier sessions of a resumed run
         self.history: list[dict] = []
+        self._signal_received: int | None = None
         self._stop_signal: int | None = None
         self.writer = CheckpointWriter()
         self.history_writer = HistoryWriter(self.run_dir)  # used by the writer thread only
@@ -275,45 +293,72 @@ class Trainer:
                 opt.load_state_dict(state["optimizers"][name])
             self.step, self.epoch = int(state["step"]), int(state["epoch"])
             self.batch_in_epoch, self.seconds_before = int(state["batch_in_epoch"]), float(state["seconds"])
-            torch.set_rng_state(state["rng"]["torch"])
-            if torch.cuda.is_available() and state["rng"].get("cuda"):
-                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+            # every rank continues its own noise stream; with another number of processes than before, the
+            # data order is still the same (global batches) but the others start fresh streams
+            rngs = state.get("rng_by_rank", [state["rng"]])
+            rng = rngs[self.rank] if len(rngs) == self.world_size or self.rank == 0 else None
+            if rng is None:
+                torch.manual_seed(distributed.rank_seed(self.cfg.seed, self.rank) + self.step)
+            else:
+                torch.set_rng_state(rng["torch"])
+                if torch.cuda.is_available() and rng.get("cuda"):
+                    torch.cuda.set_rng_state_all(rng["cuda"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise UserError(
                 f"{self.run_dir}/resume.pt does not fit this model or run: {str(exc).splitlines()[0][:200]}"
             ) from None
         self.history = [r for r in read_history(self.run_dir) if r.get("step", math.inf) <= self.step]
 
-    def _state(self, seconds: float) -> dict:
+    @staticmethod
+    def _rng_state() -> dict:
         return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def _state(self, seconds: float, rngs: list[dict]) -> dict:
+        """What --resume needs; ``rngs``: every rank's RNG state (one process: its own, as ``rng`` alone)."""
+        state = {
             "model": self.model.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "step": self.step,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "seconds": seconds,
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            },
+            "rng": rngs[0],
         }
+        if len(rngs) > 1:
+            state["rng_by_rank"] = rngs
+        return state
 
     def checkpoint(self, seconds: float, preview: bool = False, wait: bool = False) -> None:
         """Snapshot now, then write history, preview, resume state and weights in the background (``wait``:
-        before returning). Each file is atomic and whole on its own; one checkpoint is in flight at a time.
+        before returning, and every rank waits for it). Each file is atomic and whole on its own; one checkpoint
+        is in flight at a time. Every rank calls this at the same points; rank 0 gathers their RNG states and
+        writes.
 
         Weights that are already NaN/inf (the last optimizer step blew up after a finite loss) are never
         written: the run stops with ``Diverged`` and the previous checkpoint stays the last good one.
         """
-        if not self.is_main:
-            return
-        bad = first_non_finite(self.model.state_dict())
+        with self.parallel.plain():
+            self._checkpoint(seconds, preview)
+        if wait:
+            if self.is_main:
+                self.writer.wait()
+            self.group.barrier()  # no rank goes on (or exits) before the run folder is whole
+
+    def _checkpoint(self, seconds: float, preview: bool) -> None:
+        bad = first_non_finite(self.model.state_dict()) if self.is_main else None
+        replies = self.group.all_gather((bad, self._rng_state()))  # one collective: rank 0's verdict, every RNG
+        bad, rngs = replies[0][0], [rng for _, rng in replies]
         if bad is not None:
             raise Diverged(f"weight {bad} became NaN or infinite by step {self.step}")
+        if not self.is_main:
+            return
         # the preview first: leaving training mode may recalibrate buffers (DCGAN BatchNorm), and the saved
         # state must hold what the run goes on with, or a resumed run would differ from an uninterrupted one
         grid = self.preview_grid() if preview else None
-        state = copy.deepcopy(self._state(seconds))  # training changes the live tensors while the writer works
+        state = copy.deepcopy(self._state(seconds, rngs))  # training changes the live tensors while the writer works
         history = list(self.history)
         info = {
             **self.run_info,
@@ -331,8 +376,6 @@ class Trainer:
             save_weights(self.run_dir, state["model"], info)
 
         self.writer.start(write)
-        if wait:
-            self.writer.wait()
 
     @torch.no_grad()
     def preview_grid(self) -> torch.Tensor:
@@ -347,7 +390,7 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
     def _on_signal(self, signum, _frame) -> None:
-        self._stop_signal = signum
+        self._signal_received = signum  # acted on once agreed by every rank (``_stop_signal``), at the same step
 
     def _loader(self) -> DataLoader:
         batches = epoch_batches(
@@ -370,13 +413,22 @@ class Trainer:
         )
 
     def fit(self) -> dict:
-        """Run until the budget is spent. Raises ``Diverged`` or ``Interrupted`` after keeping a checkpoint."""
+        """Run until the budget is spent. Raises ``Diverged`` or ``Interrupted`` after keeping a checkpoint;
+        with several processes, all of them stop at the same step, or ``PeerFailed`` when another one died."""
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            return self._fit()
-        except BaseException:
+            with self.parallel:
+                return self._fit()
+        except BaseException as exc:
             with contextlib.suppress(Exception):  # the first failure is the one to report
                 self.writer.wait()  # never leave a write half-way when the process exits
+            if self.group.active and self.is_main:  # the run is over: torchrun's SIGTERM must not cut rank 0's
+                previous[signal.SIGTERM] = signal.SIG_IGN  # report short (the other ranks linger until it is out)
+            if self.group.active and distributed.is_peer_failure(exc):
+                raise distributed.PeerFailed(
+                    f"another process of this run failed (its error is above); the last good checkpoint in "
+                    f"{self.run_dir} was kept: continue with the same command plus --resume"
+                ) from None
             raise
         finally:
             for s, handler in previous.items():
@@ -398,9 +450,10 @@ class Trainer:
             dynamic_ncols=True,
         )
         session_images, session_start = 0, time.perf_counter()
+        seconds = self.seconds_before  # updated after each step, the same on every rank: all decide alike
         self.model.train()
         try:
-            while not self._budget_done(elapsed()):
+            while not self._budget_done(seconds):
                 for images, labels in self._loader():
                     logs = self.model.training_step(
                         (images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)),
@@ -408,11 +461,13 @@ class Trainer:
                     )
                     self.step += 1
                     self.batch_in_epoch += 1
+                    logs, seconds, self._stop_signal = self.group.agree_step(
+                        logs, elapsed(), self._signal_received, self.device
+                    )
                     bad = [k for k, v in logs.items() if not math.isfinite(v)]
                     if bad:
                         raise Diverged(f"{bad[0]} became {logs[bad[0]]} at step {self.step}")
                     session_images += len(images) * self.world_size
-                    seconds = elapsed()
                     if self.step % self.cfg.log_every == 0:
                         self.history.append(
                             {"step": self.step, "epoch": self.epoch, "seconds": round(seconds, 3), **logs}
@@ -424,7 +479,7 @@ class Trainer:
                 if self.batch_in_epoch >= self.steps_per_epoch:
                     self.epoch += 1
                     self.batch_in_epoch = 0
-                    if not self._budget_done(elapsed()) and self._stop_signal is None:
+                    if not self._budget_done(seconds) and self._stop_signal is None:
                         self.checkpoint(elapsed(), preview=True)
                 if self._stop_signal is not None:
                     self.checkpoint(elapsed(), wait=True)
@@ -443,7 +498,7 @@ class Trainer:
                     {"epoch": self.epoch, **{k: f"{v:.3g}" for k, v in shown.items()}, "img/s": f"{img_per_s:.0f}"},
                     refresh=False,
                 )
-        if self.callback is not None:
+        if self.callback is not None and self.is_main:  # progress files: rank 0 writes, like every file
             if total is not None:
                 eta = (total - self.step) * self.batch_size / max(img_per_s, 1e-9)
                 fraction = self.step / total
@@ -639,10 +694,9 @@ def run_training(
     argument, the dataset, the model and the batch size are checked before anything on disk changes, so bad input
     never leaves a folder behind. ``overwrite`` builds the new run beside the old one and swaps it in only after
     its first good checkpoint (``SwapInWriter``): an ``overwrite`` that fails in any way leaves the old run as it
-    was, and a ``Diverged`` raised before the swap carries ``kept_previous = True``.
+    was, and a ``Diverged`` raised before the swap carries ``kept_previous = True``. Under torchrun every process
+    runs this; rank 0 alone checks the folder, locks and writes (``_train_in_group``).
     """
-    from .data import load_dataset
-
     run_dir = Path(run_dir)
     cls = model_class(model_name)
     if resume and overwrite:
@@ -652,12 +706,46 @@ def run_training(
     choose_device(cfg.device)
     if not resume:
         check_dataset_name(cfg.dataset)
+    with distributed.joined(cfg.device) as group:  # under torchrun: one of several processes
+        return _train_in_group(
+            group,
+            model_name,
+            model_options,
+            cfg,
+            run_dir,
+            resume=resume,
+            overwrite=overwrite,
+            callback=callback,
+            show_progress=show_progress,
+        )
+
+
+def _check_folder(run_dir: Path, resume: bool, overwrite: bool) -> None:
     if run_dir.parent.is_dir():  # a repair, not a change: a run a killed swap left aside is put back first
         _remove_stale_builds(run_dir)
     _check_run_dir(run_dir, resume, overwrite)
+
+
+def _train_in_group(
+    group: distributed.Group,
+    model_name: str,
+    model_options: dict,
+    cfg: TrainConfig,
+    run_dir: Path,
+    *,
+    resume: bool,
+    overwrite: bool,
+    callback: Callable[[dict], None] | None,
+    show_progress: bool,
+) -> dict:
+    """``run_training`` once the processes are known. A step that can fail on one rank is ``settle``d, so every
+    rank stops together with one message."""
+    from .data import load_dataset
+
+    group.settle(lambda: _check_folder(run_dir, resume, overwrite), main_only=True)
     replacing = overwrite and run_dir.is_dir()
     if resume:
-        stored = read_run_info(run_dir)
+        stored = group.settle(lambda: read_run_info(run_dir))
         if stored["model"] != model_name:
             raise UserError(f"{run_dir} holds a {stored['model']} run, not {model_name}")
         _check_resume_options(model_options, stored["model_config"], run_dir)
@@ -666,7 +754,8 @@ def run_training(
         if all(v is None for v in budget.values()):
             budget = {k: stored["train_config"].get(k) for k in budget}  # the same command finishes the run
         cfg = TrainConfig(**{**stored["train_config"], **budget, "device": cfg.device})
-    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.channels)
+    # rank 0 first: a torchvision dataset is downloaded once, then the other ranks read its files
+    data = group.settle(lambda: load_dataset(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.channels), main_first=True)
     torch.manual_seed(cfg.seed)
     model = build_checked(model_name, {**model_options, "image_shape": data.image_shape})
     info = {
@@ -677,21 +766,28 @@ def run_training(
         "class_names": data.class_names,
         "train_config": asdict(cfg),
         "seed": cfg.seed,
+        "world_size": group.world_size,  # processes of the last session; --batch-size is their total
         "created": stored.get("created", "") if resume else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    build_dir = _build_folder(run_dir, "new", os.getpid()) if replacing else run_dir
-    trainer = Trainer(model, data, cfg, build_dir, info, callback=callback, show_progress=show_progress)
+    builder_pid = group.all_gather(os.getpid())[0]  # rank 0's: every rank names the same hidden folder
+    build_dir = _build_folder(run_dir, "new", builder_pid) if replacing else run_dir
+    trainer = Trainer(model, data, cfg, build_dir, info, callback=callback, show_progress=show_progress, group=group)
     if resume:
-        state = load_resume_state(run_dir)
-        check_resume_state(state, trainer, run_dir / RESUME)
-        trainer.resume_from(state)
+
+        def restore() -> None:
+            state = load_resume_state(run_dir)
+            check_resume_state(state, trainer, run_dir / RESUME)
+            trainer.resume_from(state)
+
+        group.settle(restore)
     # everything is checked: from here on the disk changes
     if replacing:
         return _replace_run(trainer, run_dir)
-    made = _prepare_run_dir(run_dir, resume, overwrite)
+    made = group.settle(lambda: _prepare_run_dir(run_dir, resume, overwrite), main_only=True)
     try:
-        with run_lock(run_dir):
-            remove_temp_files(run_dir)
+        with run_lock(run_dir) if group.is_main else contextlib.nullcontext():
+            if group.is_main:
+                remove_temp_files(run_dir)
             return trainer.fit()
     except BaseException:
         if made and not any(run_dir.iterdir()):  # e.g. a failed first write: leave no empty folder behind
@@ -701,7 +797,10 @@ def run_training(
 
 def _replace_run(trainer: Trainer, run_dir: Path) -> dict:
     """Train ``trainer`` (aimed at a hidden sibling of ``run_dir``) and swap it in at its first good checkpoint;
-    until then the old run is locked and untouched. Whatever fails first, the hidden folder is removed."""
+    until then the old run is locked and untouched. Whatever fails first, the hidden folder is removed. Under
+    torchrun rank 0 alone locks, makes and swaps the folders (the others only train)."""
+    if not trainer.is_main:
+        return trainer.fit()
     build_dir = trainer.run_dir
     with run_lock(run_dir):  # keeps other trainers out of the old run until the new one replaces it
         writer = trainer.writer = SwapInWriter(trainer, run_dir)
