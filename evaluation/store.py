@@ -24,7 +24,13 @@ METRICS_FILE = "metrics.json"
 MAX_BYTES = 16 * 2**20
 HASH_CHUNK = 2**20
 TEXT_KEYS = ("run", "model", "dataset", "sampler", "extractor_id", "recon_method", "likelihood", "weights_sha256")
-LIST_KEYS = {"seeds": int, "warnings": str, "class_histogram": float, "kl_per_dim": float}
+LIST_KEYS = {
+    "seeds": int,
+    "warnings": str,
+    "class_histogram": float,
+    "kl_per_dim": float,
+    "mean_variance_per_dim": float,
+}
 INTERVAL_SUFFIXES = ("_std", "_ci_low", "_ci_high")
 DICT_KEYS = ("protocol", "capabilities")
 
