@@ -120,8 +120,43 @@ def render(selection: Selection) -> None:
     st.markdown("**All models in one labelled figure** (rows = models, t = 0 → 1 left to right)")
     figure = export.image_panels(strips, f"Interpolation ({path_name}, {ends.replace('-', ' ')})", columns=1)
     export.download_buttons(figure, f"interpolation-{ends}-{path_name}", "interp-figure")
+    render_styles(selection)
     with st.expander("What makes a latent space smooth?"):
         st.markdown(EXPLANATION)
+
+
+STYLES = 6
+
+
+@per_run_cache
+@torch.inference_mode()
+def style_grid(run: Run, seed: int) -> torch.Tensor:
+    """Rows = ``STYLES`` latents z, columns = every class: the same z decoded as each digit (conditional runs)."""
+    model = run.model()
+    classes = run.capabilities.num_classes
+    z = model.prior(STYLES, torch_generator(seed)).cpu()
+    codes, labels = z.repeat_interleave(classes, 0), torch.arange(classes).repeat(STYLES)
+    return model.decode(codes.to(model.device), labels.to(model.device)).clamp(0, 1).cpu()
+
+
+def render_styles(selection: Selection) -> None:
+    """The classic conditional demo: hold z (the style), change the class (the digit), models side by side."""
+    conditional = [run for run in selection.runs if run.capabilities.conditional]
+    if not conditional:
+        return
+    st.subheader("Same z, every class (class-conditional models)")
+    st.caption(
+        "Each row keeps one latent z and asks for every class in turn: if z carries the style (slant, "
+        "stroke width) and the label the digit, a row is one handwriting writing every digit."
+    )
+    panels = []
+    for column, run in zip(st.columns(len(conditional)), conditional):
+        images = style_grid(run, selection.seed)
+        picture = to_pil(images, nrow=run.capabilities.num_classes, scale=selection.scale)
+        column.image(picture, caption=f"{run.label}: rows = latents, columns = classes", width="stretch")
+        panels.append((run.label, np.asarray(to_pil(images, nrow=run.capabilities.num_classes, scale=2))))
+    figure = export.image_panels(panels, f"Same z, every class (seed {selection.seed})")
+    export.download_buttons(figure, f"same-z-every-class-seed{selection.seed}", "styles-figure")
 
 
 def default_pair(run: Run) -> tuple[int, int]:

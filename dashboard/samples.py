@@ -28,18 +28,42 @@ actually uses, and the decoder has never seen such codes. The VAE's KL term is e
 """
 
 
+ONE_ROW_PER_CLASS = "one row per class"
+
+
+def class_layout(run: Run, n: int, choice: str) -> tuple[torch.Tensor | None, int]:
+    """The labels to condition ``n`` samples on and the grid's row length: None and a square grid for an
+    unconditional run; ``choice`` = ONE_ROW_PER_CLASS or a class index (as text) for a conditional one."""
+    classes = run.capabilities.num_classes
+    if classes is None:
+        return None, math.isqrt(n)
+    if choice == ONE_ROW_PER_CLASS:
+        per_class = max(1, n // classes)
+        return torch.arange(classes).repeat_interleave(per_class), per_class
+    return torch.full((n,), int(choice) % classes), math.isqrt(n)
+
+
 @per_run_cache
 @torch.inference_mode()
-def sample_images(run: Run, n: int, seed: int, sampler: str = "prior") -> torch.Tensor:
-    """``n`` samples; the latents come from ``seed`` alone, so equal latent sizes share the same z (prior)."""
+def sample_images(run: Run, n: int, seed: int, sampler: str = "prior", choice: str = ONE_ROW_PER_CLASS):
+    """Samples and the grid's row length; the latents come from ``seed`` alone, so equal latent sizes share the
+    same z (prior). A conditional run draws the classes of ``choice``."""
     model = run.model()
     draw = latent_sampler(model, sampler, run.run_dir, lambda: run_dataset(run).train.float_images())
-    return model.decode(draw(n, torch_generator(seed))).clamp(0, 1).cpu()
+    labels, nrow = class_layout(run, n, choice)
+    if labels is None:
+        return model.decode(draw(n, torch_generator(seed))).clamp(0, 1).cpu(), nrow
+    return model.decode(draw(len(labels), torch_generator(seed)), labels.to(model.device)).clamp(0, 1).cpu(), nrow
+
+
+def sample_picture(run: Run, n: int, seed: int, scale: int, sampler: str = "prior", choice: str = ONE_ROW_PER_CLASS):
+    images, nrow = sample_images(run, n, seed, sampler, choice)
+    return to_pil(images, nrow=nrow, scale=scale)
 
 
 def sample_grid_png(run: Run, n: int, seed: int, scale: int = 1, sampler: str = "prior") -> bytes:
     """The PNG of one run's sample grid (also used by the report export)."""
-    return png_bytes(to_pil(sample_images(run, n, seed, sampler), nrow=math.isqrt(n), scale=scale))
+    return png_bytes(sample_picture(run, n, seed, scale, sampler))
 
 
 def samplers_for(runs) -> list[str]:
@@ -52,20 +76,27 @@ def samplers_for(runs) -> list[str]:
 def samples_figure(selection: Selection, sampler: str) -> go.Figure:
     """One labelled figure: a column per run, the same seed (and latents, where the sizes match)."""
     panels = [
-        (
-            run.label,
-            np.asarray(
-                to_pil(
-                    sample_images(run, selection.n_samples, selection.seed, sampler),
-                    nrow=math.isqrt(selection.n_samples),
-                    scale=2,
-                )
-            ),
-        )
+        (run.label, np.asarray(sample_picture(run, selection.n_samples, selection.seed, 2, sampler)))
         for run in selection.runs
     ]
     return export.image_panels(
         panels, f"Samples ({sampler} sampler, seed {selection.seed}, {selection.n_samples} per model)"
+    )
+
+
+def class_choice(selection: Selection) -> str:
+    """For class-conditional runs: draw one row per class, or only the picked class (a no-op otherwise)."""
+    conditional = [run for run in selection.runs if run.capabilities.conditional]
+    if not conditional:
+        return ONE_ROW_PER_CLASS
+    names = conditional[0].info.get("class_names") or [str(k) for k in range(conditional[0].capabilities.num_classes)]
+    options = [ONE_ROW_PER_CLASS, *(str(k) for k in range(len(names)))]
+    return st.selectbox(
+        "Class to draw (class-conditional models)",
+        options,
+        key="samples_class",
+        format_func=lambda o: o if o == ONE_ROW_PER_CLASS else f"class {names[int(o)]}",
+        help="A conditional model draws the class it is asked for; unconditional ones ignore this.",
     )
 
 
@@ -95,16 +126,13 @@ def render(selection: Selection) -> None:
         help="Fewer grids per row = larger digits.",
     )
     c4.caption(f"Seed {selection.seed}: {selection.n_samples} draws from each model ({sampler} sampler).")
+    choice = class_choice(selection)
     for start in range(0, len(selection.runs), per_row):
         columns = st.columns(per_row)
         for column, run in zip(columns, selection.runs[start : start + per_row]):
             with column:
                 st.markdown(f"**{run.label}**")
-                picture = to_pil(
-                    sample_images(run, selection.n_samples, selection.seed, sampler),
-                    nrow=math.isqrt(selection.n_samples),
-                    scale=selection.scale,
-                )
+                picture = sample_picture(run, selection.n_samples, selection.seed, selection.scale, sampler, choice)
                 st.image(picture, caption=f"latent size {run.info['model_config']['latent_dim']}", width="stretch")
                 st.download_button(
                     "PNG",
