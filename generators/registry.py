@@ -14,6 +14,8 @@ import os
 
 from .autoencoder import Autoencoder
 from .base import Generator, ModelConfig
+from .cdcgan import CDCGAN
+from .cvae import CVAE
 from .dcgan import DCGAN
 from .errors import UserError
 from .vae import VAE
@@ -24,6 +26,8 @@ MODELS: dict[str, type[Generator]] = {
     "vae": VAE,
     "ae": Autoencoder,
     "dcgan": DCGAN,
+    "cvae": CVAE,
+    "cdcgan": CDCGAN,
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import io
 import math
 import shutil
@@ -462,6 +463,20 @@ def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> bool:
         raise UserError(f"cannot create the run folder {run_dir} ({exc.strerror or exc})") from None
 
 
+def dataset_fields(cls: type[Generator], data: ImageData) -> dict:
+    """The config fields the dataset decides: the image shape and, for a class-conditional model, the number of
+    classes (a dataset without labels is refused: there is nothing to condition on)."""
+    fields = {"image_shape": data.image_shape}
+    if "num_classes" in {f.name for f in dataclasses.fields(cls.Config)}:
+        if data.num_classes is None or data.train.labels is None:
+            raise UserError(
+                f"{cls.name} is class-conditional but dataset {data.name} has no class labels: "
+                f"put the images in one sub-folder per class, or train an unconditional model"
+            )
+        fields["num_classes"] = data.num_classes
+    return fields
+
+
 def run_training(
     model_name: str,
     model_options: dict,
@@ -506,7 +521,7 @@ def run_training(
             remove_temp_files(run_dir)
             data = load_dataset(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.channels)
             torch.manual_seed(cfg.seed)
-            model = build_model(model_name, {**model_options, "image_shape": data.image_shape})
+            model = build_model(model_name, {**model_options, **dataset_fields(cls, data)})
             if overwrite:
                 for old in run_dir.iterdir():
                     if old.name != ".lock":
