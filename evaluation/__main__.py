@@ -12,6 +12,7 @@ from pathlib import Path
 
 from generators.cli import OneLineParser, positive_int
 from generators.errors import UserError, run_command
+from generators.samplers import SAMPLERS
 
 from .runner import INVERSION_STEPS
 
@@ -25,7 +26,7 @@ def build_parser() -> OneLineParser:
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, help="sampling seed (default 0)")
     seeds.add_argument("--seeds", type=int, nargs="+", help="several seeds: report mean ± std")
-    parser.add_argument("--sampler", choices=("prior", "gmm"), default="prior")
+    parser.add_argument("--sampler", choices=SAMPLERS, default="prior")
     parser.add_argument("--extractor", choices=("classifier", "inception"), default="classifier")
     parser.add_argument("--iwae-k", type=positive_int, default=100, help="importance samples of the IWAE bound")
     parser.add_argument(
