@@ -210,6 +210,8 @@ def cmd_sample(args) -> int:
         raise UserError(f"the folder of --out ({out.parent}) does not exist")
     model, info = load_run(Path(args.run_dir))
     labels = sample_labels(model, args.n, args.label)
+    if labels is not None and labels_path(out).is_dir():
+        raise UserError(f"{labels_path(out)} (where the classes go) is a folder; choose another --out")
     draw = latent_sampler(model, args.sampler, Path(args.run_dir))
     shape = (args.n, *model.config.image_shape)
     needed, free = int(np.prod(shape, dtype=np.float64)), shutil.disk_usage(out.parent).free
