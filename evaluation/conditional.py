@@ -92,3 +92,39 @@ def intra_class_fid_floor(real_feats: torch.Tensor, real_labels: torch.Tensor, n
         order = torch.randperm(len(feats), generator=generator)
         per_class.append(frechet_distance(feats[order[:half]], feats[order[half : 2 * half]]) if half >= 2 else None)
     return {"intra_fid_floor": _mean(per_class), "intra_fid_floor_per_class": per_class}
+
+
+@torch.inference_mode()
+def draw_conditional(model, draw, labels: torch.Tensor, generator: torch.Generator, batch: int = 1000) -> torch.Tensor:
+    """Images of a conditional model for the given ``labels``, latents from ``draw(n, generator)`` (a sampler
+    of ``generators.samplers.latent_sampler``), in batches, on the CPU, in [0, 1]."""
+    parts = []
+    for start in range(0, len(labels), batch):
+        part = labels[start : start + batch]
+        parts.append(model.decode(draw(len(part), generator), part.to(model.device)).clamp(0, 1).cpu())
+    return torch.cat(parts)
+
+
+def conditional_scores(
+    model, data, classifier, draw, *, n: int, seed: int = 0, cas_epochs: int = DEFAULT_EPOCHS
+) -> dict:
+    """Every score above for a loaded conditional ``model`` whose dataset is ``data`` (``ImageData``), judged by
+    the project's ``classifier`` (the feature extractor): ``n`` samples with classes in equal shares, latents from
+    ``draw``, generated from ``seed``. Reference: the train split (intra-class FID and its floor; the CAS ceiling
+    is trained on it); CAS and its ceiling are tested on the test split."""
+    num_classes = model.capabilities.num_classes
+    labels = model.labels_for(n).cpu()
+    fake = draw_conditional(model, draw, labels, torch.Generator().manual_seed(seed))
+    fake_feats, _ = classifier.features_and_logits(fake)
+    real_feats, _ = classifier.features_and_logits(data.train.float_images())
+    test = data.test
+    return {
+        "n_fake": n,
+        **label_accuracy(classifier, fake, labels, num_classes),
+        "cas": classification_accuracy_score(fake, labels, test.images, test.labels, num_classes, epochs=cas_epochs),
+        "cas_ceiling": classification_accuracy_score(
+            data.train.images, data.train.labels, test.images, test.labels, num_classes, epochs=cas_epochs
+        ),
+        **intra_class_fid(real_feats, data.train.labels, fake_feats, labels, num_classes),
+        **intra_class_fid_floor(real_feats, data.train.labels, num_classes, seed=seed),
+    }
