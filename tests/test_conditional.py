@@ -1,6 +1,7 @@
 """Class-conditional models (cvae, cdcgan), their labels interface, the harness's class count, ``sample --label``,
 and the conditional scores (label accuracy, CAS, intra-class FID) against known answers."""
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ from evaluation.conditional import (
     label_accuracy,
 )
 from evaluation.features import extractor_path, load_extractor
+from evaluation.runner import load_metrics
 from generators.__main__ import main
 from generators.base import ConditionalConfig, Generator, balanced_labels
 from generators.checkpoints import load_run, read_run_info
@@ -306,3 +308,32 @@ def test_conditional_scores_of_real_held_out_digits_reach_the_ceiling_and_floor(
     assert min(scores["label_accuracy_per_class"]) > 0.9
     assert scores["cas"] == pytest.approx(scores["cas_ceiling"], abs=0.04)
     assert scores["intra_fid"] < scores["intra_fid_floor"]
+
+
+# ---- the committed conditional default runs against issue 13's goals (numbers recorded by make checkpoints) -------
+
+
+def recorded(run: str, sampler: str, conditional: bool = False) -> dict:
+    """The n = 5 000, seed 0 row of a committed run: metrics.json, or conditional_metrics.json."""
+    run_dir = ROOT / "checkpoints" / run
+    if conditional:
+        rows = json.loads((run_dir / "conditional_metrics.json").read_text())
+        return next(r for k, r in rows.items() if k.startswith(f"n=5000|seed=0|sampler={sampler}|"))
+    return next(r for k, r in load_metrics(run_dir).items() if k.startswith(f"n=5000|seeds=0|sampler={sampler}|"))
+
+
+@pytest.mark.parametrize("run", ["cvae-mnist5k", "cdcgan-mnist5k"])
+def test_recorded_conditional_run_meets_the_label_and_cas_goals(run):
+    row = recorded(run, "prior", conditional=True)
+    assert row["label_accuracy"] >= 0.95 and min(row["label_accuracy_per_class"]) >= 0.90, row
+    assert row["cas"] >= row["cas_ceiling"] - 0.10, row
+
+
+def test_recorded_cdcgan_is_no_worse_than_the_dcgan():
+    cdcgan, dcgan = recorded("cdcgan-mnist5k", "prior"), recorded("dcgan-mnist5k", "prior")
+    assert cdcgan["fid_ratio"] <= dcgan["fid_ratio"] and cdcgan["coverage"] >= 0.85
+
+
+def test_recorded_two_stage_sampler_beats_the_vaes_prior():
+    prior, two_stage = recorded("vae-mnist5k", "prior"), recorded("vae-mnist5k", "two-stage")
+    assert two_stage["fid"] <= 0.7 * prior["fid"] and two_stage["coverage"] >= 0.85
