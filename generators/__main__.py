@@ -121,9 +121,26 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("run_dir")
     sample.add_argument("--n", type=int_in(1, MAX_SAMPLES), required=True)
     sample.add_argument("--seed", type=seed_int, default=0, help="0 .. 2**63-1")
-    sample.add_argument("--sampler", choices=SAMPLERS, default="prior")
+    sample.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        default="prior",
+        help="prior = N(0, I); gmm / two-stage: fitted on the encoded train split (models with an encoder)",
+    )
+    sample.add_argument(
+        "--label",
+        type=int,
+        metavar="K",
+        help="class-conditional runs only: draw every image of class K (0..classes-1); without it the classes "
+        "come in equal shares (0, 1, ..., K-1, 0, ...)",
+    )
     sample.add_argument("--batch-size", type=int_in(1, MAX_SAMPLES), default=1000)
-    sample.add_argument("--out", required=True, help="FILE.npy: uint8 array (N, C, H, W), values 0..255")
+    sample.add_argument(
+        "--out",
+        required=True,
+        help="FILE.npy: uint8 array (N, C, H, W), values 0..255; a class-conditional run also writes each "
+        "image's class to FILE.labels.npy (int64, shape (N,))",
+    )
 
     listing = sub.add_parser("list", help="list the runs in a folder")
     listing.add_argument("--out-dir", default="checkpoints")
@@ -253,12 +270,29 @@ def _stop(signum, _frame) -> None:
     raise Stopped(signum)
 
 
+def labels_path(out: Path) -> Path:
+    """Where ``sample`` writes the classes of a conditional run's images: F.npy -> F.labels.npy."""
+    return out.with_suffix(".labels.npy")
+
+
+def sample_labels(model, n: int, label: int | None):
+    """The class of each of the ``n`` images to draw: None for an unconditional run (which refuses --label),
+    all ``label``, or classes in equal shares."""
+    classes = model.capabilities.num_classes
+    if classes is None:
+        if label is not None:
+            raise UserError(f"--label needs a class-conditional run; this {model.name} run is not conditional")
+        return None
+    if label is not None and not 0 <= label < classes:
+        raise UserError(f"--label must be between 0 and {classes - 1} (the run has {classes} classes), got {label}")
+    return model.labels_for(n, label).cpu()
+
+
 def cmd_sample(args) -> int:
     import numpy as np
     import torch
 
     from .checkpoints import load_run
-    from .data import load_run_dataset
     from .samplers import latent_sampler
 
     out = Path(args.out)
@@ -267,7 +301,10 @@ def cmd_sample(args) -> int:
     if not out.parent.is_dir():
         raise UserError(f"the folder of --out ({out.parent}) does not exist")
     model, info = load_run(Path(args.run_dir))
-    draw = latent_sampler(model, args.sampler, Path(args.run_dir), lambda: load_run_dataset(info).train.float_images())
+    labels = sample_labels(model, args.n, args.label)
+    if labels is not None and labels_path(out).is_dir():
+        raise UserError(f"{labels_path(out)} (where the classes go) is a folder; choose another --out")
+    draw = latent_sampler(model, args.sampler, Path(args.run_dir))
     shape = (args.n, *model.config.image_shape)
     needed, free = int(np.prod(shape, dtype=np.float64)), shutil.disk_usage(out.parent).free
     if needed > free:
@@ -278,14 +315,22 @@ def cmd_sample(args) -> int:
     generator = torch.Generator().manual_seed(args.seed)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.npy")
     previous = signal.signal(signal.SIGTERM, _stop) if threading.current_thread() is threading.main_thread() else None
+    tmp_labels = out.with_name(f".{out.name}.labels.tmp-{os.getpid()}.npy")
     try:  # the .npy header, then batch after batch: 200 000 samples never sit in memory at once
         with open(tmp, "wb") as fh:
             np.lib.format.write_array_header_1_0(fh, {"descr": "|u1", "fortran_order": False, "shape": shape})
             with torch.inference_mode():
                 for start in range(0, args.n, args.batch_size):
                     count = min(args.batch_size, args.n - start)
-                    images = model.decode(draw(count, generator)).clamp(0, 1)
-                    fh.write(images.mul(255).round().to(torch.uint8).cpu().numpy().tobytes())
+                    z = draw(count, generator)
+                    if labels is None:
+                        images = model.decode(z)
+                    else:
+                        images = model.decode(z, labels[start : start + count].to(model.device))
+                    fh.write(images.clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy().tobytes())
+        if labels is not None:
+            np.save(tmp_labels, labels.numpy().astype(np.int64))
+            os.replace(tmp_labels, labels_path(out))
         os.replace(tmp, out)
     except Stopped as exc:
         print(f"interrupted by {exc}: nothing was written to {out}", file=sys.stderr)
@@ -295,9 +340,11 @@ def cmd_sample(args) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-        with contextlib.suppress(OSError):  # a folder that refused the file may refuse its removal too
-            tmp.unlink(missing_ok=True)
-    print(f"wrote {args.n} samples of {info['model']} ({args.sampler} sampler) to {out}")
+        for leftover in (tmp, tmp_labels):
+            with contextlib.suppress(OSError):  # a folder that refused the file may refuse its removal too
+                leftover.unlink(missing_ok=True)
+    classes = "" if labels is None else f" and their classes to {labels_path(out)}"
+    print(f"wrote {args.n} samples of {info['model']} ({args.sampler} sampler) to {out}{classes}")
     return 0
 
 

@@ -70,10 +70,15 @@ class Autoencoder(Generator):
 
     def __init__(self, config: AutoencoderConfig):
         super().__init__(config)
-        self.encoder = ConvEncoder(config.image_shape, config.base_width, config.hidden_dim, config.extra_convs)
+        # a class-conditional subclass (config.num_classes) feeds one-hot labels: as image planes beside x, beside z
+        classes = self.capabilities_for(config).num_classes or 0
+        channels, height, width = config.image_shape
+        self.encoder = ConvEncoder(
+            (channels + classes, height, width), config.base_width, config.hidden_dim, config.extra_convs
+        )
         self.to_code = nn.Linear(config.hidden_dim, config.latent_dim * self.code_multiplier)
         self.decoder = ConvDecoder(
-            config.image_shape, config.latent_dim, config.base_width, config.hidden_dim, config.extra_convs
+            config.image_shape, config.latent_dim + classes, config.base_width, config.hidden_dim, config.extra_convs
         )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:

@@ -80,6 +80,18 @@ class ModelConfig:
         return cls(**values)
 
 
+@dataclass
+class ConditionalConfig(ModelConfig):
+    """Mixed into the config of a class-conditional model: the harness sets ``num_classes`` from the dataset."""
+
+    num_classes: int = field(default=10, metadata={"cli": False, "help": "number of classes (from the dataset)"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_classes < 1:
+            raise UserError(f"a class-conditional model needs at least one class, got num_classes={self.num_classes}")
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a model can do, so code outside ``generators/`` asks this and never a model's name.
@@ -109,10 +121,28 @@ class Capabilities:
         return self.discriminator
 
 
+def balanced_labels(n: int, num_classes: int) -> torch.Tensor:
+    """Classes in equal shares, deterministic: 0, 1, ..., K-1, 0, 1, ... (int64, shape (n,)).
+
+    What a conditional model is conditioned on when no labels are given, so its samples cover every class
+    evenly and any prefix of them is as balanced as it can be."""
+    return torch.arange(n) % num_classes
+
+
 class Generator(nn.Module):
     """A generative image model: sample from a prior, decode latents, train itself one batch at a time.
 
     A subclass sets ``name``, ``title`` and ``Config``, and the capability flags it has (see ``Capabilities``).
+
+    Class-conditional models (``capabilities.conditional``; their config has ``num_classes``, which the
+    harness fills in from the dataset) take the class labels as well: ``sample(n, generator, labels)``,
+    ``decode(z, labels)`` and, with an encoder, ``encode(x, labels)`` (also ``posterior``/``decode_logits``).
+    ``labels`` is an int64 tensor of n class indices or one int for all n; ``None`` means classes in equal
+    shares (``balanced_labels``), so code that knows nothing of classes still gets even samples — but code
+    that has the true labels of images (reconstruction, likelihood, sampler fitting) must pass them.
+    ``labels_for`` checks labels; ``label_kwargs`` passes a training batch's labels to a conditional model's
+    networks only. Unconditional models: ``sample(..., labels=...)`` is refused with a ``UserError``, and their
+    ``decode``/``encode`` take no labels.
     """
 
     name: ClassVar[str]
@@ -156,8 +186,37 @@ class Generator(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.decode(self.prior(n, generator))
+    def labels_for(self, n: int, labels: torch.Tensor | int | None = None) -> torch.Tensor | None:
+        """The labels to condition ``n`` images on, checked: None for an unconditional model (which refuses
+        labels), else ``labels`` (one int = all n of that class) or, when None, classes in equal shares."""
+        classes = self.capabilities.num_classes
+        if classes is None:
+            if labels is not None:
+                raise UserError(f"{self.name} is not class-conditional: it cannot be given class labels")
+            return None
+        if labels is None:
+            return balanced_labels(n, classes).to(self.device)
+        labels = torch.as_tensor(labels, dtype=torch.long).to(self.device)
+        labels = labels.expand(n) if labels.ndim == 0 else labels
+        if labels.shape != (n,):
+            raise UserError(f"expected {n} class labels, got a tensor of shape {tuple(labels.shape)}")
+        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < classes:
+            raise UserError(
+                f"class labels must be between 0 and {classes - 1}, got {int(labels.min())}..{int(labels.max())}"
+            )
+        return labels
+
+    def label_kwargs(self, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{"labels": labels}`` for a conditional model, ``{}`` for an unconditional one (whose training batches
+        carry labels it ignores): lets shared code such as a training step call either kind of network."""
+        return {"labels": labels} if self.capabilities.conditional else {}
+
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | int | None = None
+    ) -> torch.Tensor:
+        z = self.prior(n, generator)
+        labels = self.labels_for(n, labels)
+        return self.decode(z) if labels is None else self.decode(z, labels)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{self.name} has no encoder")

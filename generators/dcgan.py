@@ -152,11 +152,13 @@ class DCGAN(Generator):
     Config = DCGANConfig
     has_discriminator = True
     objective = "d_loss"  # the game's value as D estimates it (G's loss is the other player's view of it)
+    generator_net: type[nn.Module] = DCGANGenerator  # a conditional subclass swaps in nets that take labels
+    discriminator_net: type[nn.Module] = DCGANDiscriminator
 
     def __init__(self, config: DCGANConfig):
         super().__init__(config)
-        self.generator = DCGANGenerator(config)
-        self.discriminator = DCGANDiscriminator(config)
+        self.generator = self.generator_net(config)
+        self.discriminator = self.discriminator_net(config)
         self.generator_ema = None
         if config.ema > 0:
             self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
@@ -229,15 +231,16 @@ class DCGAN(Generator):
         """D's logit for images in [0, 1] (higher = judged more real), without augmentation."""
         return self.discriminator(images.to(self.device) * 2 - 1).flatten()
 
-    def critic(self, images: torch.Tensor) -> torch.Tensor:
-        return self.discriminator(diff_augment(images, self.config.diffaug) if self.config.diffaug else images)
+    def critic(self, images: torch.Tensor, **conditioning) -> torch.Tensor:
+        images = diff_augment(images, self.config.diffaug) if self.config.diffaug else images
+        return self.discriminator(images, **conditioning)
 
     def training_step(self, batch, optimizers) -> dict[str, float]:
-        real = batch[0] * 2 - 1
+        real, conditioning = batch[0] * 2 - 1, self.label_kwargs(batch[1])
         z = torch.randn(real.size(0), self.config.latent_dim, device=real.device)
-        fake = self.generator(z)
+        fake = self.generator(z, **conditioning)
 
-        d_real, d_fake = self.critic(real), self.critic(fake.detach())
+        d_real, d_fake = self.critic(real, **conditioning), self.critic(fake.detach(), **conditioning)
         if self.config.loss == "hinge":
             d_loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
         else:
@@ -246,7 +249,7 @@ class DCGAN(Generator):
         d_loss.backward()
         optimizers["d"].step()
 
-        d_gen = self.critic(fake)
+        d_gen = self.critic(fake, **conditioning)
         g_loss = -d_gen.mean() if self.config.loss == "hinge" else F.softplus(-d_gen).mean()
         optimizers["g"].zero_grad(set_to_none=True)
         g_loss.backward()

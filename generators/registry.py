@@ -15,6 +15,8 @@ import os
 
 from .autoencoder import Autoencoder
 from .base import Generator, ModelConfig
+from .cdcgan import CDCGAN
+from .cvae import CVAE
 from .dcgan import DCGAN
 from .errors import UserError
 from .vae import VAE
@@ -25,6 +27,8 @@ MODELS: dict[str, type[Generator]] = {
     "vae": VAE,
     "ae": Autoencoder,
     "dcgan": DCGAN,
+    "cvae": CVAE,
+    "cdcgan": CDCGAN,
 }
 
 

@@ -1,25 +1,43 @@
 """Latent samplers fitted after training, kept apart from the models (as Pythae does).
 
-A VAE's aggregate posterior is not N(0, I): the prior puts mass in regions the decoder never saw. A
-Gaussian mixture fitted to the encoded training set samples where the codes really are. It is stored
-next to the weights as ``sampler_gmm.safetensors`` (plain tensors, no pickle) so sampling is reproducible.
+A VAE's aggregate posterior is not N(0, I): the prior puts mass in regions the decoder never saw. Two
+samplers fitted to the encoded training set sample where the codes really are:
+
+- ``gmm``: a full-covariance Gaussian mixture (``sampler_gmm.safetensors``);
+- ``two-stage``: a second, small VAE on the codes (Dai & Wipf, ICLR 2019; ``sampler_two_stage.safetensors``).
+
+Each is stored next to the weights (plain tensors, no pickle) so sampling is reproducible, fitted once on
+first use and refitted when the run's weights change: the file's metadata holds a hash of the
+``model.safetensors`` it was fitted for (a file without it, or for other weights, is refitted).
+
+Conditional models (a CVAE) encode each training image with its own label; the samplers then model the
+codes of all classes together, unconditionally, and the model decodes a drawn z with whatever label is asked
+for. A CVAE's code is meant to hold the style, not the class, so one sampler serves every class.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load, save
+from torch import nn
 
 from .base import Generator
-from .checkpoints import atomic_write_bytes, read_regular_file
+from .checkpoints import WEIGHTS, atomic_write_bytes, check_regular_file, read_regular_file, read_run_info
 from .errors import UserError
+from .vae import gaussian_kl
 
-SAMPLERS = ("prior", "gmm")
+SAMPLERS = ("prior", "gmm", "two-stage")  # every sampler by name: the CLIs, evaluation and dashboard read this
 GMM_FILE = "sampler_gmm.safetensors"
 MAX_COMPONENTS = 1000
 MAX_SAMPLER_BYTES = 512 * 1024**2
+TWO_STAGE_FILE = "sampler_two_stage.safetensors"
+METADATA_KEY = "sampler"
 
 
 class GaussianMixtureSampler:
@@ -44,9 +62,10 @@ class GaussianMixtureSampler:
         z = self.means[component] + (self.cholesky[component] @ eps.unsqueeze(-1)).squeeze(-1)
         return z.float()
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, model_hash: str | None = None) -> None:
         tensors = {"weights": self.weights, "means": self.means, "covariances": self.covariances}
-        atomic_write_bytes(Path(path), save({k: v.contiguous() for k, v in tensors.items()}))
+        metadata = {METADATA_KEY: json.dumps({"kind": "gmm", "model_hash": model_hash})}
+        atomic_write_bytes(Path(path), save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
 
     @classmethod
     def load(cls, path: Path, latent_dim: int) -> GaussianMixtureSampler:
@@ -76,29 +95,189 @@ class GaussianMixtureSampler:
             raise UserError(f"{path} is not a valid GMM sampler file: {str(exc).splitlines()[0][:200]}") from None
 
 
+class ResidualMLP(nn.Module):
+    """x -> linear(x) + MLP(x): the linear path alone already fits Gaussian codes exactly (Dai & Wipf's
+    second stage also uses skip connections), the MLP bends it where the codes are not Gaussian."""
+
+    def __init__(self, dim_in: int, dim_out: int, hidden: int, depth: int):
+        super().__init__()
+        layers, width = [], dim_in
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        self.mlp = nn.Sequential(*layers, nn.Linear(width, dim_out))
+        self.skip = nn.Linear(dim_in, dim_out)
+
+    def forward(self, x):
+        return self.skip(x) + self.mlp(x)
+
+
+class TwoStageSampler(nn.Module):
+    """The second-stage VAE: codes z (standardised) -> u in R^d -> back, with a learned decoder variance gamma.
+
+    Dai & Wipf show the learned gamma is what makes the second stage work: it shrinks towards 0 as the fit
+    improves, so the decoder becomes a sharp map from N(0, I) onto the codes' distribution. Sampling draws
+    u ~ N(0, I) and z ~ N(decoder(u), gamma I) — the second model's own marginal.
+    """
+
+    LOG_GAMMA_MIN = math.log(1e-4)  # gamma -> 0 is expected; the floor keeps the loss bounded
+
+    def __init__(self, dim: int, hidden: int = 256, depth: int = 2):
+        super().__init__()
+        self.dim, self.hidden, self.depth = dim, hidden, depth
+        self.encoder = ResidualMLP(dim, 2 * dim, hidden, depth)
+        self.decoder = ResidualMLP(dim, dim, hidden, depth)
+        self.log_gamma = nn.Parameter(torch.zeros(()))
+        self.register_buffer("shift", torch.zeros(dim))
+        self.register_buffer("scale", torch.ones(dim))
+
+    def gamma(self) -> torch.Tensor:
+        return self.log_gamma.clamp(min=self.LOG_GAMMA_MIN).exp()
+
+    def loss(self, z: torch.Tensor) -> torch.Tensor:
+        """Negative ELBO of standardised codes, nats per code (sums over dimensions, mean over the batch)."""
+        mu, logvar = self.encoder(z).chunk(2, dim=1)
+        u = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        gamma = self.gamma()
+        recon = 0.5 * (z - self.decoder(u)).square().sum(1) / gamma + 0.5 * self.dim * torch.log(2 * math.pi * gamma)
+        return (recon + gaussian_kl(mu, logvar).sum(1)).mean()
+
+    @classmethod
+    def fit(
+        cls, codes: torch.Tensor, steps: int = 8000, batch_size: int = 256, lr: float = 2e-3, seed: int = 0, **sizes
+    ) -> TwoStageSampler:
+        """Adam with a cosine decay on minibatches of the codes; seeded, and the global RNG is left untouched.
+
+        The long schedule matters: on vae-mnist5k's codes (n = 2 000 check) 3 000 steps at lr 1e-3 left gamma at
+        0.42 and cut the prior's FID by only 16 %; 8 000 steps at 2e-3 (about 45 CPU seconds) reach gamma 0.06 and
+        cut it by 41 %."""
+        codes = codes.detach().float().cpu()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            sampler = cls(codes.shape[1], **sizes)
+            sampler.shift.copy_(codes.mean(0))
+            sampler.scale.copy_(codes.std(0).clamp_min(1e-6))
+            data = (codes - sampler.shift) / sampler.scale
+            optimizer = torch.optim.Adam(sampler.parameters(), lr=lr)
+            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+            for _ in range(steps):
+                loss = sampler.loss(data[torch.randint(len(data), (min(batch_size, len(data)),))])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+        return sampler.eval()
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        u = torch.randn(n, self.dim, generator=generator)
+        eps = torch.randn(n, self.dim, generator=generator)
+        return (self.decoder(u) + self.gamma().sqrt() * eps) * self.scale + self.shift
+
+    def save(self, path: Path, model_hash: str | None = None) -> None:
+        meta = {"kind": "two-stage", "dim": self.dim, "hidden": self.hidden, "depth": self.depth}
+        tensors = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        metadata = {METADATA_KEY: json.dumps({**meta, "model_hash": model_hash})}
+        atomic_write_bytes(Path(path), save(tensors, metadata=metadata))
+
+    @classmethod
+    def load(cls, path: Path, latent_dim: int) -> TwoStageSampler:
+        """The sampler stored at ``path``, refused unless it is a regular file of a bounded size that fits a
+        latent of ``latent_dim`` dimensions."""
+        check_regular_file(Path(path), MAX_SAMPLER_BYTES)
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                meta = json.loads((fh.metadata() or {})[METADATA_KEY])
+                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+            sampler = cls(int(meta["dim"]), int(meta["hidden"]), int(meta["depth"]))
+            sampler.load_state_dict(tensors)
+        except Exception as exc:
+            raise UserError(f"{path} is not a valid two-stage sampler file: {str(exc).splitlines()[0][:200]}") from None
+        if sampler.dim != latent_dim:
+            raise UserError(
+                f"{path} does not fit this model (latent size {latent_dim}, not {sampler.dim}); delete "
+                "it to fit a new sampler"
+            )
+        return sampler.eval()
+
+
+FITTED_SAMPLERS = {"gmm": (GaussianMixtureSampler, GMM_FILE), "two-stage": (TwoStageSampler, TWO_STAGE_FILE)}
+
+
+def weights_hash(run_dir: Path) -> str | None:
+    """SHA-256 (first 16 hex digits) of the run's ``model.safetensors``; None when there is none."""
+    path = Path(run_dir) / WEIGHTS
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def stored_model_hash(path: Path) -> str | None:
+    """The weights hash a sampler file was fitted for, or None (no such file, a file from before the hash
+    existed, or an unreadable one: each is refitted)."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return json.loads((fh.metadata() or {})[METADATA_KEY]).get("model_hash")
+    except Exception:
+        return None
+
+
 @torch.inference_mode()
-def encode_all(model: Generator, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    return torch.cat(
-        [model.encode(images[i : i + batch_size].to(model.device)).cpu() for i in range(0, len(images), batch_size)]
-    )
+def encode_all(
+    model: Generator, images: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 1000
+) -> torch.Tensor:
+    """Codes of many images, in batches; a conditional encoder gets each image's own label."""
+    codes = []
+    for i in range(0, len(images), batch_size):
+        part = images[i : i + batch_size].to(model.device)
+        extra = model.label_kwargs(labels[i : i + batch_size].to(model.device)) if labels is not None else {}
+        codes.append(model.encode(part, **extra).cpu())
+    return torch.cat(codes)
 
 
-def gmm_sampler(model: Generator, run_dir: Path, train_images=None, components: int = 10) -> GaussianMixtureSampler:
-    """The run's stored GMM sampler, fitted on the encoded train split (and stored) the first time.
+def training_codes(model: Generator, run_dir: Path, train_images=None) -> torch.Tensor:
+    """The encoded train split the samplers are fitted on.
 
-    ``train_images``: the images, or a function returning them (called only when a fit is needed)."""
-    path = Path(run_dir) / GMM_FILE
-    if path.exists() or path.is_symlink():
-        return GaussianMixtureSampler.load(path, model.config.latent_dim)
-    if not model.capabilities.encoder:
-        raise UserError(f"--sampler gmm needs a model with an encoder; {model.name} has none (use --sampler prior)")
+    ``train_images``: the images (a tensor), a split with ``labels`` (``generators.data.ImageSplit``), a function
+    returning either (called only here), or None: the run's own train split, read from ``run_dir``. A
+    conditional encoder needs each image's label, so for it bare images are not enough and the run's own split
+    is used."""
     if callable(train_images):
         train_images = train_images()
-    if train_images is None:
-        raise UserError(f"{path} is missing and no training images were given to fit it")
-    sampler = GaussianMixtureSampler.fit(encode_all(model, train_images), components)
-    sampler.save(path)
+    if isinstance(train_images, torch.Tensor) and not model.capabilities.conditional:
+        return encode_all(model, train_images)
+    split = train_images if hasattr(train_images, "labels") else None
+    if split is None:
+        from .data import load_run_dataset
+
+        split = load_run_dataset(read_run_info(run_dir)).train
+    labels = split.labels if model.capabilities.conditional else None
+    if model.capabilities.conditional and labels is None:
+        raise UserError("a class-conditional encoder needs the class labels of the images its sampler is fitted on")
+    return encode_all(model, split.float_images(), labels)
+
+
+def fitted_sampler(model: Generator, kind: str, run_dir: Path, train_images=None):
+    """The run's stored sampler of ``kind`` (``gmm`` or ``two-stage``), fitted on the encoded train split and
+    stored the first time, and again whenever the run's weights are not those it was fitted for."""
+    cls, name = FITTED_SAMPLERS[kind]
+    path, current = Path(run_dir) / name, weights_hash(run_dir)
+    if path.is_file() and stored_model_hash(path) == current:
+        return cls.load(path, model.config.latent_dim)
+    if not model.capabilities.encoder:
+        raise UserError(f"--sampler {kind} needs a model with an encoder; {model.name} has none (use --sampler prior)")
+    sampler = cls.fit(training_codes(model, run_dir, train_images))
+    sampler.save(path, current)
     return sampler
+
+
+def gmm_sampler(model: Generator, run_dir: Path, train_images=None) -> GaussianMixtureSampler:
+    """The run's GMM sampler (see ``fitted_sampler``)."""
+    return fitted_sampler(model, "gmm", run_dir, train_images)
 
 
 def needs_encoder(kind: str) -> bool:
@@ -107,10 +286,11 @@ def needs_encoder(kind: str) -> bool:
 
 
 def latent_sampler(model: Generator, kind: str, run_dir: Path, train_images=None):
-    """A function (n, generator) -> z for the chosen sampler. ``train_images``: images or a function giving them."""
+    """A function (n, generator) -> z for the chosen sampler. ``train_images``: see ``training_codes`` (None:
+    the run's own train split, loaded only if a sampler has to be fitted)."""
     if kind == "prior":
         return model.prior
-    if kind == "gmm":
-        sampler = gmm_sampler(model, run_dir, train_images)
+    if kind in FITTED_SAMPLERS:
+        sampler = fitted_sampler(model, kind, run_dir, train_images)
         return lambda n, generator=None: sampler.sample(n, generator).to(model.device)
     raise UserError(f"unknown sampler {kind!r}: choose one of {', '.join(SAMPLERS)}")

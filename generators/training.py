@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import ctypes
+import dataclasses
 import glob
 import io
 import math
@@ -677,6 +678,20 @@ class SwapInWriter(CheckpointWriter):
         shutil.rmtree(built, ignore_errors=True)  # the old run
 
 
+def dataset_fields(cls: type[Generator], data: ImageData) -> dict:
+    """The config fields the dataset decides: the image shape and, for a class-conditional model, the number of
+    classes (a dataset without labels is refused: there is nothing to condition on)."""
+    fields = {"image_shape": data.image_shape}
+    if "num_classes" in {f.name for f in dataclasses.fields(cls.Config)}:
+        if data.num_classes is None or data.train.labels is None:
+            raise UserError(
+                f"{cls.name} is class-conditional but dataset {data.name} has no class labels: "
+                f"put the images in one sub-folder per class, or train an unconditional model"
+            )
+        fields["num_classes"] = data.num_classes
+    return fields
+
+
 def run_training(
     model_name: str,
     model_options: dict,
@@ -757,7 +772,7 @@ def _train_in_group(
     # rank 0 first: a torchvision dataset is downloaded once, then the other ranks read its files
     data = group.settle(lambda: load_dataset(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.channels), main_first=True)
     torch.manual_seed(cfg.seed)
-    model = build_checked(model_name, {**model_options, "image_shape": data.image_shape})
+    model = build_checked(model_name, {**model_options, **dataset_fields(model_class(model_name), data)})
     info = {
         "model": model_name,
         "model_config": model.config.to_dict(),

@@ -66,10 +66,10 @@ class VAE(Autoencoder):
         return self.config.beta * ramp
 
     def training_step(self, batch, optimizers) -> dict[str, float]:
-        x = batch[0]
-        mu, logvar = self.posterior(x)
+        x, conditioning = batch[0], self.label_kwargs(batch[1])
+        mu, logvar = self.posterior(x, **conditioning)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        recon = reconstruction_loss(self.decode_logits(z), x, self.config.recon).mean()
+        recon = reconstruction_loss(self.decode_logits(z, **conditioning), x, self.config.recon).mean()
         kl_per_dim = gaussian_kl(mu, logvar).mean(0)
         kl = kl_per_dim.sum()
         beta = self.current_beta()

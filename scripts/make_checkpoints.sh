@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the committed default runs in checkpoints/ (see checkpoints/README.md): train each recipe,
 # drop its resume.pt (optimizer state, not committed), then store its evaluation rows in metrics.json.
-# Usage: scripts/make_checkpoints.sh [--evaluate-only] [RUN ...]   (default: all four runs)
+# Usage: scripts/make_checkpoints.sh [--evaluate-only] [RUN ...]   (default: all six runs)
 #   --evaluate-only  keep the trained weights, only recompute metrics.json (e.g. after the extractor changed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,13 +14,26 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 # The VAE family shares one architecture (z = 8, one extra 3x3 conv per stage), so β and the KL term are
 # the only differences between them; the DCGAN is a narrow one trained fast (lr 2e-3) with an EMA of G.
 VAE_NETS="--latent-dim 8 --extra-convs 1 --batch-size 128 --seed 0 --steps 2500"
+GAN_NETS="--g-width 32 --d-width 32 --lr-g 2e-3 --lr-d 2e-3 --ema 0.995 --latent-dim 8 --batch-size 64 --seed 0"
+# The conditional runs (cvae, cdcgan) use the same nets and options as their unconditional twins.
 declare -A RECIPE=(
   [vae-mnist5k]="vae $VAE_NETS"
   [vae-beta4-mnist5k]="vae --beta 4 $VAE_NETS"
   [ae-mnist5k]="ae $VAE_NETS"
-  [dcgan-mnist5k]="dcgan --g-width 32 --d-width 32 --lr-g 2e-3 --lr-d 2e-3 --ema 0.995 --latent-dim 8 --batch-size 64 --seed 0 --steps 3500"
+  [dcgan-mnist5k]="dcgan $GAN_NETS --steps 3500"
+  [cvae-mnist5k]="cvae $VAE_NETS"
+  [cdcgan-mnist5k]="cdcgan $GAN_NETS --steps 3500"
 )
-ORDER=(vae-mnist5k vae-beta4-mnist5k ae-mnist5k dcgan-mnist5k)
+ORDER=(vae-mnist5k vae-beta4-mnist5k ae-mnist5k dcgan-mnist5k cvae-mnist5k cdcgan-mnist5k)
+# the fitted latent samplers each run is also scored with (they need an encoder; see generators/samplers.py)
+declare -A FITTED=(
+  [vae-mnist5k]="gmm two-stage"
+  [vae-beta4-mnist5k]="gmm"
+  [ae-mnist5k]="gmm"
+  [cvae-mnist5k]="gmm two-stage"
+)
+# class-conditional runs: also label accuracy, CAS and intra-class FID (scripts/score_conditional.py)
+declare -A CONDITIONAL=([cvae-mnist5k]=1 [cdcgan-mnist5k]=1)
 
 train() {  # train RUN: the recipe, from scratch, into $OUT/RUN
   local run=$1
@@ -33,8 +46,11 @@ evaluate() {  # evaluate RUN: the metrics.json rows that checkpoints/README.md a
   local dir=$OUT/$1
   "$PYTHON" -m evaluation "$dir" --n 5000 --seed 0 >/dev/null
   "$PYTHON" -m evaluation "$dir" --n 1000 --seed 0 >/dev/null  # the row the test re-evaluates
-  if [ "${1%%-*}" != dcgan ]; then  # models with an encoder: fit, store and score the GMM latent sampler
-    "$PYTHON" -m evaluation "$dir" --n 5000 --seed 0 --sampler gmm >/dev/null
+  for sampler in ${FITTED[$1]:-}; do  # fit, store and score the run's fitted latent samplers
+    "$PYTHON" -m evaluation "$dir" --n 5000 --seed 0 --sampler "$sampler" >/dev/null
+  done
+  if [ -n "${CONDITIONAL[$1]:-}" ]; then
+    "$PYTHON" scripts/score_conditional.py "$dir" --n 5000 --seed 0 >/dev/null
   fi
   echo "evaluated $dir"
 }
