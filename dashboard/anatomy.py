@@ -13,7 +13,7 @@ from evaluation import diagnostics
 
 from . import export
 from .images import to_pil
-from .state import Run, Selection, per_run_cache, run_dataset, test_images, torch_generator
+from .state import Run, Selection, class_kwargs, per_run_cache, run_dataset, test_images, torch_generator
 
 DRAWS = 8
 
@@ -30,8 +30,9 @@ autoencoder has only μ: a single point per image, nothing that makes its neighb
 
 @per_run_cache
 def run_anatomy(run: Run, index: int, seed: int) -> dict:
-    image, _ = test_images(run, (index,))
-    return diagnostics.anatomy(run.model(), image, DRAWS, torch_generator(seed))
+    image, labels = test_images(run, (index,))
+    label = class_kwargs(run, labels).get("labels")
+    return diagnostics.anatomy(run.model(), image, DRAWS, torch_generator(seed), None if label is None else label[0])
 
 
 def code_figure(run: Run, result: dict) -> go.Figure:

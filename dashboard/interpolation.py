@@ -8,7 +8,17 @@ import torch
 
 from . import export
 from .images import gif_bytes, png_bytes, to_pil
-from .state import Run, Selection, latent_codes, per_run_cache, run_dataset, test_images, torch_generator
+from .state import (
+    Run,
+    Selection,
+    class_kwargs,
+    fixed_class,
+    latent_codes,
+    per_run_cache,
+    run_dataset,
+    test_images,
+    torch_generator,
+)
 
 EXPLANATION = """
 A smooth latent space decodes every point between two codes to a plausible image, and neighbouring points
@@ -46,7 +56,10 @@ def strip_frames(
     z0, z1 = endpoints(run, source, seed, indices)  # outside inference mode: the GAN's inversion needs gradients
     model = run.model()
     with torch.inference_mode():
-        return model.decode(path(z0, z1, frames, spherical).to(model.device)).clamp(0, 1).cpu()
+        kw = fixed_class(run, frames, indices[0] if source == "real" else seed)
+        if source == "real" and kw:  # a real path keeps the first image's own class
+            kw = class_kwargs(run, test_images(run, indices[:1])[1].expand(frames))
+        return model.decode(path(z0, z1, frames, spherical).to(model.device), **kw).clamp(0, 1).cpu()
 
 
 def render(selection: Selection) -> None:

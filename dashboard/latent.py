@@ -15,7 +15,7 @@ from evaluation import diagnostics
 
 from . import export
 from .images import png_bytes, to_pil
-from .state import Run, Selection, per_run_cache, run_dataset, torch_generator
+from .state import Run, Selection, class_kwargs, fixed_class, per_run_cache, run_dataset, torch_generator
 
 MAP_POINTS = 1000
 THUMBNAILS = 80
@@ -39,7 +39,7 @@ def encoded_test_split(run: Run) -> tuple[np.ndarray, torch.Tensor, np.ndarray |
     split = run_dataset(run).test
     count = min(len(split), MAP_POINTS)
     images, labels = split[list(range(count))]
-    codes = run.model().encode(images).cpu().numpy()
+    codes = run.model().encode(images, **class_kwargs(run, labels)).cpu().numpy()
     return codes, images, (labels.numpy() if split.labels is not None else None)
 
 
@@ -116,15 +116,16 @@ def traversal(run: Run, dims: tuple[int, ...], seed: int) -> torch.Tensor:
     codes = base.repeat(len(dims), TRAVERSAL_STEPS, 1)
     for row, dim in enumerate(dims):
         codes[row, :, dim] = values
-    return model.decode(codes.view(-1, base.numel()).to(model.device)).clamp(0, 1).cpu()
+    kw = fixed_class(run, len(dims) * TRAVERSAL_STEPS, seed)
+    return model.decode(codes.view(-1, base.numel()).to(model.device), **kw).clamp(0, 1).cpu()
 
 
 @per_run_cache
 def activity(run: Run) -> dict:
     """KL, posterior-mean variance and the active flag of each latent dimension over the test split."""
     split = run_dataset(run).test
-    images, _ = split[list(range(min(len(split), MAP_POINTS)))]
-    return diagnostics.latent_activity(run.model(), images)
+    images, labels = split[list(range(min(len(split), MAP_POINTS)))]
+    return diagnostics.latent_activity(run.model(), images, class_kwargs(run, labels).get("labels"))
 
 
 def kl_figure(run: Run, usage: dict) -> go.Figure:

@@ -11,7 +11,17 @@ import torch
 from evaluation import diagnostics
 
 from .images import png_bytes, to_pil
-from .state import Run, Selection, latent_codes, per_run_cache, run_dataset, test_images, test_indices, torch_generator
+from .state import (
+    Run,
+    Selection,
+    class_kwargs,
+    latent_codes,
+    per_run_cache,
+    run_dataset,
+    test_images,
+    test_indices,
+    torch_generator,
+)
 
 ANOMALY_IMAGES = 300
 
@@ -34,8 +44,9 @@ only ever learnt to tell real digits from its own generator's fakes, not from no
 def reconstruct(run: Run, indices: tuple[int, ...]) -> torch.Tensor:
     model = run.model()
     codes = latent_codes(run, indices)  # outside inference mode: the GAN's inversion needs gradients
+    kw = class_kwargs(run, test_images(run, indices)[1])
     with torch.inference_mode():
-        return model.decode(codes.to(model.device)).clamp(0, 1).cpu()
+        return model.decode(codes.to(model.device), **kw).clamp(0, 1).cpu()
 
 
 @per_run_cache
@@ -114,14 +125,14 @@ def render_reconstructions(selection: Selection, count: int) -> None:
 def render_denoising(selection: Selection, count: int, encoders: list[Run]) -> None:
     noise = st.slider("Noise level σ", 0.0, 1.0, 0.4, 0.05, key="denoise_sigma")
     reference = encoders[0]
-    clean, _ = test_images(reference, test_indices(reference, count, selection.seed + 1))
+    clean, clean_labels = test_images(reference, test_indices(reference, count, selection.seed + 1))
     noisy = diagnostics.noisy_copies(clean, noise, torch_generator(selection.seed))
     st.image(to_pil(clean, nrow=count, scale=selection.scale), caption="clean targets (test split)")
     st.image(to_pil(noisy, nrow=count, scale=selection.scale), caption=f"noisy inputs (σ = {noise:.2f})")
     for run in encoders:
         if run.info["dataset"] != reference.info["dataset"]:
             continue
-        result = diagnostics.denoise(run.model(), clean, noisy)
+        result = diagnostics.denoise(run.model(), clean, noisy, class_kwargs(run, clean_labels).get("labels"))
         verdict = (
             "closer to the clean digits than the noisy input"
             if result["helps"]

@@ -153,18 +153,33 @@ def per_run_cache(func):
     return cached
 
 
+def class_kwargs(run: Run, labels) -> dict:
+    """``{"labels": ...}`` for a class-conditional run's networks, ``{}`` for any other run (or no labels)."""
+    if labels is None or not run.capabilities.conditional:
+        return {}
+    return {"labels": torch.as_tensor(labels).long().flatten()}
+
+
+def fixed_class(run: Run, count: int, seed: int) -> dict:
+    """One class (picked by ``seed``) for ``count`` codes of a class-conditional run, so a path or a traversal
+    changes the latent only; ``{}`` for other runs."""
+    classes = run.capabilities.num_classes
+    return {} if classes is None else {"labels": torch.full((count,), seed % classes)}
+
+
 @per_run_cache
 def latent_codes(run: Run, indices: tuple[int, ...]) -> torch.Tensor:
     """Latents of the test images at ``indices``: encoded, or found by latent inversion for a model without an
     encoder (with the evaluation's inversion settings)."""
     model = run.model()
-    images, _ = test_images(run, indices)
+    images, labels = test_images(run, indices)
+    kw = class_kwargs(run, labels)
     if run.capabilities.encoder:
         with torch.inference_mode():
-            return model.encode(images).cpu()
+            return model.encode(images, **kw).cpu()
     from evaluation.inversion import invert  # no encoder: optimise z until decode(z) matches
 
-    z, _recon = invert(model, images, generator=torch.Generator().manual_seed(0))
+    z, _recon = invert(model, images, generator=torch.Generator().manual_seed(0), labels=kw.get("labels"))
     return z.detach().cpu()
 
 

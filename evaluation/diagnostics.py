@@ -50,21 +50,41 @@ def history_tail(history: pd.DataFrame, fraction: float = HISTORY_TAIL_FRACTION)
 
 
 # -- per-image scores -----------------------------------------------------------------------------------------
+def label_kwargs(model, labels) -> dict:
+    """The keyword a class-conditional model's networks take for ``labels`` ({} without labels)."""
+    return {} if labels is None else model.label_kwargs(torch.as_tensor(labels).to(model.device))
+
+
+def lowest_over_classes(model, images: torch.Tensor, score, labels=None) -> torch.Tensor:
+    """``score(images, kw)`` per image; for a class-conditional model without known ``labels``, the lowest score
+    over every class it could be (the class that explains the image best)."""
+    classes = model.capabilities.num_classes
+    if classes is None or labels is not None:
+        return score(images, label_kwargs(model, labels))
+    tried = [score(images, label_kwargs(model, torch.full((len(images),), k))) for k in range(classes)]
+    return torch.stack(tried).min(0).values
+
+
 @torch.inference_mode()
-def negative_elbo_per_image(model, images: torch.Tensor) -> torch.Tensor:
+def negative_elbo_per_image(model, images: torch.Tensor, labels=None) -> torch.Tensor:
     """−log p(x | z = μ(x)) + KL(q(z|x) ‖ N(0, I)) per image, in nats, with the model's own decoder likelihood
     (Bernoulli for BCE runs, unit Gaussian for MSE runs). Needs the ``posterior`` capability."""
     x = images.to(model.device)
-    mu, logvar = model.posterior(x)
-    log_px = model.log_likelihood(model.decode_logits(mu), x)
-    return (gaussian_kl(mu, logvar).sum(1) - log_px).cpu()
+
+    def score(x, kw):
+        mu, logvar = model.posterior(x, **kw)
+        return (gaussian_kl(mu, logvar).sum(1) - model.log_likelihood(model.decode_logits(mu, **kw), x)).cpu()
+
+    return lowest_over_classes(model, x, score, labels)
 
 
 @torch.inference_mode()
-def reconstruction_error_per_image(model, images: torch.Tensor) -> torch.Tensor:
+def reconstruction_error_per_image(model, images: torch.Tensor, labels=None) -> torch.Tensor:
     """Sum of squared pixel errors of decode(encode(x)) per image. Needs the ``encoder`` capability."""
     x = images.to(model.device)
-    return (model.decode(model.encode(x)) - x).pow(2).flatten(1).sum(1).cpu()
+    return lowest_over_classes(
+        model, x, lambda x, kw: (model.decode(model.encode(x, **kw), **kw) - x).pow(2).flatten(1).sum(1).cpu(), labels
+    )
 
 
 def noisy_copies(clean: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
@@ -73,10 +93,11 @@ def noisy_copies(clean: torch.Tensor, sigma: float, generator: torch.Generator) 
 
 
 @torch.inference_mode()
-def denoise(model, clean: torch.Tensor, noisy: torch.Tensor) -> dict:
+def denoise(model, clean: torch.Tensor, noisy: torch.Tensor, labels=None) -> dict:
     """decode(encode(noisy)) and how far it and the noisy input are from the clean images (MSE per pixel).
     ``helps`` is False when the output is further from the clean images than the noisy input was."""
-    output = model.decode(model.encode(noisy.to(model.device))).clamp(0, 1).cpu()
+    kw = label_kwargs(model, labels)
+    output = model.decode(model.encode(noisy.to(model.device), **kw), **kw).clamp(0, 1).cpu()
     output_mse, input_mse = (output - clean).pow(2).mean().item(), (noisy - clean).pow(2).mean().item()
     return {"output": output, "output_mse": output_mse, "input_mse": input_mse, "helps": output_mse < input_mse}
 
@@ -98,7 +119,7 @@ def anomaly_scores(model, images: torch.Tensor) -> torch.Tensor:
     if kind == "encoder":
         return reconstruction_error_per_image(model, images)
     if kind == "discriminator":
-        return -model.realness(images).cpu()
+        return lowest_over_classes(model, images, lambda x, kw: -model.realness(x, **kw).cpu())
     raise ValueError(f"{model.capabilities.title} has no encoder and no discriminator to score images with")
 
 
@@ -111,11 +132,11 @@ def roc_auc(inliers, outliers) -> float:
     return float(roc_auc_score([0] * len(inliers) + [1] * len(outliers), inliers + outliers))
 
 
-def latent_activity(model, images: torch.Tensor) -> dict:
+def latent_activity(model, images: torch.Tensor, labels=None) -> dict:
     """Per latent dimension over ``images`` (``posterior``): mean KL(q(z_i|x) ‖ N(0, 1)) in nats, the variance of
     the posterior mean across images, and whether the dimension is *active* — the one rule used everywhere
     (metric rows, charts, findings): Var_x(E_q[z_i]) > ``ACTIVE_UNIT_THRESHOLD``."""
-    usage = latent_usage(model, images)
+    usage = latent_usage(model, images, labels=labels)
     active = [v > ACTIVE_UNIT_THRESHOLD for v in usage["mean_variance_per_dim"]]
     return {
         "kl_per_dim": usage["kl_per_dim"],
@@ -127,35 +148,37 @@ def latent_activity(model, images: torch.Tensor) -> dict:
 
 
 @torch.inference_mode()
-def anatomy(model, image: torch.Tensor, draws: int, generator: torch.Generator) -> dict:
+def anatomy(model, image: torch.Tensor, draws: int, generator: torch.Generator, label=None) -> dict:
     """The VAE's mechanism on one image (1, C, H, W): the posterior's μ and σ per latent dimension, ``draws``
     reparameterised codes z = μ + σ·ε and their decodes, the reconstruction from μ, and this image's two loss
     terms in nats — the reconstruction term E_q[−log p(x|z)] (averaged over the draws) and KL(q(z|x) ‖ N(0, I)).
     A model with an encoder but no posterior gives its single code (σ, draws and terms are None)."""
     x = image.to(model.device)
+    kw = label_kwargs(model, None if label is None else [int(label)])
     if not model.capabilities.posterior:
-        code = model.encode(x)
+        code = model.encode(x, **kw)
         return {
             "mu": code[0].cpu(),
             "sigma": None,
             "z": None,
             "decodes": None,
-            "reconstruction": model.decode(code).clamp(0, 1).cpu(),
+            "reconstruction": model.decode(code, **kw).clamp(0, 1).cpu(),
             "recon_nats": None,
             "kl_nats": None,
         }
-    mu, logvar = model.posterior(x)
+    mu, logvar = model.posterior(x, **kw)
     sigma = (0.5 * logvar).exp()
     eps = torch.randn(draws, mu.shape[1], generator=generator).to(mu.device)
     z = mu + sigma * eps  # (draws, d)
-    logits = model.decode_logits(z)
+    many = label_kwargs(model, None if label is None else [int(label)] * draws)
+    logits = model.decode_logits(z, **many)
     recon_nats = -model.log_likelihood(logits, x.expand(draws, *x.shape[1:])).mean()
     return {
         "mu": mu[0].cpu(),
         "sigma": sigma[0].cpu(),
         "z": z.cpu(),
-        "decodes": model.decode(z).clamp(0, 1).cpu(),
-        "reconstruction": model.decode(mu).clamp(0, 1).cpu(),
+        "decodes": model.decode(z, **many).clamp(0, 1).cpu(),
+        "reconstruction": model.decode(mu, **kw).clamp(0, 1).cpu(),
         "recon_nats": float(recon_nats),
         "kl_nats": float(gaussian_kl(mu, logvar).sum()),
     }

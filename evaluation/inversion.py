@@ -26,21 +26,24 @@ def invert(
     restarts: int = INVERSION_RESTARTS,
     lr: float = INVERSION_LR,
     generator: torch.Generator | None = None,
+    labels: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(z, decode(z)) minimising the per-image MSE; starts drawn from the model's prior with ``generator``."""
+    """(z, decode(z)) minimising the per-image MSE; starts drawn from the model's prior with ``generator``.
+    ``labels``: the images' classes, which a class-conditional model decodes with."""
     if steps < 1 or restarts < 1:
         raise ValueError("steps and restarts must be at least 1")
     n = len(images)
     with torch.inference_mode(False), torch.enable_grad():
         target = images.detach().clone().to(model.device).repeat(restarts, 1, 1, 1)  # row r*n + i = start r of image i
         z = model.prior(n * restarts, generator).detach().clone().requires_grad_(True)
+        kw = {} if labels is None else model.label_kwargs(labels.to(model.device).repeat(restarts))
         optimizer = torch.optim.Adam([z], lr=lr)
         for _ in range(steps):
-            loss = (model.decode(z) - target).square().flatten(1).mean(1).sum()
+            loss = (model.decode(z, **kw) - target).square().flatten(1).mean(1).sum()
             (z.grad,) = torch.autograd.grad(loss, [z])  # only z: the model's weights get no gradient
             optimizer.step()
         with torch.no_grad():
-            recon = model.decode(z)
+            recon = model.decode(z, **kw)
             error = (recon - target).square().flatten(1).mean(1).view(restarts, n)
             best = error.argmin(0) * n + torch.arange(n, device=error.device)
             return z[best].detach().clone(), recon[best].detach().clone()

@@ -22,17 +22,25 @@ def _log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torc
 
 @torch.inference_mode()
 def likelihood_bounds(
-    model, images: torch.Tensor, k: int = 100, *, generator: torch.Generator | None = None, chunk: int = 50
+    model,
+    images: torch.Tensor,
+    k: int = 100,
+    *,
+    generator: torch.Generator | None = None,
+    chunk: int = 50,
+    labels: torch.Tensor | None = None,
 ) -> dict:
     """ELBO and IWAE_k in nats per image (log-likelihood bounds, higher is better) and bits/dim
-    (negative bound per pixel, lower is better)."""
+    (negative bound per pixel, lower is better). ``labels``: the images' classes, for a class-conditional model
+    (its bounds are then on log p(x | class))."""
     log_w = []
-    for part in images.split(chunk):
+    for i, part in enumerate(images.split(chunk)):
         x = part.to(model.device)
-        mu, logvar = model.posterior(x)
+        y = None if labels is None else labels[i * chunk : (i + 1) * chunk].to(model.device)
+        mu, logvar = model.posterior(x, **({} if y is None else model.label_kwargs(y)))
         eps = torch.randn(k, *mu.shape, generator=generator).to(mu.device)
         z = mu + eps * (0.5 * logvar).exp()  # (k, B, d)
-        logits = model.decode_logits(z.flatten(0, 1))
+        logits = model.decode_logits(z.flatten(0, 1), **({} if y is None else model.label_kwargs(y.repeat(k))))
         log_px = model.log_likelihood(logits, x.repeat(k, 1, 1, 1)).view(k, -1)
         log_pz = _log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
         log_w.append((log_px + log_pz - _log_normal(z, mu, logvar)).double().cpu())
@@ -50,12 +58,15 @@ def likelihood_bounds(
 
 
 @torch.inference_mode()
-def latent_usage(model, images: torch.Tensor, batch_size: int = 1000) -> dict:
+def latent_usage(model, images: torch.Tensor, batch_size: int = 1000, labels: torch.Tensor | None = None) -> dict:
     """KL(q(z|x) || p(z)) per latent dimension (mean over images) and active units: dimensions whose
-    posterior mean varies across images, Cov_x(E_q[z_i]) > 0.01."""
+    posterior mean varies across images, Cov_x(E_q[z_i]) > 0.01. ``labels``: for a class-conditional model."""
     mus, kls = [], []
-    for part in images.split(batch_size):
-        mu, logvar = model.posterior(part.to(model.device))
+    for i, part in enumerate(images.split(batch_size)):
+        kw = (
+            {} if labels is None else model.label_kwargs(labels[i * batch_size : (i + 1) * batch_size].to(model.device))
+        )
+        mu, logvar = model.posterior(part.to(model.device), **kw)
         mus.append(mu.double().cpu())
         kls.append(gaussian_kl(mu, logvar).double().cpu())
     mu = torch.cat(mus)

@@ -66,6 +66,6 @@ def run_gallery(
     model, info = load_run(Path(run_dir))
     data = load_run_dataset(info)
     net = get_extractor(info["dataset"], data.image_shape, cache_dir=cache_dir or DEFAULT_CACHE_DIR, data=data)
-    draw = latent_sampler(model, sampler, Path(run_dir), data.train.float_images() if sampler == "gmm" else None)
+    draw = latent_sampler(model, sampler, Path(run_dir))
     images = draw_samples(model, draw, samples, torch.Generator().manual_seed(seed), name=Path(run_dir).name)
     return images, data.train.images, nearest_gallery(images, data.train.images, net, k)

@@ -21,5 +21,12 @@ def reconstruction_scores(recon: torch.Tensor, target: torch.Tensor) -> dict[str
 
 
 @torch.inference_mode()
-def encode_decode(model, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    return torch.cat([model.decode(model.encode(part.to(model.device))).cpu() for part in images.split(batch_size)])
+def encode_decode(model, images: torch.Tensor, batch_size: int = 1000, labels: torch.Tensor | None = None):
+    """decode(encode(x)) in batches; ``labels``: the images' classes, given to a class-conditional model."""
+    parts = []
+    for i, part in enumerate(images.split(batch_size)):
+        kw = (
+            {} if labels is None else model.label_kwargs(labels[i * batch_size : (i + 1) * batch_size].to(model.device))
+        )
+        parts.append(model.decode(model.encode(part.to(model.device), **kw), **kw).cpu())
+    return torch.cat(parts)

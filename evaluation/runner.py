@@ -29,7 +29,7 @@ from generators.checkpoints import load_run, read_run_info
 from generators.data import load_run_dataset
 from generators.errors import UserError
 from generators.registry import capabilities_of
-from generators.samplers import GMM_FILE, SAMPLERS, latent_sampler
+from generators.samplers import SAMPLERS, latent_sampler, needs_encoder
 from generators.training import first_non_finite
 
 from .bootstrap import DEFAULT_B
@@ -159,8 +159,10 @@ def check_inputs(run_dir, *, sampler: str = "prior", extractor: str = "classifie
     info = read_run_info(run_dir)
     data = load_run_dataset(info)
     check_splits(data)
-    if sampler == "gmm" and not capabilities_of(info).encoder and not (run_dir / GMM_FILE).is_file():
-        raise UserError(f"--sampler gmm needs a model with an encoder; {info['model']} has none (use --sampler prior)")
+    if needs_encoder(sampler) and not capabilities_of(info).encoder:
+        raise UserError(
+            f"--sampler {sampler} needs a model with an encoder; {info['model']} has none (use --sampler prior)"
+        )
     if extractor == "classifier":
         require_labels(data)
     else:
@@ -322,9 +324,7 @@ def _reference_stage(ctx: Context, row: dict):
 
 def _sample_stage(ctx: Context, model, reference, row: dict) -> None:
     settings, watch, name = ctx.settings, ctx.watch, ctx.run_dir.name
-    draw = latent_sampler(
-        model, settings.sampler, ctx.run_dir, ctx.data.train.float_images() if settings.sampler == "gmm" else None
-    )
+    draw = latent_sampler(model, settings.sampler, ctx.run_dir)
     per_seed = []
     for seed in settings.seeds:
         generator = torch.Generator().manual_seed(seed)
@@ -396,17 +396,27 @@ class Stage:
         return all(bool(getattr(capabilities, need)) for need in self.needs)
 
 
-def _reconstruction(ctx: Context, model) -> dict:
-    """Test images through encode-decode when the model has an encoder, else through latent inversion."""
+def _test_subset(ctx: Context, model, size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A fixed subset of the test split and, for a class-conditional model, the images' own classes."""
     test = ctx.data.test
+    index = subset(len(test), size)
+    labels = test.labels[index] if model.capabilities.conditional and test.labels is not None else None
+    return test.images[index].float() / 255, labels
+
+
+def _reconstruction(ctx: Context, model) -> dict:
+    """Test images through encode-decode when the model has an encoder, else through latent inversion (a
+    class-conditional model is told each image's class)."""
     if model.capabilities.encoder:
-        images = test.images[subset(len(test), RECON_IMAGES)].float() / 255
-        recon, method = encode_decode(model, images), "encode-decode"
+        images, labels = _test_subset(ctx, model, RECON_IMAGES)
+        recon, method = encode_decode(model, images, labels=labels), "encode-decode"
     else:
-        images = test.images[subset(len(test), INVERSION_IMAGES)].float() / 255
+        images, labels = _test_subset(ctx, model, INVERSION_IMAGES)
         generator = torch.Generator().manual_seed(ctx.settings.seeds[0])
         steps = ctx.settings.inversion_steps
-        recon = invert(model, images, steps=steps, restarts=INVERSION_RESTARTS, lr=INVERSION_LR, generator=generator)
+        recon = invert(
+            model, images, steps=steps, restarts=INVERSION_RESTARTS, lr=INVERSION_LR, generator=generator, labels=labels
+        )
         recon, method = recon[1].cpu(), inversion_method(INVERSION_RESTARTS, steps)
     check_finite(recon, f"the reconstructions of run {ctx.run_dir.name}")
     return {**reconstruction_scores(recon, images), "recon_method": method, "recon_n": len(images)}
@@ -414,19 +424,33 @@ def _reconstruction(ctx: Context, model) -> dict:
 
 def _likelihood(ctx: Context, model) -> dict:
     """ELBO and IWAE bounds on a fixed test subset, KL per latent dimension and active units."""
-    test, k = ctx.data.test, ctx.settings.iwae_k
-    images = test.images[subset(len(test), LIKELIHOOD_IMAGES)].float() / 255
+    k = ctx.settings.iwae_k
+    images, labels = _test_subset(ctx, model, LIKELIHOOD_IMAGES)
     generator = torch.Generator().manual_seed(ctx.settings.seeds[0])
-    bounds = likelihood_bounds(model, images, k, generator=generator)
+    bounds = likelihood_bounds(model, images, k, generator=generator, labels=labels)
     values = torch.tensor([bounds["elbo_nats"], bounds["iwae_nats"]])
     check_finite(values, f"the likelihood bounds of run {ctx.run_dir.name} (its decoder overflows)")
-    usage = latent_usage(model, test.images[subset(len(test), RECON_IMAGES)].float() / 255)
+    usage = latent_usage(model, *_test_subset(ctx, model, RECON_IMAGES))
     return {**bounds, **usage, "iwae_k": k, "likelihood_n": len(images)}
+
+
+def _conditional(ctx: Context, model) -> dict:
+    """Label accuracy, Classification Accuracy Score and intra-class FID of a class-conditional model."""
+    from .conditional import conditional_scores
+
+    if ctx.net.num_classes is None:
+        ctx.warnings.append(f"conditional metrics need the classifier extractor; {ctx.net.id} has no classes")
+        return {}
+    draw = latent_sampler(model, ctx.settings.sampler, ctx.run_dir)
+    scores = conditional_scores(model, ctx.data, ctx.net, draw, n=ctx.settings.n, seed=ctx.settings.seeds[0])
+    scores.pop("n_fake", None)
+    return scores
 
 
 CAPABILITY_STAGES = (
     Stage("reconstruction", (), _reconstruction),
     Stage("likelihood", ("posterior",), _likelihood),
+    Stage("conditional metrics", ("conditional",), _conditional),
 )
 
 
