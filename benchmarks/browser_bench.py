@@ -34,7 +34,7 @@ def browser_figures() -> dict:
         return {"browser_first_grid_s": None, "browser_note": f"{CHROMIUM} is missing (apt-get install chromium)"}
     from playwright.sync_api import sync_playwright
 
-    from generators.default_runs import DEFAULT_RUNS
+    from generators.default_runs import SELECTED_AT_START
 
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
         browser = launch(playwright)
@@ -42,7 +42,7 @@ def browser_figures() -> dict:
             with streamlit_server(ROOT / "checkpoints", Path(tmp) / "streamlit.log") as (url, started):
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.goto(url)
-                grids = len(DEFAULT_RUNS)
+                grids = len(SELECTED_AT_START)
                 wait_for_sample_grids(page, grids)
                 first_grid = time.monotonic() - started
                 for title in TAB_TITLES[1:]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from generators.default_runs import DEFAULT_RUNS, FIRST_RUN_MODEL, FIRST_RUN_NAME
+from generators.default_runs import FIRST_RUN_MODEL, FIRST_RUN_NAME, SELECTED_AT_START
 from generators.registry import model_class
 
 from . import jobs
@@ -25,7 +25,7 @@ def render() -> tuple[Selection, list[Run]]:
     for run_dir, reason in broken:
         st.warning(f"Skipped run folder `{run_dir.name}`: {reason}")
     names = [run.name for run in runs]
-    defaults = [name for name in DEFAULT_RUNS if name in names] or names[:4]
+    defaults = [name for name in SELECTED_AT_START if name in names] or names[:4]
     with st.sidebar:
         st.header("Runs")
         chosen = st.multiselect(

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DEFAULT_RUNS = ("vae-mnist5k", "vae-beta4-mnist5k", "ae-mnist5k", "dcgan-mnist5k")
+DEFAULT_RUNS = ("vae-mnist5k", "vae-beta4-mnist5k", "ae-mnist5k", "dcgan-mnist5k", "cvae-mnist5k", "cdcgan-mnist5k")
+SELECTED_AT_START = DEFAULT_RUNS[:4]  # the dashboard opens on the classic four; the conditional two are a click away
 FIRST_RUN_MODEL = "vae"
 FIRST_RUN_NAME = "vae-mnist5k"
 

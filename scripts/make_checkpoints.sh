@@ -32,8 +32,6 @@ declare -A FITTED=(
   [ae-mnist5k]="gmm"
   [cvae-mnist5k]="gmm two-stage"
 )
-# class-conditional runs: also label accuracy, CAS and intra-class FID (scripts/score_conditional.py)
-declare -A CONDITIONAL=([cvae-mnist5k]=1 [cdcgan-mnist5k]=1)
 
 train() {  # train RUN: the recipe, from scratch, into $OUT/RUN
   local run=$1
@@ -49,9 +47,6 @@ evaluate() {  # evaluate RUN: the metrics.json rows that checkpoints/README.md a
   for sampler in ${FITTED[$1]:-}; do  # fit, store and score the run's fitted latent samplers
     "$PYTHON" -m evaluation "$dir" --n 5000 --seed 0 --sampler "$sampler" >/dev/null
   done
-  if [ -n "${CONDITIONAL[$1]:-}" ]; then
-    "$PYTHON" scripts/score_conditional.py "$dir" --n 5000 --seed 0 >/dev/null
-  fi
   echo "evaluated $dir"
 }
 

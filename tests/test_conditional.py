@@ -1,7 +1,6 @@
 """Class-conditional models (cvae, cdcgan), their labels interface, the harness's class count, ``sample --label``,
 and the conditional scores (label accuracy, CAS, intra-class FID) against known answers."""
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -313,18 +312,16 @@ def test_conditional_scores_of_real_held_out_digits_reach_the_ceiling_and_floor(
 # ---- the committed conditional default runs against issue 13's goals (numbers recorded by make checkpoints) -------
 
 
-def recorded(run: str, sampler: str, conditional: bool = False) -> dict:
-    """The n = 5 000, seed 0 row of a committed run: metrics.json, or conditional_metrics.json."""
+def recorded(run: str, sampler: str) -> dict:
+    """The n = 5 000, seed 0 row of a committed run's metrics.json (conditional runs' rows hold their label
+    accuracy, CAS and intra-class FID too)."""
     run_dir = ROOT / "checkpoints" / run
-    if conditional:
-        rows = json.loads((run_dir / "conditional_metrics.json").read_text())
-        return next(r for k, r in rows.items() if k.startswith(f"n=5000|seed=0|sampler={sampler}|"))
     return next(r for k, r in load_metrics(run_dir).items() if k.startswith(f"n=5000|seeds=0|sampler={sampler}|"))
 
 
 @pytest.mark.parametrize("run", ["cvae-mnist5k", "cdcgan-mnist5k"])
 def test_recorded_conditional_run_meets_the_label_and_cas_goals(run):
-    row = recorded(run, "prior", conditional=True)
+    row = recorded(run, "prior")
     assert row["label_accuracy"] >= 0.95 and min(row["label_accuracy_per_class"]) >= 0.90, row
     assert row["cas"] >= row["cas_ceiling"] - 0.10, row
 

@@ -19,9 +19,9 @@ import torch
 
 from evaluation import evaluate_run, load_metrics
 from generators.checkpoints import RESUME, load_run, read_history
+from generators.default_runs import DEFAULT_RUNS
 from tests.helpers import ROOT
 
-DEFAULT_RUNS = ("vae-mnist5k", "vae-beta4-mnist5k", "ae-mnist5k", "dcgan-mnist5k")
 CHECK_N = 1000
 REL_TOLERANCE = 0.05
 ABS_TOLERANCE = 0.03
