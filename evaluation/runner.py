@@ -430,7 +430,8 @@ def _likelihood(ctx: Context, model) -> dict:
     bounds = likelihood_bounds(model, images, k, generator=generator, labels=labels)
     values = torch.tensor([bounds["elbo_nats"], bounds["iwae_nats"]])
     check_finite(values, f"the likelihood bounds of run {ctx.run_dir.name} (its decoder overflows)")
-    usage = latent_usage(model, *_test_subset(ctx, model, RECON_IMAGES))
+    usage_images, usage_labels = _test_subset(ctx, model, RECON_IMAGES)
+    usage = latent_usage(model, usage_images, labels=usage_labels)
     return {**bounds, **usage, "iwae_k": k, "likelihood_n": len(images)}
 
 

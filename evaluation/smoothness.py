@@ -18,7 +18,8 @@ def interpolation_smoothness(
     z_a, z_b = draw(pairs, generator), draw(pairs, generator)
     t = torch.linspace(0, 1, steps + 1, device=z_a.device).view(-1, 1, 1)
     z = (z_a.unsqueeze(0) * (1 - t) + z_b.unsqueeze(0) * t).flatten(0, 1)  # (steps + 1) * pairs latents
-    classes = model.capabilities.num_classes  # a conditional model keeps one class along each path
+    # a class-conditional model keeps one class along each path
+    classes = getattr(getattr(model, "capabilities", None), "num_classes", None)
     kw = {} if classes is None else {"labels": balanced_labels(pairs, classes).repeat(steps + 1).to(z.device)}
     feats = extractor.features_and_logits(model.decode(z, **kw).clamp(0, 1))[0].view(steps + 1, pairs, -1).double()
     step_mean = (feats[1:] - feats[:-1]).norm(dim=-1).mean(0)  # per pair
