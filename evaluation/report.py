@@ -110,7 +110,11 @@ def _number(value, fmt: str) -> str:
 def applies(metric: Metric, row: dict) -> bool:
     """Whether the run's model has the capabilities the metric needs (rows without stored capabilities: yes)."""
     capabilities = row.get("capabilities")
-    return not isinstance(capabilities, dict) or metric.applies_to(SimpleNamespace(**capabilities))
+    if not isinstance(capabilities, dict):
+        return True
+    stored = SimpleNamespace(**capabilities)
+    stored.conditional = capabilities.get("num_classes") is not None  # a property of Capabilities, not stored
+    return metric.applies_to(stored)
 
 
 def _cell(row: dict, key: str, fmt: str) -> str:
