@@ -56,9 +56,9 @@ def build_zip(selection: Selection, progress=None) -> bytes:
         archive.writestr("tables/fairness.csv", fairness_frame(selection.runs).to_csv(index=False))
         panel = next(
             (
-                rows
+                panel_rows
                 for n in reversed(SANITY_N_CHOICES)
-                if selection.runs and (rows := stored_sanity(selection.runs[0].info["dataset"], n))
+                if selection.runs and (panel_rows := stored_sanity(selection.runs[0].info["dataset"], n))
             ),
             None,
         )

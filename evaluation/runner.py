@@ -345,8 +345,17 @@ def _sample_stage(ctx: Context, model, reference, row: dict) -> None:
             )
         with watch.stage("smoothness"):
             smoothness = interpolation_smoothness(
-                model, ctx.net, draw, pairs=SMOOTHNESS_PAIRS, steps=SMOOTHNESS_STEPS, generator=generator
+                model,
+                ctx.net,
+                draw,
+                pairs=SMOOTHNESS_PAIRS,
+                steps=SMOOTHNESS_STEPS,
+                generator=generator,
+                bootstrap=settings.bootstrap,
+                seed=seed,
             )
+        if settings.bootstrap:
+            smoothness, scores["smoothness_ci_low"], scores["smoothness_ci_high"] = smoothness
         scores["smoothness"] = smoothness if math.isfinite(smoothness) else None
         per_seed.append(scores)
     if any(s["smoothness"] is None for s in per_seed):

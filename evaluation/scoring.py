@@ -36,7 +36,7 @@ from .fid import (
 from .memorization import copy_rate, copy_threshold
 from .modes import mode_stats
 from .prdc import PrdcBlocks, knn_radii
-from .sharpness import laplacian_variance
+from .sharpness import laplacian_variance, sharpness_interval
 
 SUBSET_SEED = 0  # which real / test images are used: fixed, so every run is scored on the same images
 PRDC_K = 5
@@ -175,6 +175,10 @@ def score_samples(
     if logits is not None:
         scores.update(mode_stats(logits.argmax(1), ref.classes, ref.num_classes))
     scores["sharpness"] = laplacian_variance(images) / ref.sharpness
+    if bootstrap:
+        scores["sharpness_ci_low"], scores["sharpness_ci_high"] = sharpness_interval(
+            images, ref.sharpness, bootstrap, seed
+        )
     fake_blocks = Blocks.random(len(feats), seed + 1)
     prdc = PrdcBlocks(ref.feats, feats, ref.blocks, fake_blocks, k=PRDC_K, real_radii=ref.radii)
     ones = torch.ones(1, ref.blocks.count), torch.ones(1, fake_blocks.count)

@@ -9,11 +9,20 @@ from generators.base import balanced_labels
 
 @torch.inference_mode()
 def interpolation_smoothness(
-    model, extractor, draw, *, pairs: int = 64, steps: int = 8, generator: torch.Generator | None = None
-) -> float:
+    model,
+    extractor,
+    draw,
+    *,
+    pairs: int = 64,
+    steps: int = 8,
+    generator: torch.Generator | None = None,
+    bootstrap: int = 0,
+    seed: int = 0,
+):
     """Mean feature distance between consecutive frames of ``steps``-step interpolations, divided by the
     end-point distance over ``steps`` (the step an even path would take). 1 = the features move evenly,
     larger = jumps between frames (lower = smoother). Ratio of sums over pairs, so near pairs cannot blow it up.
+    With ``bootstrap`` B > 0: (value, 95 % interval low, high) from B resamples of the pairs.
     """
     z_a, z_b = draw(pairs, generator), draw(pairs, generator)
     t = torch.linspace(0, 1, steps + 1, device=z_a.device).view(-1, 1, 1)
@@ -24,4 +33,11 @@ def interpolation_smoothness(
     feats = extractor.features_and_logits(model.decode(z, **kw).clamp(0, 1))[0].view(steps + 1, pairs, -1).double()
     step_mean = (feats[1:] - feats[:-1]).norm(dim=-1).mean(0)  # per pair
     end_to_end = (feats[-1] - feats[0]).norm(dim=-1)
-    return float(step_mean.sum() / (end_to_end.sum() / steps))
+    value = float(step_mean.sum() / (end_to_end.sum() / steps))
+    if not bootstrap:
+        return value
+    from .bootstrap import interval
+
+    draws = torch.randint(pairs, (bootstrap, pairs), generator=torch.Generator().manual_seed(seed))
+    replicates = step_mean[draws].sum(1) / (end_to_end[draws].sum(1) / steps)  # resampled pairs
+    return value, *interval(replicates, value, lower=0.0)

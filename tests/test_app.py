@@ -301,3 +301,35 @@ def test_a_user_error_in_one_tab_is_one_message_not_a_traceback(tmp_path, dashbo
     assert len(image_urls(tab(at, "Samples"))) == 1
     messages = [e.value for e in tab(at, "Reconstruction").error]
     assert messages and str(missing) in messages[0] and "Traceback" not in messages[0]
+
+
+@pytest.fixture(scope="module")
+def conditional_runs(tmp_path_factory, dashboard_runs):
+    """A tiny run of every class-conditional registered model, beside the quick extractor."""
+    from generators.registry import MODELS
+    from generators.training import TrainConfig, run_training
+    from tests.helpers import tiny_options
+
+    out = tmp_path_factory.mktemp("conditional") / "checkpoints"
+    shutil.copytree(dashboard_runs / "_extractors", out / "_extractors")
+    for name, cls in MODELS.items():
+        if cls.capabilities_for(cls.Config()).conditional:
+            cfg = TrainConfig(steps=TINY_STEPS, batch_size=32, seed=0, device="cpu")
+            run_training(name, tiny_options(name, latent_dim=8), cfg, out / f"{name}-mnist5k", show_progress=False)
+    return out
+
+
+def test_every_tab_renders_class_conditional_runs_with_their_views(conditional_runs, monkeypatch):
+    at = open_app(conditional_runs, monkeypatch)
+    assert_clean(at)
+    assert len(at.multiselect(key="runs").value) >= 2
+    for title in TAB_TITLES:
+        tab(at, title)
+        assert_clean(at)
+    samples = tab(at, "Samples")
+    at.selectbox(key="samples_class").set_value("3").run()
+    assert_clean(at)
+    assert len(image_urls(tab(at, "Samples"))) == len(at.multiselect(key="runs").value)
+    interp = tab(at, "Interpolation")
+    assert any("Same z, every class" in h.value for h in interp.subheader)
+    assert samples.selectbox
