@@ -222,10 +222,42 @@ def sharpness_figure(rows: list[dict]) -> go.Figure | None:
     return figure
 
 
+def fid_curve_figure(rows: list[dict]) -> go.Figure | None:
+    """FID against the number of samples (with intervals) and each run's extrapolated FID at infinite n."""
+    rows = [row for row in rows if row.get("fid_curve")]
+    if not rows:
+        return None
+    figure = go.Figure()
+    for row in rows:
+        points = sorted(row["fid_curve"], key=lambda p: p["n"])
+        low = [p["fid"] - p["ci_low"] if p.get("ci_low") is not None else 0 for p in points]
+        high = [p["ci_high"] - p["fid"] if p.get("ci_high") is not None else 0 for p in points]
+        label = row_label(row) + (f" (FID∞ ≈ {row['fid_inf']:.3g})" if row.get("fid_inf") is not None else "")
+        figure.add_trace(
+            go.Scatter(
+                x=[p["n"] for p in points],
+                y=[p["fid"] for p in points],
+                mode="lines+markers",
+                name=label,
+                error_y={"type": "data", "symmetric": False, "array": high, "arrayminus": low},
+            )
+        )
+    figure.update_layout(
+        height=400,
+        title="FID against the number of samples (FID is biased upwards at small n)",
+        xaxis={"title": "samples n (log scale)", "type": "log"},
+        yaxis={"title": "FID (log scale)", "type": "log"},
+        legend={"orientation": "h", "y": -0.3},
+        margin={"b": 110},
+    )
+    return figure
+
+
 def metric_figures(rows: list[dict]) -> dict[str, go.Figure]:
     """The metric charts by file-friendly name (the report exports the same figures)."""
     builders = {
         "fid": fid_figure,
+        "fid_against_n": fid_curve_figure,
         "precision_recall": prdc_figure,
         "modes": modes_figure,
         "sharpness": sharpness_figure,

@@ -134,7 +134,7 @@ def test_images(run: Run, indices: tuple[int, ...]) -> tuple[torch.Tensor, torch
     return images, (labels if split.labels is not None else None)
 
 
-@st.cache_resource(max_entries=512, show_spinner=False)
+@st.cache_resource(max_entries=512, show_spinner="Computing…")
 def _run_cache(_func, name: str, _run: Run, run_dir: str, mtime: float, *args):
     return _func(_run, *args)
 

@@ -58,39 +58,51 @@ def test_run_names_are_unique_even_within_one_second():
 def fake_run(tmp_path, name: str, model: str, beta: float = 1.0, losses: list[float] | None = None) -> Run:
     run_dir = tmp_path / name
     run_dir.mkdir()
-    column = "g_loss" if model == "dcgan" else "loss"
+    column = "d_loss" if model == "dcgan" else "loss"  # each model's own objective
     write_history(run_dir, [{"step": i + 1, column: v} for i, v in enumerate(losses or [])])
     return Run(name, run_dir, {"model": model, "model_config": {"beta": beta} if model == "vae" else {}})
 
 
+def measured(**values) -> dict:
+    """A row whose every value has a 95 % interval of ±5 % around it."""
+    row = {}
+    for key, value in values.items():
+        row.update({key: value, f"{key}_ci_low": value * 0.95, f"{key}_ci_high": value * 1.05})
+    return row
+
+
 def test_findings_follow_the_numbers(tmp_path):
-    vae = fake_run(tmp_path, "v", "vae", losses=[100, 99, 100, 99, 100, 99, 100, 99])
+    steady = [100 + 0.5 * (i % 2) for i in range(400)]  # the VAE's loss barely moves; the GAN's D loss swings
+    vae = fake_run(tmp_path, "v", "vae", losses=steady)
     vae4 = fake_run(tmp_path, "v4", "vae", beta=4.0)
     ae = fake_run(tmp_path, "a", "ae")
-    gan = fake_run(tmp_path, "g", "dcgan", losses=[1, 5, 0.5, 6, 0.2, 7, 0.1, 8])
+    gan = fake_run(tmp_path, "g", "dcgan", losses=[1 + 0.8 * (i % 2) for i in range(400)])
     rows = [
-        {
-            "run": "v",
-            "sharpness": 0.5,
-            "recall": 0.6,
-            "modes": 10,
-            "smoothness": 0.1,
-            "fid": 20.0,
-            "recon_mse": 0.01,
-            "active_units": 12,
-        },
-        {"run": "v4", "recon_mse": 0.03, "active_units": 5},
-        {"run": "a", "smoothness": 0.4, "fid": 90.0},
-        {"run": "g", "sharpness": 0.9, "recall": 0.2, "modes": 6},
+        {"run": "v", **measured(sharpness=0.5, recall=0.6, coverage=0.7, smoothness=1.1, fid=20.0, recon_mse=0.01)},
+        {"run": "v4", **measured(recon_mse=0.03, fid=15.0)},
+        {"run": "a", **measured(smoothness=1.6, fid=90.0)},
+        {"run": "g", **measured(sharpness=0.9, recall=0.2, coverage=0.3)},
     ]
     found = {f.claim: f for f in findings.assess([vae, vae4, ae, gan], rows)}
-    assert [f.verdict for f in found.values()] == [findings.SUPPORTED] * 6
-    assert "0.9" in found["GAN samples are sharper than VAE samples."].evidence
+    assert [f.verdict for f in found.values()] == [findings.SUPPORTED] * 6, found
+    assert "95 % interval" in found["GAN samples are sharper than VAE samples."].evidence
 
-    flipped = [{**rows[0], "sharpness": 1.5, "recall": 0.1, "modes": 3}, rows[1], rows[2], rows[3]]
+    flipped = [{**rows[0], **measured(sharpness=1.5, recall=0.1, coverage=0.1)}, *rows[1:]]
     found = {f.claim: f.verdict for f in findings.assess([vae, vae4, ae, gan], flipped)}
     assert found["GAN samples are sharper than VAE samples."] == findings.NOT_SUPPORTED
-    assert found["The VAE covers more modes of the data than the GAN."] == findings.NOT_SUPPORTED
+    assert found["The VAE covers more modes of the data than the GAN (higher recall and coverage)."] == (
+        findings.NOT_SUPPORTED
+    )
+
+
+def test_a_tie_is_no_clear_difference_and_no_interval_is_not_measured(tmp_path):
+    vae, gan = fake_run(tmp_path, "v", "vae"), fake_run(tmp_path, "g", "dcgan")
+    tie = [{"run": "v", **measured(sharpness=0.7)}, {"run": "g", **measured(sharpness=0.7)}]
+    (sharper,) = [f for f in findings.assess([vae, gan], tie) if "sharper" in f.claim]
+    assert sharper.verdict == findings.NO_CLEAR
+    bare = [{"run": "v", "sharpness": 0.5}, {"run": "g", "sharpness": 0.9}]  # a difference, but no interval
+    (sharper,) = [f for f in findings.assess([vae, gan], bare) if "sharper" in f.claim]
+    assert sharper.verdict == findings.NOT_MEASURED
 
 
 def test_findings_without_numbers_say_not_measured_yet(tmp_path):
@@ -116,11 +128,12 @@ def test_report_zip_holds_tables_grids_figures_and_findings(bare_streamlit):
     runs, _ = scan_runs()
     archive = zipfile.ZipFile(io.BytesIO(build_zip(Selection(tuple(runs), seed=3, n_samples=16, scale=1))))
     names = set(archive.namelist())
-    assert {"metrics.csv", "metrics.md", "metrics.tex", "findings.md", "figures/plotly.min.js"} <= names
+    tables = {"tables/metrics.csv", "tables/metrics.md", "tables/summary.tex", "tables/fairness.csv"}
+    assert tables | {"findings.md", "methods.md"} <= names
     assert {f"grids/{run.name}-samples-seed3.png" for run in runs} <= names
-    assert {"figures/fid.html", "figures/precision_recall.html"} <= names
-    assert {f"figures/training_{run.name}.html" for run in runs} <= names
-    assert 'src="plotly.min.js"' in archive.read("figures/fid.html").decode()
+    for figure in ("fid", "precision_recall", "samples", *(f"training_{run.name}" for run in runs)):
+        assert archive.read(f"figures/{figure}.png").startswith(b"\x89PNG"), figure
+        assert archive.read(f"figures/{figure}.pdf").startswith(b"%PDF-"), figure
+    assert r"\resizebox{\textwidth}" in archive.read("tables/summary.tex").decode()
     grid = Image.open(io.BytesIO(archive.read(f"grids/{runs[0].name}-samples-seed3.png")))
     assert grid.size == (2 * (4 * 30 + 2), 2 * (4 * 30 + 2))
-    assert archive.read("metrics.csv").decode().count("\n") >= len(runs)
