@@ -53,8 +53,8 @@ def free_port() -> int:
 
 @contextmanager
 def streamlit_server(checkpoints: Path, log_path: Path, extra_env: dict | None = None):
-    """Yield the URL of ``streamlit run app.py`` serving ``checkpoints`` (with render counters on), and the
-    monotonic time the process was started; stop it afterwards."""
+    """Yield the URL of ``streamlit run app.py`` serving ``checkpoints`` (with render counters on), the
+    monotonic time the process was started and the time its health check first answered; stop it afterwards."""
     from dashboard.state import CHECKPOINTS_ENV, RENDER_COUNTS_ENV
 
     port = free_port()
@@ -87,7 +87,7 @@ def streamlit_server(checkpoints: Path, log_path: Path, extra_env: dict | None =
                 if process.poll() is not None or time.monotonic() - started > STARTUP_S:
                     raise RuntimeError(f"streamlit did not come up: {Path(log_path).read_text()[-2000:]}")
                 time.sleep(0.1)
-            yield url, started
+            yield url, started, time.monotonic()
         finally:
             process.terminate()
             try:

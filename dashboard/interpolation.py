@@ -131,8 +131,10 @@ def render(selection: Selection) -> None:
             "Animated GIF", gif_bytes(pictures), file_name=f"{name}.gif", mime="image/gif", key=f"interp-gif-{run.name}"
         )
     st.markdown("**All models in one labelled figure** (rows = models, t = 0 → 1 left to right)")
-    figure = export.image_panels(strips, f"Interpolation ({path_name}, {ends.replace('-', ' ')})", columns=1)
-    export.download_buttons(figure, f"interpolation-{ends}-{path_name}", "interp-figure")
+    title = f"Interpolation ({path_name}, {ends.replace('-', ' ')})"
+    export.download_buttons(
+        lambda: export.image_panels(strips, title, columns=1), f"interpolation-{ends}-{path_name}", "interp-figure"
+    )
     render_styles(selection)
     with st.expander("What makes a latent space smooth?"):
         st.markdown(EXPLANATION)

@@ -136,14 +136,15 @@ def render(selection: Selection) -> None:
                 st.image(picture, caption=f"latent size {run.info['model_config']['latent_dim']}", width="stretch")
                 st.download_button(
                     "PNG",
-                    png_bytes(picture),
+                    lambda picture=picture: png_bytes(picture),  # encoded when clicked
                     mime="image/png",
+                    on_click="ignore",
                     key=f"samples-png-{run.name}",
                     file_name=f"{run.name}-samples-{sampler}-seed{selection.seed}-n{selection.n_samples}.png",
                 )
     st.markdown("**All models in one labelled figure** (for a report)")
     export.download_buttons(
-        samples_figure(selection, sampler), f"samples-{sampler}-seed{selection.seed}", "samples-figure"
+        lambda: samples_figure(selection, sampler), f"samples-{sampler}-seed{selection.seed}", "samples-figure"
     )
     with st.expander("Why do the models' samples differ?"):
         st.markdown(EXPLANATION)

@@ -31,10 +31,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
         browser = launch(playwright)
         try:
-            with streamlit_server(ROOT / "checkpoints", Path(tmp) / "streamlit.log", {"GENLAB_RENDER_COUNTS": "0"}) as (
-                url,
-                _,
-            ):
+            no_counters = {"GENLAB_RENDER_COUNTS": "0"}
+            with streamlit_server(ROOT / "checkpoints", Path(tmp) / "streamlit.log", no_counters) as (url, _, _):
                 page = browser.new_page(viewport={"width": 1400, "height": 900})
                 page.goto(url)
                 wait_for_sample_grids(page, 4)

@@ -39,7 +39,7 @@ def require_browser() -> None:
 @pytest.fixture
 def server(dashboard_runs, tmp_path):
     require_browser()
-    with streamlit_server(dashboard_runs, tmp_path / "streamlit.log") as (url, _started):
+    with streamlit_server(dashboard_runs, tmp_path / "streamlit.log") as (url, _started, _ready):
         yield url
 
 
