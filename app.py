@@ -2,40 +2,16 @@
 
 import streamlit as st
 
-from dashboard import (
-    anatomy,
-    interpolation,
-    latent,
-    metrics,
-    reconstruction,
-    report,
-    samples,
-    sanity,
-    sidebar,
-    sweep,
-    training,
-)
+from dashboard import sidebar
 from dashboard.state import VIEW_KEY, render_tab, shown_errors
+from dashboard.tabs import TABS
 from generators.registry import load_plugins
-
-TABS = (
-    ("Samples", samples.render),
-    ("Interpolation", interpolation.render),
-    ("Latent space", latent.render),
-    ("VAE anatomy", anatomy.render),
-    ("Reconstruction", reconstruction.render),
-    ("Metrics", metrics.render),
-    ("Sanity & copying", sanity.render),
-    ("Train", training.render),
-    ("β sweep", sweep.render),
-    ("Findings & report", report.render),
-)
 
 st.set_page_config(page_title="VAE vs GAN generator lab", page_icon="🧪", layout="wide", initial_sidebar_state="auto")
 st.title("VAE vs GAN generator lab")
 st.caption(
-    "A VAE, a plain autoencoder and a DCGAN, trained by one harness and scored by one evaluation: "
-    "see how they differ, then export the figures and tables."
+    "A VAE, a plain autoencoder and a DCGAN (and their class-conditional twins), trained by one harness and "
+    "scored by one evaluation: see how they differ, then export the figures and tables."
 )
 
 with shown_errors("Reading the runs"):

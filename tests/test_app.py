@@ -11,21 +11,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.state import CHECKPOINTS_ENV, RENDER_COUNTS_ENV, VIEW_KEY
+from dashboard.tabs import TAB_TITLES
 from tests.conftest import TINY_STEPS
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-TAB_TITLES = [
-    "Samples",
-    "Interpolation",
-    "Latent space",
-    "VAE anatomy",
-    "Reconstruction",
-    "Metrics",
-    "Sanity & copying",
-    "Train",
-    "β sweep",
-    "Findings & report",
-]
 TIMEOUT = 180
 
 
@@ -71,7 +60,7 @@ def app(dashboard_runs, monkeypatch) -> AppTest:
 
 
 def test_page_has_the_eight_tabs_and_selects_the_default_runs(app):
-    assert [t.label for t in app.tabs] == TAB_TITLES
+    assert tuple(t.label for t in app.tabs) == TAB_TITLES
     assert app.multiselect(key="runs").value == ["vae-mnist5k", "vae-beta4-mnist5k", "ae-mnist5k", "dcgan-mnist5k"]
 
 
