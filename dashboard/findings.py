@@ -41,9 +41,12 @@ class Finding:
 
 
 def pick(runs: list[Run], rows: dict[str, dict], role: str) -> tuple[Run, dict] | None:
-    """The first selected run playing ``role`` (for the VAE, the one with β closest to 1) and its metric row."""
+    """The first selected run playing ``role`` and its metric row: an unconditional one first (the textbook
+    claims are about plain models), and for the VAE the one with β closest to 1."""
     candidates = [run for run in runs if ROLES[role](run.capabilities)]
-    candidates.sort(key=lambda run: abs((run.beta if run.beta is not None else 1.0) - 1.0))
+    candidates.sort(
+        key=lambda run: (run.capabilities.conditional, abs((run.beta if run.beta is not None else 1.0) - 1))
+    )
     return (candidates[0], rows.get(candidates[0].name, {})) if candidates else None
 
 
@@ -160,7 +163,43 @@ def vae_more_stable(runs, rows) -> Finding:
     return Finding(claim, verdict_of([comparison]), evidence + ".")
 
 
-CHECKS = (gan_sharper, vae_covers_more_modes, vae_smoother, beta_trade_off, ae_prior_garbage, vae_more_stable)
+def conditional_draws_its_class(runs, rows) -> Finding:
+    """Label accuracy against chance (1 / classes), with the binomial 95 % interval of a share of n samples."""
+    claim = "A class-conditional model draws the class it is asked for."
+    conditional = [run for run in runs if run.capabilities.conditional]
+    if not conditional:
+        return Finding(
+            claim, NOT_MEASURED, "needs a class-conditional run among the selected runs (e.g. cvae-mnist5k)."
+        )
+    parts, verdicts = [], []
+    for run in conditional:
+        row = rows.get(run.name, {})
+        accuracy, n = row.get("label_accuracy"), row.get("n_fake")
+        if accuracy is None or not n:
+            parts.append(f"{run.name}: no label accuracy yet (Metrics tab → Compute)")
+            verdicts.append(NOT_MEASURED)
+            continue
+        spread = 1.96 * (accuracy * (1 - accuracy) / n) ** 0.5
+        chance = 1 / run.capabilities.num_classes
+        verdicts.append(SUPPORTED if accuracy - spread > chance else NO_CLEAR)
+        worst = min(row.get("label_accuracy_per_class") or [accuracy])
+        parts.append(
+            f"{run.name}: label accuracy {accuracy:.3f} [{accuracy - spread:.3f}, {accuracy + spread:.3f}] "
+            f"(n = {n}; chance {chance:.2f}; worst class {worst:.3f})"
+        )
+    verdict = NOT_MEASURED if NOT_MEASURED in verdicts else SUPPORTED if set(verdicts) == {SUPPORTED} else NO_CLEAR
+    return Finding(claim, verdict, "; ".join(parts) + ".")
+
+
+CHECKS = (
+    gan_sharper,
+    vae_covers_more_modes,
+    vae_smoother,
+    beta_trade_off,
+    ae_prior_garbage,
+    vae_more_stable,
+    conditional_draws_its_class,
+)
 
 
 def assess(runs: list[Run], rows: list[dict]) -> list[Finding]:
