@@ -266,7 +266,9 @@ def fitted_sampler(model: Generator, kind: str, run_dir: Path, train_images=None
     stored the first time, and again whenever the run's weights are not those it was fitted for."""
     cls, name = FITTED_SAMPLERS[kind]
     path, current = Path(run_dir) / name, weights_hash(run_dir)
-    if path.is_file() and stored_model_hash(path) == current:
+    if path.exists() or path.is_symlink():  # a FIFO, a folder or a link to a device is refused, never replaced
+        check_regular_file(path, MAX_SAMPLER_BYTES)
+    if path.is_file() and stored_model_hash(path) == current:  # a file that claims these weights is validated
         return cls.load(path, model.config.latent_dim)
     if not model.capabilities.encoder:
         raise UserError(f"--sampler {kind} needs a model with an encoder; {model.name} has none (use --sampler prior)")

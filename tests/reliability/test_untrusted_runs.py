@@ -22,7 +22,7 @@ from generators.checkpoints import RESUME, WEIGHTS, list_runs, load_run, read_ru
 from generators.data import load_dataset, load_run_dataset
 from generators.errors import UserError
 from generators.registry import capabilities_of
-from generators.samplers import GMM_FILE, GaussianMixtureSampler, latent_sampler
+from generators.samplers import GMM_FILE, METADATA_KEY, GaussianMixtureSampler, latent_sampler, weights_hash
 from generators.vae import VAE
 
 from .support import TINY, assert_one_line_error, cli_in_process, make_image_folder, snapshot, train_tiny
@@ -189,13 +189,16 @@ def test_resume_state_that_does_not_fit_is_refused(made, run, damage):
 
 
 def write_gmm(run_dir: Path, k: int, dim: int, **override) -> None:
+    """A GMM sampler file that claims to be fitted for the run's current weights (so it is loaded and checked,
+    not refitted)."""
     tensors = {
         "weights": torch.full((k,), 1 / k, dtype=torch.float64),
         "means": torch.zeros(k, dim, dtype=torch.float64),
         "covariances": torch.eye(dim, dtype=torch.float64).repeat(k, 1, 1),
     }
     tensors.update(override)
-    (run_dir / GMM_FILE).write_bytes(save({n: t.contiguous() for n, t in tensors.items()}))
+    metadata = {METADATA_KEY: json.dumps({"kind": "gmm", "model_hash": weights_hash(run_dir)})}
+    (run_dir / GMM_FILE).write_bytes(save({n: t.contiguous() for n, t in tensors.items()}, metadata=metadata))
 
 
 GMM_DAMAGE = {
