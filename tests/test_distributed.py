@@ -90,7 +90,7 @@ def error_lines(text: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory) -> Path:
-    return make_image_folder(tmp_path_factory.mktemp("images"))
+    return make_image_folder(tmp_path_factory.mktemp("images"), classes=2)  # labelled: every model can train
 
 
 @pytest.fixture(scope="module")

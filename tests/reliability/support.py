@@ -31,12 +31,15 @@ TINY = {
 }
 
 
-def make_image_folder(folder: Path, n: int = N_IMAGES, seed: int = 0) -> Path:
-    """``n`` seeded grey noise images, 16x16 PNGs."""
+def make_image_folder(folder: Path, n: int = N_IMAGES, seed: int = 0, classes: int = 0) -> Path:
+    """``n`` seeded grey noise images, 16x16 PNGs; with ``classes``, spread over that many class sub-folders
+    (so class-conditional models can train on them)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for i in range(n):
-        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(folder / f"{i:02d}.png")
+        target = folder / f"class{i % classes}" if classes else folder
+        target.mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(target / f"{i:02d}.png")
     return folder
 
 
