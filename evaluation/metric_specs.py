@@ -179,6 +179,7 @@ _METRICS = (
         HIGHER,
         "Laplacian variance of the samples relative to real images (blurry images score low).",
         ".2f",
+        interval=True,
     ),
     Metric(
         "smoothness",
@@ -187,6 +188,7 @@ _METRICS = (
         LOWER,
         "Mean feature step along latent interpolations relative to an even path (1 = even, higher = jumps).",
         ".2f",
+        interval=True,
     ),
     Metric(
         "objective_fluctuation",
