@@ -1,30 +1,11 @@
-"""VAE vs GAN generator lab — `streamlit run app.py`. Wiring only: page, sidebar, tabs; each tab is in dashboard/."""
+"""VAE vs GAN generator lab — `streamlit run app.py`.
+
+Serves the page in ``dashboard/page.py``. Before the server answers its first request it imports the heavy
+libraries and draws the grids the page opens on (``dashboard/warmup.py``), so a browser's first page is quick.
+"""
 
 import streamlit as st
 
-from dashboard import sidebar
-from dashboard.state import VIEW_KEY, render_tab, shown_errors
-from dashboard.tabs import TABS
-from generators.registry import load_plugins
+from dashboard.warmup import lifespan
 
-st.set_page_config(page_title="VAE vs GAN generator lab", page_icon="🧪", layout="wide", initial_sidebar_state="auto")
-st.title("VAE vs GAN generator lab")
-st.caption(
-    "A VAE, a plain autoencoder and a DCGAN (and their class-conditional twins), trained by one harness and "
-    "scored by one evaluation: see how they differ, then export the figures and tables."
-)
-
-with shown_errors("Reading the runs"):
-    load_plugins()
-    selection, all_runs = sidebar.render()
-    if not all_runs:
-        sidebar.render_first_run()
-        st.stop()
-    if not selection.runs:
-        st.info("Pick at least one run in the sidebar.")
-    # only the open tab runs (on_change="rerun"), each in its own fragment: a widget re-runs its tab alone
-    tabs = st.tabs([title for title, _ in TABS], key=VIEW_KEY, on_change="rerun")
-    for tab, (title, render) in zip(tabs, TABS):
-        with tab:
-            if tab.open:
-                st.fragment(render_tab)(title, render, selection)
+app = st.App("dashboard/page.py", lifespan=lifespan)

@@ -29,6 +29,7 @@ actually uses, and the decoder has never seen such codes. The VAE's KL term is e
 
 
 ONE_ROW_PER_CLASS = "one row per class"
+DEFAULT_SAMPLER = "prior"
 
 
 def class_layout(run: Run, n: int, choice: str) -> tuple[torch.Tensor | None, int]:
@@ -59,6 +60,12 @@ def sample_images(run: Run, n: int, seed: int, sampler: str = "prior", choice: s
 def sample_picture(run: Run, n: int, seed: int, scale: int, sampler: str = "prior", choice: str = ONE_ROW_PER_CLASS):
     images, nrow = sample_images(run, n, seed, sampler, choice)
     return to_pil(images, nrow=nrow, scale=scale)
+
+
+def warm(selection: Selection) -> None:
+    """Draw the grids a new page opens on (the tab's defaults), so they are in the cache before it asks."""
+    for run in selection.runs:
+        sample_images(run, selection.n_samples, selection.seed, DEFAULT_SAMPLER, ONE_ROW_PER_CLASS)
 
 
 def sample_grid_png(run: Run, n: int, seed: int, scale: int = 1, sampler: str = "prior") -> bytes:
@@ -110,12 +117,12 @@ def render(selection: Selection) -> None:
         c2.segmented_control(
             "Sampler",
             options,
-            default="prior",
+            default=DEFAULT_SAMPLER,
             key="samples_sampler",
             help="prior: z ~ N(0, I). gmm / two-stage: a sampler fitted to the encoded "
             "training set (models with an encoder only).",
         )
-        or "prior"
+        or DEFAULT_SAMPLER
     )
     per_row = c3.slider(
         "Grids per row",

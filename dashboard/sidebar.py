@@ -12,6 +12,8 @@ from .state import Run, Selection, checkpoints_dir, scan_runs
 
 SEED_KEY = "seed"
 FIRST_RUN_STEPS = 400
+SAMPLE_COUNTS = (16, 25, 36, 49, 64)
+DEFAULT_SEED, DEFAULT_SAMPLES, DEFAULT_SCALE = 0, 64, 2
 
 
 def bump_seed() -> None:
@@ -25,13 +27,12 @@ def render() -> tuple[Selection, list[Run]]:
     for run_dir, reason in broken:
         st.warning(f"Skipped run folder `{run_dir.name}`: {reason}")
     names = [run.name for run in runs]
-    defaults = [name for name in SELECTED_AT_START if name in names] or names[:4]
     with st.sidebar:
         st.header("Runs")
         chosen = st.multiselect(
             "Runs to compare",
             names,
-            default=defaults,
+            default=runs_at_start(names),
             key="runs",
             help=f"Run folders in `{checkpoints_dir()}/`. Train more in the Train tab.",
         )
@@ -40,13 +41,15 @@ def render() -> tuple[Selection, list[Run]]:
             "Seed",
             min_value=0,
             max_value=2**31 - 1,
-            value=0,
+            value=DEFAULT_SEED,
             step=1,
             key=SEED_KEY,
             help="The same seed draws the same latents for every run with the same latent size.",
         )
-        n_samples = st.select_slider("Samples per grid", options=[16, 25, 36, 49, 64], value=64, key="n_samples")
-        scale = st.slider("Image scale", 1, 4, 2, key="scale", help="Enlarge the small images (nearest neighbour).")
+        n_samples = st.select_slider("Samples per grid", options=SAMPLE_COUNTS, value=DEFAULT_SAMPLES, key="n_samples")
+        scale = st.slider(
+            "Image scale", 1, 4, DEFAULT_SCALE, key="scale", help="Enlarge the small images (nearest neighbour)."
+        )
         training = [run.name for run in runs if run.training]
         if training:
             st.caption("Still training: " + ", ".join(training))
@@ -58,6 +61,19 @@ def render() -> tuple[Selection, list[Run]]:
         int(scale),
     )
     return selection, runs
+
+
+def runs_at_start(names: list[str]) -> list[str]:
+    """The runs a new page compares: the default runs that exist, else the first four."""
+    return [name for name in SELECTED_AT_START if name in names] or names[:4]
+
+
+def selection_at_start() -> Selection:
+    """What a new page shows before anyone touches the sidebar (the server warms this up at start)."""
+    runs, _broken = scan_runs()
+    by_name = {run.name: run for run in runs}
+    chosen = tuple(by_name[name] for name in runs_at_start(list(by_name)))
+    return Selection(chosen, DEFAULT_SEED, DEFAULT_SAMPLES, DEFAULT_SCALE)
 
 
 def render_first_run() -> None:

@@ -175,17 +175,17 @@ def score_samples(
     if logits is not None:
         scores.update(mode_stats(logits.argmax(1), ref.classes, ref.num_classes))
     scores["sharpness"] = laplacian_variance(images) / ref.sharpness
-    if bootstrap:
-        scores["sharpness_ci_low"], scores["sharpness_ci_high"] = sharpness_interval(
-            images, ref.sharpness, bootstrap, seed
-        )
     fake_blocks = Blocks.random(len(feats), seed + 1)
     prdc = PrdcBlocks(ref.feats, feats, ref.blocks, fake_blocks, k=PRDC_K, real_radii=ref.radii)
     ones = torch.ones(1, ref.blocks.count), torch.ones(1, fake_blocks.count)
     scores.update({name: value.item() for name, value in prdc.replicates(*ones).items()})
-    moments = FidMoments(feats, fake_blocks) if ref.moments is not None else None
+    with timed(BOOTSTRAP_PART):  # the per-block moments also serve FID against n (charged here, to be safe)
+        moments = FidMoments(feats, fake_blocks) if ref.moments is not None else None
     if bootstrap:
         with timed(BOOTSTRAP_PART):
+            scores["sharpness_ci_low"], scores["sharpness_ci_high"] = sharpness_interval(
+                images, ref.sharpness, bootstrap, seed
+            )
             replicates = _replicates(ref, feats, fake_blocks, moments, prdc, seed=seed, bootstrap=bootstrap)
             for name, values in replicates.items():
                 lower, upper = RANGES.get(name, UNIT_RANGE)

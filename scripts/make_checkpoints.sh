@@ -22,7 +22,7 @@ declare -A RECIPE=(
   [ae-mnist5k]="ae $VAE_NETS"
   [dcgan-mnist5k]="dcgan $GAN_NETS --steps 3500"
   [cvae-mnist5k]="cvae $VAE_NETS"
-  [cdcgan-mnist5k]="cdcgan $GAN_NETS --steps 3500"
+  [cdcgan-mnist5k]="cdcgan $GAN_NETS --steps 2500"
 )
 ORDER=(vae-mnist5k vae-beta4-mnist5k ae-mnist5k dcgan-mnist5k cvae-mnist5k cdcgan-mnist5k)
 # the fitted latent samplers each run is also scored with (they need an encoder; see generators/samplers.py)

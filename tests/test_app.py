@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard import PAGE
 from dashboard.state import CHECKPOINTS_ENV, RENDER_COUNTS_ENV, VIEW_KEY
 from dashboard.tabs import TAB_TITLES
 from tests.conftest import TINY_STEPS
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+APP = str(PAGE)
 TIMEOUT = 180
 
 
