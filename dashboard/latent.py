@@ -21,6 +21,8 @@ MAP_POINTS = 1000
 THUMBNAILS = 80
 TRAVERSAL_STEPS = 9
 TRAVERSAL_RANGE = 3.0
+PROJECTIONS = ("PCA", "t-SNE")  # the first is the default
+SHOW_THUMBNAILS = True
 
 EXPLANATION = """
 Each point is one test image, placed by its latent code (reduced to 2-D). The VAE's KL term pulls all codes
@@ -196,18 +198,27 @@ def render_maps(selection: Selection, method: str, thumbnails: bool) -> None:
                     )
 
 
+def warm(selection: Selection) -> None:
+    """The default view's slow parts (encoding, the projection and its first import, KL per dimension)."""
+    for run in selection.runs:
+        if run.capabilities.encoder:
+            latent_map(run, PROJECTIONS[0], SHOW_THUMBNAILS)
+        if run.capabilities.posterior:
+            activity(run)
+
+
 def render(selection: Selection) -> None:
     if not selection.runs:
         return
     c1, c2 = st.columns(2)
     method = c1.radio(
         "Projection",
-        ["PCA", "t-SNE"],
+        PROJECTIONS,
         key="latent_method",
         horizontal=True,
         help="t-SNE keeps neighbourhoods but distorts distances and takes a few seconds.",
     )
-    thumbnails = c2.checkbox("Draw some images on the map", value=True, key="latent_thumbs")
+    thumbnails = c2.checkbox("Draw some images on the map", value=SHOW_THUMBNAILS, key="latent_thumbs")
     render_maps(selection, method, thumbnails)
     st.subheader("Traversals")
     for run in selection.runs:

@@ -160,6 +160,14 @@ def render_anomalies(selection: Selection) -> None:
         st.caption(auc_note(auc))
 
 
+def warm(selection: Selection) -> None:
+    """The default view's slow part: every run's anomaly scores of the digits and of the first odd inputs."""
+    first_kind = next(iter(diagnostics.OOD_KINDS))  # the radio's default
+    for run in selection.runs:
+        for kind in (None, first_kind):
+            anomaly_scores(run, kind, selection.seed)
+
+
 def render(selection: Selection) -> None:
     if not selection.runs:
         return

@@ -1,46 +1,91 @@
-"""Server-start warm-up: the work every first page would otherwise wait for, done before the server answers.
+"""Server-start warm-up: the work every first page would otherwise wait for, done before anyone asks.
 
-A browser's first page would pay for importing torch, torchvision, plotly and the tabs (several seconds on a
-laptop CPU), loading the models of the runs it opens on and drawing their grids. ``app.py`` runs ``warm_up``
-in the server's lifespan, before the first request is served, so all of that is already in Streamlit's
-caches (shared by every session) when the first browser connects. A failure here is only logged: the page
-then does the same work itself and shows any error where it belongs.
+A browser's first page would pay for importing torch, torchvision, plotly and the tabs (seconds on a laptop
+CPU), loading the models of the runs it opens on and drawing their grids; each other tab would then pay for
+its own first computations. A tab module may define ``warm(selection)``: its default view's slow parts,
+computed into Streamlit's caches (shared by every session). ``app.py`` runs the first tab's warm-up in the
+server's lifespan, before it answers any request, and the other tabs' in a background thread after that, while
+the first page is being looked at. A failure here is only logged: the page then does the same work itself and
+shows any error where it belongs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+import threading
 import time
 from contextlib import asynccontextmanager
 
 log = logging.getLogger("dashboard")
-# warns once per cached call made outside a browser session, which is the point of the warm-up
+# warns once per cached call made outside a browser session, which is what a warm-up is
 NO_SESSION_LOG = logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context")
 
 
-def warm_up() -> None:
-    """Import what the page imports, then load the models and draw the grids of the page a browser opens on."""
+def warmer(render):
+    """The ``warm(selection)`` of the module a tab's render function is in, or None (nothing slow to prepare)."""
+    return getattr(sys.modules[render.__module__], "warm", None)
+
+
+def guarded(what: str, work, *args):
+    """``work(*args)``, timed and logged; None (and the error logged) if it fails."""
     start = time.perf_counter()
+    try:
+        result = work(*args)
+    except Exception:  # noqa: BLE001 - the page does this work again and reports what fails
+        log.exception("warm-up of %s failed; the page will do the work itself", what)
+        return None
+    log.info("warm-up of %s done in %.1f s", what, time.perf_counter() - start)
+    return result
+
+
+def first_page():
+    """Import every tab's libraries, load the plugins, then warm the first tab; the start selection."""
+    from generators.registry import load_plugins
+
+    from . import sidebar
+    from .tabs import TABS
+
+    load_plugins()
+    selection = sidebar.selection_at_start()
+    if warm := warmer(TABS[0][1]):
+        warm(selection)
+    return selection
+
+
+def other_tabs(selection) -> None:
+    """Every other tab's default view, one after another."""
+    from .tabs import TABS
+
+    for title, render in TABS[1:]:
+        if warm := warmer(render):
+            guarded(title, warm, selection)
+
+
+def warm_up(background: bool = True) -> threading.Thread | None:
+    """The first page now; the other tabs in a daemon thread (returned) or now (``background=False``)."""
     level = NO_SESSION_LOG.level
     NO_SESSION_LOG.setLevel(logging.ERROR)
-    try:
-        from generators.registry import load_plugins
-
-        from . import samples, sidebar, tabs  # noqa: F401 - tabs: every tab's libraries, imported now
-
-        load_plugins()
-        samples.warm(sidebar.selection_at_start())
-    except Exception:  # noqa: BLE001 - the page does this work again and reports what fails
-        log.exception("warm-up failed; the first page will do the work itself")
-        return
-    finally:
+    selection = guarded("the first page", first_page)
+    if selection is None:
         NO_SESSION_LOG.setLevel(level)
-    log.info("warm-up done in %.1f s", time.perf_counter() - start)
+        return None
+
+    def rest():
+        other_tabs(selection)
+        NO_SESSION_LOG.setLevel(level)
+
+    if not background:
+        rest()
+        return None
+    thread = threading.Thread(target=rest, name="dashboard-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 @asynccontextmanager
 async def lifespan(_app):
-    """``st.App`` lifespan: warm up (in a worker thread, the event loop stays free) before serving."""
+    """``st.App`` lifespan: warm up (in a worker thread, so the event loop stays free) before serving."""
     await asyncio.to_thread(warm_up)
     yield

@@ -1,5 +1,5 @@
-"""Server-start warm-up (dashboard/warmup.py): the first page finds its grids already drawn; a failing warm-up
-never stops the server."""
+"""Server-start warm-up (dashboard/warmup.py): the first page finds its grids already drawn and the other tabs
+their slow parts; a failing warm-up never stops the server."""
 
 from __future__ import annotations
 
@@ -9,34 +9,41 @@ import logging
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard import PAGE, samples, warmup
-from dashboard.state import CHECKPOINTS_ENV
+from dashboard import PAGE, latent, samples, warmup
+from dashboard.state import CHECKPOINTS_ENV, VIEW_KEY
 from generators.default_runs import SELECTED_AT_START
 
 
-def count_draws(monkeypatch) -> list[str]:
-    """Record the run of every latent sampler the Samples tab builds (one per grid it draws)."""
-    drawn = []
-    real = samples.latent_sampler
+def count_calls(monkeypatch, module, name: str) -> list:
+    """Record every call of ``module.name`` (its first argument)."""
+    calls = []
+    real = getattr(module, name)
 
-    def counting(model, kind, run_dir, *args, **kwargs):
-        drawn.append(run_dir.name)
-        return real(model, kind, run_dir, *args, **kwargs)
+    def counting(first, *args, **kwargs):
+        calls.append(first)
+        return real(first, *args, **kwargs)
 
-    monkeypatch.setattr(samples, "latent_sampler", counting)
-    return drawn
+    monkeypatch.setattr(module, name, counting)
+    return calls
 
 
-def test_first_page_draws_nothing_the_warm_up_drew(dashboard_runs, monkeypatch):
+def test_pages_find_what_the_warm_up_computed(dashboard_runs, monkeypatch):
     monkeypatch.setenv(CHECKPOINTS_ENV, str(dashboard_runs))
     st.cache_resource.clear()  # other tests may have drawn these grids already
-    drawn = count_draws(monkeypatch)
-    warmup.warm_up()
-    assert sorted(drawn) == sorted(SELECTED_AT_START)  # the runs a new page opens on, one grid each
+    st.cache_data.clear()
+    drawn = count_calls(monkeypatch, samples, "latent_sampler")  # one per grid drawn
+    projected = count_calls(monkeypatch, latent, "project")  # one per latent map
+    warmup.warm_up(background=False)
+    assert len(drawn) == len(SELECTED_AT_START)  # the runs a new page opens on, one grid each
+    assert len(projected) >= 1
+    counts = len(drawn), len(projected)
     at = AppTest.from_file(str(PAGE), default_timeout=180).run()
     assert not at.exception and not at.error
     assert len(at.tabs[0].get("image")) == len(SELECTED_AT_START)
-    assert sorted(drawn) == sorted(SELECTED_AT_START)  # the page found every grid in the cache
+    at.session_state[VIEW_KEY] = "Latent space"
+    at.run()
+    assert not at.exception and not at.error
+    assert (len(drawn), len(projected)) == counts  # the page found every grid and map in the cache
 
 
 def test_a_failing_warm_up_is_logged_and_the_server_starts(tmp_path, monkeypatch, caplog):
@@ -53,4 +60,4 @@ def test_a_failing_warm_up_is_logged_and_the_server_starts(tmp_path, monkeypatch
                 return "serving"
 
         assert asyncio.run(serve()) == "serving"
-    assert "warm-up failed" in caplog.text
+    assert "warm-up of the first page failed" in caplog.text
