@@ -5,6 +5,7 @@ import streamlit as st
 from dashboard import sidebar
 from dashboard.state import VIEW_KEY, render_tab, shown_errors
 from dashboard.tabs import TABS
+from dashboard.warmup import PAGE_SERVED
 from generators.registry import load_plugins
 
 st.set_page_config(page_title="VAE vs GAN generator lab", page_icon="🧪", layout="wide", initial_sidebar_state="auto")
@@ -28,3 +29,4 @@ with shown_errors("Reading the runs"):
         with tab:
             if tab.open:
                 st.fragment(render_tab)(title, render, selection)
+PAGE_SERVED.set()  # the server's background warm-up of the other tabs may start now

@@ -4,8 +4,8 @@ A browser's first page would pay for importing torch, torchvision, plotly and th
 CPU), loading the models of the runs it opens on and drawing their grids; each other tab would then pay for
 its own first computations. A tab module may define ``warm(selection)``: its default view's slow parts,
 computed into Streamlit's caches (shared by every session). ``app.py`` runs the first tab's warm-up in the
-server's lifespan, before it answers any request, and the other tabs' in a background thread after that, while
-the first page is being looked at. A failure here is only logged: the page then does the same work itself and
+server's lifespan, before it answers any request, and the other tabs' in a background thread once a first page
+has been served (so it does not compete with it for the CPU), while that page is being looked at. A failure here is only logged: the page then does the same work itself and
 shows any error where it belongs.
 """
 
@@ -21,6 +21,8 @@ from contextlib import asynccontextmanager
 log = logging.getLogger("dashboard")
 # warns once per cached call made outside a browser session, which is what a warm-up is
 NO_SESSION_LOG = logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context")
+PAGE_SERVED = threading.Event()  # set by the page at the end of each run
+NO_VISITOR_S = 30.0  # the other tabs are warmed after this long even if no browser came
 
 
 def warmer(render):
@@ -73,6 +75,7 @@ def warm_up(background: bool = True) -> threading.Thread | None:
         return None
 
     def rest():
+        PAGE_SERVED.wait(NO_VISITOR_S if background else 0)
         other_tabs(selection)
         NO_SESSION_LOG.setLevel(level)
 
