@@ -452,7 +452,9 @@ def _conditional(ctx: Context, model) -> dict:
         ctx.warnings.append(f"conditional metrics need the classifier extractor; {ctx.net.id} has no classes")
         return {}
     draw = latent_sampler(model, ctx.settings.sampler, ctx.run_dir)
-    scores = conditional_scores(model, ctx.data, ctx.net, draw, n=ctx.settings.n, seed=ctx.settings.seeds[0])
+    scores = conditional_scores(
+        model, ctx.data, ctx.net, draw, n=ctx.settings.n, seed=ctx.settings.seeds[0], cache_dir=ctx.settings.cache_dir
+    )
     scores.pop("n_fake", None)
     return scores
 

@@ -10,6 +10,7 @@ from PIL import Image
 from torch import nn
 
 from evaluation.conditional import (
+    cas_ceiling,
     classification_accuracy_score,
     conditional_scores,
     intra_class_fid,
@@ -227,6 +228,37 @@ def test_cas_of_real_data_is_the_ceiling_and_wrong_labels_score_near_zero(data):
     real_a, real_b = score(images[:half], labels[:half]), score(images[half:], labels[half:])
     assert real_a > 0.85 and abs(real_a - real_b) < 0.04, (real_a, real_b)
     assert score(images[:half].float() / 255, (labels[:half] + 1) % 10) < 0.05
+
+
+def test_cas_ceiling_is_trained_once_per_data_and_cache(data, tmp_path, monkeypatch):
+    """The ceiling is stored beside the extractor: a second row of the same data reuses it; other data (one
+    label changed) or an unreadable stored file (a folder, garbage) trains again; no cache dir = no file."""
+    import evaluation.conditional as conditional
+
+    few = ImageData(
+        data.name, ImageSplit(data.train.images[:300], data.train.labels[:300]), data.test, data.class_names
+    )
+    trained = []
+
+    def counting(*args, **kwargs):
+        trained.append(1)
+        return 0.5 + 0.01 * len(trained)
+
+    monkeypatch.setattr(conditional, "classification_accuracy_score", counting)
+    first = cas_ceiling(few, 10, epochs=1, cache_dir=tmp_path)
+    assert cas_ceiling(few, 10, epochs=1, cache_dir=tmp_path) == first and len(trained) == 1
+    (stored,) = tmp_path.glob("cas-ceiling-*.json")
+    stored.write_text("not json")
+    assert cas_ceiling(few, 10, epochs=1, cache_dir=tmp_path) == 0.52 and len(trained) == 2
+    stored.unlink()
+    stored.mkdir()  # a folder in the file's place is never read, and the result is still returned
+    assert cas_ceiling(few, 10, epochs=1, cache_dir=tmp_path) == 0.53 and len(trained) == 3
+    other_labels = few.train.labels.clone()
+    other_labels[0] = (other_labels[0] + 1) % 10
+    other = ImageData(data.name, ImageSplit(few.train.images, other_labels), data.test, data.class_names)
+    assert cas_ceiling(other, 10, epochs=1, cache_dir=tmp_path) == 0.54 and len(trained) == 4
+    assert cas_ceiling(other, 10, epochs=1, cache_dir=tmp_path) == 0.54 and len(trained) == 4
+    assert cas_ceiling(few, 10, epochs=1) == 0.55 and len(trained) == 5
 
 
 def gaussian_classes(n_per_class: int, means: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
