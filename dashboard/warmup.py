@@ -5,8 +5,8 @@ CPU), loading the models of the runs it opens on and drawing their grids; each o
 its own first computations. A tab module may define ``warm(selection)``: its default view's slow parts,
 computed into Streamlit's caches (shared by every session). ``app.py`` runs the first tab's warm-up in the
 server's lifespan, before it answers any request, and the other tabs' in a background thread once a first page
-has been served (so it does not compete with it for the CPU), while that page is being looked at. A failure here is only logged: the page then does the same work itself and
-shows any error where it belongs.
+has been served (so it does not compete with it for the CPU), while that page is being looked at. A failure
+here is only logged: the page then does the same work itself and shows any error where it belongs.
 """
 
 from __future__ import annotations
