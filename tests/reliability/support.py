@@ -6,6 +6,7 @@ and a checkpoint (every epoch = every 2 steps at batch size 4) is written often 
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -157,3 +158,22 @@ def snapshot(folder: Path) -> dict[str, str]:
 def hidden_leftovers(out_dir: Path) -> list[str]:
     """Hidden entries beside the runs (a build folder of ``--overwrite`` or a temp file) that were left behind."""
     return sorted(p.name for p in out_dir.iterdir() if p.name.startswith("."))
+
+
+def poison_vae_steps(monkeypatch, at_step: int, weights: bool) -> None:
+    """From VAE step ``at_step`` on: report a NaN loss, or (``weights``) silently fill a weight with NaN."""
+    from generators.vae import VAE
+
+    original = VAE.training_step
+
+    def step(self, batch, optimizers):
+        logs = original(self, batch, optimizers)
+        if int(self.steps_done) >= at_step:
+            if weights:
+                with torch.no_grad():
+                    next(self.parameters()).fill_(math.nan)
+            else:
+                logs["loss"] = math.nan
+        return logs
+
+    monkeypatch.setattr(VAE, "training_step", step)

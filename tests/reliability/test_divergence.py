@@ -3,16 +3,21 @@ good checkpoint stays, loads, and holds finite weights."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
 from generators.checkpoints import load_run
 from generators.training import Diverged
-from generators.vae import VAE
 
-from .support import STEPS_PER_EPOCH, assert_one_line_error, make_image_folder, run_cli, tiny_flags, train_tiny
+from .support import (
+    STEPS_PER_EPOCH,
+    assert_one_line_error,
+    make_image_folder,
+    poison_vae_steps,
+    run_cli,
+    tiny_flags,
+    train_tiny,
+)
 
 
 def assert_last_good_checkpoint(run_dir, before_step: int) -> None:
@@ -43,26 +48,9 @@ def test_huge_learning_rate_stops_with_one_line_and_keeps_a_good_checkpoint(tmp_
     assert_last_good_checkpoint(tmp_path / "r", 200)
 
 
-def inject(monkeypatch, at_step: int, poison_weights: bool):
-    """Make VAE.training_step report NaN (or silently turn a weight into NaN) from step ``at_step`` on."""
-    original = VAE.training_step
-
-    def step(self, batch, optimizers):
-        logs = original(self, batch, optimizers)
-        if int(self.steps_done) >= at_step:
-            if poison_weights:
-                with torch.no_grad():
-                    next(self.parameters()).fill_(math.nan)
-            else:
-                logs["loss"] = math.nan
-        return logs
-
-    monkeypatch.setattr(VAE, "training_step", step)
-
-
 def test_injected_nan_loss_stops_at_that_step(tmp_path, monkeypatch):
     images = make_image_folder(tmp_path / "images")
-    inject(monkeypatch, at_step=5, poison_weights=False)
+    poison_vae_steps(monkeypatch, at_step=5, weights=False)
     with pytest.raises(Diverged, match="loss became nan at step 5"):
         train_tiny(images, "vae", tmp_path / "r", 50)
     assert_last_good_checkpoint(tmp_path / "r", 5)
@@ -73,7 +61,7 @@ def test_nan_weights_behind_a_finite_loss_are_never_saved(tmp_path, monkeypatch)
     """The optimizer step after the last finite loss can already write NaN into the weights: that checkpoint
     must not replace the last good one."""
     images = make_image_folder(tmp_path / "images")
-    inject(monkeypatch, at_step=3 * STEPS_PER_EPOCH, poison_weights=True)  # an epoch boundary
+    poison_vae_steps(monkeypatch, at_step=3 * STEPS_PER_EPOCH, weights=True)  # an epoch boundary
     with pytest.raises(Diverged, match="NaN or infinite"):
         train_tiny(images, "vae", tmp_path / "r", 50)
     assert_last_good_checkpoint(tmp_path / "r", 50)

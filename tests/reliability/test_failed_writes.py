@@ -21,19 +21,11 @@ from generators import checkpoints
 from generators.checkpoints import LOCK, TEMP_MARK, atomic_write_bytes
 from generators.errors import UserError, WriteFailed
 
-from .support import assert_one_line_error, cli_in_process, make_image_folder, snapshot, tiny_flags, train_tiny
+from .support import assert_one_line_error, cli_in_process, snapshot, tiny_flags, train_tiny
 
 
 def oserror(code: int) -> OSError:
     return OSError(code, os.strerror(code))
-
-
-@pytest.fixture(scope="module")
-def made(tmp_path_factory):
-    root = tmp_path_factory.mktemp("writes")
-    images = make_image_folder(root / "images")
-    train_tiny(images, "vae", root / "run", 2)
-    return images, root / "run"
 
 
 @pytest.fixture

@@ -6,20 +6,17 @@ the old run byte-identical (every file hashed) and no hidden folder behind."""
 from __future__ import annotations
 
 import errno
-import math
 import os
 import shutil
 import signal
 from pathlib import Path
 
 import pytest
-import torch
 
 from generators import checkpoints, training
 from generators.checkpoints import LOCK, load_run, read_run_info
 from generators.errors import UserError, WriteFailed
 from generators.training import Diverged, Interrupted
-from generators.vae import VAE
 
 from .support import (
     STEPS_PER_EPOCH,
@@ -27,6 +24,7 @@ from .support import (
     cli_in_process,
     hidden_leftovers,
     make_image_folder,
+    poison_vae_steps,
     snapshot,
     tiny_flags,
     train_tiny,
@@ -118,26 +116,9 @@ def test_missing_dataset_and_empty_folder_path_leave_the_old_run(old, capsys):
         assert_untouched(out, *runs["vae"])
 
 
-def poison(monkeypatch, at_step: int, weights: bool) -> None:
-    """From VAE step ``at_step`` on: report a NaN loss, or (``weights``) silently fill a weight with NaN."""
-    original = VAE.training_step
-
-    def step(self, batch, optimizers):
-        logs = original(self, batch, optimizers)
-        if int(self.steps_done) >= at_step:
-            if weights:
-                with torch.no_grad():
-                    next(self.parameters()).fill_(math.nan)
-            else:
-                logs["loss"] = math.nan
-        return logs
-
-    monkeypatch.setattr(VAE, "training_step", step)
-
-
 def test_diverging_first_step_keeps_the_old_run_and_says_so(old, capsys, monkeypatch):
     images, out, runs = old
-    poison(monkeypatch, at_step=1, weights=False)
+    poison_vae_steps(monkeypatch, at_step=1, weights=False)
     code, _, err = overwrite_cli(capsys, images, out, "vae")
     line = assert_one_line_error(code, err, "diverged", "left as it was", expected_code=1)
     assert "last good checkpoint" not in line
@@ -146,7 +127,7 @@ def test_diverging_first_step_keeps_the_old_run_and_says_so(old, capsys, monkeyp
 
 def test_nan_weights_at_the_first_checkpoint_keep_the_old_run(old, monkeypatch):
     images, out, runs = old
-    poison(monkeypatch, at_step=STEPS_PER_EPOCH, weights=True)  # the first checkpoint after a step
+    poison_vae_steps(monkeypatch, at_step=STEPS_PER_EPOCH, weights=True)  # the first checkpoint after a step
     with pytest.raises(Diverged, match="NaN or infinite") as caught:
         train_tiny(images, "vae", runs["vae"][0], 6, overwrite=True)
     assert caught.value.kept_previous

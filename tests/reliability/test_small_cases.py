@@ -28,16 +28,7 @@ from .support import (
     make_image_folder,
     start_cli,
     tiny_flags,
-    train_tiny,
 )
-
-
-@pytest.fixture(scope="module")
-def made(tmp_path_factory):
-    root = tmp_path_factory.mktemp("small")
-    images = make_image_folder(root / "images")
-    train_tiny(images, "vae", root / "run", 2)
-    return images, root / "run"
 
 
 def test_sigterm_while_sampling_leaves_no_temp_file(made, tmp_path):

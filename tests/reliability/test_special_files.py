@@ -44,20 +44,6 @@ def no_hang():
     signal.signal(signal.SIGALRM, previous)
 
 
-@pytest.fixture(scope="module")
-def made(tmp_path_factory):
-    root = tmp_path_factory.mktemp("special")
-    images = make_image_folder(root / "images")
-    train_tiny(images, "vae", root / "run", 2)
-    return images, root / "run"
-
-
-@pytest.fixture
-def run(made, tmp_path):
-    shutil.copytree(made[1], tmp_path / "run")
-    return tmp_path / "run"
-
-
 def make_special(path: Path, kind: str) -> None:
     if path.exists():
         path.unlink()

@@ -25,21 +25,7 @@ from generators.registry import capabilities_of
 from generators.samplers import GMM_FILE, METADATA_KEY, GaussianMixtureSampler, latent_sampler, weights_hash
 from generators.vae import VAE
 
-from .support import TINY, assert_one_line_error, cli_in_process, make_image_folder, snapshot, train_tiny
-
-
-@pytest.fixture(scope="module")
-def made(tmp_path_factory):
-    root = tmp_path_factory.mktemp("untrusted")
-    images = make_image_folder(root / "images")
-    train_tiny(images, "vae", root / "run", 2)
-    return images, root / "run"
-
-
-@pytest.fixture
-def run(made, tmp_path):
-    shutil.copytree(made[1], tmp_path / "run")
-    return tmp_path / "run"
+from .support import TINY, assert_one_line_error, cli_in_process, snapshot, train_tiny
 
 
 def store_config(run_dir: Path, change) -> None:
