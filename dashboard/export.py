@@ -64,9 +64,9 @@ def figure_bytes(figure: go.Figure, fmt: str) -> bytes:
 def download_buttons(figure, name: str, key: str, formats=("png", "pdf", "svg")) -> None:
     """A row of small download buttons (PNG / PDF / SVG) under a chart; each file is made when clicked.
     ``figure``: a figure, or a function that builds it (then it is built only when a button is clicked)."""
-    columns = st.columns([1] * len(formats) + [6])
-    for column, fmt in zip(columns, formats):
-        column.download_button(
+    row = st.container(horizontal=True)  # buttons at their natural width (fixed columns cut "PNG" to "P.")
+    for fmt in formats:
+        row.download_button(
             fmt.upper(),
             data=lambda fmt=fmt: figure_bytes(figure() if callable(figure) else figure, fmt),
             file_name=f"{name}.{fmt}",

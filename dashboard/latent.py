@@ -63,8 +63,9 @@ def project(codes: np.ndarray, method: str) -> tuple[np.ndarray, tuple[str, str]
     return xy, (f"PC1 ({shares[0]:.0%} of the variance)", f"PC2 ({shares[1]:.0%} of the variance)")
 
 
-def _data_uri(image: torch.Tensor) -> str:
-    return "data:image/png;base64," + base64.b64encode(png_bytes(to_pil(image[None], nrow=1))).decode()
+def _data_uri(picture) -> str:
+    """A PIL picture as a PNG data URI (plotly draws one <image> for it, cheap for the browser)."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(picture)).decode()
 
 
 @per_run_cache
@@ -92,7 +93,7 @@ def latent_map(run: Run, method: str, thumbnails: bool) -> go.Figure:
         shown = np.linspace(0, len(xy) - 1, min(THUMBNAILS, len(xy))).astype(int)
         figure.layout.images = [  # set at once: one add_layout_image call per picture is 100x slower
             dict(
-                source=_data_uri(images[i]),
+                source=_data_uri(to_pil(images[i][None], nrow=1)),
                 x=xy[i, 0],
                 y=xy[i, 1],
                 xref="x",
@@ -160,10 +161,9 @@ def kl_figure(run: Run, usage: dict) -> go.Figure:
 def traversal_figure(run: Run, images: torch.Tensor, dims: list[int]) -> go.Figure:
     """The traversal grid with labelled rows (dimensions) and columns (values of the traversed dimension)."""
     cell = images.shape[-1] + 2  # make_grid's padding
-    picture = to_pil(images, nrow=TRAVERSAL_STEPS, scale=1)
     values = np.linspace(-TRAVERSAL_RANGE, TRAVERSAL_RANGE, TRAVERSAL_STEPS)
     # one PNG, not a pixel array: the browser draws an array pixel by pixel (seconds per figure on a laptop CPU)
-    source = "data:image/png;base64," + base64.b64encode(png_bytes(picture.convert("RGB"))).decode()
+    source = _data_uri(to_pil(images, nrow=TRAVERSAL_STEPS, scale=1))
     figure = go.Figure(go.Image(source=source, hoverinfo="skip"))
     figure.update_xaxes(
         tickvals=[cell * (i + 0.5) for i in range(TRAVERSAL_STEPS)],
@@ -174,7 +174,7 @@ def traversal_figure(run: Run, images: torch.Tensor, dims: list[int]) -> go.Figu
         tickvals=[cell * (i + 0.5) for i in range(len(dims))], ticktext=[f"z{d}" for d in dims], title="dimension"
     )
     figure.update_layout(
-        title=f"{run.label}: latent traversals (other dimensions fixed at one prior draw)",
+        title=f"{run.label}: latent traversals<br><sup>other dimensions fixed at one prior draw</sup>",
         width=140 + 56 * TRAVERSAL_STEPS,
         height=140 + 56 * len(dims),
         margin={"l": 70, "r": 10, "t": 60, "b": 60},

@@ -46,7 +46,7 @@ def class_layout(run: Run, n: int, choice: str) -> tuple[torch.Tensor | None, in
 
 @per_run_cache
 @torch.inference_mode()
-def sample_images(run: Run, n: int, seed: int, sampler: str = "prior", choice: str = ONE_ROW_PER_CLASS):
+def sample_images(run: Run, n: int, seed: int, sampler: str = DEFAULT_SAMPLER, choice: str = ONE_ROW_PER_CLASS):
     """Samples and the grid's row length; the latents come from ``seed`` alone, so equal latent sizes share the
     same z (prior). A conditional run draws the classes of ``choice``."""
     model = run.model()
@@ -57,7 +57,9 @@ def sample_images(run: Run, n: int, seed: int, sampler: str = "prior", choice: s
     return model.decode(draw(len(labels), torch_generator(seed)), labels.to(model.device)).clamp(0, 1).cpu(), nrow
 
 
-def sample_picture(run: Run, n: int, seed: int, scale: int, sampler: str = "prior", choice: str = ONE_ROW_PER_CLASS):
+def sample_picture(
+    run: Run, n: int, seed: int, scale: int, sampler: str = DEFAULT_SAMPLER, choice: str = ONE_ROW_PER_CLASS
+):
     images, nrow = sample_images(run, n, seed, sampler, choice)
     return to_pil(images, nrow=nrow, scale=scale)
 
@@ -68,7 +70,7 @@ def warm(selection: Selection) -> None:
         sample_images(run, selection.n_samples, selection.seed, DEFAULT_SAMPLER, ONE_ROW_PER_CLASS)
 
 
-def sample_grid_png(run: Run, n: int, seed: int, scale: int = 1, sampler: str = "prior") -> bytes:
+def sample_grid_png(run: Run, n: int, seed: int, scale: int = 1, sampler: str = DEFAULT_SAMPLER) -> bytes:
     """The PNG of one run's sample grid (also used by the report export)."""
     return png_bytes(sample_picture(run, n, seed, scale, sampler))
 
