@@ -13,6 +13,7 @@ command, as a notebook or a script that calls the harness under torchrun would.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -64,6 +65,12 @@ def run(plan: dict) -> None:
         NOW.update(tag=command["tag"], fault=command.get("fault"), steps=0)
         code = main(command["argv"])
         (NOW["record_dir"] / f"{command['tag']}.rank{RANK}.exit").write_text(str(code))
+    # leave together: a rank whose peer has exited can be aborted by gloo (SIGABRT) before it records its code
+    try:
+        torch.distributed.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+    except RuntimeError:
+        pass  # the peer is gone (a planned fault ended it); nothing left to wait for
+    torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
