@@ -1,8 +1,9 @@
 """Driving the dashboard in a real browser: `streamlit run app.py` on a free localhost port and Debian's
 Chromium through Playwright. Shared by the browser benchmark, the real-browser test and the README screenshots.
 
-Tabs count their runs when ``GENLAB_RENDER_COUNTS=1`` (a caption "render count TITLE: N"), which is how a
-script knows a tab has finished rendering and whether a change re-ran it.
+Tabs count their runs when ``GENLAB_RENDER_COUNTS=1`` (a caption "render count TITLE: N" at their top and
+"charts in TITLE: K" at their end), which is how a script knows a tab has finished rendering (its K charts drawn)
+and whether a change re-ran it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,26 @@ CHROMIUM_ARGS = [
 ]
 STARTUP_S = 90
 RENDER_MS = 120_000
+# The open tab TITLE is drawn when its script run has ended ("charts in TITLE: K" is its last caption), the app is
+# idle, no element is still a loading skeleton, K plotly charts have their SVG (plotly.js is loaded on a page's
+# first chart and draws after the run has ended) and every image has arrived. Gives its render count. Checked on
+# every animation frame with plain DOM queries (a Playwright text locator re-reads the whole page's text each time).
+TAB_DRAWN = """(title) => {
+  const captions = [...document.querySelectorAll('[role=tabpanel] [data-testid=stCaptionContainer]')]
+    .map(e => e.textContent);
+  const value = (prefix) => {
+    const found = captions.find(t => t.startsWith(prefix));
+    return found === undefined ? null : Number(found.slice(prefix.length));
+  };
+  const count = value(`render count ${title}: `), charts = value(`charts in ${title}: `);
+  if (count === null || charts === null) return false;
+  if (document.querySelector('[data-testid=stStatusWidget], [role=tabpanel] [data-testid=stSkeleton]')) return false;
+  const drawn = [...document.querySelectorAll('[role=tabpanel] [data-testid=stPlotlyChart]')]
+    .filter(c => c.querySelector('.main-svg')).length;
+  if (drawn < charts || ![...document.querySelectorAll('[role=tabpanel] img')].every(i => i.complete)) return false;
+  return count;
+}"""
+NEXT_FRAME = "() => new Promise(done => requestAnimationFrame(() => setTimeout(done, 0)))"
 LOADED_IMAGES = "[...document.querySelectorAll('[role=tabpanel] img')].filter(i => i.complete && i.naturalWidth > 0)"
 
 
@@ -90,24 +111,17 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
 
 
-def render_count(page, title: str) -> int:
-    text = page.get_by_text(f"render count {title}:").inner_text(timeout=RENDER_MS)
-    return int(text.rsplit(":", 1)[1])
-
-
-def wait_until_idle(page) -> None:
-    """Until Streamlit's "running" indicator is gone."""
-    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=RENDER_MS)
+def wait_until_drawn(page, title: str) -> int:
+    """Until the open tab ``title`` is drawn (``TAB_DRAWN``), then one more frame; its render count."""
+    count = page.wait_for_function(TAB_DRAWN, arg=title, polling="raf", timeout=RENDER_MS).json_value()
+    page.evaluate(NEXT_FRAME)
+    return count
 
 
 def open_tab(page, title: str) -> int:
-    """Click a tab, wait until it has rendered and the app is idle; return its render counter."""
-    from playwright.sync_api import expect
-
+    """Click a tab and wait until it is drawn; its render count."""
     page.get_by_role("tab", name=title, exact=True).click()
-    expect(page.get_by_text(f"render count {title}:")).to_be_visible(timeout=RENDER_MS)
-    wait_until_idle(page)
-    return render_count(page, title)
+    return wait_until_drawn(page, title)
 
 
 def wait_for_sample_grids(page, count: int) -> None:

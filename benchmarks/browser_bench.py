@@ -4,7 +4,7 @@ Start-up figures are medians over STARTS fresh servers; seed changes and tab swi
 
 - browser_first_grid_s: from starting `streamlit run app.py` to the first four sample grids loaded in Chromium
   (``_after_ready_s``: from the server's first answer to its health check, i.e. after its warm-up);
-- browser_all_tabs_s: from the same start until every tab has been opened and has rendered (and
+- browser_all_tabs_s: from the same start until every tab has been opened and has rendered, charts drawn (and
   ``_after_ready_s``);
 - browser_server_ready_s: from the start to the first answer (imports and the first page's warm-up);
 - browser_seed_change_s: median over seed changes, from pressing Enter to all new grids loaded;

@@ -21,6 +21,8 @@ from plotly.subplots import make_subplots
 
 from generators.errors import UserError
 
+from .state import CHART_COUNT_KEY
+
 FORMATS = {"png": "image/png", "pdf": "application/pdf", "svg": "image/svg+xml"}
 EXPORT_WIDTH = 1000  # px at scale 1; PNGs are written at twice that for print
 PNG_SCALE = 2
@@ -80,6 +82,8 @@ def download_buttons(figure, name: str, key: str, formats=("png", "pdf", "svg"))
 def chart(figure: go.Figure, name: str, key: str) -> None:
     """A chart on the page with its PNG / PDF / SVG downloads."""
     st.plotly_chart(figure, key=key)
+    if CHART_COUNT_KEY in st.session_state:  # test mode counts a tab's charts
+        st.session_state[CHART_COUNT_KEY] += 1
     download_buttons(figure, name, key)
 
 

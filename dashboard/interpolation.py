@@ -62,6 +62,16 @@ def strip_frames(
         return model.decode(path(z0, z1, frames, spherical).to(model.device), **kw).clamp(0, 1).cpu()
 
 
+@per_run_cache
+def strip_pngs(
+    run: Run, source: str, seed: int, indices: tuple[int, int], frames: int, spherical: bool, scale: int
+) -> tuple[bytes, tuple[bytes, ...]]:
+    """The strip and each frame enlarged, as PNGs encoded once per setting (a rerun only sends addresses)."""
+    images = strip_frames(run, source, seed, indices, frames, spherical)
+    pictures = tuple(png_bytes(to_pil(image[None], nrow=1, scale=scale * 2)) for image in images)
+    return png_bytes(to_pil(images, nrow=frames, scale=scale)), pictures
+
+
 def render(selection: Selection) -> None:
     if not selection.runs:
         return
@@ -116,24 +126,34 @@ def render(selection: Selection) -> None:
     strips = []
     for run in selection.runs:
         images = strip_frames(run, source, selection.seed, indices, frames, spherical)
-        pictures = [to_pil(image[None], nrow=1, scale=selection.scale * 2) for image in images]
-        strip = to_pil(images, nrow=frames, scale=selection.scale)
-        strips.append((run.label, np.asarray(to_pil(images, nrow=frames, scale=2))))
+        strip, pictures = strip_pngs(run, source, selection.seed, indices, frames, spherical, selection.scale)
+        strips.append((run.label, images))
         st.markdown(f"**{run.label}**")
         st.image(strip, width="stretch")
         left, middle, right = st.columns([1, 1, 3])
         left.image(pictures[frame], caption=f"frame {frame} (t = {frame / (frames - 1):.2f})")
         name = f"{run.name}-interpolation-{ends}-{path_name}-{frames}frames"
         middle.download_button(
-            "PNG strip", png_bytes(strip), file_name=f"{name}.png", mime="image/png", key=f"interp-png-{run.name}"
+            "PNG strip", strip, file_name=f"{name}.png", mime="image/png", key=f"interp-png-{run.name}"
         )
         middle.download_button(
-            "Animated GIF", gif_bytes(pictures), file_name=f"{name}.gif", mime="image/gif", key=f"interp-gif-{run.name}"
+            "Animated GIF",
+            lambda images=images: gif_bytes(
+                [to_pil(image[None], nrow=1, scale=selection.scale * 2) for image in images]
+            ),
+            file_name=f"{name}.gif",
+            mime="image/gif",
+            on_click="ignore",
+            key=f"interp-gif-{run.name}",
         )
     st.markdown("**All models in one labelled figure** (rows = models, t = 0 → 1 left to right)")
     title = f"Interpolation ({path_name}, {ends.replace('-', ' ')})"
     export.download_buttons(
-        lambda: export.image_panels(strips, title, columns=1), f"interpolation-{ends}-{path_name}", "interp-figure"
+        lambda: export.image_panels(
+            [(label, np.asarray(to_pil(images, nrow=frames, scale=2))) for label, images in strips], title, columns=1
+        ),
+        f"interpolation-{ends}-{path_name}",
+        "interp-figure",
     )
     render_styles(selection)
     with st.expander("What makes a latent space smooth?"):

@@ -15,6 +15,18 @@ st.caption(
     "scored by one evaluation: see how they differ, then export the figures and tables."
 )
 
+
+@st.fragment
+def tab_area(selection) -> None:
+    """The tabs. Only the open one runs (``on_change="rerun"``), and a switch re-runs this fragment alone (not
+    the sidebar); each tab is a fragment of its own, so a widget in it re-runs that tab alone."""
+    tabs = st.tabs([title for title, _ in TABS], key=VIEW_KEY, on_change="rerun")
+    for tab, (title, render) in zip(tabs, TABS):
+        with tab:
+            if tab.open:
+                st.fragment(render_tab)(title, render, selection)
+
+
 with shown_errors("Reading the runs"):
     load_plugins()
     selection, all_runs = sidebar.render()
@@ -23,10 +35,5 @@ with shown_errors("Reading the runs"):
         st.stop()
     if not selection.runs:
         st.info("Pick at least one run in the sidebar.")
-    # only the open tab runs (on_change="rerun"), each in its own fragment: a widget re-runs its tab alone
-    tabs = st.tabs([title for title, _ in TABS], key=VIEW_KEY, on_change="rerun")
-    for tab, (title, render) in zip(tabs, TABS):
-        with tab:
-            if tab.open:
-                st.fragment(render_tab)(title, render, selection)
+    tab_area(selection)
 PAGE_SERVED.set()  # the server's background warm-up of the other tabs may start now

@@ -10,6 +10,7 @@ import torch
 
 from evaluation import diagnostics
 
+from . import export
 from .images import png_bytes, to_pil
 from .state import (
     Run,
@@ -156,7 +157,7 @@ def render_anomalies(selection: Selection) -> None:
     for run in selection.runs:
         inliers, outliers = anomaly_scores(run, None, selection.seed), anomaly_scores(run, kind, selection.seed)
         figure, auc = anomaly_figure(run, inliers, outliers, kind)
-        st.plotly_chart(figure, key=f"anomaly-{run.name}")
+        export.chart(figure, f"{run.name}-anomaly-{kind}-seed{selection.seed}", f"anomaly-{run.name}")
         st.caption(auc_note(auc))
 
 

@@ -72,7 +72,7 @@ def build_zip(selection: Selection, progress=None) -> bytes:
         for run in selection.runs:
             archive.writestr(
                 f"grids/{run.name}-samples-seed{selection.seed}.png",
-                sample_grid_png(run, selection.n_samples, selection.seed, scale=2),
+                sample_grid_png(run, selection.n_samples, selection.seed, 2),
             )
         for i, (name, figure) in enumerate(figures.items()):
             if progress:

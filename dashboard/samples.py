@@ -70,9 +70,13 @@ def warm(selection: Selection) -> None:
         sample_images(run, selection.n_samples, selection.seed, DEFAULT_SAMPLER, ONE_ROW_PER_CLASS)
 
 
-def sample_grid_png(run: Run, n: int, seed: int, scale: int = 1, sampler: str = DEFAULT_SAMPLER) -> bytes:
-    """The PNG of one run's sample grid (also used by the report export)."""
-    return png_bytes(sample_picture(run, n, seed, scale, sampler))
+@per_run_cache
+def sample_grid_png(
+    run: Run, n: int, seed: int, scale: int = 1, sampler: str = DEFAULT_SAMPLER, choice: str = ONE_ROW_PER_CLASS
+) -> bytes:
+    """The PNG of one run's sample grid, encoded once per setting (a rerun that shows it again only sends its
+    address); also used by the report export."""
+    return png_bytes(sample_picture(run, n, seed, scale, sampler, choice))
 
 
 def samplers_for(runs) -> list[str]:
@@ -141,11 +145,11 @@ def render(selection: Selection) -> None:
         for column, run in zip(columns, selection.runs[start : start + per_row]):
             with column:
                 st.markdown(f"**{run.label}**")
-                picture = sample_picture(run, selection.n_samples, selection.seed, selection.scale, sampler, choice)
-                st.image(picture, caption=f"latent size {run.info['model_config']['latent_dim']}", width="stretch")
+                png = sample_grid_png(run, selection.n_samples, selection.seed, selection.scale, sampler, choice)
+                st.image(png, caption=f"latent size {run.info['model_config']['latent_dim']}", width="stretch")
                 st.download_button(
                     "PNG",
-                    lambda picture=picture: png_bytes(picture),  # encoded when clicked
+                    png,
                     mime="image/png",
                     on_click="ignore",
                     key=f"samples-png-{run.name}",

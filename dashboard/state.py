@@ -27,6 +27,7 @@ log = logging.getLogger("dashboard")
 CHECKPOINTS_ENV = "GENLAB_CHECKPOINTS"
 RENDER_COUNTS_ENV = "GENLAB_RENDER_COUNTS"  # tests: each tab shows how often it has run
 VIEW_KEY = "view"  # the open tab
+CHART_COUNT_KEY = "tab_charts"  # test mode: charts drawn by the tab being rendered (counted by export.chart)
 
 
 def checkpoints_dir() -> Path:
@@ -206,10 +207,15 @@ def shown_errors(where: str):
 
 
 def render_tab(title: str, render, selection: Selection) -> None:
-    """One tab's body (run as a fragment): its errors stay in it; in test mode it counts its runs."""
-    if os.environ.get(RENDER_COUNTS_ENV) == "1":
+    """One tab's body (run as a fragment): its errors stay in it. In test mode it counts its runs and, at its
+    end, says how many charts it drew (so a browser script can wait until all of them are on screen)."""
+    counting = os.environ.get(RENDER_COUNTS_ENV) == "1"
+    if counting:
         counts = st.session_state.setdefault("render_counts", {})
         counts[title] = counts.get(title, 0) + 1
         st.caption(f"render count {title}: {counts[title]}")
+        st.session_state[CHART_COUNT_KEY] = 0
     with shown_errors(title):
         render(selection)
+    if counting:
+        st.caption(f"charts in {title}: {st.session_state.pop(CHART_COUNT_KEY)}")

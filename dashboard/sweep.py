@@ -16,7 +16,7 @@ from evaluation.metric_specs import metric
 from generators.checkpoints import read_history
 from generators.registry import MODELS
 
-from . import jobs
+from . import export, jobs
 from .metrics import comparison_n, compute
 from .state import Run, Selection, scan_runs
 from .training import SWEEP_PREFIX
@@ -201,7 +201,7 @@ def render(selection: Selection) -> None:
     jobs.monitor(lambda job: job.run.startswith(SWEEP_PREFIX))
     chosen = {beta: run for beta, run in existing.items() if beta in betas}
     for name, figure in sweep_figures(chosen).items():
-        st.plotly_chart(figure, key=f"sweep-{name}")
+        export.chart(figure, f"{name}-{len(chosen)}-runs", f"sweep-{name}")
     unmeasured = [] if comparison_n(list(chosen.values())) else list(chosen.values())
     if unmeasured:
         st.info(

@@ -12,6 +12,7 @@ here is only logged: the page then does the same work itself and shows any error
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 import threading
@@ -65,11 +66,20 @@ def other_tabs(selection) -> None:
             guarded(title, warm, selection)
 
 
+def freeze_heap() -> None:
+    """Move everything alive now (torch, plotly, pandas, the loaded models: ~400 000 objects) out of the garbage
+    collector's reach. Each full collection would otherwise walk them all, ~0.3 s on this kind of CPU, and one
+    falls due every few reruns: that pause was most of a tab switch."""
+    gc.collect()
+    gc.freeze()
+
+
 def warm_up(background: bool = True) -> threading.Thread | None:
     """The first page now; the other tabs in a daemon thread (returned) or now (``background=False``)."""
     level = NO_SESSION_LOG.level
     NO_SESSION_LOG.setLevel(logging.ERROR)
     selection = guarded("the first page", first_page)
+    freeze_heap()
     if selection is None:
         NO_SESSION_LOG.setLevel(level)
         return None
@@ -77,6 +87,7 @@ def warm_up(background: bool = True) -> threading.Thread | None:
     def rest():
         PAGE_SERVED.wait(NO_VISITOR_S if background else 0)
         other_tabs(selection)
+        freeze_heap()
         NO_SESSION_LOG.setLevel(level)
 
     if not background:

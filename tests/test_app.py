@@ -323,3 +323,22 @@ def test_every_tab_renders_class_conditional_runs_with_their_views(conditional_r
     interp = tab(at, "Interpolation")
     assert any("Same z, every class" in h.value for h in interp.subheader)
     assert samples.selectbox
+
+
+def test_every_chart_of_every_tab_downloads_as_png_and_pdf_and_is_counted(dashboard_runs, monkeypatch):
+    """Each plotly chart is drawn through one function that adds its report downloads; in test mode a tab also
+    says how many charts it drew (the browser benchmark waits for that many to be on screen)."""
+    monkeypatch.setenv(RENDER_COUNTS_ENV, "1")
+    at = open_app(dashboard_runs, monkeypatch)
+    charted = 0
+    for title in TAB_TITLES:
+        node = tab(at, title)
+        assert_clean(at)
+        charts = node.get("plotly_chart")
+        stated = [c.value for c in node.caption if c.value.startswith(f"charts in {title}: ")]
+        assert stated == [f"charts in {title}: {len(charts)}"], title
+        ids = [button.proto.id for button in node.get("download_button")]
+        for fmt in ("png", "pdf"):
+            assert sum(i.endswith(f"-{fmt}") for i in ids) >= len(charts), (title, fmt)
+        charted += len(charts)
+    assert charted >= 10  # the maps, curves, histograms and metric charts are all there

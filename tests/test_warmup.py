@@ -4,6 +4,7 @@ their slow parts; a failing warm-up never stops the server."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 import streamlit as st
@@ -33,7 +34,10 @@ def test_pages_find_what_the_warm_up_computed(dashboard_runs, monkeypatch):
     st.cache_data.clear()
     drawn = count_calls(monkeypatch, samples, "latent_sampler")  # one per grid drawn
     projected = count_calls(monkeypatch, latent, "project")  # one per latent map
+    gc.unfreeze()
     warmup.warm_up(background=False)
+    assert gc.get_freeze_count() > 100_000  # what the warm-up imported and loaded is out of the collector's way
+    gc.unfreeze()
     assert len(drawn) == len(SELECTED_AT_START)  # the runs a new page opens on, one grid each
     assert len(projected) >= 1
     counts = len(drawn), len(projected)
