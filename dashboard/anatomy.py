@@ -58,6 +58,13 @@ def code_figure(run: Run, result: dict) -> go.Figure:
     return figure
 
 
+def warm(selection: Selection) -> None:
+    """The default view's computations: each encoder run's anatomy of the image the page opens on."""
+    for run in selection.runs:
+        if run.capabilities.encoder:
+            run_anatomy(run, selection.seed % len(run_dataset(run).test), selection.seed)
+
+
 def terms_table(runs: list[Run], index: int, seed: int) -> pd.DataFrame:
     rows = []
     for run in sorted(runs, key=lambda r: r.beta if r.beta is not None else 1.0):

@@ -28,6 +28,10 @@ look washed out; **spherical** interpolation (slerp) stays on that shell. The au
 abrupt jumps or non-digits half way: its codes are not organised for walking between them.
 """
 
+ENDPOINTS = {"random": "two random latents", "real": "two real test images"}  # the first is the default
+PATHS = {"slerp": "spherical (slerp)", "linear": "linear"}
+DEFAULT_FRAMES = 8
+
 
 def path(z0: torch.Tensor, z1: torch.Tensor, frames: int, spherical: bool) -> torch.Tensor:
     """``frames`` latents from ``z0`` to ``z1`` (1-D codes) inclusive, shape (frames, d).
@@ -72,28 +76,34 @@ def strip_pngs(
     return png_bytes(to_pil(images, nrow=frames, scale=scale)), pictures
 
 
+def warm(selection: Selection) -> None:
+    """The default view: every run's strip between two random latents, slerp."""
+    for run in selection.runs:
+        strip_pngs(run, "random", selection.seed, (0, 1), DEFAULT_FRAMES, True, selection.scale)
+
+
 def render(selection: Selection) -> None:
     if not selection.runs:
         return
     c1, c2, c3 = st.columns(3)
     source = c1.radio(
         "Endpoints",
-        ["random", "real"],
+        list(ENDPOINTS),
         key="interp_source",
         horizontal=True,
-        format_func={"random": "two random latents", "real": "two real test images"}.get,
+        format_func=ENDPOINTS.get,
     )
     spherical = (
         c2.radio(
             "Path",
-            ["slerp", "linear"],
+            list(PATHS),
             key="interp_path",
             horizontal=True,
-            format_func={"slerp": "spherical (slerp)", "linear": "linear"}.get,
+            format_func=PATHS.get,
         )
         == "slerp"
     )
-    frames = c3.slider("Frames", 3, 16, 8, key="interp_frames")
+    frames = c3.slider("Frames", 3, 16, DEFAULT_FRAMES, key="interp_frames")
     indices = (0, 1)
     if source == "real":
         size = len(run_dataset(selection.runs[0]).test)

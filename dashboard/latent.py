@@ -15,7 +15,7 @@ from evaluation import diagnostics
 
 from . import export
 from .images import png_bytes, to_pil
-from .state import Run, Selection, class_kwargs, fixed_class, per_run_cache, run_dataset, torch_generator
+from .state import Run, Selection, class_kwargs, fixed_class, per_run_cache, run_dataset, sections, torch_generator
 
 MAP_POINTS = 1000
 THUMBNAILS = 80
@@ -23,6 +23,7 @@ TRAVERSAL_STEPS = 9
 TRAVERSAL_RANGE = 3.0
 PROJECTIONS = ("PCA", "t-SNE")  # the first is the default
 SHOW_THUMBNAILS = True
+TRAVERSALS = "Traversals and KL per dimension"  # the tab's second part
 
 EXPLANATION = """
 Each point is one test image, placed by its latent code (reduced to 2-D). The VAE's KL term pulls all codes
@@ -208,9 +209,7 @@ def warm(selection: Selection) -> None:
             activity(run)
 
 
-def render(selection: Selection) -> None:
-    if not selection.runs:
-        return
+def render_map_view(selection: Selection) -> None:
     c1, c2 = st.columns(2)
     method = c1.radio(
         "Projection",
@@ -221,7 +220,9 @@ def render(selection: Selection) -> None:
     )
     thumbnails = c2.checkbox("Draw some images on the map", value=SHOW_THUMBNAILS, key="latent_thumbs")
     render_maps(selection, method, thumbnails)
-    st.subheader("Traversals")
+
+
+def render_traversals(selection: Selection) -> None:
     for run in selection.runs:
         latent_dim = run.info["model_config"]["latent_dim"]
         usage = activity(run) if run.capabilities.posterior else None
@@ -242,5 +243,17 @@ def render(selection: Selection) -> None:
         if usage is not None:
             with right:
                 export.chart(kl_figure(run, usage), f"{run.name}-kl-per-dimension", f"latent-kl-{run.name}")
+
+
+def render(selection: Selection) -> None:
+    if not selection.runs:
+        return
+    sections(
+        {
+            "Maps of the codes": lambda: render_map_view(selection),
+            TRAVERSALS: lambda: render_traversals(selection),
+        },
+        "latent_part",
+    )
     with st.expander("How to read these pictures"):
         st.markdown(EXPLANATION)

@@ -23,7 +23,7 @@ from evaluation.metric_specs import metric
 from generators.checkpoints import read_history
 
 from . import export
-from .state import Run, Selection, checkpoints_dir, per_run_cache
+from .state import Run, Selection, checkpoints_dir, per_run_cache, sections
 
 N_CHOICES = (500, 1000, 2000, 5000)
 CURVE_POINTS = 400
@@ -454,6 +454,34 @@ def render_tables(rows: list[dict], n: int, infos: dict[str, dict]) -> None:
         )
 
 
+def render_metric_charts(rows: list[dict], n: int | None) -> None:
+    if not rows:
+        st.caption("No metric rows to chart at this n.")
+    for name, figure in metric_figures(rows).items():
+        export.chart(figure, f"{name}-n{n}", f"metrics-{name}")
+
+
+def render_fairness(selection: Selection) -> None:
+    """Per run: what it was given (parameters, latent size, steps, time, batch), then its whole configuration."""
+    st.dataframe(fairness_frame(selection.runs), hide_index=True, key="metrics-fairness")
+    with st.expander("Each run's full configuration"):
+        for run in selection.runs:
+            st.markdown(f"**{run.label}**")
+            st.json({k: v for k, v in run.info.items() if k != "run_dir"}, expanded=False)
+
+
+def render_training(selection: Selection, rows: list[dict]) -> None:
+    by_run = {row["run"]: row for row in rows if row.get("sampler", "prior") == "prior"}
+    for run in selection.runs:
+        for alarm in training_alarms(run, by_run.get(run.name)):
+            st.warning(alarm)
+        note = loss_balance_note(run) if run.capabilities.discriminator else None
+        if note:
+            st.caption(note)
+    for name, figure in training_figures(selection.runs).items():
+        export.chart(figure, name, f"metrics-{name}")
+
+
 def render(selection: Selection) -> None:
     if not selection.runs:
         return
@@ -486,23 +514,13 @@ def render(selection: Selection) -> None:
         )
     if rows:
         render_tables(rows, n, {run.name: run.info for run in selection.runs})
-        for name, figure in metric_figures(rows).items():
-            export.chart(figure, f"{name}-n{n}", f"metrics-{name}")
-    st.subheader("What each run was given")
-    st.dataframe(fairness_frame(selection.runs), hide_index=True, key="metrics-fairness")
-    with st.expander("Each run's full configuration"):
-        for run in selection.runs:
-            st.markdown(f"**{run.label}**")
-            st.json({k: v for k, v in run.info.items() if k != "run_dir"}, expanded=False)
-    st.subheader("Training curves")
-    by_run = {row["run"]: row for row in rows if row.get("sampler", "prior") == "prior"}
-    for run in selection.runs:
-        for alarm in training_alarms(run, by_run.get(run.name)):
-            st.warning(alarm)
-        note = loss_balance_note(run) if run.capabilities.discriminator else None
-        if note:
-            st.caption(note)
-    for name, figure in training_figures(selection.runs).items():
-        export.chart(figure, name, f"metrics-{name}")
+    sections(
+        {
+            "Metric charts": lambda: render_metric_charts(rows, n),
+            "Training curves": lambda: render_training(selection, rows),
+            "What each run was given": lambda: render_fairness(selection),
+        },
+        "metrics_part",
+    )
     with st.expander("What the metrics mean"):
         st.markdown(EXPLANATION)

@@ -19,6 +19,7 @@ from .state import (
     latent_codes,
     per_run_cache,
     run_dataset,
+    sections,
     test_images,
     test_indices,
     torch_generator,
@@ -173,14 +174,21 @@ def render(selection: Selection) -> None:
     if not selection.runs:
         return
     count = st.slider("Images", 4, 16, 8, key="recon_count")
-    render_reconstructions(selection, count)
-    st.subheader("Denoising")
     encoders = [run for run in selection.runs if run.capabilities.encoder]
-    if encoders:
-        render_denoising(selection, count, encoders)
-    else:
-        st.info("Denoising needs a model with an encoder (VAE or autoencoder).")
-    st.subheader("Anomaly detection")
-    render_anomalies(selection)
+
+    def denoising():
+        if encoders:
+            render_denoising(selection, count, encoders)
+        else:
+            st.info("Denoising needs a model with an encoder (VAE or autoencoder).")
+
+    sections(
+        {
+            "Reconstructions": lambda: render_reconstructions(selection, count),
+            "Denoising": denoising,
+            "Anomaly detection": lambda: render_anomalies(selection),
+        },
+        key="recon_part",
+    )
     with st.expander("What these experiments show"):
         st.markdown(EXPLANATION)

@@ -206,6 +206,17 @@ def shown_errors(where: str):
         )
 
 
+def sections(parts: dict, key: str) -> None:
+    """A tab's parts as tabs of its own, ``{title: draw()}``: only the open part is drawn, so a tab full of
+    charts opens quickly (each plotly chart costs the browser a fifth of a second or more); switching re-runs
+    the enclosing tab's fragment alone."""
+    for part, (title, draw) in zip(st.tabs(list(parts), key=key, on_change="rerun"), parts.items()):
+        with part:
+            if part.open:
+                with shown_errors(title):
+                    draw()
+
+
 def render_tab(title: str, render, selection: Selection) -> None:
     """One tab's body (run as a fragment): its errors stay in it. In test mode it counts its runs and, at its
     end, says how many charts it drew (so a browser script can wait until all of them are on screen)."""

@@ -11,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import PAGE
+from dashboard.latent import TRAVERSALS as LATENT_TRAVERSALS
 from dashboard.state import CHECKPOINTS_ENV, RENDER_COUNTS_ENV, VIEW_KEY
 from dashboard.tabs import TAB_TITLES
 from tests.conftest import TINY_STEPS
@@ -34,6 +35,15 @@ def tab(at: AppTest, title: str):
     """The tab ``title``, opened first if it is not (only the open tab runs, as in the browser)."""
     if VIEW_KEY not in at.session_state or at.session_state[VIEW_KEY] != title:
         at.session_state[VIEW_KEY] = title
+        at.run()
+    return at.tabs[TAB_TITLES.index(title)]
+
+
+def part(at: AppTest, title: str, key: str, name: str):
+    """The tab ``title`` with its part ``name`` open (a tab's parts are lazy tabs under ``key``)."""
+    tab(at, title)
+    if at.session_state[key] != name:
+        at.session_state[key] = name
         at.run()
     return at.tabs[TAB_TITLES.index(title)]
 
@@ -124,19 +134,20 @@ def test_interpolation_between_real_images_uses_encoder_and_inversion(app):
 def test_latent_tab_has_maps_traversals_and_kl_bars(app):
     latent = tab(app, "Latent space")
     specs = [chart.proto.spec for chart in latent.get("plotly_chart")]
-    # 3 encoder runs get a map, every run a labelled traversal figure, the 2 VAEs a KL-per-dimension chart
-    assert len(specs) == 3 + 4 + 2
-    assert sum("PC1 (" in spec for spec in specs) == 3
-    assert sum("active units" in spec for spec in specs) == 2
+    assert len(specs) == 3 and all("PC1 (" in spec for spec in specs)  # the 3 encoder runs get a map
     assert any("has no map" in i.value for i in latent.info)  # the GAN: said why
     app.radio(key="latent_method").set_value("t-SNE").run()
     assert_clean(app)
     assert sum("t-SNE 1" in chart.proto.spec for chart in tab(app, "Latent space").get("plotly_chart")) == 3
+    # every run a labelled traversal figure, the 2 VAEs a KL-per-dimension chart
+    specs = [c.proto.spec for c in part(app, "Latent space", "latent_part", LATENT_TRAVERSALS).get("plotly_chart")]
+    assert_clean(app)
+    assert len(specs) == 4 + 2 and sum("active units" in spec for spec in specs) == 2
 
 
 def test_reconstruction_tab_has_errors_denoising_and_anomaly_auc(app):
     recon = tab(app, "Reconstruction")
-    assert len(image_urls(recon)) == 1 + 3 + 2 + 3  # the GAN's inversion is opt-in
+    assert len(image_urls(recon)) == 1 + 3  # originals + the encoder runs; the GAN's inversion is opt-in
     app.checkbox(key="recon_invert").check().run()
     assert_clean(app)
     recon = tab(app, "Reconstruction")
@@ -144,25 +155,36 @@ def test_reconstruction_tab_has_errors_denoising_and_anomaly_auc(app):
     errors = recon.dataframe[0].value
     assert list(errors.index) == ["vae-mnist5k", "vae-beta4-mnist5k", "ae-mnist5k", "dcgan-mnist5k"]
     assert (errors.to_numpy() >= 0).all()
-    assert len(recon.get("plotly_chart")) == 4  # one anomaly histogram per run
-    # originals + 4 reconstructions + clean targets and noisy inputs + 3 denoised outputs
-    assert len(image_urls(recon)) == 1 + 4 + 2 + 3
+    assert len(image_urls(recon)) == 1 + 4  # originals + 4 reconstructions
+    recon = part(app, "Reconstruction", "recon_part", "Denoising")
+    assert_clean(app)
+    assert len(image_urls(recon)) == 2 + 3  # clean targets and noisy inputs + 3 denoised outputs
     denoising = [c.value for c in recon.caption if "noisy input —" in c.value]
     assert len(denoising) == 3 and all("closer" in text or "further" in text for text in denoising)
+    recon = part(app, "Reconstruction", "recon_part", "Anomaly detection")
+    assert_clean(app)
+    assert len(recon.get("plotly_chart")) == 4  # one anomaly histogram per run
+    assert sum(b.proto.id.endswith("-pdf") for b in recon.get("download_button")) == 4  # each one for a report
     assert sum("ROC AUC" in c.value for c in recon.caption) == 4
 
 
 def test_metrics_tab_shows_headline_and_full_tables_fairness_and_charts(app):
     metrics = tab(app, "Metrics")
-    summary, full, fairness = (metrics.dataframe[i].value for i in range(3))
-    assert len(summary) == len(full) == len(fairness) == 4
+    summary, full = (metrics.dataframe[i].value for i in range(2))
+    assert len(summary) == len(full) == 4
     assert any("FID" in column and "↓" in column for column in summary.columns)
-    assert "G " in fairness.set_index("run").loc["dcgan-mnist5k", "parameters"]  # a GAN's G and D separately
     specs = [chart.proto.spec for chart in metrics.get("plotly_chart")]
-    assert len(specs) >= 4 + 4  # metric charts (FID, FID against n, PRDC, classes, sharpness) + training curves
+    assert len(specs) >= 4  # metric charts: FID, FID against n, PRDC, classes, sharpness
     assert '"type":"log"' in specs[0].replace(" ", "")  # FID on a log axis
     labels = [d.proto.label for d in metrics.get("download_button")]
     assert labels.count("PDF") == len(specs) and labels.count("PNG") == len(specs)
+    curves = part(app, "Metrics", "metrics_part", "Training curves").get("plotly_chart")
+    assert_clean(app)
+    assert len(curves) == 4  # one figure per run, a panel per kind of quantity
+    fairness = part(app, "Metrics", "metrics_part", "What each run was given").dataframe[-1].value
+    assert_clean(app)
+    assert len(fairness) == 4
+    assert "G " in fairness.set_index("run").loc["dcgan-mnist5k", "parameters"]  # a GAN's G and D separately
 
 
 def test_findings_tab_states_every_claim_and_offers_downloads(app):

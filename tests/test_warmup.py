@@ -10,7 +10,7 @@ import logging
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard import PAGE, latent, samples, warmup
+from dashboard import PAGE, interpolation, latent, samples, warmup
 from dashboard.state import CHECKPOINTS_ENV, VIEW_KEY
 from generators.default_runs import SELECTED_AT_START
 
@@ -34,20 +34,22 @@ def test_pages_find_what_the_warm_up_computed(dashboard_runs, monkeypatch):
     st.cache_data.clear()
     drawn = count_calls(monkeypatch, samples, "latent_sampler")  # one per grid drawn
     projected = count_calls(monkeypatch, latent, "project")  # one per latent map
+    strips = count_calls(monkeypatch, interpolation, "path")  # one per interpolation strip computed
     gc.unfreeze()
     warmup.warm_up(background=False)
     assert gc.get_freeze_count() > 100_000  # what the warm-up imported and loaded is out of the collector's way
     gc.unfreeze()
     assert len(drawn) == len(SELECTED_AT_START)  # the runs a new page opens on, one grid each
-    assert len(projected) >= 1
-    counts = len(drawn), len(projected)
+    assert len(projected) >= 1 and len(strips) == len(SELECTED_AT_START)
+    counts = len(drawn), len(projected), len(strips)
     at = AppTest.from_file(str(PAGE), default_timeout=180).run()
     assert not at.exception and not at.error
     assert len(at.tabs[0].get("image")) == len(SELECTED_AT_START)
-    at.session_state[VIEW_KEY] = "Latent space"
-    at.run()
-    assert not at.exception and not at.error
-    assert (len(drawn), len(projected)) == counts  # the page found every grid and map in the cache
+    for title in ("Interpolation", "Latent space"):
+        at.session_state[VIEW_KEY] = title
+        at.run()
+        assert not at.exception and not at.error
+    assert (len(drawn), len(projected), len(strips)) == counts  # the page found every grid, strip and map cached
 
 
 def test_a_failing_warm_up_is_logged_and_the_server_starts(tmp_path, monkeypatch, caplog):
