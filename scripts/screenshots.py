@@ -42,7 +42,12 @@ def main() -> int:
                     page.wait_for_function(
                         "() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=120_000
                     )
-                    page.wait_for_timeout(800)  # plotly draws after the script has finished
+                    page.wait_for_function(  # plotly draws after the script has finished
+                        "() => !document.querySelector('[data-testid=stSkeleton]') && [...document.querySelectorAll("
+                        "'[data-testid=stPlotlyChart]')].every(c => c.querySelector('.main-svg'))",
+                        timeout=120_000,
+                    )
+                    page.wait_for_timeout(500)
                     page.screenshot(path=str(OUT / f"{name}.png"))
                     print(f"wrote {OUT / f'{name}.png'}")
         finally:
