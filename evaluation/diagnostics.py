@@ -126,10 +126,11 @@ def anomaly_scores(model, images: torch.Tensor) -> torch.Tensor:
 def roc_auc(inliers, outliers) -> float:
     """ROC AUC of telling outliers (positives) from inliers by a score that should be higher for outliers.
     1 = perfect, 0.5 = chance, below 0.5 = the score ranks them the wrong way round (it is inverted)."""
-    from sklearn.metrics import roc_auc_score
+    from torchmetrics.functional.classification import binary_auroc
 
-    inliers, outliers = list(map(float, inliers)), list(map(float, outliers))
-    return float(roc_auc_score([0] * len(inliers) + [1] * len(outliers), inliers + outliers))
+    scores = torch.tensor([*map(float, inliers), *map(float, outliers)], dtype=torch.float64)
+    targets = torch.cat([torch.zeros(len(inliers), dtype=torch.long), torch.ones(len(outliers), dtype=torch.long)])
+    return float(binary_auroc(scores, targets))
 
 
 def latent_activity(model, images: torch.Tensor, labels=None) -> dict:

@@ -14,6 +14,7 @@ from dashboard import findings
 from dashboard.images import gif_bytes, to_pil
 from dashboard.interpolation import path
 from dashboard.jobs import unique_run_name
+from dashboard.latent import principal_components
 from dashboard.state import Run
 from generators.checkpoints import write_history
 
@@ -25,6 +26,22 @@ def test_linear_path_hits_both_endpoints_and_the_midpoint():
     torch.testing.assert_close(frames[0], z0)
     torch.testing.assert_close(frames[-1], z1)
     torch.testing.assert_close(frames[2], torch.tensor([2.0, 0.0]))
+
+
+def test_principal_components_find_the_known_axes_and_variance_shares():
+    """Codes spread with standard deviations 3, 2, 1 along three orthogonal directions of a rotated 3-D space:
+    the map's axes are the first two directions, holding 9/14 and 4/14 of the variance."""
+    import numpy as np
+
+    generator = np.random.default_rng(0)
+    spread = generator.standard_normal((20_000, 3))
+    spread = (spread - spread.mean(0)) / spread.std(0) * np.array([3.0, 2.0, 1.0])
+    rotation, _ = np.linalg.qr(generator.standard_normal((3, 3)))
+    xy, shares = principal_components(spread @ rotation.T + 5.0)
+    np.testing.assert_allclose(shares, [9 / 14, 4 / 14], atol=0.01)
+    np.testing.assert_allclose(np.abs(xy), np.abs(spread[:, :2]), atol=0.05)
+    flipped, _ = principal_components(-(spread @ rotation.T))
+    np.testing.assert_allclose(np.abs(flipped), np.abs(xy), atol=1e-6)
 
 
 def test_slerp_keeps_the_norm_between_codes_of_equal_norm():

@@ -66,6 +66,7 @@ def test_roc_auc_is_one_when_separated_and_zero_when_inverted():
     assert diagnostics.roc_auc([0, 1, 2], [5, 6]) == 1.0
     assert diagnostics.roc_auc([5, 6], [0, 1, 2]) == 0.0
     assert diagnostics.roc_auc([1, 1], [1, 1]) == 0.5
+    assert diagnostics.roc_auc([0, 2], [1, 3]) == 0.75  # 3 of the 4 (inlier, outlier) pairs are ordered right
 
 
 def test_out_of_distribution_inputs():
