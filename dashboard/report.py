@@ -84,6 +84,11 @@ def build_zip(selection: Selection, progress=None) -> bytes:
     return buffer.getvalue()
 
 
+def warm(selection: Selection) -> None:
+    """The findings' first computation: a stability claim's Welch interval imports scipy's statistics (~1 s)."""
+    findings_module.assess(list(selection.runs), metric_rows(selection.runs))
+
+
 def render(selection: Selection) -> None:
     if not selection.runs:
         return
