@@ -457,6 +457,7 @@ def render_tables(rows: list[dict], n: int, infos: dict[str, dict]) -> None:
 def render_metric_charts(rows: list[dict], n: int | None) -> None:
     if not rows:
         st.caption("No metric rows to chart at this n.")
+        return
     for name, figure in metric_figures(rows).items():
         export.chart(figure, f"{name}-n{n}", f"metrics-{name}")
 

@@ -149,7 +149,8 @@ def test_benchmark_grid_figure_covers_the_new_models(registered):
 def test_every_dashboard_tab_gives_the_new_models_the_views_their_capabilities_call_for(
     registered, plugin_runs, monkeypatch
 ):
-    from tests.test_app import TAB_TITLES, assert_clean, image_urls, open_app, tab
+    from dashboard.latent import TRAVERSALS
+    from tests.test_app import TAB_TITLES, assert_clean, image_urls, open_app, part, tab
 
     at = open_app(plugin_runs, monkeypatch)
     assert_clean(at)
@@ -162,19 +163,27 @@ def test_every_dashboard_tab_gives_the_new_models_the_views_their_capabilities_c
     # latent space: the posterior model gets its map and its KL-per-dimension chart, the GAN neither (it says
     # why); both get traversals
     latent = tab(at, "Latent space")
-    charts = [chart.proto.spec for chart in latent.get("plotly_chart")]
-    assert len(charts) == 1 + 2 + 1 and sum("KL per latent dimension" in spec for spec in charts) == 1
-    assert sum("latent traversals" in spec for spec in charts) == 2
+    assert len(latent.get("plotly_chart")) == 1
     assert any("toygan" in i.value and "no map" in i.value for i in latent.info)
+    charts = [chart.proto.spec for chart in part(at, "Latent space", "latent_part", TRAVERSALS).get("plotly_chart")]
+    assert_clean(at)
+    assert len(charts) == 2 + 1 and sum("KL per latent dimension" in spec for spec in charts) == 1
+    assert sum("latent traversals" in spec for spec in charts) == 2
     # reconstruction: ELBO as the VAE-like model's anomaly score, the discriminator's logit for the GAN-like one,
     # and latent inversion for the GAN once asked for
-    specs = " ".join(chart.proto.spec for chart in tab(at, "Reconstruction").get("plotly_chart"))
+    anomalies = part(at, "Reconstruction", "recon_part", "Anomaly detection").get("plotly_chart")
+    specs = " ".join(chart.proto.spec for chart in anomalies)
     assert "negative ELBO" in specs and "D(x) logit" in specs
+    recon = part(at, "Reconstruction", "recon_part", "Reconstructions")
+    assert len(image_urls(recon)) == 1 + 1  # originals + the encoder model's; the GAN's inversion is opt-in
     at.checkbox(key="recon_invert").check().run()
     assert_clean(at)
-    assert len(image_urls(tab(at, "Reconstruction"))) == 1 + 2 + 2 + 1
+    assert len(image_urls(tab(at, "Reconstruction"))) == 1 + 2
+    assert len(image_urls(part(at, "Reconstruction", "recon_part", "Denoising"))) == 2 + 1
     # metrics: the discriminator's loss-balance reading for the GAN-like model only
-    notes = [c.value for c in tab(at, "Metrics").caption if "loss balance" in c.value]
+    notes = [
+        c.value for c in part(at, "Metrics", "metrics_part", "Training curves").caption if "loss balance" in c.value
+    ]
     assert len(notes) == 1 and notes[0].startswith("toygan-mnist5k")
     assert any("Toy GAN" in m.value or "toygan" in m.value for m in tab(at, "Findings & report").markdown)
 
