@@ -3,7 +3,8 @@ train vae --seeds 0 1 2`` makes one). A group's row holds, per metric, the mean 
 deviation (``<metric>_std``) and the per-run values (``<metric>_replicates``), which the findings test with
 Welch's interval — uncertainty over training runs, not only over samples.
 
-Rows passed in must share one evaluation protocol (same n, sampler, extractor); the caller picks them.
+Rows passed in must share one n and extractor (the caller picks them); rows of different samplers form separate
+groups, so one run's prior / GMM / two-stage rows are never taken for training seeds.
 """
 
 from __future__ import annotations
@@ -47,13 +48,14 @@ def _common_prefix(names: list[str]) -> str:
 
 
 def group_rows(rows: list[dict], infos: dict[str, dict]) -> list[dict]:
-    """One row per group of at least two runs with the same recipe (``infos``: run name -> stored run info)."""
-    groups: dict[str, list[dict]] = {}
+    """One row per group of at least two runs with the same recipe, per sampler (``infos``: run name -> stored run
+    info)."""
+    groups: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         info = infos.get(row["run"])
         if info is not None:
-            groups.setdefault(recipe_key(info), []).append(row)
-    return [_group_row(members) for members in groups.values() if len(members) > 1]
+            groups.setdefault((recipe_key(info), row.get("sampler", "prior")), []).append(row)
+    return [_group_row(members) for members in groups.values() if len({row["run"] for row in members}) > 1]
 
 
 def _group_row(members: list[dict]) -> dict:

@@ -37,6 +37,19 @@ def test_group_row_is_the_mean_and_std_over_training_seeds():
     assert group["fid_replicates"] == [1.0, 2.0, 3.0] and group["recall_std"] == 0.0
 
 
+def test_one_runs_sampler_rows_are_not_seeds_and_each_sampler_groups_apart():
+    """A run evaluated with the prior, GMM and two-stage samplers has three rows: not three training seeds."""
+    rows = [{"run": "vae", "sampler": s, "fid": v} for s, v in (("prior", 6.0), ("gmm", 2.0), ("two-stage", 4.0))]
+    assert group_rows(rows, {"vae": info(0)}) == []
+    rows = [
+        {"run": f"vae-s{i}", "sampler": sampler, "fid": fid + i}
+        for i in range(2)
+        for sampler, fid in (("prior", 6.0), ("gmm", 2.0))
+    ]
+    groups = group_rows(rows, {f"vae-s{i}": info(i) for i in range(2)})
+    assert {(g["sampler"], g["group_n"], g["fid"]) for g in groups} == {("prior", 2, 6.5), ("gmm", 2, 2.5)}
+
+
 def test_groups_are_compared_across_training_seeds():
     far = {"fid": 10.0, "fid_replicates": [9.8, 10.0, 10.2]}
     near = {"fid": 2.0, "fid_replicates": [1.9, 2.0, 2.1]}
