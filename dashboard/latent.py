@@ -146,19 +146,19 @@ def kl_figure(run: Run, usage: dict) -> go.Figure:
         dims = [i for i, a in enumerate(active) if a == flag]
         figure.add_trace(go.Bar(x=dims, y=kl[dims], name=f"{name} ({len(dims)})", marker_color=colour))
     figure.update_layout(
-        height=340,
-        title=f"{run.label}: KL per latent dimension — {usage['active_units']} active units",
+        height=380,
+        title=f"{run.label}<br>KL per latent dimension — {usage['active_units']} active units",
         xaxis={"title": "latent dimension", "tickmode": "linear", "dtick": 1},
         yaxis_title="KL (nats per image)",
         legend={"orientation": "h", "y": -0.3},
-        margin={"b": 90},
+        margin={"t": 100, "b": 90},
     )
     figure.add_annotation(
         text=f"active = Var over images of the posterior mean > {usage['threshold']:g}",
         xref="paper",
         yref="paper",
         x=0,
-        y=1.08,
+        y=1.06,
         showarrow=False,
         font={"size": 11},
     )
