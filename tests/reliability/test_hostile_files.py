@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import io
 import pickle
-import shutil
 
 import pytest
 import torch
@@ -15,7 +14,7 @@ from generators.checkpoints import RESUME, WEIGHTS, load_resume_state, load_run
 from generators.errors import UserError
 from generators.samplers import GMM_FILE, GaussianMixtureSampler
 
-from .support import ROOT, assert_one_line_error, cli_in_process, make_image_folder, tiny_flags, train_tiny
+from .support import ROOT, assert_one_line_error, cli_in_process, tiny_flags
 
 
 class Payload:
@@ -48,19 +47,10 @@ def test_the_payload_is_live(tmp_path):
     assert marker.exists()
 
 
-@pytest.fixture(scope="module")
-def good_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hostile")
-    images = make_image_folder(root / "images")
-    train_tiny(images, "vae", root / "run", 2)
-    return images, root / "run"
-
-
 @pytest.fixture
-def planted(good_run, tmp_path):
-    images, run = good_run
-    shutil.copytree(run, tmp_path / "run")
-    return images, tmp_path / "run", tmp_path / "PWNED"
+def planted(made, run, tmp_path):
+    """(image folder, a copy of the tiny run to plant files in, where a payload would leave its marker)."""
+    return made[0], run, tmp_path / "PWNED"
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
