@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from plotly.subplots import make_subplots
 
 from evaluation import diagnostics
 
@@ -16,6 +17,9 @@ from .images import to_pil
 from .state import Run, Selection, class_kwargs, per_run_cache, run_dataset, test_images, torch_generator
 
 DRAWS = 8
+RUNS_PER_ROW = 3
+BAR_COLOURS = {"μ ± σ": "#1f77b4", "autoencoder code": "#7f7f7f"}
+SIGMA_MARKER = {"symbol": "diamond", "size": 9, "color": "#ff7f0e"}
 
 EXPLANATION = """
 The encoder does not give one code but a Gaussian **q(z|x) = N(μ, σ²)** per latent dimension. Training draws
@@ -35,25 +39,41 @@ def run_anatomy(run: Run, index: int, seed: int) -> dict:
     return diagnostics.anatomy(run.model(), image, DRAWS, torch_generator(seed), None if label is None else label[0])
 
 
-def code_figure(run: Run, result: dict) -> go.Figure:
-    """μ per latent dimension with ±σ bars (or the autoencoder's single code)."""
-    mu = result["mu"].numpy()
-    dims = [f"z{i}" for i in range(len(mu))]
-    error = None if result["sigma"] is None else {"type": "data", "array": result["sigma"].numpy(), "visible": True}
-    figure = go.Figure(go.Bar(x=dims, y=mu, error_y=error, name="μ ± σ" if error else "code"))
-    if error:
-        figure.add_trace(
-            go.Scatter(
-                x=dims, y=result["sigma"].numpy(), mode="markers", name="σ", marker={"symbol": "diamond", "size": 9}
+def codes_figure(runs: list[Run], results: list[dict], index: int) -> go.Figure:
+    """μ per latent dimension with ±σ bars and σ as diamonds, one panel per run (an autoencoder's panel shows
+    its single code): one figure, so a report shows what β does to the same image at a glance."""
+    figure = make_subplots(
+        rows=len(runs),
+        cols=1,
+        subplot_titles=[
+            f"{run.label}: " + ("μ with ±σ per dimension" if result["sigma"] is not None else "its code (no σ)")
+            for run, result in zip(runs, results)
+        ],
+        vertical_spacing=0.5 / (len(runs) * 2 + 1),
+    )
+    for i, result in enumerate(results):
+        mu, sigma = result["mu"].numpy(), result["sigma"]
+        dims = [f"z{d}" for d in range(len(mu))]
+        error = None if sigma is None else {"type": "data", "array": sigma.numpy(), "visible": True}
+        name = "μ ± σ" if error else "autoencoder code"
+        bars = go.Bar(x=dims, y=mu, error_y=error, name=name, legendgroup=name, marker_color=BAR_COLOURS[name])
+        figure.add_trace(bars, i + 1, 1)
+        if sigma is not None:
+            diamonds = go.Scatter(
+                x=dims, y=sigma.numpy(), mode="markers", name="σ", legendgroup="σ", marker=SIGMA_MARKER
             )
-        )
+            figure.add_trace(diamonds, i + 1, 1)
+        figure.update_yaxes(title_text="value", row=i + 1, col=1)
+    figure.update_xaxes(title_text="latent dimension", row=len(runs), col=1)
+    seen = set()  # one legend entry per kind of trace
+    for trace in figure.data:
+        trace.showlegend = trace.name not in seen
+        seen.add(trace.name)
     figure.update_layout(
-        height=300,
-        title=f"{run.label}: " + ("μ with ±σ per dimension" if error else "its code"),
-        xaxis_title="latent dimension",
-        yaxis_title="value",
-        legend={"orientation": "h", "y": -0.3},
-        margin={"b": 80},
+        height=120 + 230 * len(runs),
+        title=f"Test image #{index}: each run's code",
+        legend={"orientation": "h", "y": 1.0 + 40 / (230 * len(runs)), "yanchor": "bottom", "x": 1, "xanchor": "right"},
+        margin={"t": 120},
     )
     return figure
 
@@ -82,6 +102,20 @@ def terms_table(runs: list[Run], index: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def render_decodes(run: Run, result: dict, seed: int) -> None:
+    """One run's decodes of this image: from μ, and from k draws around it (a VAE), with its two loss terms."""
+    st.markdown(f"**{run.label}**")
+    st.image(to_pil(result["reconstruction"], nrow=1, scale=4), caption="decoded from μ")
+    if result["decodes"] is None:
+        st.caption("An autoencoder has one code per image and no σ: nothing to draw around it.")
+        return
+    st.image(
+        to_pil(result["decodes"], nrow=DRAWS // 2, scale=3),
+        caption=f"{DRAWS} draws z = μ + σ·ε, decoded (seed {seed})",
+    )
+    st.markdown(f"Reconstruction term **{result['recon_nats']:.1f}** nats · KL term **{result['kl_nats']:.2f}** nats")
+
+
 def render(selection: Selection) -> None:
     encoders = [run for run in selection.runs if run.capabilities.encoder]
     if not encoders:
@@ -106,34 +140,17 @@ def render(selection: Selection) -> None:
     label = "" if labels is None else f" (class {encoders[0].info.get('class_names', [])[int(labels[0])]})"
     c1.image(to_pil(image, nrow=1, scale=6), caption=f"test image #{index}{label}")
     c2.markdown(EXPLANATION)
-    for run in encoders:
-        result = run_anatomy(run, index, selection.seed)
-        st.markdown(f"#### {run.label}")
-        left, right = st.columns([3, 2])
-        with left:
-            export.chart(code_figure(run, result), f"{run.name}-anatomy-code-{index}", f"anatomy-code-{run.name}")
-        with right:
-            st.image(to_pil(result["reconstruction"], nrow=1, scale=4), caption="decoded from μ")
-            if result["decodes"] is not None:
-                st.image(
-                    to_pil(result["decodes"], nrow=DRAWS // 2, scale=3),
-                    caption=f"{DRAWS} draws z = μ + σ·ε, decoded (seed {selection.seed})",
-                )
-                st.markdown(
-                    f"Reconstruction term **{result['recon_nats']:.1f}** nats · KL term "
-                    f"**{result['kl_nats']:.2f}** nats"
-                )
-            else:
-                st.caption("An autoencoder has one code per image and no σ: nothing to draw around it.")
+    results = [run_anatomy(run, index, selection.seed) for run in encoders]
+    pairs = list(zip(encoders, results))
+    for start in range(0, len(pairs), RUNS_PER_ROW):
+        for column, (run, result) in zip(st.columns(RUNS_PER_ROW), pairs[start : start + RUNS_PER_ROW]):
+            with column:
+                render_decodes(run, result, selection.seed)
+    export.chart(codes_figure(encoders, results, index), f"anatomy-codes-image{index}", "anatomy-codes")
     posterior_runs = [run for run in encoders if run.capabilities.posterior]
     if len(posterior_runs) > 1:
         st.markdown("**This image's terms across the selected VAE runs** (sorted by β)")
         table = terms_table(posterior_runs, index, selection.seed)
-        st.dataframe(
-            table,
-            hide_index=True,
-            key="anatomy-terms",
-            column_config={c: st.column_config.NumberColumn(format="%.2f") for c in table.columns[1:]},
-        )
+        st.table(table.style.format({c: "{:.2f}" for c in table.columns[1:]}).hide(axis="index"))
         if not np.isfinite(table.iloc[:, 2:].to_numpy(dtype=float)).all():
             st.warning("Some terms are not finite: the run's weights may have diverged.")

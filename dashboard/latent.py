@@ -5,20 +5,31 @@ from __future__ import annotations
 import base64
 
 import numpy as np
-import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 import torch
+from plotly.subplots import make_subplots
 
 from evaluation import diagnostics
 
 from . import export
 from .images import png_bytes, to_pil
-from .state import Run, Selection, class_kwargs, fixed_class, per_run_cache, run_dataset, sections, torch_generator
+from .state import (
+    Run,
+    Selection,
+    class_kwargs,
+    fixed_class,
+    per_run_cache,
+    run_dataset,
+    runs_cache,
+    sections,
+    torch_generator,
+)
 
 MAP_POINTS = 1000
-THUMBNAILS = 80
+MAP_COLUMNS = 3
+THUMBNAILS = 40  # per map
 TRAVERSAL_STEPS = 9
 TRAVERSAL_RANGE = 3.0
 PROJECTIONS = ("PCA", "t-SNE")  # the first is the default
@@ -76,44 +87,76 @@ def _data_uri(picture) -> str:
 
 
 @per_run_cache
-def latent_map(run: Run, method: str, thumbnails: bool) -> go.Figure:
-    """Scatter of the 2-D codes coloured by class; optional thumbnails of some images drawn at their points."""
+def map_panel(run: Run, method: str, thumbnails: bool) -> dict:
+    """One run's map: 2-D codes, axis names, class names and (optionally) thumbnails as (PNG data URI, x, y)."""
     codes, images, labels = encoded_test_split(run)
-    xy, (x_name, y_name) = project(codes, method)
+    xy, axes = project(codes, method)
     names = run.info.get("class_names")
-    frame = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "test image": np.arange(len(xy))})
-    frame["class"] = [names[i] if names else str(i) for i in labels] if labels is not None else "?"
-    figure = px.scatter(
-        frame,
-        x="x",
-        y="y",
-        color="class",
-        hover_data={"test image": True, "x": False, "y": False},
-        title=f"{run.label}: encoded test split ({method})",
-        labels={"x": x_name, "y": y_name},
-        height=520,
-        category_orders={"class": list(names) if names else None},
+    classes = [names[i] if names else str(i) for i in labels] if labels is not None else ["?"] * len(xy)
+    shown = np.linspace(0, len(xy) - 1, min(THUMBNAILS, len(xy))).astype(int) if thumbnails else []
+    pictures = [(_data_uri(to_pil(images[i][None], nrow=1)), float(xy[i, 0]), float(xy[i, 1])) for i in shown]
+    span = float(max(np.ptp(xy[:, 0]), np.ptp(xy[:, 1]), 1e-6)) * 0.06
+    return {"xy": xy, "axes": axes, "classes": np.asarray(classes), "order": names, "pictures": pictures, "span": span}
+
+
+@runs_cache
+def maps_figure(runs: tuple[Run, ...], method: str, thumbnails: bool) -> go.Figure:
+    """The encoded test splits side by side, one panel per run, points coloured by class with one shared legend
+    (clicking a class hides it in every panel); optional thumbnails of some images drawn at their points. One
+    figure rather than one per run: a report gets the comparison in one picture, and the browser draws it sooner."""
+    panels = [map_panel(run, method, thumbnails) for run in runs]
+    columns = min(len(runs), MAP_COLUMNS)
+    rows = -(-len(runs) // columns)
+    figure = make_subplots(
+        rows, columns, subplot_titles=[run.label for run in runs], horizontal_spacing=0.07, vertical_spacing=0.12
     )
-    figure.update_traces(marker={"size": 5, "opacity": 0.8})
-    if thumbnails:
-        span = float(max(np.ptp(xy[:, 0]), np.ptp(xy[:, 1]), 1e-6)) * 0.05
-        shown = np.linspace(0, len(xy) - 1, min(THUMBNAILS, len(xy))).astype(int)
-        figure.layout.images = [  # set at once: one add_layout_image call per picture is 100x slower
-            dict(
-                source=_data_uri(to_pil(images[i][None], nrow=1)),
-                x=xy[i, 0],
-                y=xy[i, 1],
-                xref="x",
-                yref="y",
-                sizex=span,
-                sizey=span,
-                xanchor="center",
-                yanchor="middle",
-                layer="above",
+    order = next((panel["order"] for panel in panels if panel["order"]), None)
+    classes = list(order) if order else sorted({c for panel in panels for c in panel["classes"]}, key=_natural)
+    palette = px.colors.qualitative.Plotly if len(classes) <= 10 else px.colors.qualitative.Alphabet
+    pictures = []
+    for i, (run, panel) in enumerate(zip(runs, panels)):
+        row, col = i // columns + 1, i % columns + 1
+        for k, name in enumerate(classes):
+            chosen = np.flatnonzero(panel["classes"] == name)
+            if not len(chosen):
+                continue
+            figure.add_trace(
+                go.Scatter(
+                    x=panel["xy"][chosen, 0],
+                    y=panel["xy"][chosen, 1],
+                    mode="markers",
+                    marker={"size": 5, "opacity": 0.8, "color": palette[k % len(palette)]},
+                    name=name,
+                    legendgroup=name,
+                    showlegend=i == 0,
+                    customdata=chosen,
+                    hovertemplate=f"class {name}<br>test image #%{{customdata}}<extra>{run.name}</extra>",
+                ),
+                row,
+                col,
             )
-            for i in shown
+        figure.update_xaxes(title_text=panel["axes"][0], row=row, col=col)
+        figure.update_yaxes(title_text=panel["axes"][1], row=row, col=col)
+        axis = "" if i == 0 else str(i + 1)
+        size = panel["span"]
+        pictures += [
+            dict(source=uri, x=x, y=y, xref=f"x{axis}", yref=f"y{axis}", sizex=size, sizey=size, layer="above")
+            for uri, x, y in panel["pictures"]
         ]
+    for picture in pictures:
+        picture.update(xanchor="center", yanchor="middle")
+    figure.layout.images = pictures  # set at once: one add_layout_image call per picture is 100x slower
+    figure.update_layout(
+        title=f"Encoded test split ({method}), one panel per run",
+        height=110 + 420 * rows,
+        legend={"title": "class", "itemsizing": "constant"},
+        margin={"t": 90, "b": 60},
+    )
     return figure
+
+
+def _natural(name: str):
+    return (0, int(name)) if name.isdigit() else (1, name)
 
 
 @per_run_cache
@@ -190,27 +233,24 @@ def traversal_figure(run: Run, images: torch.Tensor, dims: list[int]) -> go.Figu
 
 
 def render_maps(selection: Selection, method: str, thumbnails: bool) -> None:
-    runs = list(selection.runs)
-    for start in range(0, len(runs), 2):
-        for column, run in zip(st.columns(2), runs[start : start + 2]):
-            with column:
-                if run.capabilities.encoder:
-                    export.chart(
-                        latent_map(run, method, thumbnails), f"{run.name}-latent-map-{method}", f"latent-map-{run.name}"
-                    )
-                else:
-                    st.info(
-                        f"**{run.label}** has no map: it has no encoder (a GAN maps z → image only), so the "
-                        "test images have no codes to place. Its latent space is still explored by the "
-                        "traversals below and by interpolation."
-                    )
+    encoders = tuple(run for run in selection.runs if run.capabilities.encoder)
+    if encoders:
+        export.chart(maps_figure(encoders, method, thumbnails), f"latent-maps-{method}", "latent-maps")
+    for run in selection.runs:
+        if not run.capabilities.encoder:
+            st.info(
+                f"**{run.label}** has no map: it has no encoder (a GAN maps z → image only), so the "
+                "test images have no codes to place. Its latent space is still explored by the "
+                "traversals and by interpolation."
+            )
 
 
 def warm(selection: Selection) -> None:
     """The default view's slow parts (encoding, the projection and its first import, KL per dimension)."""
+    encoders = tuple(run for run in selection.runs if run.capabilities.encoder)
+    if encoders:
+        maps_figure(encoders, PROJECTIONS[0], SHOW_THUMBNAILS)
     for run in selection.runs:
-        if run.capabilities.encoder:
-            latent_map(run, PROJECTIONS[0], SHOW_THUMBNAILS)
         if run.capabilities.posterior:
             activity(run)
 

@@ -253,16 +253,22 @@ def fid_curve_figure(rows: list[dict]) -> go.Figure | None:
     return figure
 
 
-def metric_figures(rows: list[dict]) -> dict[str, go.Figure]:
-    """The metric charts by file-friendly name (the report exports the same figures)."""
-    builders = {
-        "fid": fid_figure,
-        "fid_against_n": fid_curve_figure,
-        "precision_recall": prdc_figure,
-        "modes": modes_figure,
-        "sharpness": sharpness_figure,
-    }
-    figures = {name: build(rows) for name, build in builders.items()}
+FIGURE_BUILDERS = {
+    "fid": fid_figure,
+    "fid_against_n": fid_curve_figure,
+    "precision_recall": prdc_figure,
+    "modes": modes_figure,
+    "sharpness": sharpness_figure,
+}
+CHART_PARTS = {  # the Metrics tab's chart parts (a few charts each, so each opens quickly)
+    "FID and precision / recall": ("fid", "precision_recall"),
+    "Classes, sharpness, FID against n": ("modes", "sharpness", "fid_against_n"),
+}
+
+
+def metric_figures(rows: list[dict], names=tuple(FIGURE_BUILDERS)) -> dict[str, go.Figure]:
+    """The metric charts by file-friendly name (the report exports the same figures); only ``names``."""
+    figures = {name: FIGURE_BUILDERS[name](rows) for name in names}
     return {name: figure for name, figure in figures.items() if figure is not None}
 
 
@@ -454,11 +460,11 @@ def render_tables(rows: list[dict], n: int, infos: dict[str, dict]) -> None:
         )
 
 
-def render_metric_charts(rows: list[dict], n: int | None) -> None:
+def render_metric_charts(rows: list[dict], n: int | None, names: tuple[str, ...]) -> None:
     if not rows:
         st.caption("No metric rows to chart at this n.")
         return
-    for name, figure in metric_figures(rows).items():
+    for name, figure in metric_figures(rows, names).items():
         export.chart(figure, f"{name}-n{n}", f"metrics-{name}")
 
 
@@ -517,7 +523,7 @@ def render(selection: Selection) -> None:
         render_tables(rows, n, {run.name: run.info for run in selection.runs})
     sections(
         {
-            "Metric charts": lambda: render_metric_charts(rows, n),
+            **{title: lambda names=names: render_metric_charts(rows, n, names) for title, names in CHART_PARTS.items()},
             "Training curves": lambda: render_training(selection, rows),
             "What each run was given": lambda: render_fairness(selection),
         },

@@ -136,8 +136,12 @@ def test_images(run: Run, indices: tuple[int, ...]) -> tuple[torch.Tensor, torch
 
 
 @st.cache_resource(max_entries=512, show_spinner="Computing…")
-def _run_cache(_func, name: str, _run: Run, run_dir: str, mtime: float, *args):
-    return _func(_run, *args)
+def _cached_call(_call, name: str, weights: tuple, *args):
+    return _call(*args)
+
+
+def _weights_keys(runs) -> tuple:
+    return tuple((str(run.run_dir), run.weights_mtime) for run in runs)
 
 
 def per_run_cache(func):
@@ -149,7 +153,19 @@ def per_run_cache(func):
 
     @functools.wraps(func)
     def cached(run: Run, *args):
-        return _run_cache(func, name, run, str(run.run_dir), run.weights_mtime, *args)
+        return _cached_call(functools.partial(func, run), name, _weights_keys((run,)), *args)
+
+    return cached
+
+
+def runs_cache(func):
+    """``per_run_cache`` for ``func(runs, *hashable_args)`` over several runs (a figure with a panel per run)."""
+    name = f"{func.__module__}.{func.__qualname__}"
+
+    @functools.wraps(func)
+    def cached(runs, *args):
+        runs = tuple(runs)
+        return _cached_call(functools.partial(func, runs), name, _weights_keys(runs), *args)
 
     return cached
 
