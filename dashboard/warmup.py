@@ -4,9 +4,10 @@ A browser's first page would pay for importing torch, torchvision, plotly and th
 CPU), loading the models of the runs it opens on and drawing their grids; each other tab would then pay for
 its own first computations. A tab module may define ``warm(selection)``: its default view's slow parts,
 computed into Streamlit's caches (shared by every session). ``app.py`` runs the first tab's warm-up in the
-server's lifespan, before it answers any request, and the other tabs' in a background thread once a first page
-has been served (so it does not compete with it for the CPU), while that page is being looked at. A failure
-here is only logged: the page then does the same work itself and shows any error where it belongs.
+server's lifespan, before it answers any request, and the other tabs' in a background thread (torch on half the
+cores) once a first page has been served (so it does not compete with it for the CPU), while that page is being
+looked at. A failure here is only logged: the page then does the same work itself and shows any error where it
+belongs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import sys
 import threading
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 
 log = logging.getLogger("dashboard")
 # warns once per cached call made outside a browser session, which is what a warm-up is
@@ -66,6 +67,21 @@ def other_tabs(selection) -> None:
             guarded(title, warm, selection)
 
 
+@contextmanager
+def half_the_cores():
+    """Torch on half the cores while the other tabs are warmed in the background: that runs while a browser,
+    often on the same machine, draws the first page and its user's first clicks, which need the other half.
+    Threads started meanwhile (Streamlit's script runs) inherit the lower count; it is restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, before // 2))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def freeze_heap() -> None:
     """Move everything alive now (torch, plotly, pandas, the loaded models: ~400 000 objects) out of the garbage
     collector's reach. Each full collection would otherwise walk them all, ~0.3 s on this kind of CPU, and one
@@ -86,7 +102,8 @@ def warm_up(background: bool = True) -> threading.Thread | None:
 
     def rest():
         PAGE_SERVED.wait(NO_VISITOR_S if background else 0)
-        other_tabs(selection)
+        with half_the_cores():
+            other_tabs(selection)
         freeze_heap()
         NO_SESSION_LOG.setLevel(level)
 

@@ -67,3 +67,15 @@ def test_a_failing_warm_up_is_logged_and_the_server_starts(tmp_path, monkeypatch
 
         assert asyncio.run(serve()) == "serving"
     assert "warm-up of the first page failed" in caplog.text
+
+
+def test_the_background_warm_up_leaves_half_the_cores_to_the_browser(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    seen = []
+    monkeypatch.setattr(warmup, "first_page", lambda: "the start selection")
+    monkeypatch.setattr(warmup, "other_tabs", lambda selection: seen.append((selection, torch.get_num_threads())))
+    warmup.warm_up(background=False)
+    assert seen == [("the start selection", max(1, before // 2))]
+    assert torch.get_num_threads() == before  # the page's own work gets every core again
