@@ -49,7 +49,7 @@ def codes_figure(runs: list[Run], results: list[dict], index: int) -> go.Figure:
             f"{run.label}: " + ("μ with ±σ per dimension" if result["sigma"] is not None else "its code (no σ)")
             for run, result in zip(runs, results)
         ],
-        vertical_spacing=0.5 / (len(runs) * 2 + 1),
+        vertical_spacing=min(0.12, 0.3 / len(runs)),
     )
     for i, result in enumerate(results):
         mu, sigma = result["mu"].numpy(), result["sigma"]
