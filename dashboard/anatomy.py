@@ -65,10 +65,7 @@ def codes_figure(runs: list[Run], results: list[dict], index: int) -> go.Figure:
             figure.add_trace(diamonds, i + 1, 1)
         figure.update_yaxes(title_text="value", row=i + 1, col=1)
     figure.update_xaxes(title_text="latent dimension", row=len(runs), col=1)
-    seen = set()  # one legend entry per kind of trace
-    for trace in figure.data:
-        trace.showlegend = trace.name not in seen
-        seen.add(trace.name)
+    export.one_legend_entry_per_name(figure)
     figure.update_layout(
         height=120 + 230 * len(runs),
         title=f"Test image #{index}: each run's code",

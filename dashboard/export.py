@@ -89,6 +89,15 @@ def chart(figure: go.Figure, name: str, key: str) -> None:
     download_buttons(figure, name, key)
 
 
+def one_legend_entry_per_name(figure: go.Figure) -> go.Figure:
+    """Show each trace name once in the legend (a figure with a panel per run repeats its traces per panel)."""
+    seen = set()
+    for trace in figure.data:
+        trace.showlegend = trace.name not in seen
+        seen.add(trace.name)
+    return figure
+
+
 def image_panels(panels: list[tuple[str, np.ndarray]], title: str, columns: int | None = None) -> go.Figure:
     """One labelled figure of image panels (e.g. one sample grid per model, side by side).
 

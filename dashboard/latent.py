@@ -114,7 +114,7 @@ def maps_figure(runs: tuple[Run, ...], method: str, thumbnails: bool) -> go.Figu
     found = sorted({str(c) for panel in panels for c in panel["classes"]}, key=_natural)
     classes = named + [c for c in found if c not in named]  # runs on other data keep their points
     palette = px.colors.qualitative.Plotly if len(classes) <= 10 else px.colors.qualitative.Alphabet
-    pictures, legend = [], set()  # a class's first trace carries its legend entry
+    pictures = []
     for i, (run, panel) in enumerate(zip(runs, panels)):
         row, col = i // columns + 1, i % columns + 1
         for k, name in enumerate(classes):
@@ -129,20 +129,19 @@ def maps_figure(runs: tuple[Run, ...], method: str, thumbnails: bool) -> go.Figu
                     marker={"size": 5, "opacity": 0.8, "color": palette[k % len(palette)]},
                     name=name,
                     legendgroup=name,
-                    showlegend=name not in legend,
                     customdata=chosen,
                     hovertemplate=f"class {name}<br>test image #%{{customdata}}<extra>{run.name}</extra>",
                 ),
                 row,
                 col,
             )
-            legend.add(name)
         figure.update_xaxes(title_text=panel["axes"][0], row=row, col=col)
         figure.update_yaxes(title_text=panel["axes"][1], row=row, col=col)
         axis, size = ("" if i == 0 else str(i + 1)), panel["span"]
         placed = {"xref": f"x{axis}", "yref": f"y{axis}", "sizex": size, "sizey": size, "layer": "above"}
         centred = {"xanchor": "center", "yanchor": "middle"}
         pictures += [dict(source=uri, x=x, y=y, **placed, **centred) for uri, x, y in panel["pictures"]]
+    export.one_legend_entry_per_name(figure)  # classes share colour and legend group across panels
     figure.layout.images = pictures  # set at once: one add_layout_image call per picture is 100x slower
     figure.update_layout(
         title=f"Encoded test split ({method}), one panel per run",
