@@ -148,6 +148,6 @@ def render(selection: Selection) -> None:
     if len(posterior_runs) > 1:
         st.markdown("**This image's terms across the selected VAE runs** (sorted by β)")
         table = terms_table(posterior_runs, index, selection.seed)
-        st.table(table.style.format({c: "{:.2f}" for c in table.columns[1:]}).hide(axis="index"))
+        st.table(table.style.format({c: "{:.2f}" for c in table.columns[1:]}), hide_index=True)
         if not np.isfinite(table.iloc[:, 2:].to_numpy(dtype=float)).all():
             st.warning("Some terms are not finite: the run's weights may have diverged.")

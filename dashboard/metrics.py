@@ -23,7 +23,7 @@ from evaluation.metric_specs import metric
 from generators.checkpoints import read_history
 
 from . import export
-from .state import Run, Selection, checkpoints_dir, per_run_cache, sections
+from .state import Run, Selection, checkpoints_dir, per_run_cache, sections, when_opened
 
 N_CHOICES = (500, 1000, 2000, 5000)
 CURVE_POINTS = 400
@@ -446,9 +446,12 @@ def render_tables(rows: list[dict], n: int, infos: dict[str, dict]) -> None:
     from evaluation.report import HEADLINE_KEYS, summary_frame
 
     st.markdown(f"**Headline metrics at n = {n}** (↑ higher is better, ↓ lower is better; [95 % interval])")
-    st.dataframe(summary_frame(rows, HEADLINE_KEYS), hide_index=True, key="metrics-summary")
-    with st.expander(f"Every column of every row at n = {n}"):
-        st.dataframe(metrics_table(rows), hide_index=True, key="metrics-table")
+    st.table(summary_frame(rows, HEADLINE_KEYS), hide_index=True)
+    when_opened(
+        f"Every column of every row at n = {n}",
+        "metrics_full_table",
+        lambda: st.dataframe(metrics_table(rows), hide_index=True, key="metrics-table"),
+    )
     groups = group_rows(rows, infos)
     if groups:
         st.markdown(
@@ -471,10 +474,13 @@ def render_metric_charts(rows: list[dict], n: int | None, names: tuple[str, ...]
 def render_fairness(selection: Selection) -> None:
     """Per run: what it was given (parameters, latent size, steps, time, batch), then its whole configuration."""
     st.dataframe(fairness_frame(selection.runs), hide_index=True, key="metrics-fairness")
-    with st.expander("Each run's full configuration"):
-        for run in selection.runs:
-            st.markdown(f"**{run.label}**")
-            st.json({k: v for k, v in run.info.items() if k != "run_dir"}, expanded=False)
+    when_opened("Each run's full configuration", "metrics_configs", lambda: render_configs(selection))
+
+
+def render_configs(selection: Selection) -> None:
+    for run in selection.runs:
+        st.markdown(f"**{run.label}**")
+        st.json({k: v for k, v in run.info.items() if k != "run_dir"}, expanded=False)
 
 
 def render_training(selection: Selection, rows: list[dict]) -> None:

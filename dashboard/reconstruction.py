@@ -121,7 +121,7 @@ def render_reconstructions(selection: Selection, count: int) -> None:
     table = pd.DataFrame(errors, index=[f"test #{i}" for i in indices]).T
     if errors:
         st.caption("Per-image mean squared error (pixels in [0, 1]); lower is better.")
-        st.dataframe(table.style.format("{:.4f}"), key="recon-errors")
+        st.table(table.style.format("{:.4f}"))
 
 
 def render_denoising(selection: Selection, count: int, encoders: list[Run]) -> None:

@@ -233,6 +233,16 @@ def sections(parts: dict, key: str) -> None:
                     draw()
 
 
+def when_opened(label: str, key: str, draw) -> None:
+    """An expander whose contents are drawn only while it is open: Streamlit builds a closed expander's
+    contents in the browser too, and a wide table or a run's whole configuration is costly to lay out for
+    nobody. Opening it re-runs the enclosing tab's fragment alone."""
+    box = st.expander(label, key=key, on_change="rerun")
+    if box.open:
+        with box, shown_errors(label):
+            draw()
+
+
 def render_tab(title: str, render, selection: Selection) -> None:
     """One tab's body (run as a fragment): its errors stay in it. In test mode it counts its runs and, at its
     end, says how many charts it drew (so a browser script can wait until all of them are on screen)."""

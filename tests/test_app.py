@@ -157,10 +157,9 @@ def test_reconstruction_tab_has_errors_denoising_and_anomaly_auc(app):
     app.checkbox(key="recon_invert").check().run()
     assert_clean(app)
     recon = tab(app, "Reconstruction")
-    assert len(recon.dataframe) == 1
-    errors = recon.dataframe[0].value
+    errors = recon.table[0].value
     assert list(errors.index) == ["vae-mnist5k", "vae-beta4-mnist5k", "ae-mnist5k", "dcgan-mnist5k"]
-    assert (errors.to_numpy() >= 0).all()
+    assert (errors.to_numpy() >= 0).all() and len(errors.columns) == 8  # one column per test image
     assert len(image_urls(recon)) == 1 + 4  # originals + 4 reconstructions
     recon = part(app, "Reconstruction", "recon_part", "Denoising")
     assert_clean(app)
@@ -176,9 +175,15 @@ def test_reconstruction_tab_has_errors_denoising_and_anomaly_auc(app):
 
 def test_metrics_tab_shows_headline_and_full_tables_fairness_and_charts(app):
     metrics = tab(app, "Metrics")
-    summary, full = (metrics.dataframe[i].value for i in range(2))
-    assert len(summary) == len(full) == 4
+    summary = metrics.table[0].value
+    assert len(summary) == 4
     assert any("FID" in column and "↓" in column for column in summary.columns)
+    assert not metrics.dataframe  # the full table is built only when its expander is opened
+    app.session_state["metrics_full_table"] = True
+    app.run()
+    assert_clean(app)
+    (full,) = (frame.value for frame in tab(app, "Metrics").dataframe)
+    assert len(full) == 4 and len(full.columns) > len(summary.columns)
     specs = [chart.proto.spec for chart in metrics.get("plotly_chart")]
     assert len(specs) == 2  # FID, precision / recall
     assert '"type":"log"' in specs[0].replace(" ", "")  # FID on a log axis
@@ -195,6 +200,11 @@ def test_metrics_tab_shows_headline_and_full_tables_fairness_and_charts(app):
     assert_clean(app)
     assert len(fairness) == 4
     assert "G " in fairness.set_index("run").loc["dcgan-mnist5k", "parameters"]  # a GAN's G and D separately
+    app.session_state["metrics_configs"] = True  # each run's whole configuration, built once opened
+    app.run()
+    assert_clean(app)
+    configs = tab(app, "Metrics").get("json")
+    assert len(configs) == 4 and all('"model_config"' in element.proto.body for element in configs)
 
 
 def test_findings_tab_states_every_claim_and_offers_downloads(app):
