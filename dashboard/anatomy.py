@@ -102,13 +102,14 @@ def terms_table(runs: list[Run], index: int, seed: int) -> pd.DataFrame:
 def render_decodes(run: Run, result: dict, seed: int) -> None:
     """One run's decodes of this image: from μ, and from k draws around it (a VAE), with its two loss terms."""
     st.markdown(f"**{run.label}**")
-    st.image(to_pil(result["reconstruction"], nrow=1, scale=4), caption="decoded from μ")
+    st.image(to_pil(result["reconstruction"], nrow=1, scale=4), caption="decoded from μ", output_format="PNG")
     if result["decodes"] is None:
         st.caption("An autoencoder has one code per image and no σ: nothing to draw around it.")
         return
     st.image(
         to_pil(result["decodes"], nrow=DRAWS // 2, scale=3),
         caption=f"{DRAWS} draws z = μ + σ·ε, decoded (seed {seed})",
+        output_format="PNG",
     )
     st.markdown(f"Reconstruction term **{result['recon_nats']:.1f}** nats · KL term **{result['kl_nats']:.2f}** nats")
 
@@ -135,7 +136,7 @@ def render(selection: Selection) -> None:
     )
     image, labels = test_images(encoders[0], (index,))
     label = "" if labels is None else f" (class {encoders[0].info.get('class_names', [])[int(labels[0])]})"
-    c1.image(to_pil(image, nrow=1, scale=6), caption=f"test image #{index}{label}")
+    c1.image(to_pil(image, nrow=1, scale=6), caption=f"test image #{index}{label}", output_format="PNG")
     c2.markdown(EXPLANATION)
     results = [run_anatomy(run, index, selection.seed) for run in encoders]
     pairs = list(zip(encoders, results))

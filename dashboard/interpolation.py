@@ -118,6 +118,7 @@ def render(selection: Selection) -> None:
             to_pil(originals, nrow=2, scale=4),
             caption=f"the two originals (test images #{indices[0]} and "
             f"#{indices[1]}): every path starts and ends at their codes",
+            output_format="PNG",
         )
         st.caption(
             "Models with an encoder encode the images; a model without one (the GAN) gets its codes by latent "
@@ -139,9 +140,9 @@ def render(selection: Selection) -> None:
         strip, pictures = strip_pngs(run, source, selection.seed, indices, frames, spherical, selection.scale)
         strips.append((run.label, images))
         st.markdown(f"**{run.label}**")
-        st.image(strip, width="stretch")
+        st.image(strip, width="stretch", output_format="PNG")
         left, middle, right = st.columns([1, 1, 3])
-        left.image(pictures[frame], caption=f"frame {frame} (t = {frame / (frames - 1):.2f})")
+        left.image(pictures[frame], caption=f"frame {frame} (t = {frame / (frames - 1):.2f})", output_format="PNG")
         name = f"{run.name}-interpolation-{ends}-{path_name}-{frames}frames"
         middle.download_button(
             "PNG strip", strip, file_name=f"{name}.png", mime="image/png", key=f"interp-png-{run.name}"
@@ -198,7 +199,9 @@ def render_styles(selection: Selection) -> None:
     for column, run in zip(st.columns(len(conditional)), conditional):
         images = style_grid(run, selection.seed)
         picture = to_pil(images, nrow=run.capabilities.num_classes, scale=selection.scale)
-        column.image(picture, caption=f"{run.label}: rows = latents, columns = classes", width="stretch")
+        column.image(
+            picture, caption=f"{run.label}: rows = latents, columns = classes", width="stretch", output_format="PNG"
+        )
         panels.append((run.label, np.asarray(to_pil(images, nrow=run.capabilities.num_classes, scale=2))))
     figure = export.image_panels(panels, f"Same z, every class (seed {selection.seed})")
     export.download_buttons(figure, f"same-z-every-class-seed{selection.seed}", "styles-figure")

@@ -98,7 +98,9 @@ def render_reconstructions(selection: Selection, count: int) -> None:
     )
     indices = test_indices(reference, count, selection.seed)
     originals, _ = test_images(reference, indices)
-    st.image(to_pil(originals, nrow=count, scale=selection.scale), caption="originals (test split)")
+    st.image(
+        to_pil(originals, nrow=count, scale=selection.scale), caption="originals (test split)", output_format="PNG"
+    )
     errors = {}
     for run in selection.runs:
         if run.info["dataset"] != reference.info["dataset"]:
@@ -110,7 +112,9 @@ def render_reconstructions(selection: Selection, count: int) -> None:
         errors[run.name] = (recon - originals).pow(2).flatten(1).mean(1).numpy()
         picture = to_pil(recon, nrow=count, scale=selection.scale)
         method = "encode → decode" if run.capabilities.encoder else "latent inversion"
-        st.image(picture, caption=f"{run.label} — {method}; mean MSE {errors[run.name].mean():.4f}")
+        st.image(
+            picture, caption=f"{run.label} — {method}; mean MSE {errors[run.name].mean():.4f}", output_format="PNG"
+        )
         st.download_button(
             "PNG",
             png_bytes(picture),
@@ -129,8 +133,12 @@ def render_denoising(selection: Selection, count: int, encoders: list[Run]) -> N
     reference = encoders[0]
     clean, clean_labels = test_images(reference, test_indices(reference, count, selection.seed + 1))
     noisy = diagnostics.noisy_copies(clean, noise, torch_generator(selection.seed))
-    st.image(to_pil(clean, nrow=count, scale=selection.scale), caption="clean targets (test split)")
-    st.image(to_pil(noisy, nrow=count, scale=selection.scale), caption=f"noisy inputs (σ = {noise:.2f})")
+    st.image(
+        to_pil(clean, nrow=count, scale=selection.scale), caption="clean targets (test split)", output_format="PNG"
+    )
+    st.image(
+        to_pil(noisy, nrow=count, scale=selection.scale), caption=f"noisy inputs (σ = {noise:.2f})", output_format="PNG"
+    )
     for run in encoders:
         if run.info["dataset"] != reference.info["dataset"]:
             continue
@@ -140,7 +148,11 @@ def render_denoising(selection: Selection, count: int, encoders: list[Run]) -> N
             if result["helps"]
             else "**further** from the clean digits than the noisy input itself: at this σ it does not denoise"
         )
-        st.image(to_pil(result["output"], nrow=count, scale=selection.scale), caption=f"{run.label} output")
+        st.image(
+            to_pil(result["output"], nrow=count, scale=selection.scale),
+            caption=f"{run.label} output",
+            output_format="PNG",
+        )
         st.caption(
             f"{run.label}: MSE to the clean digits {result['output_mse']:.4f} vs {result['input_mse']:.4f} for the "
             f"noisy input — {verdict}."

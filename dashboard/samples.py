@@ -146,7 +146,12 @@ def render(selection: Selection) -> None:
             with column:
                 st.markdown(f"**{run.label}**")
                 png = sample_grid_png(run, selection.n_samples, selection.seed, selection.scale, sampler, choice)
-                st.image(png, caption=f"latent size {run.info['model_config']['latent_dim']}", width="stretch")
+                st.image(
+                    png,
+                    caption=f"latent size {run.info['model_config']['latent_dim']}",
+                    width="stretch",
+                    output_format="PNG",
+                )
                 st.download_button(
                     "PNG",
                     png,

@@ -368,10 +368,11 @@ def test_every_tab_renders_class_conditional_runs_with_their_views(conditional_r
 
 def test_every_chart_of_every_tab_downloads_as_png_and_pdf_and_is_counted(dashboard_runs, monkeypatch):
     """Each plotly chart is drawn through one function that adds its report downloads; in test mode a tab also
-    says how many charts it drew (the browser benchmark waits for that many to be on screen)."""
+    says how many charts it drew (the browser benchmark waits for that many to be on screen). Every picture is
+    served as PNG: Streamlit's default turns a greyscale image into a JPEG, whose ringing blurs a sharp stroke."""
     monkeypatch.setenv(RENDER_COUNTS_ENV, "1")
     at = open_app(dashboard_runs, monkeypatch)
-    charted = 0
+    charted, shown = 0, []
     for title in TAB_TITLES:
         parts = [label.label for label in tab(at, title).tabs]  # a chart-heavy tab's parts: each one in turn
         for name in parts or [None]:
@@ -384,4 +385,6 @@ def test_every_chart_of_every_tab_downloads_as_png_and_pdf_and_is_counted(dashbo
             for fmt in ("png", "pdf"):
                 assert sum(i.endswith(f"-{fmt}") for i in ids) >= len(charts), (title, name, fmt)
             charted += len(charts)
+            shown += image_urls(node)
     assert charted >= 10  # the maps, curves, histograms and metric charts are all there
+    assert len(shown) >= 20 and all(url.endswith(".png") for url in shown), shown
