@@ -110,14 +110,12 @@ def render_reconstructions(selection: Selection, count: int) -> None:
             continue
         recon = reconstruct(run, indices)
         errors[run.name] = (recon - originals).pow(2).flatten(1).mean(1).numpy()
-        picture = to_pil(recon, nrow=count, scale=selection.scale)
+        png = png_bytes(to_pil(recon, nrow=count, scale=selection.scale))  # one encoding, shown and downloaded
         method = "encode → decode" if run.capabilities.encoder else "latent inversion"
-        st.image(
-            picture, caption=f"{run.label} — {method}; mean MSE {errors[run.name].mean():.4f}", output_format="PNG"
-        )
+        st.image(png, caption=f"{run.label} — {method}; mean MSE {errors[run.name].mean():.4f}", output_format="PNG")
         st.download_button(
             "PNG",
-            png_bytes(picture),
+            png,
             file_name=f"{run.name}-reconstructions.png",
             mime="image/png",
             key=f"recon-png-{run.name}",
