@@ -7,12 +7,14 @@ What applies to a model is decided by its capabilities (posterior, encoder, disc
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import torch
 
 from generators.vae import gaussian_kl
 
 from .likelihood import ACTIVE_UNIT_THRESHOLD, latent_usage
+from .metric_specs import OOD_KINDS
 
 HISTORY_TAIL_FRACTION = 0.2  # "the end of training" = the last 20 % of the logged steps, for every reading
 D_WINS_GAP = 0.8  # mean D(real) - D(fake) above this: D separates perfectly and G gets no useful gradient
@@ -21,13 +23,6 @@ ANOMALY_SCORE_NAMES = {
     "posterior": "negative ELBO (nats, decoder at the posterior mean)",
     "encoder": "reconstruction error (sum of squares)",
     "discriminator": "−D(x) logit",
-}
-
-
-OOD_KINDS = {
-    "noise": "uniform noise images",
-    "inverted": "test digits with black and white swapped",
-    "shuffled": "test digits with their pixels shuffled",
 }
 
 
@@ -125,12 +120,44 @@ def anomaly_scores(model, images: torch.Tensor) -> torch.Tensor:
 
 def roc_auc(inliers, outliers) -> float:
     """ROC AUC of telling outliers (positives) from inliers by a score that should be higher for outliers.
-    1 = perfect, 0.5 = chance, below 0.5 = the score ranks them the wrong way round (it is inverted)."""
-    from torchmetrics.functional.classification import binary_auroc
+    1 = perfect, 0.5 = chance, below 0.5 = the score ranks them the wrong way round (it is inverted).
 
-    scores = torch.tensor([*map(float, inliers), *map(float, outliers)], dtype=torch.float64)
-    targets = torch.cat([torch.zeros(len(inliers), dtype=torch.long), torch.ones(len(outliers), dtype=torch.long)])
-    return float(binary_auroc(scores, targets))
+    Scores of any magnitude (a negative ELBO is in the hundreds of nats): only their order counts, ties count
+    half. scikit-learn's ``roc_auc_score`` ranks raw scores; torchmetrics' ``binary_auroc`` would squash
+    scores outside [0, 1] through a sigmoid, making every large score 1.0 and any separation read 0.5."""
+    from sklearn.metrics import roc_auc_score
+
+    inliers, outliers = np.asarray(inliers, dtype=np.float64).ravel(), np.asarray(outliers, dtype=np.float64).ravel()
+    if not len(inliers) or not len(outliers):
+        raise ValueError("ROC AUC needs at least one inlier and one outlier score")
+    scores = np.concatenate([inliers, outliers])
+    if not np.isfinite(scores).all():
+        raise ValueError("ROC AUC needs finite scores")
+    targets = np.concatenate([np.zeros(len(inliers)), np.ones(len(outliers))])
+    return float(roc_auc_score(targets, scores))
+
+
+def anomaly_detection(model, images: torch.Tensor, *, seed: int, bootstrap: int) -> dict:
+    """Per odd-input kind of ``OOD_KINDS``: the ROC AUC of telling those inputs (made from ``images``) from
+    ``images`` themselves by the model's anomaly score, with a 95 % percentile-bootstrap interval (inliers and
+    outliers resampled separately). Empty when the model has nothing to score images with."""
+    from .bootstrap import interval
+
+    if anomaly_score_kind(model.capabilities) is None:
+        return {}
+    generator = torch.Generator().manual_seed(seed)
+    inliers = anomaly_scores(model, images).double().numpy()
+    rng = np.random.default_rng(seed)
+    row = {"anomaly_score": anomaly_score_kind(model.capabilities), "anomaly_n": len(images)}
+    for kind in OOD_KINDS:
+        outliers = anomaly_scores(model, out_of_distribution(images, kind, generator)).double().numpy()
+        auc = roc_auc(inliers, outliers)
+        replicates = [
+            roc_auc(rng.choice(inliers, len(inliers)), rng.choice(outliers, len(outliers))) for _ in range(bootstrap)
+        ]
+        low, high = interval(torch.tensor(replicates), auc, lower=0.0, upper=1.0)
+        row |= {f"anomaly_auc_{kind}": auc, f"anomaly_auc_{kind}_ci_low": low, f"anomaly_auc_{kind}_ci_high": high}
+    return row
 
 
 def latent_activity(model, images: torch.Tensor, labels=None) -> dict:

@@ -10,6 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 HIGHER, LOWER = True, False
+# the odd inputs the anomaly metrics are made with (evaluation.diagnostics.out_of_distribution draws them)
+OOD_KINDS = {
+    "noise": "uniform noise images",
+    "inverted": "test digits with black and white swapped",
+    "shuffled": "test digits with their pixels shuffled",
+}
 
 
 @dataclass(frozen=True)
@@ -211,6 +217,17 @@ _METRICS = (
     Metric("recon_psnr", "PSNR", "dB", HIGHER, "Peak signal-to-noise ratio of reconstructions.", ".2f"),
     Metric(
         "recon_ssim", "SSIM", "", HIGHER, "Structural similarity of reconstructions (1 = identical).", headline=True
+    ),
+    *(
+        Metric(
+            f"anomaly_auc_{kind}",
+            f"anomaly AUC ({kind})",
+            "",
+            HIGHER,
+            f"ROC AUC of telling {what} from test digits by the model's anomaly score (1 = perfect, 0.5 = chance).",
+            interval=True,
+        )
+        for kind, what in OOD_KINDS.items()
     ),
     Metric(
         "elbo_nats",

@@ -33,6 +33,7 @@ from generators.samplers import SAMPLERS, latent_sampler, needs_encoder
 from generators.training import first_non_finite
 
 from .bootstrap import DEFAULT_B
+from .diagnostics import anomaly_detection
 from .features import DEFAULT_CACHE_DIR, get_extractor, inception_extractor, require_labels
 from .inversion import INVERSION_LR, INVERSION_RESTARTS, INVERSION_STEPS, inversion_method, invert
 from .likelihood import latent_usage, likelihood_bounds
@@ -444,6 +445,13 @@ def _likelihood(ctx: Context, model) -> dict:
     return {**bounds, **usage, "iwae_k": k, "likelihood_n": len(images)}
 
 
+def _anomaly(ctx: Context, model) -> dict:
+    """ROC AUC of the model's anomaly score (negative ELBO, reconstruction error or −D) for odd inputs made from
+    test images (noise, inverted, shuffled) against the test images themselves."""
+    images, _ = _test_subset(ctx, model, RECON_IMAGES)
+    return anomaly_detection(model, images, seed=ctx.settings.seeds[0], bootstrap=ctx.settings.bootstrap)
+
+
 def _conditional(ctx: Context, model) -> dict:
     """Label accuracy, Classification Accuracy Score and intra-class FID of a class-conditional model."""
     from .conditional import conditional_scores
@@ -462,6 +470,7 @@ def _conditional(ctx: Context, model) -> dict:
 CAPABILITY_STAGES = (
     Stage("reconstruction", (), _reconstruction),
     Stage("likelihood", ("posterior",), _likelihood),
+    Stage("anomaly detection", (), _anomaly),
     Stage("conditional metrics", ("conditional",), _conditional),
 )
 

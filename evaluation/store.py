@@ -23,7 +23,17 @@ from .protocol import EVALUATION_VERSION
 METRICS_FILE = "metrics.json"
 MAX_BYTES = 16 * 2**20
 HASH_CHUNK = 2**20
-TEXT_KEYS = ("run", "model", "dataset", "sampler", "extractor_id", "recon_method", "likelihood", "weights_sha256")
+TEXT_KEYS = (
+    "run",
+    "model",
+    "dataset",
+    "sampler",
+    "extractor_id",
+    "recon_method",
+    "likelihood",
+    "anomaly_score",
+    "weights_sha256",
+)
 LIST_KEYS = {
     "seeds": int,
     "warnings": str,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -67,6 +68,54 @@ def test_roc_auc_is_one_when_separated_and_zero_when_inverted():
     assert diagnostics.roc_auc([5, 6], [0, 1, 2]) == 0.0
     assert diagnostics.roc_auc([1, 1], [1, 1]) == 0.5
     assert diagnostics.roc_auc([0, 2], [1, 3]) == 0.75  # 3 of the 4 (inlier, outlier) pairs are ordered right
+
+
+def rank_auc(inliers, outliers) -> float:
+    """The Mann-Whitney reference: (rank sum of the outliers - its minimum) / (n_in * n_out), ties at mid-rank."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.concatenate([inliers, outliers]))
+    n_in, n_out = len(inliers), len(outliers)
+    return (ranks[n_in:].sum() - n_out * (n_out + 1) / 2) / (n_in * n_out)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["separated", "separated-inverted", "overlapping", "tied", "negative"],
+)
+def test_roc_auc_matches_a_rank_based_reference_at_realistic_magnitudes(case):
+    """Scores like a VAE's negative ELBO (hundreds to thousands of nats), about 10^3 of them."""
+    rng = np.random.default_rng(0)
+    inliers, outliers = rng.normal(100, 20, 1000), rng.normal(2900, 100, 800)
+    if case == "separated-inverted":
+        inliers, outliers = outliers, inliers
+    if case == "overlapping":
+        outliers = rng.normal(130, 25, 800)
+    if case == "tied":  # coarse scores: many exact ties within and across the two sets
+        inliers, outliers = np.round(rng.normal(100, 20, 1000), -1), np.round(rng.normal(110, 20, 800), -1)
+    if case == "negative":
+        inliers, outliers = -rng.normal(3000, 50, 1000), -rng.normal(2950, 50, 800)
+    expected = rank_auc(inliers, outliers)
+    assert diagnostics.roc_auc(inliers, outliers) == pytest.approx(expected, abs=1e-9)
+    assert {"separated": 1.0, "separated-inverted": 0.0}.get(case, expected) == pytest.approx(expected)
+    if case in ("overlapping", "tied", "negative"):
+        assert 0.5 < expected < 1.0
+
+
+def test_anomaly_detection_rows_agree_with_the_rank_reference_on_the_same_scores():
+    """The evaluation row's AUC is the rank-based AUC of the scores the dashboard histograms show, and its
+    interval holds it."""
+    model = build_model("vae", tiny_options("vae")).eval()
+    images = torch.rand(64, 1, 28, 28).pow(4)
+    row = diagnostics.anomaly_detection(model, images, seed=3, bootstrap=50)
+    generator = torch.Generator().manual_seed(3)
+    inliers = diagnostics.anomaly_scores(model, images).double().numpy()
+    for kind in diagnostics.OOD_KINDS:
+        outliers = diagnostics.anomaly_scores(model, diagnostics.out_of_distribution(images, kind, generator))
+        auc = row[f"anomaly_auc_{kind}"]
+        assert auc == pytest.approx(rank_auc(inliers, outliers.double().numpy()), abs=1e-6)
+        assert row[f"anomaly_auc_{kind}_ci_low"] <= auc <= row[f"anomaly_auc_{kind}_ci_high"]
+    assert row["anomaly_score"] == "posterior" and row["anomaly_n"] == 64
 
 
 def test_out_of_distribution_inputs():
