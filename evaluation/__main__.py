@@ -14,6 +14,7 @@ from pathlib import Path
 from generators.checkpoints import atomic_write_bytes
 from generators.cli import MAX_SAMPLES, OneLineParser, int_in, seed_int
 from generators.errors import UserError, run_command
+from generators.outputs import Output, check_outputs
 from generators.registry import load_plugins
 from generators.samplers import SAMPLERS
 
@@ -51,6 +52,7 @@ def build_parser() -> OneLineParser:
     _add_bootstrap(parser)
     for fmt in FORMATS:
         parser.add_argument(f"--{fmt}", metavar="FILE", help=f"also write the table as {fmt}")
+    _add_force(parser)
     return parser
 
 
@@ -64,6 +66,14 @@ def _add_bootstrap(parser) -> None:
     )
 
 
+def _add_force(parser) -> None:
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing output file even when it is not of its kind (never a run's own files)",
+    )
+
+
 def build_sanity_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="python -m evaluation sanity", description="every metric on real images and corrupted copies of them"
@@ -74,16 +84,15 @@ def build_sanity_parser() -> OneLineParser:
     _add_bootstrap(parser)
     for fmt in SANITY_FORMATS:
         parser.add_argument(f"--{fmt}", metavar="FILE", help=f"also write the panel as {fmt}")
+    _add_force(parser)
     return parser
 
 
 def _check_outputs(args, formats=FORMATS) -> dict[str, Path]:
+    """The table files to write, refused up front if one would replace a run's file, a file of another kind
+    (without --force) or another output of this command (``generators.outputs``)."""
     outputs = {fmt: Path(getattr(args, fmt)) for fmt in formats if getattr(args, fmt)}
-    for fmt, path in outputs.items():
-        if not path.parent.is_dir():
-            raise UserError(f"the folder of --{fmt} ({path.parent}) does not exist")
-        if path.is_dir():
-            raise UserError(f"--{fmt} {path} is a folder; give a file name")
+    check_outputs([Output(f"--{fmt}", path, fmt) for fmt, path in outputs.items()], force=args.force)
     return outputs
 
 

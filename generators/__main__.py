@@ -32,10 +32,12 @@ from .cli import (
 )
 from .distributed import rank_zero_speaks
 from .errors import UserError, WriteFailed, run_command
+from .outputs import Output, check_outputs
 from .registry import MODELS, load_plugins
 from .samplers import SAMPLERS
 
 EXIT_DIVERGED = 1
+FORCE_HELP = "replace an existing output file even when it is not of the output's kind (never a run's own files)"
 MAX_TRAINING_SEEDS = 20
 
 
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in --run")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run of that name")
     train.add_argument("--progress-json", help="also write progress to this file (used by the dashboard)")
+    train.add_argument("--force", action="store_true", help=FORCE_HELP)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     add_model_options(train)
 
@@ -142,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
         "image's class to FILE.labels.npy (int64, shape (N,))",
     )
 
+    sample.add_argument("--force", action="store_true", help=FORCE_HELP)
+
     listing = sub.add_parser("list", help="list the runs in a folder")
     listing.add_argument("--out-dir", default="checkpoints")
     return parser
@@ -168,19 +173,15 @@ def progress_writer(path: Path):
     return write
 
 
-def check_progress_file(path_text: str | None, run_dir: Path, overwrite: bool) -> None:
-    """``--progress-json`` must be a file name in an existing folder (or in the run folder about to be made), and
-    not inside a run that ``--overwrite`` may keep (that would change the old run)."""
+def check_progress_file(path_text: str | None, run_dir: Path, overwrite: bool, force: bool = False) -> None:
+    """``--progress-json`` must be a file name in an existing folder (or in the run folder about to be made), never
+    a file of another run (``generators.outputs``), and not inside a run that ``--overwrite`` may keep (that would
+    change the old run)."""
     if not path_text:
         return
     path = Path(path_text)
+    check_outputs([Output("--progress-json", path, "json")], force=force, own_run=run_dir)
     inside_run = path.parent.resolve() == run_dir.resolve()
-    if path.is_dir():
-        raise UserError(f"--progress-json {path} is a folder; give a file name")
-    if path.exists() and not path.is_file():
-        raise UserError(f"--progress-json {path} is not a regular file")
-    if not (path.parent.is_dir() or inside_run):
-        raise UserError(f"the folder of --progress-json ({path.parent}) does not exist")
     if inside_run and overwrite and run_dir.is_dir():
         raise UserError("with --overwrite, put --progress-json outside the run folder (it would change the old run)")
 
@@ -224,7 +225,7 @@ def train_one(args, seed: int, run_dir: Path) -> int:
         seed=seed,
         device=args.device,
     )
-    check_progress_file(args.progress_json, run_dir, args.overwrite)
+    check_progress_file(args.progress_json, run_dir, args.overwrite, args.force)
     callback = progress_writer(Path(args.progress_json)) if args.progress_json else None
     try:
         result = run_training(
@@ -298,12 +299,12 @@ def cmd_sample(args) -> int:
     out = Path(args.out)
     if out.suffix != ".npy":
         raise UserError(f"--out must be a .npy file, got {out}")
-    if not out.parent.is_dir():
-        raise UserError(f"the folder of --out ({out.parent}) does not exist")
+    outputs = [Output("--out", out, "npy")]
+    check_outputs(outputs, force=args.force)
     model, info = load_run(Path(args.run_dir))
     labels = sample_labels(model, args.n, args.label)
-    if labels is not None and labels_path(out).is_dir():
-        raise UserError(f"{labels_path(out)} (where the classes go) is a folder; choose another --out")
+    if labels is not None:  # the classes go to FILE.labels.npy, checked the same way
+        check_outputs([*outputs, Output("--out (its classes)", labels_path(out), "npy")], force=args.force)
     draw = latent_sampler(model, args.sampler, Path(args.run_dir))
     shape = (args.n, *model.config.image_shape)
     needed, free = int(np.prod(shape, dtype=np.float64)), shutil.disk_usage(out.parent).free

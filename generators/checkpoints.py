@@ -41,6 +41,8 @@ PREVIEW = "preview.png"
 LOCK = ".lock"
 RUN_FILES = (WEIGHTS, RESUME, HISTORY, PREVIEW, LOCK)  # what training writes; marks a folder as a run folder
 TEMP_MARK = ".tmp-"  # in the name of every temp file atomic_write_bytes leaves behind when killed
+RUN_MARKERS = (WEIGHTS, RESUME, LOCK)  # a folder holding any of these is a run folder (finished, resumable or live)
+OTHER_RUN_FILES = ("metrics.json",)  # written beside the run by evaluation; samplers are sampler_*.safetensors
 
 # Size bounds of the files a run folder holds: every one of them may be hostile (a classmate's run folder).
 MAX_WEIGHTS_BYTES = 2 * 1024**3
@@ -55,6 +57,22 @@ MAX_PARAMETERS = 100_000_000  # 400 MB of float32 weights; the default runs have
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
+
+
+def is_run_folder(folder: Path) -> bool:
+    """Whether ``folder`` is a run folder: it holds weights, a resume file or a run lock (even a broken link)."""
+    folder = Path(folder)
+    return folder.is_dir() and any(os.path.lexists(folder / name) for name in RUN_MARKERS)
+
+
+def run_owns(name: str) -> bool:
+    """Whether a file called ``name`` inside a run folder is one of the run's own files."""
+    return (
+        name in RUN_FILES
+        or name in OTHER_RUN_FILES
+        or (name.startswith("sampler_") and name.endswith(".safetensors"))
+        or TEMP_MARK in name
+    )
 
 
 def check_regular_file(path: Path, max_bytes: int) -> os.stat_result:
