@@ -13,7 +13,7 @@ from generators.samplers import SAMPLERS, latent_sampler, needs_encoder
 
 from . import export, sidebar
 from .images import png_bytes, to_pil
-from .state import Run, Selection, per_run_cache, run_dataset, torch_generator
+from .state import Run, Selection, per_run_cache, run_dataset, shown_errors, torch_generator
 
 EXPLANATION = """
 **Why do VAE samples look blurry?** The VAE decoder is trained to maximise the likelihood of each training
@@ -86,15 +86,29 @@ def samplers_for(runs) -> list[str]:
     return [kind for kind in SAMPLERS if not needs_encoder(kind)]
 
 
-def samples_figure(selection: Selection, sampler: str) -> go.Figure:
+def samples_figure(selection: Selection, sampler: str, choice: str = ONE_ROW_PER_CLASS) -> go.Figure:
     """One labelled figure: a column per run, the same seed (and latents, where the sizes match)."""
     panels = [
-        (run.label, np.asarray(sample_picture(run, selection.n_samples, selection.seed, 2, sampler)))
+        (run.label, np.asarray(sample_picture(run, selection.n_samples, selection.seed, 2, sampler, choice)))
         for run in selection.runs
     ]
     return export.image_panels(
-        panels, f"Samples ({sampler} sampler, seed {selection.seed}, {selection.n_samples} per model)"
+        panels, f"Samples ({sampler} sampler, seed {selection.seed}, {draws_caption(selection, choice)})"
     )
+
+
+def draws_count(run: Run, n: int, choice: str) -> int:
+    """How many images ``run``'s grid holds: ``n``, or a whole number of rows per class for a conditional run."""
+    labels, _ = class_layout(run, n, choice)
+    return n if labels is None else len(labels)
+
+
+def draws_caption(selection: Selection, choice: str) -> str:
+    """ "64 draws from each model", or what each run really shows when one row per class rounds ``n`` down."""
+    counts = {run.label: draws_count(run, selection.n_samples, choice) for run in selection.runs}
+    if len(set(counts.values())) == 1:
+        return f"{next(iter(counts.values()))} draws from each model"
+    return "draws per model: " + ", ".join(f"{label} {count}" for label, count in counts.items())
 
 
 def class_choice(selection: Selection) -> str:
@@ -117,7 +131,8 @@ def render(selection: Selection) -> None:
     if not selection.runs:
         return
     c1, c2, c3, c4 = st.columns([1, 2, 2, 3])
-    c1.button("Regenerate", on_click=sidebar.bump_seed, help="Draw new latents (the sidebar seed goes up by one).")
+    if c1.button("Regenerate", on_click=sidebar.bump_seed, help="Draw new latents (the sidebar seed goes up by one)."):
+        st.rerun(scope="app")  # this tab is a fragment: the sidebar (and every tab) must see the new seed
     options = samplers_for(selection.runs)
     sampler = (
         c2.segmented_control(
@@ -138,12 +153,12 @@ def render(selection: Selection) -> None:
         key="samples_per_row",
         help="Fewer grids per row = larger digits.",
     )
-    c4.caption(f"Seed {selection.seed}: {selection.n_samples} draws from each model ({sampler} sampler).")
     choice = class_choice(selection)
+    c4.caption(f"Seed {selection.seed}: {draws_caption(selection, choice)} ({sampler} sampler).")
     for start in range(0, len(selection.runs), per_row):
         columns = st.columns(per_row)
         for column, run in zip(columns, selection.runs[start : start + per_row]):
-            with column:
+            with column, shown_errors(f"Samples of {run.label}"):  # one failing run leaves the others' grids
                 st.markdown(f"**{run.label}**")
                 png = sample_grid_png(run, selection.n_samples, selection.seed, selection.scale, sampler, choice)
                 st.image(
@@ -162,7 +177,7 @@ def render(selection: Selection) -> None:
                 )
     st.markdown("**All models in one labelled figure** (for a report)")
     export.download_buttons(
-        lambda: samples_figure(selection, sampler), f"samples-{sampler}-seed{selection.seed}", "samples-figure"
+        lambda: samples_figure(selection, sampler, choice), f"samples-{sampler}-seed{selection.seed}", "samples-figure"
     )
     with st.expander("Why do the models' samples differ?"):
         st.markdown(EXPLANATION)

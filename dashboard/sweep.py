@@ -1,10 +1,11 @@
-"""Tab 7 — β sweep: VAE runs at several β and one training budget: rate (KL) against distortion (reconstruction)
-and FID against β. Runs of different budgets are never drawn on one curve."""
+"""Tab 7 — β sweep: runs of one model and one recipe at several β: rate (KL) against distortion (reconstruction)
+and FID against β. Runs of different models, options or budgets are never drawn on one curve."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
+import json
+from dataclasses import dataclass
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -14,12 +15,13 @@ from evaluation import load_metrics
 from evaluation.diagnostics import rate_distortion_point
 from evaluation.metric_specs import metric
 from generators.checkpoints import read_history
-from generators.registry import MODELS
+from generators.default_runs import default_recipe
+from generators.registry import MODELS, command_line_options
 
 from . import export, jobs
 from .metrics import comparison_n, compute
-from .state import Run, Selection, scan_runs
-from .training import SWEEP_PREFIX
+from .state import Run, Selection, checkpoints_dir, scan_runs
+from .training import SWEEP_PREFIX, command_args
 
 BETA_CHOICES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 SWEEP_METRICS_N = 1000
@@ -44,34 +46,88 @@ def beta_models() -> list[str]:
     ]
 
 
-def sweep_candidates(runs: list[Run], dataset: str) -> list[Run]:
-    """Finished runs with a posterior and a β on ``dataset``."""
-    return [
-        run
-        for run in runs
-        if run.capabilities.posterior and run.beta is not None and run.info["dataset"] == dataset and not run.training
-    ]
+# train settings that do not change what a run learns (where its files are, which device, how often it logs)
+NOT_RECIPE = {"data_dir", "device", "log_every", "dataset"}
 
 
-def budgets(candidates: list[Run]) -> Counter:
-    """Training steps -> how many runs were trained that long."""
-    return Counter(int(run.info.get("step", 0)) for run in candidates)
+@dataclass(frozen=True)
+class Sweep:
+    """Runs of one model and one recipe that differ only in β: model, dataset, every model option but β, the
+    training settings and the steps reached. ``runs``: β -> run (the first by name when several)."""
+
+    model: str
+    dataset: str
+    recipe: dict
+    runs: dict[float, Run]
+
+    @property
+    def steps(self) -> int:
+        return int(self.recipe["step"])
+
+    @property
+    def label(self) -> str:
+        options = self.recipe["model_config"]
+        train = self.recipe["train_config"]
+        betas = ", ".join(f"{beta:g}" for beta in self.runs)
+        return (
+            f"{MODELS[self.model].title if self.model in MODELS else self.model}, z = {options.get('latent_dim')}, "
+            f"{self.steps} steps, batch {train.get('batch_size')}, seed {train.get('seed')} — β {betas or 'none yet'}"
+        )
+
+    def train_args(self, beta: float) -> list[str]:
+        """The ``python -m generators train`` arguments of one more point: this recipe at ``beta``."""
+        options = command_line_options(self.model, self.recipe["model_config"])
+        train = self.recipe["train_config"]
+        args = command_args(
+            self.model, self.dataset, "steps", self.steps, {**options, "beta": beta}, train["seed"], train["batch_size"]
+        )
+        for flag in ("image_size", "channels"):
+            if train.get(flag) is not None:
+                args += [f"--{flag.replace('_', '-')}", str(train[flag])]
+        return args
 
 
-def sweep_runs(candidates: list[Run], steps: int) -> dict[float, Run]:
-    """One run per β among those trained for exactly ``steps`` steps (the first by name when several)."""
-    chosen: dict[float, Run] = {}
-    for run in sorted(candidates, key=lambda r: r.name):
-        if int(run.info.get("step", 0)) == steps:
-            chosen.setdefault(run.beta, run)
-    return dict(sorted(chosen.items()))
+def recipe_of(run: Run) -> dict:
+    """Everything that shapes what ``run`` learnt except β (what a β sweep must hold fixed)."""
+    info = run.info
+    return {
+        "model": info["model"],
+        "dataset": info["dataset"],
+        "model_config": {k: v for k, v in info["model_config"].items() if k != "beta"},
+        "train_config": {k: v for k, v in info.get("train_config", {}).items() if k not in NOT_RECIPE},
+        "step": int(info.get("step", 0)),
+    }
+
+
+def sweeps(runs: list[Run], dataset: str) -> list[Sweep]:
+    """The finished runs with a posterior and a β on ``dataset``, grouped by recipe; most β values first."""
+    groups: dict[str, list[Run]] = {}
+    for run in sorted(runs, key=lambda r: r.name):
+        if run.capabilities.posterior and run.beta is not None and run.info["dataset"] == dataset and not run.training:
+            groups.setdefault(json.dumps(recipe_of(run), sort_keys=True), []).append(run)
+    found = []
+    for members in groups.values():
+        by_beta: dict[float, Run] = {}
+        for run in members:
+            by_beta.setdefault(run.beta, run)
+        recipe = recipe_of(members[0])
+        found.append(Sweep(recipe["model"], dataset, recipe, dict(sorted(by_beta.items()))))
+    return sorted(found, key=lambda sweep: (-len(sweep.runs), sweep.label))
+
+
+def new_sweep(model: str, dataset: str) -> Sweep:
+    """A sweep with no runs yet: ``model``'s committed recipe (its defaults when it has none), DEFAULT_SWEEP_STEPS."""
+    recipe = default_recipe(model, checkpoints_dir())
+    options = dict(recipe["options"]) if recipe else {}
+    options.pop("beta", None)
+    train = {"batch_size": recipe["batch_size"] if recipe else 128, "seed": 0}
+    return Sweep(model, dataset, {"model_config": options, "train_config": train, "step": DEFAULT_SWEEP_STEPS}, {})
 
 
 def largest_sweep(runs: list[Run], dataset: str) -> dict[float, Run]:
-    """The sweep of the training budget with the most β values (what the report exports)."""
-    candidates = sweep_candidates(runs, dataset)
-    counts = budgets(candidates)
-    return sweep_runs(candidates, max(counts, key=counts.get)) if counts else {}
+    """The sweep with the most β values (what the report exports): one model, one recipe."""
+    found = sweeps(runs, dataset)
+    return found[0].runs if found else {}
 
 
 def rate_distortion(by_beta: dict[float, Run]) -> pd.DataFrame:
@@ -156,29 +212,29 @@ def render(selection: Selection) -> None:
     if not models:
         st.info("No registered model has a posterior and a β option, so there is nothing to sweep.")
         return
-    c1, c2, c3 = st.columns([3, 1, 1])
+    c1, c2, c3 = st.columns([2, 3, 1])
     betas = c1.multiselect("β values", BETA_CHOICES, default=[0.5, 1.0, 4.0], key="sweep_betas")
     dataset = c3.selectbox("Dataset", ["mnist5k"], key="sweep_dataset")
-    candidates = sweep_candidates(all_runs, dataset)
-    counts = budgets(candidates)
-    options = sorted(set(counts) | {DEFAULT_SWEEP_STEPS})
-    default = max(options, key=lambda steps: (counts.get(steps, 0), -abs(steps - DEFAULT_SWEEP_STEPS)))
-    steps = c2.selectbox(
-        "Training budget (steps)",
-        options,
-        index=options.index(default),
-        key="sweep_steps",
-        help="Only runs trained for exactly this many steps are drawn together.",
-    )
-    existing = sweep_runs(candidates, steps)
-    others = sorted(counts.keys() - {steps})
-    if others:
-        st.caption(
-            "Not drawn (other training budgets): "
-            + ", ".join(f"{counts[s]} run(s) of {s} steps" for s in others)
-            + ". Pick their budget above to see them."
+    found = sweeps(all_runs, dataset)
+    options = {sweep.label: sweep for sweep in found}
+    options |= {
+        f"new: {sweep.label.rsplit(' — ', 1)[0]}": sweep for sweep in map(lambda m: new_sweep(m, dataset), models)
+    }
+    sweep = options[
+        c2.selectbox(
+            "Sweep (one model and one recipe; only β differs)",
+            list(options),
+            key="sweep_recipe",
+            help="Only runs of the same model, options, training settings and steps are drawn together.",
         )
-    model = models[0] if not existing else next(iter(existing.values())).model_name
+    ]
+    if len(found) > 1:
+        st.caption(
+            "Not drawn (other models or recipes): "
+            + "; ".join(f"{other.label}" for other in found if other is not sweep)
+            + ". Pick one above to see it."
+        )
+    existing = sweep.runs
     missing = [beta for beta in betas if beta not in existing]
     if missing:
         st.caption(
@@ -186,18 +242,16 @@ def render(selection: Selection) -> None:
             + (", ".join(f"β={b:g} → {r.name}" for b, r in existing.items() if b in betas) or "none")
             + ". To train: "
             + ", ".join(f"β={b:g}" for b in missing)
-            + f" ({steps} steps each, one after the other)."
+            + f" (this recipe, {sweep.steps} steps each, one after the other)."
         )
-        title = MODELS[model].title
-        if st.button(f"Train {len(missing)} {title} run(s) of {steps} steps", key="sweep_start"):
+        title = MODELS[sweep.model].title
+        if st.button(f"Train {len(missing)} {title} run(s) of {sweep.steps} steps", key="sweep_start"):
             for beta in missing:
-                run = f"{SWEEP_PREFIX}{jobs.unique_run_name(model, dataset)}-beta{beta:g}"
-                jobs.submit(
-                    [model, "--dataset", dataset, "--steps", str(int(steps)), "--beta", f"{beta:g}"], run, queued=True
-                )
+                run = f"{SWEEP_PREFIX}{jobs.unique_run_name(sweep.model, dataset)}-beta{beta:g}"
+                jobs.submit(sweep.train_args(beta), run, queued=True)
             st.rerun()
     else:
-        st.caption(f"Every chosen β already has a run of {steps} steps; they are reused.")
+        st.caption(f"Every chosen β already has a run of this recipe ({sweep.steps} steps); they are reused.")
     jobs.monitor(lambda job: job.run.startswith(SWEEP_PREFIX))
     chosen = {beta: run for beta, run in existing.items() if beta in betas}
     for name, figure in sweep_figures(chosen).items():

@@ -65,7 +65,8 @@ def render_finished(job) -> None:
     if job.status != "finished" or not (job.run_dir / "model.safetensors").is_file():
         return
     c1, c2, c3 = st.columns(3)
-    c1.button("Add to the comparison", key=f"add-{job.run}", on_click=add_to_comparison, args=(job.run,))
+    if c1.button("Add to the comparison", key=f"add-{job.run}", on_click=add_to_comparison, args=(job.run,)):
+        st.rerun(scope="app")  # this part is a fragment: the sidebar and every tab must see the new selection
     if c2.button("Compute its metrics (n = 1000)", key=f"metrics-{job.run}"):
         from .metrics import compute
         from .state import scan_runs

@@ -33,12 +33,13 @@ def default_recipe(model: str, out_dir) -> dict | None:
     """What ``make checkpoints`` trained ``model`` with: its model options (without the image shape), batch size,
     steps and seconds, read from the committed run's config; None when there is no such run."""
     from .checkpoints import read_run_info
+    from .registry import command_line_options
 
     run = default_run_dir(model, out_dir)
     if run is None:
         return None
     info = read_run_info(run)
-    options = {k: v for k, v in info["model_config"].items() if k != "image_shape"}
+    options = command_line_options(model, info["model_config"])
     return {
         "run": run.name,
         "options": options,

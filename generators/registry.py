@@ -89,3 +89,10 @@ def capabilities_of(info: dict):
     """The capabilities of the run described by ``info`` (its stored config), without loading weights."""
     cls = model_class(info["model"])
     return cls.capabilities_for(cls.Config.from_dict(info["model_config"]))
+
+
+def command_line_options(name: str, model_config: dict) -> dict:
+    """The options of a stored ``model_config`` that ``train`` takes on its command line (not the image shape, nor
+    what the harness sets from the data, such as a conditional model's number of classes): what retrains it."""
+    offered = {f.name for f in dataclasses.fields(model_class(name).Config) if f.metadata.get("cli", True)}
+    return {key: value for key, value in model_config.items() if key in offered and key != "image_shape"}

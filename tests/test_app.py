@@ -260,9 +260,10 @@ def test_beta_sweep_reuses_the_vae_runs_and_plots_rate_against_distortion(app):
     rates = plotly_values(rate_distortion["x"])
     assert list(rates) == sorted(rates)  # points joined in order of rate
     assert "β=0.5" in sweep.caption[0].value  # the default β choices include one without a run
-    # the budget defaults to the one the existing runs were trained with, so a new β joins their curve
+    # the sweep defaults to the recipe of the existing runs, so a new β joins their curve
     assert sweep.button(key="sweep_start").label == f"Train 1 VAE run(s) of {TINY_STEPS} steps"
-    assert app.selectbox(key="sweep_steps").value == TINY_STEPS
+    assert f"{TINY_STEPS} steps" in app.selectbox(key="sweep_recipe").value
+    assert app.selectbox(key="sweep_recipe").value.endswith("β 1, 4")
 
 
 def test_train_tab_runs_two_sessions_at_once_one_finishes_one_is_cancelled(tmp_path, dashboard_runs, monkeypatch):

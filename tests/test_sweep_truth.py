@@ -1,0 +1,84 @@
+"""The β sweep compares one model and one recipe that differ only in β (known answers on the committed runs'
+configurations, and on variations of them)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from dashboard.state import Run
+from dashboard.sweep import largest_sweep, recipe_of, sweeps
+from generators.__main__ import build_parser, model_option_fields
+from generators.checkpoints import read_run_info
+
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+def committed(name: str) -> Run:
+    return Run(name, CHECKPOINTS / name, read_run_info(CHECKPOINTS / name))
+
+
+def variant(run: Run, name: str, **model_config) -> Run:
+    info = copy.deepcopy(run.info)
+    info["model_config"].update(model_config)
+    return Run(name, CHECKPOINTS / name, info)
+
+
+@pytest.fixture(scope="module")
+def runs() -> list[Run]:
+    return [committed(name) for name in ("ae-mnist5k", "cvae-mnist5k", "vae-beta4-mnist5k", "vae-mnist5k")]
+
+
+def test_the_committed_sweep_is_the_two_vaes_not_the_conditional_one(runs):
+    by_beta = largest_sweep(runs, "mnist5k")
+    assert {beta: run.name for beta, run in by_beta.items()} == {1.0: "vae-mnist5k", 4.0: "vae-beta4-mnist5k"}
+    found = sweeps(runs, "mnist5k")
+    assert [sorted(run.name for run in sweep.runs.values()) for sweep in found] == [
+        ["vae-beta4-mnist5k", "vae-mnist5k"],
+        ["cvae-mnist5k"],
+    ]
+
+
+def test_every_point_of_a_sweep_has_one_model_and_one_recipe_but_beta(runs):
+    vae = runs[-1]
+    candidates = [
+        *runs,
+        variant(vae, "a-vae-beta2", beta=2.0),  # same recipe: joins the VAE sweep
+        variant(vae, "b-vae-z16-beta2", beta=2.0, latent_dim=16),  # another recipe
+        variant(vae, "c-vae-lr-beta8", beta=8.0, lr=3e-4),  # another recipe
+    ]
+    for sweep in sweeps(candidates, "mnist5k"):
+        recipes = {str(recipe_of(run)) for run in sweep.runs.values()}
+        assert len(recipes) == 1, [run.name for run in sweep.runs.values()]
+        assert {run.model_name for run in sweep.runs.values()} == {sweep.model}
+        assert sorted(sweep.runs) == sorted({run.beta for run in sweep.runs.values()})
+    main = sweeps(candidates, "mnist5k")[0]
+    assert {beta: run.name for beta, run in main.runs.items()} == {
+        1.0: "vae-mnist5k",
+        2.0: "a-vae-beta2",
+        4.0: "vae-beta4-mnist5k",
+    }
+
+
+@pytest.mark.parametrize("name", ["vae-mnist5k", "cvae-mnist5k"])
+def test_another_point_is_trained_with_the_sweeps_own_recipe(runs, name):
+    """'Train another point' parses, with the real CLI, to the recipe of the sweep's runs with the new β."""
+    sweep = next(s for s in sweeps(runs, "mnist5k") if name in {r.name for r in s.runs.values()})
+    args = build_parser().parse_args(["train", *sweep.train_args(0.5)])
+    run = committed(name)
+    assert args.model == run.model_name and args.dataset == run.info["dataset"]
+    assert args.steps == run.info["step"]
+    assert args.batch_size == run.info["train_config"]["batch_size"] and args.seed == run.info["train_config"]["seed"]
+    given = {field: getattr(args, field) for field in model_option_fields() if getattr(args, field) is not None}
+    offered = set(model_option_fields())  # the rest (image shape, a conditional model's classes) come from the data
+    expected = {k: v for k, v in run.info["model_config"].items() if k in offered}
+    assert given == {**expected, "beta": 0.5}
+
+
+def test_the_sweep_label_names_its_recipe(runs):
+    sweep = sweeps(runs, "mnist5k")[0]
+    assert "z = 8" in sweep.label and "2500 steps" in sweep.label and "β 1, 4" in sweep.label
+    assert dataclasses.is_dataclass(sweep)
