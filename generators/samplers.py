@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -38,6 +40,49 @@ MAX_COMPONENTS = 1000
 MAX_SAMPLER_BYTES = 512 * 1024**2
 TWO_STAGE_FILE = "sampler_two_stage.safetensors"
 METADATA_KEY = "sampler"
+MAX_METADATA_BYTES = 64 * 1024  # the sampler's JSON metadata (kind, sizes, weights hash)
+MAX_TWO_STAGE_HIDDEN = 4096  # a file's "hidden" and "depth" are bounded before any network is built from them
+MAX_TWO_STAGE_DEPTH = 16
+MAX_TWO_STAGE_PARAMETERS = 20_000_000  # counted on the meta device; the default sampler has about 0.3 million
+
+
+def _invalid(path: Path, what: str, exc: BaseException) -> UserError:
+    reason = str(exc).splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    return UserError(f"{path} is not a valid {what} sampler file: {reason}")
+
+
+def _stored_metadata(data: bytes, path: Path, what: str) -> dict:
+    """The JSON object under ``METADATA_KEY`` in the header of the safetensors bytes ``data`` (bounded)."""
+    try:
+        size = int.from_bytes(data[:8], "little")
+        if len(data) < 8 or size > len(data) - 8:
+            raise ValueError("the header is truncated")
+        header = json.loads(data[8 : 8 + size])
+        text = (header.get("__metadata__") or {})[METADATA_KEY]
+        if not isinstance(text, str) or len(text) > MAX_METADATA_BYTES:
+            raise ValueError(f"its metadata must be a JSON text of at most {MAX_METADATA_BYTES} bytes")
+        meta = json.loads(text)
+        if not isinstance(meta, dict):
+            raise ValueError("its metadata is not a JSON object")
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, UnicodeDecodeError) as exc:
+        raise _invalid(path, what, exc) from None
+    return meta
+
+
+def _bounded_int(meta: dict, key: str, low: int, high: int, path: Path) -> int:
+    value = meta.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise UserError(
+            f"{path}: {key} must be a whole number from {low} to {high}, got {str(value)[:40]!r}; "
+            "delete it to fit a new sampler"
+        )
+    return value
+
+
+def _check_finite(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    for name, tensor in tensors.items():
+        if not tensor.is_floating_point() or not torch.isfinite(tensor).all():
+            raise UserError(f"{path}: {name} holds NaN, infinite or non-float values; delete it to fit a new sampler")
 
 
 class GaussianMixtureSampler:
@@ -50,10 +95,26 @@ class GaussianMixtureSampler:
 
     @classmethod
     def fit(cls, codes: torch.Tensor, components: int = 10, seed: int = 0) -> GaussianMixtureSampler:
+        from sklearn.exceptions import ConvergenceWarning
         from sklearn.mixture import GaussianMixture
 
+        codes = codes.detach().double().cpu()
+        if len(codes) < 2 or not torch.isfinite(codes).all():
+            raise UserError(
+                f"the GMM sampler needs at least 2 finite codes (encoded training images), got {len(codes)}: "
+                "train on more images or use --sampler prior"
+            )
+        if len(codes) < components:
+            print(
+                f"warning: only {len(codes)} training images: the GMM sampler is fitted with {len(codes)} "
+                f"components instead of {components}",
+                file=sys.stderr,
+            )
+            components = len(codes)
         gmm = GaussianMixture(components, covariance_type="full", random_state=seed, reg_covar=1e-5)
-        gmm.fit(codes.double().cpu().numpy())
+        with warnings.catch_warnings():  # a fit that stops at its iteration limit is still a usable mixture
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gmm.fit(codes.numpy())
         return cls(*(torch.from_numpy(a) for a in (gmm.weights_, gmm.means_, gmm.covariances_)))
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -151,12 +212,21 @@ class TwoStageSampler(nn.Module):
         The long schedule matters: on vae-mnist5k's codes (n = 2 000 check) 3 000 steps at lr 1e-3 left gamma at
         0.42 and cut the prior's FID by only 16 %; 8 000 steps at 2e-3 (about 45 CPU seconds) reach gamma 0.06 and
         cut it by 41 %."""
-        codes = codes.detach().float().cpu()
-        with torch.random.fork_rng(devices=[]):
+        # The caller may sit in torch.inference_mode() or no_grad() (the dashboard's cached sampling does): the fit
+        # trains, so it turns both off and clones the codes out of inference mode (inference tensors cannot be
+        # saved for backward).
+        with torch.inference_mode(False), torch.enable_grad(), torch.random.fork_rng(devices=[]):
+            codes = codes.detach().float().cpu().clone()
+            if len(codes) < 2 or not torch.isfinite(codes).all():
+                raise UserError(
+                    f"the two-stage sampler needs at least 2 finite codes (encoded training images), got "
+                    f"{len(codes)}: train on more images or use --sampler prior"
+                )
             torch.manual_seed(seed)
             sampler = cls(codes.shape[1], **sizes)
-            sampler.shift.copy_(codes.mean(0))
-            sampler.scale.copy_(codes.std(0).clamp_min(1e-6))
+            with torch.no_grad():
+                sampler.shift.copy_(codes.mean(0))
+                sampler.scale.copy_(codes.std(0).clamp_min(1e-6))
             data = (codes - sampler.shift) / sampler.scale
             optimizer = torch.optim.Adam(sampler.parameters(), lr=lr)
             schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
@@ -166,6 +236,8 @@ class TwoStageSampler(nn.Module):
                 loss.backward()
                 optimizer.step()
                 schedule.step()
+        if not all(torch.isfinite(t).all() for t in sampler.state_dict().values()):
+            raise UserError("the two-stage sampler's fit diverged (NaN weights); use --sampler gmm or prior")
         return sampler.eval()
 
     @torch.no_grad()
@@ -182,22 +254,36 @@ class TwoStageSampler(nn.Module):
 
     @classmethod
     def load(cls, path: Path, latent_dim: int) -> TwoStageSampler:
-        """The sampler stored at ``path``, refused unless it is a regular file of a bounded size that fits a
-        latent of ``latent_dim`` dimensions."""
-        check_regular_file(Path(path), MAX_SAMPLER_BYTES)
-        try:
-            with safe_open(str(path), framework="pt") as fh:
-                meta = json.loads((fh.metadata() or {})[METADATA_KEY])
-                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-            sampler = cls(int(meta["dim"]), int(meta["hidden"]), int(meta["depth"]))
-            sampler.load_state_dict(tensors)
-        except Exception as exc:
-            raise UserError(f"{path} is not a valid two-stage sampler file: {str(exc).splitlines()[0][:200]}") from None
-        if sampler.dim != latent_dim:
+        """The sampler stored at ``path``, refused unless it is a regular file of a bounded size whose sizes are in
+        range and fit a latent of ``latent_dim`` dimensions, and whose every tensor has the shape those sizes give
+        and finite values (a positive scale): checked before any network is built, on the meta device."""
+        path = Path(path)
+        data = read_regular_file(path, MAX_SAMPLER_BYTES)
+        meta = _stored_metadata(data, path, "two-stage")
+        dim = _bounded_int(meta, "dim", 1, 1_000_000, path)
+        if dim != latent_dim:
             raise UserError(
-                f"{path} does not fit this model (latent size {latent_dim}, not {sampler.dim}); delete "
-                "it to fit a new sampler"
+                f"{path} does not fit this model (latent size {latent_dim}, not {dim}); delete it to fit a new sampler"
             )
+        hidden = _bounded_int(meta, "hidden", 1, MAX_TWO_STAGE_HIDDEN, path)
+        depth = _bounded_int(meta, "depth", 0, MAX_TWO_STAGE_DEPTH, path)
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in cls(dim, hidden, depth).state_dict().items()}
+        if sum(math.prod(shape) for shape in expected.values()) > MAX_TWO_STAGE_PARAMETERS:
+            raise UserError(f"{path}: a sampler of width {hidden} and depth {depth} is too large; delete it")
+        try:
+            tensors = load(data)
+        except Exception as exc:
+            raise _invalid(path, "two-stage", exc) from None
+        got = {k: tuple(v.shape) for k, v in tensors.items()}
+        if got != expected:
+            wrong = sorted(set(got) ^ set(expected)) or sorted(k for k in got if got[k] != expected[k])
+            raise UserError(f"{path} does not fit its own sizes (e.g. {wrong[0]!r}); delete it to fit a new sampler")
+        _check_finite(path, tensors)
+        if (tensors["scale"] <= 0).any():
+            raise UserError(f"{path}: scale must be positive; delete it to fit a new sampler")
+        sampler = cls(dim, hidden, depth)
+        sampler.load_state_dict(tensors)
         return sampler.eval()
 
 
@@ -294,5 +380,12 @@ def latent_sampler(model: Generator, kind: str, run_dir: Path, train_images=None
         return model.prior
     if kind in FITTED_SAMPLERS:
         sampler = fitted_sampler(model, kind, run_dir, train_images)
-        return lambda n, generator=None: sampler.sample(n, generator).to(model.device)
+
+        def draw(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+            z = sampler.sample(n, generator)
+            if not torch.isfinite(z).all():  # never decode (and save) black images from a broken sampler
+                raise UserError(f"the {kind} sampler of {run_dir} drew NaN or infinite codes; delete its file to refit")
+            return z.to(model.device)
+
+        return draw
     raise UserError(f"unknown sampler {kind!r}: choose one of {', '.join(SAMPLERS)}")
