@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 HIGHER, LOWER = True, False
+# the unit of a pure number (a share, a score, a distance in the extractor's feature space): declared, never left
+# empty, so a missing unit is an error and not a silent blank in a report's column header
+UNITLESS = "unitless"
 # the odd inputs the anomaly metrics are made with (evaluation.diagnostics.out_of_distribution draws them)
 OOD_KINDS = {
     "noise": "uniform noise images",
@@ -30,6 +33,15 @@ class Metric:
     headline: bool = False  # shown in the summary tables (the rest: full CSV/JSON and expanders)
     interval: bool = False  # the row also holds ``<key>_ci_low`` and ``<key>_ci_high`` (95 % bootstrap)
 
+    def __post_init__(self) -> None:
+        if not self.unit:
+            raise ValueError(f"metric {self.key!r} needs a unit (UNITLESS for a pure number)")
+
+    @property
+    def unit_text(self) -> str:
+        """The unit as a column header or axis shows it: empty for a pure number."""
+        return "" if self.unit == UNITLESS else self.unit
+
     @property
     def arrow(self) -> str:
         return {True: " ↑", False: " ↓", None: ""}[self.higher_is_better]
@@ -42,7 +54,7 @@ class Metric:
     @property
     def axis_title(self) -> str:
         """For a chart axis: the label with its unit."""
-        return f"{self.label} ({self.unit})" if self.unit else self.label
+        return f"{self.label} ({self.unit_text})" if self.unit_text else self.label
 
     def applies_to(self, capabilities) -> bool:
         return all(bool(getattr(capabilities, need)) for need in self.needs)
@@ -58,7 +70,7 @@ _METRICS = (
     Metric(
         "fid",
         "FID",
-        "",
+        UNITLESS,
         LOWER,
         "Fréchet distance between feature statistics of samples and real images.",
         ".2f",
@@ -68,7 +80,7 @@ _METRICS = (
     Metric(
         "fid_floor",
         "FID floor",
-        "",
+        UNITLESS,
         LOWER,
         "FID between two disjoint halves of real data: the best any model can score at this n.",
         ".2f",
@@ -85,7 +97,7 @@ _METRICS = (
     Metric(
         "fid_test",
         "FID (test)",
-        "",
+        UNITLESS,
         LOWER,
         "FID against the held-out test split: a model that memorised its training images scores no better here.",
         ".2f",
@@ -94,7 +106,7 @@ _METRICS = (
     Metric(
         "fid_test_floor",
         "test floor",
-        "",
+        UNITLESS,
         LOWER,
         "FID between an equal-size training subset and the test split: the best score against the test split.",
         ".2f",
@@ -102,7 +114,7 @@ _METRICS = (
     Metric(
         "fid_inf",
         "FID∞",
-        "",
+        UNITLESS,
         LOWER,
         "FID extrapolated to infinitely many samples (linear fit of FID against 1/n, Chong & Forsyth 2020).",
         ".2f",
@@ -128,7 +140,7 @@ _METRICS = (
     Metric(
         "precision",
         "precision",
-        "",
+        UNITLESS,
         HIGHER,
         "Share of samples that fall inside the real data's manifold (quality).",
         headline=True,
@@ -137,7 +149,7 @@ _METRICS = (
     Metric(
         "recall",
         "recall",
-        "",
+        UNITLESS,
         HIGHER,
         "Share of real images whose neighbourhood the samples reach (diversity).",
         headline=True,
@@ -146,7 +158,7 @@ _METRICS = (
     Metric(
         "density",
         "density",
-        "",
+        UNITLESS,
         HIGHER,
         "Outlier-robust precision: how many real neighbourhoods hold a sample.",
         interval=True,
@@ -154,7 +166,7 @@ _METRICS = (
     Metric(
         "coverage",
         "coverage",
-        "",
+        UNITLESS,
         HIGHER,
         "Outlier-robust recall: share of real neighbourhoods with a sample.",
         headline=True,
@@ -163,7 +175,7 @@ _METRICS = (
     Metric(
         "copy_rate",
         "copy rate",
-        "",
+        UNITLESS,
         LOWER,
         "Share of samples closer to a training image than 95 % of held-out real images are (≈ 0.05 = no copying).",
         headline=True,
@@ -171,7 +183,7 @@ _METRICS = (
     Metric(
         "modes",
         "classes hit",
-        "of classes",
+        "count",
         HIGHER,
         "Classes (by the project's classifier) receiving at least 1 % of the samples.",
         "g",
@@ -190,7 +202,7 @@ _METRICS = (
     Metric(
         "smoothness",
         "interp. roughness",
-        "",
+        "× even path",
         LOWER,
         "Mean feature step along latent interpolations relative to an even path (1 = even, higher = jumps).",
         ".2f",
@@ -212,17 +224,32 @@ _METRICS = (
         "Mean squared error of reconstructed test images.",
         ".4f",
         headline=True,
+        interval=True,
     ),
-    Metric("recon_bce", "recon BCE", "per pixel", LOWER, "Binary cross-entropy of reconstructed test images.", ".4f"),
-    Metric("recon_psnr", "PSNR", "dB", HIGHER, "Peak signal-to-noise ratio of reconstructions.", ".2f"),
     Metric(
-        "recon_ssim", "SSIM", "", HIGHER, "Structural similarity of reconstructions (1 = identical).", headline=True
+        "recon_bce",
+        "recon BCE",
+        "nats/pixel",
+        LOWER,
+        "Binary cross-entropy of reconstructed test images.",
+        ".4f",
+        interval=True,
+    ),
+    Metric("recon_psnr", "PSNR", "dB", HIGHER, "Peak signal-to-noise ratio of reconstructions.", ".2f", interval=True),
+    Metric(
+        "recon_ssim",
+        "SSIM",
+        UNITLESS,
+        HIGHER,
+        "Structural similarity of reconstructions (1 = identical).",
+        headline=True,
+        interval=True,
     ),
     *(
         Metric(
             f"anomaly_auc_{kind}",
             f"anomaly AUC ({kind})",
-            "",
+            UNITLESS,
             HIGHER,
             f"ROC AUC of telling {what} from test digits by the model's anomaly score (1 = perfect, 0.5 = chance).",
             interval=True,
@@ -276,7 +303,7 @@ _METRICS = (
     Metric(
         "label_accuracy",
         "label accuracy",
-        "",
+        UNITLESS,
         HIGHER,
         "Share of samples the project's classifier puts in the class they were drawn for (conditional models).",
         needs=("conditional",),
@@ -285,7 +312,7 @@ _METRICS = (
     Metric(
         "cas",
         "CAS",
-        "",
+        UNITLESS,
         HIGHER,
         "Classification Accuracy Score: real test accuracy of a classifier trained on samples and their labels only.",
         needs=("conditional",),
@@ -294,7 +321,7 @@ _METRICS = (
     Metric(
         "cas_ceiling",
         "CAS ceiling",
-        "",
+        UNITLESS,
         HIGHER,
         "The same classifier trained on the real train split: the CAS of a perfect model.",
         needs=("conditional",),
@@ -302,7 +329,7 @@ _METRICS = (
     Metric(
         "intra_fid",
         "intra-class FID",
-        "",
+        UNITLESS,
         LOWER,
         "Mean over classes of the FID between a class's samples and that class's real images.",
         ".2f",
@@ -311,7 +338,7 @@ _METRICS = (
     Metric(
         "intra_fid_floor",
         "intra-class FID floor",
-        "",
+        UNITLESS,
         LOWER,
         "Mean over classes of the FID between two halves of a class's real images: the best a model can score.",
         ".2f",

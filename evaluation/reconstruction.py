@@ -9,15 +9,31 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 BCE_EPS = 1e-6
 
 
-def reconstruction_scores(recon: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """Per-pixel mean MSE and BCE (nats), PSNR (dB) over the whole set, mean SSIM."""
+def reconstruction_scores(recon: torch.Tensor, target: torch.Tensor, *, bootstrap: int = 0, seed: int = 0) -> dict:
+    """Per-pixel mean MSE and BCE (nats), PSNR (dB) over the whole set, mean SSIM. With ``bootstrap`` replicates,
+    each also gets a 95 % percentile interval from resampling the images (PSNR's from the resampled MSE)."""
     recon, target = recon.float().clamp(0, 1), target.float()
-    return {
-        "recon_mse": F.mse_loss(recon, target).item(),
-        "recon_bce": F.binary_cross_entropy(recon.clamp(BCE_EPS, 1 - BCE_EPS), target).item(),
-        "recon_psnr": float(peak_signal_noise_ratio(recon, target, data_range=1.0)),
-        "recon_ssim": float(structural_similarity_index_measure(recon, target, data_range=1.0)),
+    per_image = {
+        "recon_mse": (recon - target).pow(2).flatten(1).mean(1),
+        "recon_bce": F.binary_cross_entropy(recon.clamp(BCE_EPS, 1 - BCE_EPS), target, reduction="none")
+        .flatten(1)
+        .mean(1),
+        "recon_ssim": structural_similarity_index_measure(recon, target, data_range=1.0, reduction="none"),
     }
+    scores = {key: values.mean().item() for key, values in per_image.items()}
+    scores["recon_psnr"] = float(peak_signal_noise_ratio(recon, target, data_range=1.0))
+    if bootstrap:
+        from .bootstrap import interval
+
+        generator = torch.Generator().manual_seed(seed)
+        picks = torch.randint(len(recon), (bootstrap, len(recon)), generator=generator)
+        for key, values in per_image.items():
+            replicates = values.double()[picks].mean(1)
+            scores[f"{key}_ci_low"], scores[f"{key}_ci_high"] = interval(replicates, scores[key], lower=0.0)
+        mse_replicates = per_image["recon_mse"].double()[picks].mean(1)
+        psnr = 10 * torch.log10(1 / mse_replicates)
+        scores["recon_psnr_ci_low"], scores["recon_psnr_ci_high"] = interval(psnr, scores["recon_psnr"])
+    return scores
 
 
 @torch.inference_mode()

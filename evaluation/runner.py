@@ -429,7 +429,8 @@ def _reconstruction(ctx: Context, model) -> dict:
         )
         recon, method = recon[1].cpu(), inversion_method(INVERSION_RESTARTS, steps)
     check_finite(recon, f"the reconstructions of run {ctx.run_dir.name}")
-    return {**reconstruction_scores(recon, images), "recon_method": method, "recon_n": len(images)}
+    scores = reconstruction_scores(recon, images, bootstrap=ctx.settings.bootstrap, seed=ctx.settings.seeds[0])
+    return {**scores, "recon_method": method, "recon_n": len(images)}
 
 
 def _likelihood(ctx: Context, model) -> dict:

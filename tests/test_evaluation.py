@@ -195,6 +195,23 @@ def test_psnr_and_ssim_of_identical_images_are_inf_and_one():
     assert half["recon_bce"] == pytest.approx(math.log(2), rel=1e-5)
 
 
+def test_reconstruction_intervals_have_the_width_of_the_mean_of_per_image_errors():
+    """1 000 images whose per-pixel error is a known constant per image: the MSE interval is the standard
+    error of a mean of those constants (sd / sqrt(n) * 1.96 each side), and holds the estimate."""
+    generator = torch.Generator().manual_seed(0)
+    errors = torch.rand(1000, generator=generator) * 0.2  # per-image |recon - target|, one value per image
+    target = torch.zeros(1000, 1, 28, 28)
+    recon = errors.view(-1, 1, 1, 1).expand_as(target).clone()
+    scores = reconstruction_scores(recon, target, bootstrap=400, seed=1)
+    per_image_mse = errors.double().pow(2)
+    assert scores["recon_mse"] == pytest.approx(per_image_mse.mean().item(), rel=1e-5)
+    half_width = (scores["recon_mse_ci_high"] - scores["recon_mse_ci_low"]) / 2
+    assert half_width == pytest.approx(1.96 * per_image_mse.std().item() / math.sqrt(1000), rel=0.2)
+    for key in ("recon_mse", "recon_bce", "recon_psnr", "recon_ssim"):
+        assert scores[f"{key}_ci_low"] <= scores[key] <= scores[f"{key}_ci_high"], key
+    assert "recon_mse_ci_low" not in reconstruction_scores(recon, target)  # no bootstrap asked, no interval
+
+
 def test_gan_inversion_recovers_images_generated_from_a_known_z():
     torch.manual_seed(0)
     model = build_model("dcgan", {"latent_dim": 8, "g_width": 8, "d_width": 8}).eval()
@@ -457,7 +474,7 @@ def test_an_unreadable_extractor_cache_is_rebuilt(tmp_path, mnist5k):
 # counts and settings in a row: numbers that are not scores
 NON_METRIC_NUMBERS = {
     "extractor_test_acc", "n_real", "n_fake", "n_test", "fid_floor_n", "fid_test_n_fake", "copy_n_train",
-    "kid_subset_size", "recon_n", "likelihood_n", "iwae_k", "bootstrap", "run_step", "seconds",
+    "kid_subset_size", "recon_n", "anomaly_n", "likelihood_n", "iwae_k", "bootstrap", "run_step", "seconds",
 }  # fmt: skip
 
 
