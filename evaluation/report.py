@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from .metric_specs import METRICS, Metric, headline_metrics
+from .metric_specs import METRICS, UNITLESS, Metric, headline_metrics
 from .protocol import compare_protocols
 from .store import LIST_KEYS
 
@@ -24,7 +24,7 @@ INFO_COLUMNS = {
     "run": ("run", "s"),
     "model": ("model", "s"),
     "sampler": ("sampler", "s"),
-    "n_fake": ("n", "d"),
+    "n_fake": ("n (samples)", "d"),
     "recon_method": ("recon via", "s"),
     "extractor_id": ("extractor", "s"),
 }
@@ -78,12 +78,16 @@ SANITY_KEYS = (
 HEADLINE_KEYS = ("run", "sampler", *(m.key for m in headline_metrics() if m.key not in ("kid_mean", "recon_ssim")))
 
 JSON_KEYS = ("fid_curve", "protocol", "capabilities")
-NOT_APPLICABLE = "n/a"
+NOT_APPLICABLE = "n/a"  # the metric needs a capability the run's model lacks
+NOT_COMPUTED = "–"  # it applies, but the row does not hold it
+UNITLESS_TEXT = UNITLESS
 
 
 def column_title(metric: Metric) -> str:
-    """The column label of a metric: its label, its ×10³ scale where the values are scaled, its arrow."""
-    return metric.label + ("×10³" if metric.fmt == "kid" else "") + metric.arrow
+    """The column label of a metric: its label, its unit (none for a declared pure number, and not twice when the
+    label says it), its arrow."""
+    unit = metric.unit_text
+    return metric.label + (f" ({unit})" if unit and unit not in metric.label else "") + metric.arrow
 
 
 def summary_columns(keys=SUMMARY_KEYS) -> list[tuple[str, str, str]]:
@@ -120,7 +124,7 @@ def applies(metric: Metric, row: dict) -> bool:
 def _cell(row: dict, key: str, fmt: str) -> str:
     value = row.get(key)
     if value is None:
-        return NOT_APPLICABLE if key in METRICS and not applies(METRICS[key], row) else "–"
+        return NOT_APPLICABLE if key in METRICS and not applies(METRICS[key], row) else NOT_COMPUTED
     if fmt == "s":
         return str(value)
     text = _number(value, fmt)
@@ -131,8 +135,22 @@ def _cell(row: dict, key: str, fmt: str) -> str:
     return f"{text} ± {_number(std, fmt)}" if std is not None else text
 
 
-def summary_frame(rows: list[dict], keys=SUMMARY_KEYS) -> pd.DataFrame:
-    """The headline columns (``keys``) as formatted text, one row per run."""
+def applies_to_none(rows: list[dict], keys=SUMMARY_KEYS) -> list[str]:
+    """The metric keys among ``keys`` that are n/a in every row (no row's model has what they need): a report
+    leaves these columns out. None of ``keys`` when there are no rows."""
+    return [
+        key
+        for key in keys
+        if rows and key in METRICS and all(row.get(key) is None and not applies(METRICS[key], row) for row in rows)
+    ]
+
+
+def summary_frame(rows: list[dict], keys=SUMMARY_KEYS, drop_not_applicable: bool = False) -> pd.DataFrame:
+    """The headline columns (``keys``) as formatted text, one row per run; ``drop_not_applicable``: without the
+    columns that are n/a in every row (what the exported tables show)."""
+    if drop_not_applicable:
+        dropped = set(applies_to_none(rows, keys))
+        keys = [key for key in keys if key not in dropped]
     columns = summary_columns(keys)
     return pd.DataFrame(
         [[_cell(row, key, fmt) for key, _, fmt in columns] for row in rows],
@@ -156,27 +174,125 @@ def rows_to_frame(rows: list[dict]) -> pd.DataFrame:
     return frame
 
 
+def row_label(row: dict) -> str:
+    """A row's name in notes: its run, and its sampler where that is not the prior."""
+    sampler = row.get("sampler", "prior")
+    return str(row.get("run")) if sampler in ("prior", None) else f"{row.get('run')} ({sampler})"
+
+
+def join_names(labels: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+def grouped(rows: list[dict], describe) -> list[tuple[str, list[str] | None]]:
+    """Each distinct ``describe(row)`` text once, with the rows it holds for — None when it holds for every row
+    (a fact shared by all rows is said once, not once per row). Rows whose description is None are skipped."""
+    groups: dict[str, list[str]] = {}
+    for row in rows:
+        text = describe(row)
+        if text is not None:
+            labels = groups.setdefault(text, [])
+            if row_label(row) not in labels:
+                labels.append(row_label(row))
+    described = [row for row in rows if describe(row) is not None]
+    if len(groups) == 1 and len(described) == len(rows):
+        return [(next(iter(groups)), None)]
+    return [(text, labels) for text, labels in groups.items()]
+
+
+def fact_sentence(rows: list[dict], describe) -> str | None:
+    """One sentence of a fact: said once when every row shares it, else per group of rows (``for a and b``)."""
+    parts = grouped(rows, describe)
+    if not parts:
+        return None
+    if len(parts) == 1 and parts[0][1] is None:
+        return parts[0][0]
+    return "; ".join(f"{text} for {join_names(labels)}" for text, labels in parts)
+
+
 def warning_lines(rows: list[dict]) -> list[str]:
-    return [f"{row.get('run')}: {text}" for row in rows for text in (row.get("warnings") or [])]
+    """Each warning once, with the rows it concerns ("all rows" when it concerns every one of several)."""
+    groups: dict[str, list[str]] = {}
+    for row in rows:
+        for text in row.get("warnings") or []:
+            labels = groups.setdefault(text, [])
+            if row_label(row) not in labels:
+                labels.append(row_label(row))
+    every = {row_label(row) for row in rows}
+    return [
+        f"{'all rows' if len(every) > 1 and set(labels) == every else ', '.join(labels)}: {text}"
+        for text, labels in groups.items()
+    ]
+
+
+def _features(row: dict) -> str | None:
+    if not row.get("extractor_id"):
+        return None
+    acc = row.get("extractor_test_acc")
+    acc_text = f", test accuracy {acc:.1%}" if acc is not None else ""
+    return (
+        f"features: {row['extractor_id']}, a small classifier trained by this project on the dataset's train "
+        f"split{acc_text}"
+    )
+
+
+def _sizes(row: dict) -> str:
+    seeds = ",".join(str(s) for s in row.get("seeds") or [])
+    return (
+        f"{row.get('n_fake')} samples per run (sampling seeds {seeds}) against {row.get('n_real')} real images "
+        f"({row.get('reference', 'train split')}) and {row.get('n_test')} held-out test images"
+    )
+
+
+def _bootstrap(row: dict) -> str | None:
+    boot = row.get("bootstrap")
+    return f"[low, high]: 95 % bootstrap interval ({boot} resamples)" if boot else None
+
+
+def _reconstruction(row: dict) -> str | None:
+    if row.get("recon_n") is None:
+        return None
+    method = row.get("recon_method")
+    return f"reconstruction error on {row['recon_n']} held-out test images" + (f" by {method}" if method else "")
 
 
 def provenance(rows: list[dict]) -> str:
-    """How the numbers were made, for under a table; rows made under different protocols are flagged."""
-    parts = []
-    for row in rows:
-        acc = row.get("extractor_test_acc")
-        acc_text = f", test accuracy {acc:.1%}" if acc is not None else ""
-        boot = row.get("bootstrap")
-        boot_text = f"; [low, high]: 95 % bootstrap interval ({boot} resamples)" if boot else ""
-        parts.append(
-            f"{row.get('run')}: features of {row.get('extractor_id')}{acc_text}; "
-            f"{row.get('n_real')} real ({row.get('reference', 'train split')}) and {row.get('n_test')} held-out "
-            f"test images vs {row.get('n_fake')} samples, seeds {','.join(str(s) for s in row.get('seeds') or [])}"
-            f"{boot_text}; reconstruction on {row.get('recon_n')} test images"
-        )
+    """How the numbers were made, for under a table: each fact once (per group of rows where they differ), the
+    feature-space caveat, and a flag on rows made under different protocols."""
+    if not rows:
+        return ""
+    features = fact_sentence(rows, _features)
+    sentences = [
+        features,
+        "FID, KID and precision/recall/density/coverage are measured in this classifier's feature space, not in "
+        "Inception-v3's, so they compare these runs with each other but not with FID values published in papers"
+        if features
+        else None,
+        fact_sentence(rows, _sizes),
+        fact_sentence(rows, _bootstrap),
+        fact_sentence(rows, _reconstruction),
+    ]
     check = compare_protocols(rows)
-    mixed = [] if check.same or len(rows) < 2 else [f"Not comparable as they stand: {check.describe()}"]
-    return ". ".join(parts + mixed) + "."
+    if not check.same and len(rows) > 1:
+        sentences.append(f"Not comparable as they stand: {check.describe()}")
+    return "".join(s[0].upper() + s[1:] + ". " for s in sentences if s).strip()
+
+
+def table_notes(rows: list[dict], keys=SUMMARY_KEYS) -> str:
+    """What the table's symbols mean and which columns it leaves out, each said once."""
+    frame = summary_frame(rows, keys, drop_not_applicable=True)
+    cells = set(frame.to_numpy().ravel().tolist())
+    notes = []
+    if NOT_APPLICABLE in cells:
+        notes.append(f"{NOT_APPLICABLE} = the metric needs a capability the model lacks (e.g. a posterior)")
+    if NOT_COMPUTED in cells:
+        notes.append(f"{NOT_COMPUTED} = not computed for this row")
+    left_out = applies_to_none(rows, keys)
+    if left_out:
+        labels = join_names([METRICS[key].label for key in left_out])
+        notes.append(f"Left out, as they apply to none of these models: {labels}")
+    return "".join(note + ". " for note in notes).strip()
 
 
 def markdown_table(frame: pd.DataFrame) -> list[str]:
@@ -185,7 +301,11 @@ def markdown_table(frame: pd.DataFrame) -> list[str]:
 
 
 def to_markdown(rows: list[dict]) -> str:
-    lines = [*markdown_table(summary_frame(rows)), "", provenance(rows)]
+    """The summary table (columns that apply to no row left out), how it was made, its notes, each once."""
+    lines = [*markdown_table(summary_frame(rows, drop_not_applicable=True)), "", provenance(rows)]
+    notes = table_notes(rows)
+    if notes:
+        lines += ["", notes]
     warnings = warning_lines(rows)
     if warnings:
         lines += ["", "Warnings:", *[f"- {w}" for w in warnings]]
@@ -225,6 +345,12 @@ def _latex_escape(text: str) -> str:
         ("↓", r"$\downarrow$"),
         ("↑", r"$\uparrow$"),
         ("×10³", r"$\times 10^3$"),
+        ("×", r"$\times$"),
+        ("≈", r"$\approx$"),
+        ("σ", r"$\sigma$"),
+        ("β", r"$\beta$"),
+        ("²", r"$^2$"),
+        ("³", r"$^3$"),
         ("∞", r"$\infty$"),
         ("–", "--"),
     ):
@@ -233,15 +359,22 @@ def _latex_escape(text: str) -> str:
 
 
 def to_latex(rows: list[dict]) -> str:
-    """A page-width booktabs table of the headline columns (needs \\usepackage{booktabs,graphicx}); the full
-    table is the CSV. Warnings become a footnote-sized list after it."""
-    frame = summary_frame(rows, HEADLINE_KEYS)
+    """A page-width booktabs table of the headline columns that apply to some row (needs
+    \\usepackage{booktabs,graphicx}); the full table is the CSV. One caption says how the numbers were made and
+    what the symbols mean, each fact once; the warnings, each once, follow as a footnote-sized list in the float."""
+    frame = summary_frame(rows, HEADLINE_KEYS, drop_not_applicable=True)
+    dropped = set(applies_to_none(rows, HEADLINE_KEYS))
+    columns = [column for column in summary_columns(HEADLINE_KEYS) if column[0] not in dropped]
+    datasets = sorted({str(row["dataset"]) for row in rows if row.get("dataset")})
+    where = f" on {', '.join(datasets)}" if datasets else ""
+    title = f"Generators compared{where} (↑ higher is better, ↓ lower)."
+    caption = " ".join(filter(None, (title, provenance(rows), table_notes(rows, HEADLINE_KEYS))))
     lines = [
         "% needs \\usepackage{booktabs} and \\usepackage{graphicx}; every column is in metrics.csv",
         r"\begin{table}[ht]",
         r"\centering",
         r"\resizebox{\textwidth}{!}{%",
-        r"\begin{tabular}{" + "".join("l" if fmt == "s" else "r" for _, _, fmt in summary_columns(HEADLINE_KEYS)) + "}",
+        r"\begin{tabular}{" + "".join("l" if fmt == "s" else "r" for _, _, fmt in columns) + "}",
         r"\toprule",
         " & ".join(_latex_escape(c) for c in frame.columns) + r" \\",
         r"\midrule",
@@ -250,18 +383,90 @@ def to_latex(rows: list[dict]) -> str:
     lines += [
         r"\bottomrule",
         r"\end{tabular}}",
-        r"\caption{" + _latex_escape(provenance(rows)) + "}",
+        r"\caption{" + _latex_escape(caption) + "}",
         r"\label{tab:generators}",
-        r"\end{table}",
     ]
     warnings = warning_lines(rows)
     if warnings:
         lines += [r"\begin{itemize}\footnotesize", *[r"\item " + _latex_escape(w) for w in warnings], r"\end{itemize}"]
+    lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
 
 
 def to_csv(rows: list[dict]) -> str:
-    return rows_to_frame(rows).to_csv(index=False)
+    """Every column that holds a value in some row (a column empty in every row, e.g. a metric that applies to
+    none of these models, is left out; the JSON keeps every key)."""
+    return rows_to_frame(rows).dropna(axis=1, how="all").to_csv(index=False)
+
+
+# what the CSV's non-metric columns hold: (unit, meaning)
+FIELD_DESCRIPTIONS = {
+    "run": ("", "run folder name"),
+    "model": ("", "model name in the registry"),
+    "dataset": ("", "data set the run was trained on"),
+    "sampler": ("", "latent sampler the samples were drawn with (prior, gmm, two-stage)"),
+    "extractor_id": ("", "feature extractor (a classifier trained by this project) and the hash of its weights"),
+    "extractor_test_acc": (UNITLESS_TEXT, "the extractor's test accuracy (share of test images)"),
+    "n_real": ("images", "real images the samples are compared with"),
+    "n_fake": ("samples", "samples drawn per run"),
+    "n_test": ("images", "held-out test images"),
+    "seeds": ("", "sampling seeds"),
+    "class_histogram": ("share", "share of samples per class (by the extractor), comma-separated"),
+    "recon_method": ("", "how test images were reconstructed (encode-decode or latent inversion)"),
+    "recon_n": ("images", "held-out test images the reconstruction metrics average over"),
+    "likelihood": ("", "likelihood the ELBO and IWAE bound use"),
+    "kl_per_dim": ("nats", "KL of each latent dimension, comma-separated"),
+    "mean_variance_per_dim": ("", "variance of each latent dimension's posterior mean over test images"),
+    "fid_curve": ("", "FID at several n (JSON: n, fid, ci_low, ci_high)"),
+    "warnings": ("", "what to keep in mind when reading the row"),
+    "run_dir": ("", "run folder"),
+    "bootstrap": ("resamples", "bootstrap resamples behind each 95 % interval"),
+    "reference": ("", "the real images FID and precision/recall are measured against"),
+    "run_step": ("steps", "training steps of the weights scored"),
+    "run_created": ("UTC time", "when the run was created"),
+    "weights_sha256": ("", "hash of the weights scored"),
+    "capabilities": ("", "what the model can do (JSON)"),
+    "fid_floor_n": ("images", "size of each real half behind the FID floor"),
+    "fid_test_n_fake": ("samples", "samples compared with the test split"),
+    "copy_n_train": ("images", "training images the copy rate searches"),
+    "kid_subset_size": ("samples", "subset size of KID's estimates"),
+    "iwae_k": ("importance samples", "importance samples per image of the IWAE bound"),
+    "likelihood_n": ("images", "test images the likelihood bounds average over"),
+    "protocol": ("", "how the row was made (JSON)"),
+    "seconds": ("s", "time the evaluation took"),
+    "evaluated": ("UTC time", "when the row was computed"),
+}
+
+
+def _column_description(key: str) -> tuple[str, str, str]:
+    """(label, unit, meaning) of a CSV column: a metric, a metric's interval end or spread, or a row field."""
+    for suffix, what in (
+        ("_ci_low", "lower end of the 95 % interval of"),
+        ("_ci_high", "upper end of the 95 % interval of"),
+        ("_std", "standard deviation over seeds of"),
+    ):
+        base = key.removesuffix(suffix)
+        if key.endswith(suffix) and base in METRICS:
+            label, unit, _ = _column_description(base)
+            return f"{label}: {what.split(' of')[0]}", unit, f"{what} {label}"
+    if key in METRICS:
+        m = METRICS[key]
+        unit = m.unit_text or UNITLESS_TEXT
+        if m.fmt == "kid":
+            unit = f"{UNITLESS_TEXT} (the tables show it {m.unit_text})"
+        return m.label, unit, m.meaning
+    unit, meaning = FIELD_DESCRIPTIONS.get(key, ("", "not described"))
+    return key, unit, meaning
+
+
+def columns_markdown(rows: list[dict]) -> str:
+    """``columns.md``: every column of the CSV with its label, unit and meaning (the CSV's header holds keys)."""
+    frame = rows_to_frame(rows).dropna(axis=1, how="all")
+    lines = ["| column | label | unit | meaning |", "|---|---|---|---|"]
+    for key in frame.columns:
+        label, unit, meaning = _column_description(key)
+        lines.append(f"| `{key}` | {label} | {unit or '–'} | {meaning} |")
+    return "\n".join(lines) + "\n"
 
 
 def to_json(rows: list[dict]) -> str:
@@ -270,6 +475,6 @@ def to_json(rows: list[dict]) -> str:
 
 def to_text(rows: list[dict], width: int = 120) -> str:
     """The summary table for a terminal of ``width`` columns (pandas wraps the columns), warnings below."""
-    text = summary_frame(rows).to_string(index=False, line_width=width)
+    text = summary_frame(rows, drop_not_applicable=True).to_string(index=False, line_width=width)
     warnings = warning_lines(rows)
     return text + ("\n\nwarnings:\n" + "\n".join(f"  {w}" for w in warnings) if warnings else "") + "\n"

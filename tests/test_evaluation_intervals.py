@@ -174,9 +174,10 @@ def test_report_columns_come_from_the_metric_table_and_show_intervals():
     row = {"run": "r", "fid": 2.0, "fid_ci_low": 1.5, "fid_ci_high": 2.5, "capabilities": {"posterior": False}}
     frame = report.summary_frame([row])
     assert frame.loc[0, report.column_title(METRICS["fid"])] == "2.00 [1.50, 2.50]"
-    assert frame.loc[0, "ELBO ↑"] == "n/a"  # needs a posterior, which the model lacks
+    assert frame.loc[0, "ELBO (nats/image) ↑"] == "n/a"  # needs a posterior, which the model lacks
     assert frame.loc[0, "FID (test) ↓"] == "–"  # applies, but was not computed
-    assert all(label in frame.columns for label in ("FID ↓", "copy rate ↓", "KID×10³ ↓", "coverage ↑"))
+    assert all(label in frame.columns for label in ("FID ↓", "copy rate ↓", "KID (×10³) ↓", "coverage ↑"))
+    assert "ELBO (nats/image) ↑" not in report.summary_frame([row], drop_not_applicable=True).columns
 
 
 # --- the sanity panel ---------------------------------------------------------------------------------------
