@@ -30,6 +30,7 @@ CURVE_POINTS = 400
 IGNORED_HISTORY = {"step", "epoch", "seconds", "beta"}
 PROBABILITY_COLUMNS = {"d_real", "d_fake"}
 DONE_KEY = "metrics_done"
+VIEW_N_KEY, SHOW_N_KEY = "metrics_view_n", "metrics_show_n"
 
 EXPLANATION = """
 **FID** compares the feature statistics of generated and real images (lower is better; log scale here, so a
@@ -290,14 +291,23 @@ def training_figure(run: Run) -> go.Figure | None:
     columns = [c for c in frame.columns if c not in IGNORED_HISTORY]
     if frame.empty or not columns:
         return None
-    panels = [("loss terms (nats per image or per batch mean)", [c for c in columns if c not in PROBABILITY_COLUMNS])]
+    # (panel title above it, short y-axis title: a long one runs past its panel into the next one's title)
+    losses = [c for c in columns if c not in PROBABILITY_COLUMNS]
+    panels = [("loss terms (nats per image or per batch mean)", "loss (nats)", losses)]
     if PROBABILITY_COLUMNS & set(columns):
-        panels.append(("D's mean output (probability real)", [c for c in columns if c in PROBABILITY_COLUMNS]))
-    figure = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.08)
-    for i, (title, names) in enumerate(panels, start=1):
+        probabilities = [c for c in columns if c in PROBABILITY_COLUMNS]
+        panels.append(("D's mean output (probability that the image is real)", "P(real)", probabilities))
+    figure = make_subplots(
+        rows=len(panels),
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.12,
+        subplot_titles=[title for title, _, _ in panels],
+    )
+    for i, (_, axis_title, names) in enumerate(panels, start=1):
         for name in names:
             figure.add_trace(go.Scatter(x=frame["step"], y=frame[name], name=name, mode="lines"), row=i, col=1)
-        figure.update_yaxes(title_text=title, row=i, col=1)
+        figure.update_yaxes(title_text=axis_title, row=i, col=1)
     figure.update_xaxes(title_text="training step", row=len(panels), col=1)
     figure.update_layout(
         height=280 * len(panels) + 60, title=f"{run.label}: training curves", legend={"orientation": "h", "y": -0.2}
@@ -410,7 +420,7 @@ def render_compute_form(selection: Selection, shown_n: int | None) -> None:
                 return
             compute(todo, n, recompute)
             st.session_state[DONE_KEY] = f"Done: computed {len(todo)} run(s) at n = {n}; showing n = {n}."
-            st.session_state["metrics_show_n"] = n
+            st.session_state[SHOW_N_KEY] = n
             st.rerun()
 
 
@@ -503,13 +513,13 @@ def render(selection: Selection) -> None:
     ns = available_ns(selection.runs)
     default_n = comparison_n(selection.runs) or (max(ns) if ns else None)
     if ns:
-        chosen = st.session_state.get("metrics_show_n")
-        index = ns.index(chosen) if chosen in ns else ns.index(default_n)
+        shown = st.session_state.pop(SHOW_N_KEY, None)  # just computed: show that n (the box keeps its own state)
+        if shown in ns or st.session_state.get(VIEW_N_KEY) not in ns:
+            st.session_state[VIEW_N_KEY] = shown if shown in ns else default_n
         n = st.selectbox(
             "Show rows computed with n samples",
             ns,
-            index=index,
-            key="metrics_view_n",
+            key=VIEW_N_KEY,
             help="Rows at different n are never mixed in one table or chart (FID depends on n).",
         )
     else:

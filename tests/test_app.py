@@ -14,7 +14,7 @@ from dashboard import PAGE
 from dashboard.latent import TRAVERSALS as LATENT_TRAVERSALS
 from dashboard.state import CHECKPOINTS_ENV, RENDER_COUNTS_ENV, VIEW_KEY
 from dashboard.tabs import TAB_TITLES
-from tests.conftest import TINY_STEPS
+from tests.conftest import METRICS_N, TINY_STEPS
 
 APP = str(PAGE)
 TIMEOUT = 180
@@ -205,6 +205,24 @@ def test_metrics_tab_shows_headline_and_full_tables_fairness_and_charts(app):
     assert_clean(app)
     configs = tab(app, "Metrics").get("json")
     assert len(configs) == 4 and all('"model_config"' in element.proto.body for element in configs)
+
+
+def test_computing_metrics_at_another_n_shows_the_rows_at_that_n(tmp_path, dashboard_runs, monkeypatch):
+    """'Done … showing n = 500' must be true: the table switches to the n just computed."""
+    checkpoints = tmp_path / "checkpoints"
+    for name in ("ae-mnist5k", "_extractors"):
+        shutil.copytree(dashboard_runs / name, checkpoints / name)
+    at = open_app(checkpoints, monkeypatch)
+    tab(at, "Metrics")
+    assert at.selectbox(key="metrics_view_n").value == METRICS_N
+    at.select_slider(key="metrics_n").set_value(500)
+    at.button[[b.label for b in at.button].index("Compute")].click().run()
+    assert_clean(at)
+    done = [s.value for s in tab(at, "Metrics").success]
+    assert any("showing n = 500" in text for text in done), done
+    assert at.selectbox(key="metrics_view_n").value == 500
+    texts = [element.value for element in [*tab(at, "Metrics").caption, *tab(at, "Metrics").markdown]]
+    assert any("n = 500" in text for text in texts) and not any("n = 100" in text for text in texts), texts
 
 
 def test_findings_tab_states_every_claim_and_offers_downloads(app):
