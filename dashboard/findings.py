@@ -1,9 +1,9 @@
 """The classic VAE-vs-GAN claims, each tested on the numbers measured on the selected runs.
 
-A claim is "supported" only when the 95 % interval of the difference it rests on excludes zero (see
-``evaluation.comparison``); a tie or an interval that straddles zero is "no clear difference"; a difference the
-other way is "not supported". Without the numbers, or without intervals, it is "not measured yet" and says what
-is missing. Runs are picked by what the models can do (their capabilities), never by their names.
+A claim is "supported" only when the 95 % interval of every difference it rests on excludes zero in its favour
+(see ``evaluation.comparison``); "contradicted" when any of them excludes zero the other way; otherwise "no clear
+difference". Only when nothing could be tested (no numbers, or no intervals) is it "not measured yet", saying
+what is missing. Runs are picked by what the models can do (their capabilities), never by their names.
 """
 
 from __future__ import annotations
@@ -12,20 +12,24 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from evaluation.comparison import BETTER, UNTESTED, WORSE, Comparison, compare
+from evaluation.comparison import (
+    CONTRADICTED,
+    NO_CLEAR,
+    NOT_MEASURED,
+    SUPPORTED,
+    UNTESTED,
+    combine_verdicts,
+    compare,
+    verdict_of,
+)
 from evaluation.diagnostics import HISTORY_TAIL_FRACTION, loss_fluctuation
 from evaluation.groups import group_rows
+from evaluation.likelihood import ACTIVE_UNIT_THRESHOLD
 from generators.checkpoints import read_history
 
 from .state import Run
 
-SUPPORTED, NOT_SUPPORTED, NO_CLEAR, MIXED, NOT_MEASURED = (
-    "supported",
-    "not supported",
-    "no clear difference",
-    "mixed",
-    "not measured yet",
-)
+FAINT_KL_NATS = 0.1  # a dimension carrying less KL than this says almost nothing about the image
 ROLES = {  # which selected runs play "the GAN", "the VAE" and "the autoencoder" in the textbook claims
     "GAN": lambda caps: caps.discriminator,
     "VAE": lambda caps: caps.posterior,
@@ -48,19 +52,6 @@ def pick(runs: list[Run], rows: dict[str, dict], role: str) -> tuple[Run, dict] 
         key=lambda run: (run.capabilities.conditional, abs((run.beta if run.beta is not None else 1.0) - 1))
     )
     return (candidates[0], rows.get(candidates[0].name, {})) if candidates else None
-
-
-def verdict_of(comparisons: list[Comparison]) -> str:
-    """Supported when every comparison favours A; not supported when every one favours B; else no clear
-    difference (or mixed, when they point opposite ways)."""
-    outcomes = {c.outcome for c in comparisons}
-    if UNTESTED in outcomes:
-        return NOT_MEASURED
-    if outcomes == {BETTER}:
-        return SUPPORTED
-    if outcomes == {WORSE}:
-        return NOT_SUPPORTED
-    return MIXED if {BETTER, WORSE} <= outcomes else NO_CLEAR
 
 
 def _claim(claim: str, a, b, keys: tuple[str, ...], roles: tuple[str, str]) -> Finding:
@@ -123,10 +114,23 @@ def beta_trade_off(runs, rows) -> Finding:
     recon = compare(row_low, row_high, "recon_mse")  # the smaller β reconstructs better
     evidence = (
         f"β={high.beta:g} ({high.name}) vs β={low.beta:g} ({low.name}): prior samples — {prior.describe()}; "
-        f"reconstruction (smaller β first) — {recon.describe()}; active units "
-        f"{row_high.get('active_units', '—')} vs {row_low.get('active_units', '—')}"
+        f"reconstruction (smaller β first) — {recon.describe()}; {latent_use(row_high)} vs {latent_use(row_low)}"
     )
     return Finding(claim, verdict_of([prior, recon]), evidence + ".")
+
+
+def latent_use(row: dict) -> str:
+    """How much of its latent space a VAE uses: the KL each dimension carries (what β squeezes), and the active
+    units by their usual rule, so '8 active units' never stands alone beside dimensions of 0.01 nats."""
+    kl = sorted(row.get("kl_per_dim") or [])
+    if not kl:
+        return "latent use not measured"
+    faint = sum(value < FAINT_KL_NATS for value in kl)
+    return (
+        f"KL per dimension {', '.join(f'{value:.2g}' for value in kl)} nats ({faint} of {len(kl)} under "
+        f"{FAINT_KL_NATS:g} nats; active units by posterior-mean variance > {ACTIVE_UNIT_THRESHOLD:g}: "
+        f"{row.get('active_units', '—')})"
+    )
 
 
 def ae_prior_garbage(runs, rows) -> Finding:
@@ -181,14 +185,15 @@ def conditional_draws_its_class(runs, rows) -> Finding:
             continue
         spread = 1.96 * (accuracy * (1 - accuracy) / n) ** 0.5
         chance = 1 / run.capabilities.num_classes
-        verdicts.append(SUPPORTED if accuracy - spread > chance else NO_CLEAR)
+        verdicts.append(
+            SUPPORTED if accuracy - spread > chance else CONTRADICTED if accuracy + spread < chance else NO_CLEAR
+        )
         worst = min(row.get("label_accuracy_per_class") or [accuracy])
         parts.append(
             f"{run.name}: label accuracy {accuracy:.3f} [{accuracy - spread:.3f}, {accuracy + spread:.3f}] "
             f"(n = {n}; chance {chance:.2f}; worst class {worst:.3f})"
         )
-    verdict = NOT_MEASURED if NOT_MEASURED in verdicts else SUPPORTED if set(verdicts) == {SUPPORTED} else NO_CLEAR
-    return Finding(claim, verdict, "; ".join(parts) + ".")
+    return Finding(claim, combine_verdicts(verdicts), "; ".join(parts) + ".")
 
 
 CHECKS = (

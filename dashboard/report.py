@@ -20,8 +20,7 @@ from .sweep import largest_sweep, sweep_figures
 ZIP_KEY = "report_zip"
 VERDICT_ICONS = {  # Streamlit's bundled icon font: no emoji font needed on the viewer's machine
     findings_module.SUPPORTED: ":green[:material/check_circle:]",
-    findings_module.NOT_SUPPORTED: ":red[:material/cancel:]",
-    findings_module.MIXED: ":orange[:material/contrast:]",
+    findings_module.CONTRADICTED: ":red[:material/cancel:]",
     findings_module.NO_CLEAR: ":gray[:material/drag_handle:]",
     findings_module.NOT_MEASURED: ":gray[:material/hourglass_empty:]",
 }
@@ -228,10 +227,15 @@ def render(selection: Selection) -> None:
         st.markdown(f"{VERDICT_ICONS[finding.verdict]} **{finding.claim}** — *{finding.verdict}*  \n{finding.evidence}")
     st.divider()
     st.markdown(
-        "**Report export**: every figure as PNG and PDF, a page-width LaTeX table (booktabs, headline columns; the "
-        "full table as CSV), the fairness table, a methods paragraph to adapt and cite, the sample grids and these "
-        "findings."
+        "**Report export**: every figure as PNG and PDF with a caption each (`figures.md`), a page-width LaTeX table "
+        "(booktabs, headline columns; the full table as CSV, its columns and units in `columns.md`), the fairness "
+        "table, a methods paragraph to adapt and cite, the sample grids and these findings."
     )
+    if selection.runs and sanity_panel(selection)[0] is None:
+        st.caption(
+            "The metric sanity panel is not computed for this dataset yet, so the zip leaves it out (its README says "
+            "so): compute it in *Sanity & copying* first to include it."
+        )
     if st.button("Build the report zip", key="report_build"):
         bar = st.progress(0.0, text="Drawing the grids and exporting the figures…")
         st.session_state[ZIP_KEY] = build_zip(selection, lambda f, text: bar.progress(f, text=text))

@@ -24,6 +24,9 @@ from .metric_specs import metric
 
 Z95 = 1.959963984540054
 BETTER, WORSE, NO_CLEAR_DIFFERENCE, UNTESTED = "better", "worse", "no clear difference", "untested"
+# a claim's verdict: three outcomes of a test, and "not measured yet" only when nothing could be tested
+SUPPORTED, CONTRADICTED, NO_CLEAR, NOT_MEASURED = "supported", "contradicted", "no clear difference", "not measured yet"
+VERDICT_OF_OUTCOME = {BETTER: SUPPORTED, WORSE: CONTRADICTED, NO_CLEAR_DIFFERENCE: NO_CLEAR, UNTESTED: NOT_MEASURED}
 HIGHER, LOWER = "higher", "lower"  # for metrics without a better direction
 
 
@@ -105,3 +108,19 @@ def compare(row_a: dict, row_b: dict, key: str) -> Comparison:
     else:
         outcome = BETTER if (low > 0) == metric(key).higher_is_better else WORSE
     return Comparison(key, value_a, value_b, low, high, outcome, test)
+
+
+def combine_verdicts(verdicts: list[str]) -> str:
+    """One verdict for a claim that rests on several tests, never at odds with any of them: contradicted when any
+    test goes against the claim; supported only when every test supports it; not measured yet only when no test
+    could be made; otherwise no clear difference."""
+    if not verdicts or set(verdicts) == {NOT_MEASURED}:
+        return NOT_MEASURED
+    if CONTRADICTED in verdicts:
+        return CONTRADICTED
+    return SUPPORTED if set(verdicts) == {SUPPORTED} else NO_CLEAR
+
+
+def verdict_of(comparisons: list[Comparison]) -> str:
+    """The verdict of a claim that A beats B on every compared metric (each in its own direction)."""
+    return combine_verdicts([VERDICT_OF_OUTCOME[c.outcome] for c in comparisons])

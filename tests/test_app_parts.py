@@ -106,9 +106,9 @@ def test_findings_follow_the_numbers(tmp_path):
 
     flipped = [{**rows[0], **measured(sharpness=1.5, recall=0.1, coverage=0.1)}, *rows[1:]]
     found = {f.claim: f.verdict for f in findings.assess([vae, vae4, ae, gan], flipped)}
-    assert found["GAN samples are sharper than VAE samples."] == findings.NOT_SUPPORTED
+    assert found["GAN samples are sharper than VAE samples."] == findings.CONTRADICTED
     assert found["The VAE covers more modes of the data than the GAN (higher recall and coverage)."] == (
-        findings.NOT_SUPPORTED
+        findings.CONTRADICTED
     )
 
 
