@@ -3,7 +3,10 @@
 The summary tables (Markdown, LaTeX, terminal) show one row per run with the headline metrics: labels, units,
 ↑/↓ arrows and formats come from ``metric_specs.METRICS``; a value is shown as ``value [low, high]`` with its
 95 % interval, ``mean ± std`` where several seeds were run, and "n/a" where the metric needs a capability the
-run's model lacks. The warnings go underneath. CSV and JSON hold every column.
+run's model lacks (a column that is n/a for every row is left out, and the notes say so). How the numbers were
+made (extractor and its feature-space caveat, sizes, intervals, reconstruction) and the warnings go underneath,
+each fact and each warning once, naming the rows it concerns where it does not concern all. The JSON holds every
+key; the CSV every column that holds a value in some row (``columns_markdown`` gives each one's label and unit).
 """
 
 from __future__ import annotations
