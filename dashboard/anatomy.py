@@ -102,7 +102,8 @@ def terms_table(runs: list[Run], index: int, seed: int) -> pd.DataFrame:
 def render_decodes(run: Run, result: dict, seed: int) -> None:
     """One run's decodes of this image: from μ, and from k draws around it (a VAE), with its two loss terms."""
     st.markdown(f"**{run.label}**")
-    st.image(to_pil(result["reconstruction"], nrow=1, scale=4), caption="decoded from μ", output_format="PNG")
+    caption = "decoded from μ" if result["sigma"] is not None else "decoded from its code"
+    st.image(to_pil(result["reconstruction"], nrow=1, scale=4), caption=caption, output_format="PNG")
     if result["decodes"] is None:
         st.caption("An autoencoder has one code per image and no σ: nothing to draw around it.")
         return

@@ -360,7 +360,7 @@ def training_alarms(run: Run, row: dict | None) -> list[str]:
     """Plain-language warnings: the discriminator winning outright (models with one) and mode collapse."""
     history = pd.DataFrame(read_history(run.run_dir))
     alarms = loss_balance_alarms(history) if run.capabilities.discriminator else []
-    alarms += mode_collapse_alarms(row, len(run.info.get("class_names") or []))
+    alarms += mode_collapse_alarms(row, len(run.info.get("class_names") or []), run.capabilities)
     return [f"{run.name}: {alarm}" for alarm in alarms]
 
 

@@ -234,12 +234,26 @@ def loss_balance_alarms(history: pd.DataFrame) -> list[str]:
     ]
 
 
-def mode_collapse_alarms(row: dict | None, num_classes: int) -> list[str]:
-    """A warning when the samples hit fewer than ``COLLAPSE_MODE_FRACTION`` of the classes."""
+def mode_collapse_alarms(row: dict | None, num_classes: int, capabilities=None) -> list[str]:
+    """A warning when the samples hit fewer than ``COLLAPSE_MODE_FRACTION`` of the classes. For a model whose
+    codes are not pulled towards its prior (an encoder without a posterior) drawn from that prior, the cause is
+    not mode collapse: N(0, I) draws land in the holes between the codes the decoder knows."""
     modes = (row or {}).get("modes")
     if modes is None or not num_classes or modes >= num_classes * COLLAPSE_MODE_FRACTION:
         return []
-    return [f"the samples fall into only {modes:g} of {num_classes} classes (mode collapse)."]
+    found = f"the samples fall into only {modes:g} of {num_classes} classes"
+    prior_holes = (
+        capabilities is not None
+        and capabilities.encoder
+        and not capabilities.posterior
+        and (row or {}).get("sampler", "prior") == "prior"
+    )
+    if prior_holes:
+        return [
+            f"{found}: draws from N(0, I) land in holes of this autoencoder's code space (nothing pulled its codes "
+            "towards the prior), not mode collapse — try the GMM sampler, fitted to its codes."
+        ]
+    return [f"{found} (mode collapse)."]
 
 
 FLUCTUATION_BLOCKS = 10

@@ -14,7 +14,17 @@ import torch.nn.functional as F
 from evaluation import diagnostics
 from evaluation.comparison import BETTER, HIGHER, NO_CLEAR_DIFFERENCE, UNTESTED, WORSE, compare
 from generators.registry import MODELS, build_model
+
+
+def capabilities_of_model(name: str):
+    return build_model(name, tiny_options(name)).capabilities
+
+
 from tests.helpers import tiny_options
+
+def capabilities_of_model(name: str):
+    return build_model(name, tiny_options(name)).capabilities
+
 
 torch.manual_seed(0)
 IMAGES = torch.rand(6, 1, 28, 28)
@@ -169,6 +179,14 @@ def test_mode_collapse_alarm_below_the_threshold():
     assert diagnostics.mode_collapse_alarms({"modes": 2}, 10)
     assert not diagnostics.mode_collapse_alarms({"modes": 10}, 10)
     assert not diagnostics.mode_collapse_alarms({}, 10)
+    autoencoder = capabilities_of_model("ae")
+    (alarm,) = diagnostics.mode_collapse_alarms({"modes": 2, "sampler": "prior"}, 10, autoencoder)
+    assert "holes" in alarm and "mode collapse" not in alarm.replace("not mode collapse", "")
+    for name in ("vae", "dcgan"):
+        (alarm,) = diagnostics.mode_collapse_alarms({"modes": 2, "sampler": "prior"}, 10, capabilities_of_model(name))
+        assert alarm.endswith("(mode collapse).")
+    (alarm,) = diagnostics.mode_collapse_alarms({"modes": 2, "sampler": "gmm"}, 10, autoencoder)
+    assert alarm.endswith("(mode collapse).")  # a sampler fitted to its codes has no holes to blame
 
 
 def test_loss_fluctuation_per_block():
