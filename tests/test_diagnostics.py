@@ -14,13 +14,8 @@ import torch.nn.functional as F
 from evaluation import diagnostics
 from evaluation.comparison import BETTER, HIGHER, NO_CLEAR_DIFFERENCE, UNTESTED, WORSE, compare
 from generators.registry import MODELS, build_model
-
-
-def capabilities_of_model(name: str):
-    return build_model(name, tiny_options(name)).capabilities
-
-
 from tests.helpers import tiny_options
+
 
 def capabilities_of_model(name: str):
     return build_model(name, tiny_options(name)).capabilities
