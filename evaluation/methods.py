@@ -8,10 +8,10 @@ never from its name; the reference a model's module cites in its first paragraph
 from __future__ import annotations
 
 import dataclasses
-import os
-import platform
 import re
 import sys
+
+from generators.machine import describe_machine
 
 from .report import fact_sentence, join_names, row_label
 
@@ -45,26 +45,8 @@ def indefinite_article(number: int) -> str:
 
 
 def current_machine() -> str:
-    """This machine, described for a methods section: CPU model, logical cores, GPU, OS, torch version."""
-    import torch
-
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
-            cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
-    except OSError:
-        pass
-    cpu = cpu or platform.processor() or "unknown CPU"
-    if torch.cuda.is_available():
-        gpu = "GPU " + torch.cuda.get_device_name(0)
-    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        gpu = "Apple GPU (mps)"
-    else:
-        gpu = "no GPU"
-    return (
-        f"{cpu} ({platform.machine()}), {os.cpu_count()} logical cores, {gpu}; "
-        f"{platform.system()}, Python {platform.python_version()}, torch {torch.__version__}"
-    )
+    """This machine, described for a methods section (as a run stores the machine it trained on)."""
+    return describe_machine()
 
 
 def machine_sentence(infos: list[dict]) -> str:

@@ -30,7 +30,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save
 
 from .base import Generator
-from .cli import MAX_SEED, MAX_STEPS
+from .cli import MAX_CLASSES, MAX_SEED, MAX_STEPS
 from .errors import UserError, WriteFailed
 from .registry import model_class
 
@@ -90,6 +90,22 @@ def check_regular_file(path: Path, max_bytes: int) -> os.stat_result:
     return info
 
 
+def _read_upto(fh, first: int, limit: int) -> bytes:
+    """Up to ``limit`` bytes of ``fh``: ``first`` in one read (the expected size), then, for a file that grew,
+    bounded chunks until the end or the limit."""
+    chunks, total = [], 0
+    want = first
+    while total < limit:
+        size = min(want, limit - total)
+        chunk = fh.read(size)
+        chunks.append(chunk)
+        total += len(chunk)
+        if len(chunk) < size:  # a short read of a regular file: its end
+            break
+        want = 1 << 20
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 def read_regular_file(path: Path, max_bytes: int) -> bytes:
     """The bytes of ``path`` if it is a regular file of at most ``max_bytes``; otherwise one-line ``UserError``.
 
@@ -100,11 +116,12 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise UserError(f"cannot read {path} ({exc.strerror or exc})") from None
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+    with os.fdopen(fd, "rb", buffering=0) as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):
             raise UserError(f"{path} is not a regular file and was not read")
-        try:
-            data = fh.read(max_bytes + 1)
+        try:  # a buffer of the file's size, not of the bound: read(2 GiB) allocates 2 GiB even for a small file
+            data = _read_upto(fh, min(info.st_size, max_bytes) + 1, max_bytes + 1)
         except OSError as exc:
             raise UserError(f"cannot read {path} ({exc.strerror or exc})") from None
     if len(data) > max_bytes:
@@ -265,6 +282,7 @@ class RunInfoSchema(BaseModel):
     seconds: StrictFloat | StrictInt = Field(default=0.0, ge=0, le=1e12)
     created: StrictStr = Field(default="", max_length=100)
     code_version: StrictStr = Field(default="", max_length=100)
+    machine: StrictStr = Field(default="", max_length=500)
 
 
 def validate_run_info(info, where: Path) -> dict:
@@ -290,6 +308,15 @@ def validate_run_info(info, where: Path) -> dict:
         ) from None
     if info.get("image_shape") is not None and list(config.image_shape) != info["image_shape"]:
         raise UserError(f"{where}: image_shape {info['image_shape']} differs from the model's {config.image_shape}")
+    classes, names = getattr(config, "num_classes", None), info.get("class_names")
+    if classes is not None:
+        if not 1 <= classes <= MAX_CLASSES:
+            raise UserError(f"{where}: num_classes {classes} is out of range (1 to {MAX_CLASSES})")
+        if names is not None and len(names) != classes:
+            raise UserError(
+                f"{where}: its class_names list {len(names)} names but the model has num_classes={classes}; "
+                "the run's metadata contradicts itself"
+            )
     return info
 
 

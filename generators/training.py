@@ -60,6 +60,7 @@ from .checkpoints import (
 from .cli import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_MINUTES, MAX_SEED, MAX_STEPS, checked_float, checked_int
 from .data import ImageData, check_dataset_name
 from .errors import UserError
+from .machine import describe_machine
 from .registry import model_class
 
 DEFAULT_EPOCHS = 10
@@ -241,6 +242,7 @@ class Trainer:
         self.rank, self.world_size, self.is_main = self.group.rank, self.group.world_size, self.group.is_main
         self.device = self.group.device(cfg.device)
         self.model = model.to(self.device)
+        self.machine = describe_machine(self.device)  # what the stored training seconds were measured on
         self.optimizers = model.configure_optimizers(cfg)
         self.callback, self.show_progress = callback, show_progress
         n_train, ranks = len(data.train), self.world_size
@@ -367,6 +369,7 @@ class Trainer:
             "step": self.step,
             "seconds": round(seconds, 2),
             "code_version": __version__,
+            "machine": self.machine,
         }
 
         def write() -> None:

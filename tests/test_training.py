@@ -13,6 +13,7 @@ from torchvision.utils import make_grid
 
 from generators.checkpoints import HistoryWriter, load_run, read_history, read_run_info, save_weights
 from generators.dcgan import EMA_UPDATES_OF_OLD_RUNS
+from generators.machine import describe_machine
 from generators.registry import MODELS, build_model, model_class
 from generators.training import (
     CheckpointWriter,
@@ -96,6 +97,10 @@ def test_run_folder_has_every_file_and_the_config(tmp_path):
     assert info["model"] == "vae" and info["dataset"] == "mnist5k" and info["image_shape"] == [1, 28, 28]
     assert info["train_config"]["steps"] == 12 and info["seed"] == 0 and info["step"] == 12
     assert {"created", "code_version", "epoch"} <= info.keys()
+    assert info["machine"] == describe_machine(torch.device("cpu"))  # what its training seconds were measured on
+    from evaluation.methods import machine_sentence
+
+    assert info["machine"] in machine_sentence([{**info, "run_name": "r"}])
     history = read_history(run)
     assert len(history) == 12 and {"recon", "kl", "kl_dim_0", "seconds", "epoch"} <= history[0].keys()
     assert not (run / ".lock").exists()
