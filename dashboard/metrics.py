@@ -456,7 +456,7 @@ def render_tables(rows: list[dict], n: int, infos: dict[str, dict]) -> None:
     from evaluation.report import HEADLINE_KEYS, summary_frame
 
     st.markdown(f"**Headline metrics at n = {n}** (↑ higher is better, ↓ lower is better; [95 % interval])")
-    st.table(summary_frame(rows, HEADLINE_KEYS), hide_index=True)
+    st.table(summary_frame(rows, HEADLINE_KEYS, drop_not_applicable=True), hide_index=True)
     when_opened(
         f"Every column of every row at n = {n}",
         "metrics_full_table",
