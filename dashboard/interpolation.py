@@ -160,15 +160,19 @@ def render(selection: Selection) -> None:
     st.markdown("**All models in one labelled figure** (rows = models, t = 0 → 1 left to right)")
     title = f"Interpolation ({path_name}, {ends.replace('-', ' ')})"
     export.download_buttons(
-        lambda: export.image_panels(
-            [(label, np.asarray(to_pil(images, nrow=frames, scale=2))) for label, images in strips], title, columns=1
-        ),
+        lambda: strips_figure(strips, frames, title),
         f"interpolation-{ends}-{path_name}",
         "interp-figure",
     )
     render_styles(selection)
     with st.expander("What makes a latent space smooth?"):
         st.markdown(EXPLANATION)
+
+
+def strips_figure(strips: list[tuple[str, torch.Tensor]], frames: int, title: str):
+    """The labelled figure of every run's strip, one row per run (``strips``: (label, frames x C x H x W))."""
+    panels = [(label, np.asarray(to_pil(images, nrow=frames, scale=2))) for label, images in strips]
+    return export.image_panels(panels, title, columns=1)
 
 
 STYLES = 6
@@ -208,9 +212,10 @@ def render_styles(selection: Selection) -> None:
 
 
 def default_pair(run: Run) -> tuple[int, int]:
-    """Two test images of different classes (the first image, and the first of another class)."""
-    _, labels = test_images(run, tuple(range(min(50, len(run_dataset(run).test)))))
+    """Two test images of different classes: the first test image, and the first one of another class (the test
+    split may be sorted by class: mnist5k's first 50 are all zeros). (0, 1) when the data set has no labels."""
+    labels = run_dataset(run).test.labels
     if labels is None:
         return 0, 1
-    other = next((i for i, label in enumerate(labels.tolist()) if label != int(labels[0])), 1)
-    return 0, other
+    others = (labels != labels[0]).nonzero()
+    return 0, int(others[0]) if len(others) else 1
