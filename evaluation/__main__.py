@@ -7,12 +7,13 @@ one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
 
 from generators.checkpoints import atomic_write_bytes
-from generators.cli import MAX_SAMPLES, OneLineParser, int_in, seed_int
+from generators.cli import MAX_SAMPLES, OneLineParser, int_in, out_of_memory_hint, printable, seed_int
 from generators.errors import UserError, run_command
 from generators.outputs import Output, check_outputs
 from generators.registry import load_plugins
@@ -96,6 +97,29 @@ def _check_outputs(args, formats=FORMATS) -> dict[str, Path]:
     return outputs
 
 
+def distinct_runs(run_dirs: list[str]) -> list[str]:
+    """The run folders in order, each once: the same folder given twice (also as ``r`` and ``./r``) would give two
+    identical rows, so it is scored once, with a warning."""
+    seen, kept = set(), []
+    for run_dir in run_dirs:
+        key = os.path.realpath(run_dir)
+        if key in seen:
+            print(f"warning: {printable(run_dir)} is given twice; it is scored once", file=sys.stderr)
+            continue
+        seen.add(key)
+        kept.append(run_dir)
+    return kept
+
+
+def label_rows(rows: list[dict], run_dirs: list[str]) -> None:
+    """Rows are named by their folder; two folders of the same name (a run and its copy elsewhere) are told apart
+    by the path they were given as."""
+    names = [row.get("run") for row in rows]
+    for row, run_dir in zip(rows, run_dirs):
+        if names.count(row.get("run")) > 1:
+            row["run"] = str(run_dir).rstrip("/") or str(run_dir)
+
+
 def parse_args(argv: list[str] | None = None):
     args = build_parser().parse_args(argv)
     if args.seeds and len(args.seeds) > MAX_SEEDS:
@@ -112,22 +136,25 @@ def main(argv: list[str] | None = None) -> int:
 
 def _sanity(args) -> int:
     from generators.checkpoints import atomic_write_bytes
+    from generators.data import load_dataset
 
     from . import report
     from .runner import MAX_BOOTSTRAP, check_cache_dir
     from .sanity import sanity_panel
+    from .scoring import check_splits
 
     outputs = _check_outputs(args, SANITY_FORMATS)
     if not 0 <= args.bootstrap <= MAX_BOOTSTRAP:
         raise UserError(f"--bootstrap must be from 0 to {MAX_BOOTSTRAP}, got {args.bootstrap}")
     check_cache_dir(args.extractor_dir)
+    check_splits(load_dataset(args.dataset))  # the split sizes checked as `python -m evaluation RUN` checks them
     rows = sanity_panel(args.dataset, n=args.n, bootstrap=args.bootstrap, cache_dir=args.extractor_dir)
     text = report.sanity_markdown(rows)
     print(text)
     contents = {"json": report.to_json(rows), "markdown": text}
     for fmt, path in outputs.items():
         atomic_write_bytes(path, contents[fmt].encode())
-        print(f"wrote {fmt} to {path}")
+        print(f"wrote {fmt} to {printable(str(path))}")
     return 0
 
 
@@ -139,6 +166,7 @@ def _evaluate(args) -> int:
     from . import report
     from .runner import check_inputs, evaluate_run
 
+    args.run_dirs = distinct_runs(args.run_dirs)
     for run_dir in args.run_dirs:  # fail on a bad run before spending minutes on the good ones
         check_inputs(run_dir, sampler=args.sampler, extractor=args.extractor)
     seeds = args.seeds or [args.seed if args.seed is not None else 0]
@@ -154,8 +182,8 @@ def _evaluate(args) -> int:
                 bar.set_description(f"{name}: {message}", refresh=False)
                 bar.refresh()
 
-            rows.append(
-                evaluate_run(
+            with out_of_memory_hint(f"evaluating {printable(str(run_dir))}", "lower --n"):
+                row = evaluate_run(
                     run_dir,
                     n=args.n,
                     seeds=seeds,
@@ -168,14 +196,15 @@ def _evaluate(args) -> int:
                     cache_dir=args.extractor_dir,
                     bootstrap=args.bootstrap,
                 )
-            )
+            rows.append(row)
         bar.n = len(args.run_dirs)
         bar.set_description("done")
+    label_rows(rows, args.run_dirs)
     print(report.to_text(rows, width=shutil.get_terminal_size((160, 24)).columns))
     writers = {"json": report.to_json, "markdown": report.to_markdown, "latex": report.to_latex, "csv": report.to_csv}
     for fmt, path in outputs.items():
         atomic_write_bytes(path, writers[fmt](rows).encode())  # a failed write keeps the old file, leaves no temp
-        print(f"wrote {fmt} to {path}")
+        print(f"wrote {fmt} to {printable(str(path))}")
     return 0
 
 

@@ -240,7 +240,7 @@ def evaluate_run(
     )
     stored = load_metrics(ctx.run_dir).get(key) if use_cache else None
     if stored and ctx.weights_hash is not None and stored.get("weights_sha256") == ctx.weights_hash:
-        return stored
+        return {**stored, "run": ctx.run_dir.name, "run_dir": str(ctx.run_dir)}  # labelled by where it was read
     model = _load_model(ctx)
     row = _new_row(ctx, model)
     reference = _reference_stage(ctx, row)
@@ -253,6 +253,8 @@ def evaluate_run(
 
 
 def _open(run_dir: Path, settings: Settings, progress: Progress | None, timings: dict | None) -> Context:
+    if not run_dir.name:  # "." or ".." (evaluation run from inside a run folder): name the row by the real folder
+        run_dir = run_dir.resolve()
     info = check_inputs(run_dir, sampler=settings.sampler, extractor=settings.extractor)
     watch = _Stopwatch(timings, progress, stages=2 + 3 * len(settings.seeds) + len(CAPABILITY_STAGES))
     with watch.stage("load data and extractor"):

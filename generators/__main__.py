@@ -18,13 +18,17 @@ from pathlib import Path
 
 from .cli import (
     MAX_BATCH_SIZE,
+    MAX_CLASSES,
     MAX_EPOCHS,
+    MAX_LABEL_PLANES,
     MAX_MINUTES,
     MAX_SAMPLES,
     MAX_STEPS,
     OneLineParser,
+    check_name_bytes,
     float_in,
     int_in,
+    out_of_memory_hint,
     positive_int,
     printable,
     run_name,
@@ -190,17 +194,61 @@ def check_progress_file(path_text: str | None, run_dir: Path, overwrite: bool, f
 def cmd_train(args) -> int:
     """One run, or (``--seeds``) one run per seed named ``RUN-s<SEED>``, one after the other."""
     base = args.run or default_run_name(args.model, args.dataset)
+    check_classes(args)
     if not args.seeds:
+        check_name_bytes(base)
         return train_one(args, args.seed, Path(args.out_dir) / base)
     if len(set(args.seeds)) != len(args.seeds) or len(args.seeds) > MAX_TRAINING_SEEDS:
-        raise UserError(f"--seeds takes up to {MAX_TRAINING_SEEDS} distinct seeds, got {args.seeds}")
+        shown = " ".join(map(str, args.seeds[:5])) + (" …" if len(args.seeds) > 5 else "")
+        raise UserError(f"--seeds takes up to {MAX_TRAINING_SEEDS} distinct seeds, got {len(args.seeds)} ({shown})")
     if args.progress_json:
         raise UserError("--progress-json follows one run; give it without --seeds")
-    for seed in args.seeds:
-        code = train_one(args, seed, Path(args.out_dir) / f"{base}-s{seed}")
+    names = [f"{base}-s{seed}" for seed in args.seeds]
+    for name in names:  # every name checked before the first run trains
+        check_name_bytes(name)
+        if not (args.resume or args.overwrite) and (Path(args.out_dir) / name).exists():
+            raise UserError(
+                f"run folder {printable(str(Path(args.out_dir) / name))} already exists: pick another --run, or add "
+                "--resume or --overwrite (nothing was trained)"
+            )
+    for seed, name in zip(args.seeds, names):
+        code = train_one(args, seed, Path(args.out_dir) / name)
         if code:
             return code
     return 0
+
+
+def folder_class_count(dataset: str) -> int | None:
+    """The number of class sub-folders of a ``folder:`` dataset (counted without reading any image), else None."""
+    if not dataset.startswith("folder:"):
+        return None
+    from .data import class_folders
+
+    return len(class_folders(dataset[len("folder:") :]))
+
+
+def check_classes(args) -> None:
+    """A class-conditional model on a folder of thousands of classes is refused before anything is loaded or made:
+    the CVAE's one-hot label planes grow with classes x H x W."""
+    from .registry import model_class
+
+    if "num_classes" not in {f.name for f in dataclasses.fields(model_class(args.model).Config)}:
+        return
+    classes = folder_class_count(args.dataset)
+    if classes is None:
+        return
+    if classes > MAX_CLASSES:
+        raise UserError(
+            f"{args.model} is class-conditional and {args.dataset} has {classes} class folders; at most "
+            f"{MAX_CLASSES} classes (train an unconditional model, or group the classes)"
+        )
+    side = args.image_size or 32
+    if args.batch_size * classes * side * side > MAX_LABEL_PLANES:
+        raise UserError(
+            f"{args.model} with {classes} classes at {side}x{side} and --batch-size {args.batch_size} needs "
+            f"{args.batch_size * classes * side * side * 4 / 1e9:.1f} GB for its label planes: lower --batch-size "
+            "or --image-size"
+        )
 
 
 def train_one(args, seed: int, run_dir: Path) -> int:
@@ -228,16 +276,17 @@ def train_one(args, seed: int, run_dir: Path) -> int:
     check_progress_file(args.progress_json, run_dir, args.overwrite, args.force)
     callback = progress_writer(Path(args.progress_json)) if args.progress_json else None
     try:
-        result = run_training(
-            args.model,
-            options,
-            cfg,
-            run_dir,
-            resume=args.resume,
-            overwrite=args.overwrite,
-            callback=callback,
-            show_progress=not args.quiet,
-        )
+        with out_of_memory_hint("training", "lower --batch-size (or --image-size, or the model's widths)"):
+            result = run_training(
+                args.model,
+                options,
+                cfg,
+                run_dir,
+                resume=args.resume,
+                overwrite=args.overwrite,
+                callback=callback,
+                show_progress=not args.quiet,
+            )
     except Diverged as exc:
         kept = (
             f"{run_dir} was left as it was (the new run never reached a good checkpoint)"
@@ -248,13 +297,14 @@ def train_one(args, seed: int, run_dir: Path) -> int:
         return EXIT_DIVERGED
     except Interrupted as exc:
         print(
-            f"interrupted by {exc}: checkpoint saved in {run_dir}; continue with the same command plus --resume",
+            f"interrupted by {exc}: checkpoint saved in {printable(str(run_dir))}; continue with the same command plus "
+            "--resume",
             file=sys.stderr,
         )
         return 128 + exc.signum
     print(
         f"trained {args.model} for {result['step']} steps ({result['epoch']} epochs, "
-        f"{result['seconds']:.0f} s) -> {run_dir}"
+        f"{result['seconds']:.0f} s) -> {printable(str(run_dir))}"
     )
     return 0
 
@@ -305,7 +355,8 @@ def cmd_sample(args) -> int:
     labels = sample_labels(model, args.n, args.label)
     if labels is not None:  # the classes go to FILE.labels.npy, checked the same way
         check_outputs([*outputs, Output("--out (its classes)", labels_path(out), "npy")], force=args.force)
-    draw = latent_sampler(model, args.sampler, Path(args.run_dir))
+    with out_of_memory_hint(f"fitting the {args.sampler} sampler", "use --sampler prior"):
+        draw = latent_sampler(model, args.sampler, Path(args.run_dir))
     shape = (args.n, *model.config.image_shape)
     needed, free = int(np.prod(shape, dtype=np.float64)), shutil.disk_usage(out.parent).free
     if needed > free:
@@ -318,7 +369,7 @@ def cmd_sample(args) -> int:
     previous = signal.signal(signal.SIGTERM, _stop) if threading.current_thread() is threading.main_thread() else None
     tmp_labels = out.with_name(f".{out.name}.labels.tmp-{os.getpid()}.npy")
     try:  # the .npy header, then batch after batch: 200 000 samples never sit in memory at once
-        with open(tmp, "wb") as fh:
+        with open(tmp, "wb") as fh, out_of_memory_hint(f"sampling batches of {args.batch_size}", "lower --batch-size"):
             np.lib.format.write_array_header_1_0(fh, {"descr": "|u1", "fortran_order": False, "shape": shape})
             with torch.inference_mode():
                 for start in range(0, args.n, args.batch_size):
@@ -334,7 +385,7 @@ def cmd_sample(args) -> int:
             os.replace(tmp_labels, labels_path(out))
         os.replace(tmp, out)
     except Stopped as exc:
-        print(f"interrupted by {exc}: nothing was written to {out}", file=sys.stderr)
+        print(f"interrupted by {exc}: nothing was written to {printable(str(out))}", file=sys.stderr)
         return 128 + exc.signum
     except OSError as exc:
         raise WriteFailed(exc.errno, f"could not write {out} ({exc.strerror or exc})") from None
@@ -344,8 +395,8 @@ def cmd_sample(args) -> int:
         for leftover in (tmp, tmp_labels):
             with contextlib.suppress(OSError):  # a folder that refused the file may refuse its removal too
                 leftover.unlink(missing_ok=True)
-    classes = "" if labels is None else f" and their classes to {labels_path(out)}"
-    print(f"wrote {args.n} samples of {info['model']} ({args.sampler} sampler) to {out}{classes}")
+    classes = "" if labels is None else f" and their classes to {printable(str(labels_path(out)))}"
+    print(f"wrote {args.n} samples of {info['model']} ({args.sampler} sampler) to {printable(str(out))}{classes}")
     return 0
 
 

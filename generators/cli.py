@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from contextlib import contextmanager
 
 from .errors import UserError
 
@@ -19,6 +20,11 @@ MAX_STEPS = 10**9
 MAX_EPOCHS = 10**6
 MAX_MINUTES = 10**6  # about two years
 MAX_RUN_NAME = 200
+# Bytes of a run folder's name, suffixes such as "-s<seed>" included: file systems allow 255 bytes, and the hidden
+# sibling an --overwrite builds in (".<name>.new-<pid>") adds up to 19 more.
+MAX_RUN_NAME_BYTES = 200
+MAX_CLASSES = 1000  # classes of a class-conditional model (the CVAE's one-hot planes grow with classes x H x W)
+MAX_LABEL_PLANES = 2**28  # batch x classes x H x W values of those planes (1 GiB of float32) in one training batch
 
 
 def checked_int(flag: str, value, low: int, high: int) -> int:
@@ -45,7 +51,12 @@ def checked_float(flag: str, value, low: float, high: float, *, low_open: bool =
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse prints usage plus an error; users get the one line that says what is wrong."""
+    """argparse prints usage plus an error; users get the one line that says what is wrong. Abbreviations are
+    off: ``--extractor`` must never be read as ``--extractor-dir``."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         raise UserError(f"{self.prog}: {message} (see --help)")
@@ -123,4 +134,37 @@ def run_name(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"must be at most {MAX_RUN_NAME} characters without control characters (newline, tab…), got {text!r}"
         )
+    check_name_bytes(text)
     return text
+
+
+def check_name_bytes(name: str, flag: str = "--run") -> None:
+    """A folder name is limited in bytes, not characters (a CJK character is 3 bytes in UTF-8)."""
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if size > MAX_RUN_NAME_BYTES:
+        raise UserError(
+            f"{flag}: the folder name {printable(name[:40])}… is {size} bytes; at most {MAX_RUN_NAME_BYTES} bytes "
+            "(suffixes such as -s<seed> included) fit a file name"
+        )
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is the allocator giving up (Python's MemoryError, torch's CPU or CUDA allocator)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(
+        mark in text
+        for mark in ("can't allocate memory", "Cannot allocate memory", "out of memory", "DefaultCPUAllocator")
+    )
+
+
+@contextmanager
+def out_of_memory_hint(what: str, advice: str):
+    """Turn running out of memory inside the block into one line saying what to do (which option to lower)."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        raise UserError(f"out of memory while {what}: {advice}") from None

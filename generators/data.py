@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import sys
 import warnings
@@ -180,13 +181,28 @@ def _image_files(directory: Path, root: Path, seen: list[int]) -> list[Path]:
     return sorted(files)
 
 
-def _folder(path_text: str, channels: int | None, image_size: int | None) -> ImageData:
-    root = _folder_root(path_text)
+def _top_level(root: Path) -> tuple[list[Path], list[Path]]:
+    """(the entries, the class sub-folders) directly inside a ``folder:`` dataset, sorted; at most
+    ``MAX_FOLDER_ENTRIES`` looked at."""
     try:
-        entries = sorted(root.iterdir())
+        entries = sorted(itertools.islice(root.iterdir(), MAX_FOLDER_ENTRIES + 1))
     except OSError as exc:
         raise UserError(f"cannot list the dataset folder {root} ({exc.strerror or exc})") from None
-    class_dirs = [p for p in entries if p.is_dir() and not p.name.startswith(".")]  # deeper links are not followed
+    if len(entries) > MAX_FOLDER_ENTRIES:
+        raise UserError(
+            f"{root} holds more than {MAX_FOLDER_ENTRIES:,} files and folders; point folder: at a folder of images"
+        )
+    return entries, [p for p in entries if p.is_dir() and not p.name.startswith(".")]  # deeper links not followed
+
+
+def class_folders(path_text: str) -> list[str]:
+    """The class names (sub-folder names) of a ``folder:`` dataset, without reading any image."""
+    return [p.name for p in _top_level(_folder_root(path_text))[1]]
+
+
+def _folder(path_text: str, channels: int | None, image_size: int | None) -> ImageData:
+    root = _folder_root(path_text)
+    entries, class_dirs = _top_level(root)
     sources = [(d, i) for i, d in enumerate(class_dirs)] if class_dirs else [(root, None)]
     channels, size = channels or 3, image_size or 32
     images, labels, skipped, seen = [], [], [], [0]
@@ -276,4 +292,13 @@ def load_run_dataset(info: dict) -> ImageData:
     Cached (a few datasets), so the CLI, evaluation, dashboard and benchmarks share one copy; treat it as
     read-only."""
     tc = info.get("train_config") or {}
-    return _cached_dataset(info["dataset"], str(tc.get("data_dir", "data")), tc.get("image_size"), tc.get("channels"))
+    data = _cached_dataset(info["dataset"], str(tc.get("data_dir", "data")), tc.get("image_size"), tc.get("channels"))
+    stored = info.get("class_names")
+    if stored is not None and data.class_names is not None and list(data.class_names) != list(stored):
+        added, gone = sorted(set(data.class_names) - set(stored)), sorted(set(stored) - set(data.class_names))
+        change = f"added {added[:3]}" if added else f"missing {gone[:3]}" if gone else "renamed or reordered"
+        raise UserError(
+            f"the class folders of {info['dataset']} changed since the run was trained ({change}): its labels would "
+            "no longer match; restore the folders as they were or train again"
+        )
+    return data
