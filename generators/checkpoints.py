@@ -397,7 +397,8 @@ def load_run(run_dir: Path, device: str | torch.device = "cpu") -> tuple[Generat
 
 
 def list_runs(out_dir: Path) -> tuple[list[dict], list[tuple[Path, str]]]:
-    """Readable runs (their info plus ``run_dir``) and the folders that could not be read, with why."""
+    """Readable runs (their info plus ``run_dir``) and the folders that could not be read, with why. A run being
+    started (a live lock, no weights yet) is neither: it is left out until its first checkpoint."""
     runs, broken = [], []
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
@@ -406,6 +407,8 @@ def list_runs(out_dir: Path) -> tuple[list[dict], list[tuple[Path, str]]]:
         try:
             info = read_run_info(run_dir)
         except Exception as exc:  # one bad run never hides the good ones
+            if not os.path.lexists(run_dir / WEIGHTS) and lock_holder(run_dir):
+                continue
             broken.append((run_dir, str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"))
             continue
         runs.append({**info, "run_dir": str(run_dir)})

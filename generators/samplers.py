@@ -358,7 +358,10 @@ def fitted_sampler(model: Generator, kind: str, run_dir: Path, train_images=None
         return cls.load(path, model.config.latent_dim)
     if not model.capabilities.encoder:
         raise UserError(f"--sampler {kind} needs a model with an encoder; {model.name} has none (use --sampler prior)")
-    sampler = cls.fit(training_codes(model, run_dir, train_images))
+    codes = training_codes(model, run_dir, train_images)
+    if sys.stderr.isatty():  # minutes of fitting are not silent on a terminal (piped stderr keeps only errors)
+        print(f"fitting the {kind} sampler of {Path(run_dir).name} on {len(codes)} codes…", file=sys.stderr)
+    sampler = cls.fit(codes)
     sampler.save(path, current)
     return sampler
 

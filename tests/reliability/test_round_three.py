@@ -327,3 +327,19 @@ def test_escape_codes_in_output_names_are_not_echoed_raw(run, tmp_path, capsys):
     code, stdout, err = cli_in_process(capsys, "sample", str(run), "--n", "4", "--out", str(out))
     assert code == 0, err
     assert "\x1b" not in stdout and "\\x1b" in stdout
+
+
+def test_a_run_being_started_is_not_listed_as_broken(tmp_path, capsys):
+    import os
+    import socket
+
+    from generators.checkpoints import LOCK, list_runs
+
+    starting = tmp_path / "starting"
+    starting.mkdir()
+    (starting / LOCK).write_text(f"{os.getpid()}@{socket.gethostname()}")  # live lock, no checkpoint yet
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / LOCK).write_text(f"999999999@{socket.gethostname()}")  # a dead starter: still reported
+    runs, broken = list_runs(tmp_path)
+    assert runs == [] and [p.name for p, _ in broken] == ["stale"]
