@@ -147,7 +147,13 @@ def _sanity(args) -> int:
     if not 0 <= args.bootstrap <= MAX_BOOTSTRAP:
         raise UserError(f"--bootstrap must be from 0 to {MAX_BOOTSTRAP}, got {args.bootstrap}")
     check_cache_dir(args.extractor_dir)
-    check_splits(load_dataset(args.dataset))  # the split sizes checked as `python -m evaluation RUN` checks them
+    data = load_dataset(args.dataset)
+    check_splits(data)  # the split sizes checked as `python -m evaluation RUN` checks them
+    if data.train.labels is None or not data.num_classes or data.num_classes < 2:  # sanity has no --extractor
+        raise UserError(
+            f"the sanity panel needs a dataset with at least two classes (one sub-folder per class); {data.name} "
+            "has none"
+        )
     rows = sanity_panel(args.dataset, n=args.n, bootstrap=args.bootstrap, cache_dir=args.extractor_dir)
     text = report.sanity_markdown(rows)
     print(text)

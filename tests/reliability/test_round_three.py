@@ -343,3 +343,11 @@ def test_a_run_being_started_is_not_listed_as_broken(tmp_path, capsys):
     (stale / LOCK).write_text(f"999999999@{socket.gethostname()}")  # a dead starter: still reported
     runs, broken = list_runs(tmp_path)
     assert runs == [] and [p.name for p, _ in broken] == ["stale"]
+
+
+def test_sanity_on_a_dataset_without_classes_suggests_no_option_it_lacks(tmp_path, capsys):
+    images = make_image_folder(tmp_path / "flat", n=40)
+    capsys.readouterr()
+    code = evaluation_cli.main(["sanity", "--dataset", f"folder:{images}", "--extractor-dir", str(tmp_path / "x")])
+    line = assert_one_line_error(code, capsys.readouterr().err, "sub-folder per class")
+    assert "--extractor" not in line
