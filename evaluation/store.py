@@ -8,14 +8,13 @@ and a row whose values have the wrong types is dropped (it is recomputed), never
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
-import stat
 from pathlib import Path
 
-from generators.checkpoints import WEIGHTS, atomic_write_bytes
+from generators.checkpoints import WEIGHTS, atomic_write_bytes, file_sha256
+from generators.checkpoints import read_regular_file as checked_read
+from generators.errors import UserError
 
 from .metric_specs import METRICS
 from .protocol import EVALUATION_VERSION
@@ -57,38 +56,19 @@ def settings_key(
 
 
 def read_regular_file(path: Path, max_bytes: int = MAX_BYTES) -> bytes | None:
-    """The bytes of ``path`` if it is a regular file of at most ``max_bytes`` (never a FIFO, device or folder:
-    opened without blocking and checked before reading); None otherwise."""
+    """The bytes of ``path`` if it is a regular file of at most ``max_bytes``, None otherwise: the project's one
+    bounded, regular-file-only reader (``generators.checkpoints.read_regular_file``), with its refusal as None
+    (an unreadable metrics.json is recomputed, not an error)."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
+        return checked_read(Path(path), max_bytes)
+    except UserError:
         return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            data = fh.read(max_bytes + 1)
-        return data if len(data) <= max_bytes else None
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def weights_sha256(run_dir) -> str | None:
-    """sha256 of the run's weights file (about 20 ms for the largest default run); None if it is not readable."""
-    path = Path(run_dir) / WEIGHTS
-    digest = hashlib.sha256()
-    try:
-        if not path.is_file():
-            return None
-        with open(path, "rb") as fh:
-            while chunk := fh.read(HASH_CHUNK):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
+    """sha256 of the run's weights file (about 20 ms for the largest default run); None if it is not a readable
+    regular file."""
+    return file_sha256(Path(run_dir) / WEIGHTS, HASH_CHUNK)
 
 
 def is_current(row: dict, run_dir) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import os
@@ -127,6 +128,25 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise UserError(f"{path} is larger than the {max_bytes / 1e6:.0f} MB allowed")
     return data
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str | None:
+    """The sha256 (hex) of a regular file, None for anything else or an unreadable one: opened without blocking
+    and checked on the descriptor, so a FIFO or a link to /dev/zero is never read."""
+    digest = hashlib.sha256()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            while block := fh.read(chunk):
+                digest.update(block)
+        except OSError:
+            return None
+    return digest.hexdigest()
 
 
 def read_json_file(path: Path, max_bytes: int = MAX_JSON_BYTES):

@@ -17,7 +17,6 @@ for. A CVAE's code is meant to hold the style, not the class, so one sampler ser
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sys
@@ -30,7 +29,7 @@ from safetensors.torch import load, save
 from torch import nn
 
 from .base import Generator
-from .checkpoints import WEIGHTS, atomic_write_bytes, check_regular_file, read_regular_file, read_run_info
+from .checkpoints import WEIGHTS, atomic_write_bytes, check_regular_file, file_sha256, read_regular_file, read_run_info
 from .errors import UserError
 from .vae import gaussian_kl
 
@@ -291,15 +290,9 @@ FITTED_SAMPLERS = {"gmm": (GaussianMixtureSampler, GMM_FILE), "two-stage": (TwoS
 
 
 def weights_hash(run_dir: Path) -> str | None:
-    """SHA-256 (first 16 hex digits) of the run's ``model.safetensors``; None when there is none."""
-    path = Path(run_dir) / WEIGHTS
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    """SHA-256 (first 16 hex digits) of the run's ``model.safetensors``; None when there is no regular file."""
+    digest = file_sha256(Path(run_dir) / WEIGHTS)
+    return digest[:16] if digest else None
 
 
 def stored_model_hash(path: Path) -> str | None:

@@ -351,3 +351,33 @@ def test_sanity_on_a_dataset_without_classes_suggests_no_option_it_lacks(tmp_pat
     code = evaluation_cli.main(["sanity", "--dataset", f"folder:{images}", "--extractor-dir", str(tmp_path / "x")])
     line = assert_one_line_error(code, capsys.readouterr().err, "sub-folder per class")
     assert "--extractor" not in line
+
+
+def test_every_hash_and_metrics_read_goes_through_the_one_regular_file_reader(run, tmp_path):
+    """Item 12: metrics.json and the weights hash (evaluation's cache, the samplers' refit check) are read by the
+    same bounded, regular-file-only code as everything else: a FIFO or a /dev/zero link is never read."""
+    import os
+    import signal
+
+    from evaluation.store import METRICS_FILE, load_metrics
+    from generators.checkpoints import file_sha256
+    from generators.samplers import weights_hash
+
+    def hung(signum, frame):
+        raise AssertionError("a reader blocked on a special file")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        (run / METRICS_FILE).symlink_to("/dev/zero")
+        assert load_metrics(run) == {}
+        (run / METRICS_FILE).unlink()
+        os.mkfifo(run / METRICS_FILE)
+        assert load_metrics(run) == {}
+        assert weights_hash(run) == weights_sha256(run)[:16] == file_sha256(run / WEIGHTS)[:16]
+        (run / WEIGHTS).unlink()
+        os.mkfifo(run / WEIGHTS)
+        assert weights_sha256(run) is None and weights_hash(run) is None
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
