@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
-import torch
 
-from generators.samplers import SAMPLERS, latent_sampler, needs_encoder
+from evaluation import pictures
+from evaluation.pictures import DEFAULT_SAMPLER, ONE_ROW_PER_CLASS
+from generators.samplers import SAMPLERS, needs_encoder
 
 from . import export, sidebar
-from .images import png_bytes, to_pil
-from .state import Run, Selection, per_run_cache, run_dataset, shown_errors, torch_generator
+from .state import Selection, per_run_cache, shown_errors
 
 EXPLANATION = """
 **Why do VAE samples look blurry?** The VAE decoder is trained to maximise the likelihood of each training
@@ -28,55 +24,19 @@ actually uses, and the decoder has never seen such codes. The VAE's KL term is e
 """
 
 
-ONE_ROW_PER_CLASS = "one row per class"
-DEFAULT_SAMPLER = "prior"
-
-
-def class_layout(run: Run, n: int, choice: str) -> tuple[torch.Tensor | None, int]:
-    """The labels to condition ``n`` samples on and the grid's row length: None and a square grid for an
-    unconditional run; ``choice`` = ONE_ROW_PER_CLASS or a class index (as text) for a conditional one."""
-    classes = run.capabilities.num_classes
-    if classes is None:
-        return None, math.isqrt(n)
-    if choice == ONE_ROW_PER_CLASS:
-        per_class = max(1, n // classes)
-        return torch.arange(classes).repeat_interleave(per_class), per_class
-    return torch.full((n,), int(choice) % classes), math.isqrt(n)
-
-
-@per_run_cache
-@torch.inference_mode()
-def sample_images(run: Run, n: int, seed: int, sampler: str = DEFAULT_SAMPLER, choice: str = ONE_ROW_PER_CLASS):
-    """Samples and the grid's row length; the latents come from ``seed`` alone, so equal latent sizes share the
-    same z (prior). A conditional run draws the classes of ``choice``."""
-    model = run.model()
-    draw = latent_sampler(model, sampler, run.run_dir, lambda: run_dataset(run).train.float_images())
-    labels, nrow = class_layout(run, n, choice)
-    if labels is None:
-        return model.decode(draw(n, torch_generator(seed))).clamp(0, 1).cpu(), nrow
-    return model.decode(draw(len(labels), torch_generator(seed)), labels.to(model.device)).clamp(0, 1).cpu(), nrow
-
-
-def sample_picture(
-    run: Run, n: int, seed: int, scale: int, sampler: str = DEFAULT_SAMPLER, choice: str = ONE_ROW_PER_CLASS
-):
-    images, nrow = sample_images(run, n, seed, sampler, choice)
-    return to_pil(images, nrow=nrow, scale=scale)
+def sample_images(run, n: int, seed: int, sampler: str = DEFAULT_SAMPLER, choice: str = ONE_ROW_PER_CLASS):
+    """The run's samples and the grid's row length (``evaluation.pictures.sample_images``), from the shared
+    cache (``Run.sample_images``)."""
+    return run.sample_images(n, seed, sampler, choice)
 
 
 def warm(selection: Selection) -> None:
     """Draw the grids a new page opens on (the tab's defaults), so they are in the cache before it asks."""
     for run in selection.runs:
-        sample_images(run, selection.n_samples, selection.seed, DEFAULT_SAMPLER, ONE_ROW_PER_CLASS)
+        run.sample_images(selection.n_samples, selection.seed, DEFAULT_SAMPLER, ONE_ROW_PER_CLASS)
 
 
-@per_run_cache
-def sample_grid_png(
-    run: Run, n: int, seed: int, scale: int = 1, sampler: str = DEFAULT_SAMPLER, choice: str = ONE_ROW_PER_CLASS
-) -> bytes:
-    """The PNG of one run's sample grid, encoded once per setting (a rerun that shows it again only sends its
-    address); also used by the report export."""
-    return png_bytes(sample_picture(run, n, seed, scale, sampler, choice))
+sample_grid_png = per_run_cache(pictures.sample_grid_png)  # encoded once per setting (a rerun only sends its address)
 
 
 def samplers_for(runs) -> list[str]:
@@ -86,29 +46,13 @@ def samplers_for(runs) -> list[str]:
     return [kind for kind in SAMPLERS if not needs_encoder(kind)]
 
 
-def samples_figure(selection: Selection, sampler: str, choice: str = ONE_ROW_PER_CLASS) -> go.Figure:
+def samples_figure(selection: Selection, sampler: str, choice: str = ONE_ROW_PER_CLASS):
     """One labelled figure: a column per run, the same seed (and latents, where the sizes match)."""
-    panels = [
-        (run.label, np.asarray(sample_picture(run, selection.n_samples, selection.seed, 2, sampler, choice)))
-        for run in selection.runs
-    ]
-    return export.image_panels(
-        panels, f"Samples ({sampler} sampler, seed {selection.seed}, {draws_caption(selection, choice)})"
-    )
-
-
-def draws_count(run: Run, n: int, choice: str) -> int:
-    """How many images ``run``'s grid holds: ``n``, or a whole number of rows per class for a conditional run."""
-    labels, _ = class_layout(run, n, choice)
-    return n if labels is None else len(labels)
+    return pictures.samples_figure(selection.runs, selection.n_samples, selection.seed, sampler, choice)
 
 
 def draws_caption(selection: Selection, choice: str) -> str:
-    """ "64 draws from each model", or what each run really shows when one row per class rounds ``n`` down."""
-    counts = {run.label: draws_count(run, selection.n_samples, choice) for run in selection.runs}
-    if len(set(counts.values())) == 1:
-        return f"{next(iter(counts.values()))} draws from each model"
-    return "draws per model: " + ", ".join(f"{label} {count}" for label, count in counts.items())
+    return pictures.draws_caption(selection.runs, selection.n_samples, choice)
 
 
 def class_choice(selection: Selection) -> str:

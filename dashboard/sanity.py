@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import streamlit as st
-import torch
-from torchvision.utils import make_grid
 
+from evaluation import bundle, pictures
+from evaluation.bundle import SANITY_N_CHOICES
+from evaluation.runs import EXTRACTORS_FOLDER
 from generators.checkpoints import atomic_write_bytes
 
 from . import export
-from .state import Run, Selection, checkpoints_dir, per_run_cache
-
-SANITY_N_CHOICES = (1000, 2000, 5000)
-GALLERY_SAMPLES = 8
-GALLERY_NEIGHBOURS = 3
-SANITY_FILE_BYTES = 4_000_000
+from .state import Selection, checkpoints_dir
 
 EXPLANATION = """
 Each row scores a set of **real** images as if a model had drawn them. The held-out test images are the best
@@ -31,22 +26,12 @@ for one that hands back its training set).
 
 
 def sanity_path(dataset: str, n: int):
-    return checkpoints_dir() / "_sanity" / f"{dataset}-n{n}.json"
+    return bundle.sanity_path(checkpoints_dir(), dataset, n)
 
 
 def stored_sanity(dataset: str, n: int) -> list[dict] | None:
     """The panel computed before (kept beside the runs), or None."""
-    from generators.checkpoints import read_regular_file
-    from generators.errors import UserError
-
-    path = sanity_path(dataset, n)
-    if not path.exists():
-        return None
-    try:
-        rows = json.loads(read_regular_file(path, SANITY_FILE_BYTES))
-    except (UserError, ValueError):
-        return None
-    return rows if isinstance(rows, list) and all(isinstance(r, dict) for r in rows) else None
+    return bundle.stored_sanity(checkpoints_dir(), dataset, n)
 
 
 def compute_sanity(dataset: str, n: int) -> list[dict]:
@@ -56,7 +41,7 @@ def compute_sanity(dataset: str, n: int) -> list[dict]:
     rows = sanity_panel(
         dataset,
         n=n,
-        cache_dir=checkpoints_dir() / "_extractors",
+        cache_dir=checkpoints_dir() / EXTRACTORS_FOLDER,
         progress=lambda f, text: bar.progress(min(f, 1.0), text=f"case: {text}"),
     )
     path = sanity_path(dataset, n)
@@ -66,41 +51,8 @@ def compute_sanity(dataset: str, n: int) -> list[dict]:
     return rows
 
 
-@per_run_cache
-def gallery(run: Run, seed: int) -> tuple[torch.Tensor, list[dict], torch.Tensor]:
-    """Samples, their nearest training images' rows, and the training images they point into."""
-    from evaluation.memorization import run_gallery
-
-    images, train, rows = run_gallery(
-        run.run_dir,
-        samples=GALLERY_SAMPLES,
-        k=GALLERY_NEIGHBOURS,
-        seed=seed,
-        cache_dir=checkpoints_dir() / "_extractors",
-    )
-    return images, rows, train
-
-
-def gallery_array(run: Run, seed: int) -> np.ndarray:
-    """Rows = samples; columns = the sample, then its nearest training images (nearest first)."""
-    images, rows, train = gallery(run, seed)
-    tiles = []
-    for image, row in zip(images, rows):
-        tiles.append(image)
-        tiles += [train[i].float() / 255 for i in row["indices"]]
-    grid = make_grid(torch.stack(tiles), nrow=1 + GALLERY_NEIGHBOURS, padding=2, pad_value=1.0)
-    array = grid.mul(255).round().clamp(0, 255).to(torch.uint8)
-    return array[0].numpy() if images.shape[1] == 1 else array.permute(1, 2, 0).numpy()
-
-
 def gallery_figure(selection: Selection):
-    panels = [(run.label, gallery_array(run, selection.seed)) for run in selection.runs]
-    return export.image_panels(
-        panels,
-        f"Samples (left column) beside their {GALLERY_NEIGHBOURS} nearest training "
-        f"images (feature space), seed {selection.seed}",
-        columns=min(len(panels), 4),
-    )
+    return pictures.gallery_figure(selection.runs, selection.seed, checkpoints_dir() / EXTRACTORS_FOLDER)
 
 
 def render_sanity(dataset: str) -> None:

@@ -16,11 +16,10 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from generators.base import Capabilities
-from generators.checkpoints import LOCK, WEIGHTS, list_runs, load_run
-from generators.data import load_run_dataset
+from evaluation import pictures
+from evaluation import runs as records
+from generators.checkpoints import load_run
 from generators.errors import UserError
-from generators.registry import capabilities_of
 
 log = logging.getLogger("dashboard")
 
@@ -35,47 +34,22 @@ def checkpoints_dir() -> Path:
     return Path(os.environ.get(CHECKPOINTS_ENV, "checkpoints"))
 
 
-@dataclass(frozen=True)
-class Run:
-    """One readable run folder as the tabs see it."""
-
-    name: str
-    run_dir: Path
-    info: dict
-
-    @property
-    def model_name(self) -> str:
-        return self.info["model"]
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return capabilities_of(self.info)
-
-    @property
-    def beta(self) -> float | None:
-        """The weight of the KL term, for models whose config has one."""
-        value = self.info["model_config"].get("beta")
-        return None if value is None else float(value)
-
-    @property
-    def label(self) -> str:
-        """Short caption: run name, model and its most telling option."""
-        extra = f", β={self.beta:g}" if self.beta is not None else ""
-        return f"{self.name} ({self.capabilities.title}{extra})"
-
-    @property
-    def training(self) -> bool:
-        return (self.run_dir / LOCK).exists()
-
-    @property
-    def weights_mtime(self) -> float:
-        try:
-            return (self.run_dir / WEIGHTS).stat().st_mtime
-        except OSError:
-            return 0.0
+class Run(records.Run):
+    """One readable run folder as the tabs see it: ``evaluation.runs.Run`` whose slow steps (the model, the
+    weights' hash, samples, the nearest-neighbour gallery) come from Streamlit's caches, shared by every session
+    and by the report the Findings tab builds."""
 
     def model(self):
         return cached_model(str(self.run_dir), self.weights_mtime)
+
+    def weights_hash(self) -> str | None:
+        return _weights_hash(self)
+
+    def sample_images(self, n: int, seed: int, sampler: str, choice: str):
+        return _sample_images(self, n, seed, sampler, choice)
+
+    def gallery(self, seed: int, cache_dir):
+        return _gallery(self, seed, str(cache_dir))
 
 
 @dataclass(frozen=True)
@@ -91,17 +65,7 @@ class Selection:
 def scan_runs() -> tuple[list[Run], list[tuple[Path, str]]]:
     """The readable runs, and the folders that are not (a run of a model this installation does not know
     counts as unreadable: no tab could draw it)."""
-    infos, broken = list_runs(checkpoints_dir())
-    runs = []
-    for info in infos:
-        run = Run(Path(info["run_dir"]).name, Path(info["run_dir"]), info)
-        try:
-            run.capabilities  # noqa: B018 - raises for a model or config this installation cannot build
-        except UserError as exc:
-            broken.append((run.run_dir, str(exc)))
-            continue
-        runs.append(run)
-    return runs, broken
+    return records.scan(checkpoints_dir(), Run)
 
 
 @st.cache_resource(max_entries=32, show_spinner="Loading model…")
@@ -118,8 +82,7 @@ def cached_model(run_dir: str, mtime: float):
 
 def run_dataset(run: Run):
     """The dataset a run was trained on, converted the same way it was for training (cached by generators)."""
-    with torch.inference_mode(False):  # see cached_model: these images may be inverted with gradients
-        return load_run_dataset(run.info)
+    return run.dataset()
 
 
 def test_indices(run: Run, count: int, seed: int) -> tuple[int, ...]:
@@ -168,6 +131,23 @@ def runs_cache(func):
         return _cached_call(functools.partial(func, runs), name, _weights_keys(runs), *args)
 
     return cached
+
+
+def _weights_hash_uncached(run: Run) -> str | None:
+    return records.Run.weights_hash(run)
+
+
+def _sample_images_uncached(run: Run, n: int, seed: int, sampler: str, choice: str):
+    return pictures.sample_images(run, n, seed, sampler, choice)
+
+
+def _gallery_uncached(run: Run, seed: int, cache_dir: str):
+    return pictures.gallery(run, seed, cache_dir)
+
+
+_weights_hash = per_run_cache(_weights_hash_uncached)
+_sample_images = per_run_cache(_sample_images_uncached)
+_gallery = per_run_cache(_gallery_uncached)
 
 
 def class_kwargs(run: Run, labels) -> dict:

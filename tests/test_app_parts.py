@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from dashboard import findings
 from dashboard.images import gif_bytes, to_pil
 from dashboard.interpolation import path
 from dashboard.jobs import unique_run_name
 from dashboard.latent import principal_components
-from dashboard.state import Run
+from evaluation import findings
+from evaluation.runs import Run
 from generators.checkpoints import write_history
 
 

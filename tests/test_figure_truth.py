@@ -140,17 +140,18 @@ def as_number(label: str) -> float:
 
 @pytest.fixture(scope="module")
 def report(dashboard_runs):
-    """(the report zip, its figures by name) for the tiny runs, built by ``dashboard.report``."""
-    from dashboard.metrics import metric_rows
-    from dashboard.report import build_zip, report_figures
+    """(the report zip, its figures by name) for the tiny runs, built by the dashboard (``evaluation.bundle``)."""
+    from dashboard.report import build_zip, report_inputs
     from dashboard.state import CHECKPOINTS_ENV, Selection, scan_runs
+    from evaluation.bundle import report_figures
+    from evaluation.rows import comparison_rows
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(CHECKPOINTS_ENV, str(dashboard_runs))
         runs, _ = scan_runs()
         selection = Selection(tuple(runs), seed=3, n_samples=16, scale=1)
         archive = zipfile.ZipFile(io.BytesIO(build_zip(selection)))
-        figures = report_figures(selection, metric_rows(selection.runs))
+        figures = report_figures(report_inputs(selection), comparison_rows(selection.runs))
     charts = {name: figure for name, figure in figures.items() if chart_traces(figure)}
     assert {"fid", "precision_recall"} <= set(charts) and any(name.startswith("training_dcgan") for name in charts)
     return archive, charts
@@ -237,7 +238,7 @@ def assert_y_titles_apart(svg: str, name: str) -> None:
 
 @needs_chromium
 def test_stacked_panels_axis_titles_do_not_overprint(report):
-    from dashboard.export import figure_bytes
+    from evaluation.figures import figure_bytes
 
     _, charts = report
     stacked = [name for name, figure in charts.items() if len(svg_y_titles(figure_bytes(figure, "svg").decode())) > 1]
@@ -247,7 +248,7 @@ def test_stacked_panels_axis_titles_do_not_overprint(report):
 
 
 def assert_log_ticks_read_whole_numbers(figure: go.Figure, name: str) -> None:
-    from dashboard.export import figure_bytes
+    from evaluation.figures import figure_bytes
 
     svg = figure_bytes(figure, "svg").decode()
     for axis in log_axes(figure):
@@ -262,7 +263,7 @@ def assert_log_ticks_read_whole_numbers(figure: go.Figure, name: str) -> None:
 def test_log_axes_label_whole_numbers_at_realistic_magnitudes():
     """FIDs from 0.6 to 12 at n = 500 … 5000 (the committed runs' range): plotly's own log ticks read "5", "2"
     for 0.5, 2000 …; the lab's read 0.5, 2000."""
-    from dashboard.metrics import fid_curve_figure, fid_figure
+    from evaluation.charts import fid_curve_figure, fid_figure
 
     rows = []
     for i, fid in enumerate((0.95, 1.98, 6.65, 9.25)):
@@ -312,7 +313,7 @@ def test_interpolation_row_titles_sit_between_the_strips():
 def test_image_panel_titles_fit_their_columns():
     """The nearest-neighbour gallery's run titles ("cdcgan-mnist5k (Conditional DCGAN)") ran into each other over
     narrow panels: each subtitle fits within its column."""
-    from dashboard.export import image_panels
+    from evaluation.figures import image_panels
 
     labels = ["ae-mnist5k (Autoencoder)", "cdcgan-mnist5k (Conditional DCGAN)", "cvae-mnist5k (Conditional VAE, β=1)"]
     panels = [(label, np.zeros((8 * 30, 4 * 30), np.uint8)) for label in labels * 2]

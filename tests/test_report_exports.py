@@ -72,7 +72,7 @@ def test_methods_paragraph_says_what_was_done():
 
 @pytest.mark.skipif(not shutil.which("chromium"), reason="figure export needs Debian's chromium")
 def test_figures_export_as_png_pdf_and_svg():
-    from dashboard.export import figure_bytes
+    from evaluation.figures import figure_bytes
 
     figure = go.Figure(go.Bar(x=["a", "b"], y=[1, 3]))
     assert figure_bytes(figure, "png").startswith(b"\x89PNG\r\n\x1a\n")

@@ -244,8 +244,9 @@ def bare_streamlit(monkeypatch, dashboard_runs):
 def test_zip_captions_every_figure_with_its_n_and_says_when_the_sanity_panel_is_missing(bare_streamlit, monkeypatch):
     from dashboard import report
     from dashboard.state import Selection, scan_runs
+    from evaluation import bundle
 
-    monkeypatch.setattr(report.export, "figure_bytes", lambda figure, fmt: b"figure")  # pixels: other tests
+    monkeypatch.setattr(bundle, "figure_bytes", lambda figure, fmt: b"figure")  # pixels: other tests
     runs, _ = scan_runs()
     archive = zipfile.ZipFile(io.BytesIO(report.build_zip(Selection(tuple(runs), seed=3, n_samples=16, scale=1))))
     names = set(archive.namelist())

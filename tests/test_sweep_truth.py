@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.state import Run
-from dashboard.sweep import largest_sweep, recipe_of, sweeps
+from dashboard.sweep import train_args
+from evaluation.runs import Run
+from evaluation.sweeps import largest_sweep, recipe_of, sweeps
 from generators.__main__ import build_parser, model_option_fields
 from generators.checkpoints import read_run_info
 
@@ -67,7 +68,7 @@ def test_every_point_of_a_sweep_has_one_model_and_one_recipe_but_beta(runs):
 def test_another_point_is_trained_with_the_sweeps_own_recipe(runs, name):
     """'Train another point' parses, with the real CLI, to the recipe of the sweep's runs with the new β."""
     sweep = next(s for s in sweeps(runs, "mnist5k") if name in {r.name for r in s.runs.values()})
-    args = build_parser().parse_args(["train", *sweep.train_args(0.5)])
+    args = build_parser().parse_args(["train", *train_args(sweep, 0.5)])
     run = committed(name)
     assert args.model == run.model_name and args.dataset == run.info["dataset"]
     assert args.steps == run.info["step"]

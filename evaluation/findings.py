@@ -1,4 +1,5 @@
-"""The classic VAE-vs-GAN claims, each tested on the numbers measured on the selected runs.
+"""The classic VAE-vs-GAN claims, each tested on the numbers measured on the selected runs (the dashboard's
+Findings tab, ``python -m evaluation findings RUN…``, the report zip's findings.md).
 
 A claim is "supported" only when the 95 % interval of every difference it rests on excludes zero in its favour
 (see ``evaluation.comparison``); "contradicted" when any of them excludes zero the other way; otherwise "no clear
@@ -8,11 +9,14 @@ what is missing. Runs are picked by what the models can do (their capabilities),
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from evaluation.comparison import (
+from generators.checkpoints import read_history
+
+from .comparison import (
     CONTRADICTED,
     NO_CLEAR,
     NOT_MEASURED,
@@ -22,12 +26,10 @@ from evaluation.comparison import (
     compare,
     verdict_of,
 )
-from evaluation.diagnostics import HISTORY_TAIL_FRACTION, loss_fluctuation
-from evaluation.groups import group_rows
-from evaluation.likelihood import ACTIVE_UNIT_THRESHOLD
-from generators.checkpoints import read_history
-
-from .state import Run
+from .diagnostics import HISTORY_TAIL_FRACTION, loss_fluctuation
+from .groups import group_rows
+from .likelihood import ACTIVE_UNIT_THRESHOLD
+from .runs import Run
 
 FAINT_KL_NATS = 0.1  # a dimension carrying less KL than this says almost nothing about the image
 ROLES = {  # which selected runs play "the GAN", "the VAE" and "the autoencoder" in the textbook claims
@@ -67,7 +69,7 @@ def _claim(claim: str, a, b, keys: tuple[str, ...], roles: tuple[str, str]) -> F
     names = (row_a.get("run", run_a.name), row_b.get("run", run_b.name))
     evidence = f"{names[0]} vs {names[1]}: " + "; ".join(c.describe() for c in comparisons)
     if any(c.outcome == UNTESTED for c in comparisons):
-        evidence += " — compute the metrics (Metrics tab) to test it"
+        evidence += " — compute the metrics (the Metrics tab, or `python -m evaluation RUN…`) to test it"
     return Finding(claim, verdict_of(comparisons), evidence + ".")
 
 
@@ -180,7 +182,7 @@ def conditional_draws_its_class(runs, rows) -> Finding:
         row = rows.get(run.name, {})
         accuracy, n = row.get("label_accuracy"), row.get("n_fake")
         if accuracy is None or not n:
-            parts.append(f"{run.name}: no label accuracy yet (Metrics tab → Compute)")
+            parts.append(f"{run.name}: no label accuracy yet (compute it: Metrics tab, `python -m evaluation`)")
             verdicts.append(NOT_MEASURED)
             continue
         spread = 1.96 * (accuracy * (1 - accuracy) / n) ** 0.5
@@ -221,3 +223,16 @@ def to_markdown(findings: list[Finding], runs: list[Run]) -> str:
     for finding in findings:
         lines += [f"- **{finding.claim}** — *{finding.verdict}*. {finding.evidence}"]
     return "\n".join(lines) + "\n"
+
+
+def to_json(findings: list[Finding], runs: list[Run]) -> str:
+    """The findings as JSON: the runs, then each claim with its verdict and evidence."""
+    return json.dumps({"runs": [run.name for run in runs], "findings": [asdict(f) for f in findings]}, indent=1)
+
+
+def to_text(findings: list[Finding], runs: list[Run]) -> str:
+    """The findings for a terminal: one paragraph per claim, its verdict first."""
+    lines = ["Runs: " + ", ".join(run.label for run in runs), ""]
+    for finding in findings:
+        lines += [f"[{finding.verdict}] {finding.claim}", f"    {finding.evidence}", ""]
+    return "\n".join(lines)
