@@ -1,5 +1,7 @@
 """Command line: python -m evaluation RUN_DIR [RUN_DIR ...] -> a table on the terminal and in files.
 python -m evaluation sanity [--dataset mnist5k] [--n N] [--json F] [--markdown F] -> the metric sanity panel.
+python -m evaluation findings RUN_DIR... [--json | --markdown] -> the textbook claims tested on the runs.
+python -m evaluation report RUN_DIR... --out report.zip -> the dashboard's report zip (see evaluation.analysis).
 
 Bad input (a missing or corrupt run, n <= 0, an output file in a missing folder, Inception offline) gives
 one line on stderr and exit code 2.
@@ -131,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["sanity"]:
         return run_command(lambda: _sanity(build_sanity_parser().parse_args(argv[1:])))
+    if argv[:1] in (["findings"], ["report"]):
+        from .analysis import findings_main, report_main
+
+        return (findings_main if argv[0] == "findings" else report_main)(argv[1:])
     return run_command(lambda: _evaluate(parse_args(argv)))
 
 

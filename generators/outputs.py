@@ -33,8 +33,16 @@ KIND_EXTENSIONS = {
     "markdown": (".md", ".markdown", ".txt"),
     "latex": (".tex", ".latex"),
     "npy": (".npy",),
+    "zip": (".zip",),
 }
-KIND_NAMES = {"json": "JSON", "csv": "CSV", "markdown": "Markdown", "latex": "LaTeX", "npy": ".npy array"}
+KIND_NAMES = {
+    "json": "JSON",
+    "csv": "CSV",
+    "markdown": "Markdown",
+    "latex": "LaTeX",
+    "npy": ".npy array",
+    "zip": "zip archive",
+}
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,8 @@ def looks_like(data: bytes, kind: str) -> bool:
         return True
     if kind == "npy":
         return data.startswith(b"\x93NUMPY")
+    if kind == "zip":
+        return data.startswith((b"PK\x03\x04", b"PK\x05\x06"))  # a zip's first entry, or an empty zip
     if not _is_text(data):
         return False
     if kind == "json":

@@ -1,0 +1,136 @@
+"""The findings and the report from run folders, for the command line and the Python API:
+
+    python -m evaluation findings RUN_DIR… [--json | --markdown]   the textbook claims tested on the runs
+    python -m evaluation report RUN_DIR… --out report.zip [--seed S] [--samples N] [--force]
+
+Both compare the runs' stored metric rows (``evaluation.rows.comparison_rows``: one prior-sampler row per run, all
+at one n; compute them with ``python -m evaluation RUN_DIR… --n N``). ``report`` writes the zip the dashboard's
+*Build the report zip* button builds (``evaluation.bundle.build_zip``), with the dashboard's defaults (seed 0, 64
+samples per grid); the β sweep, the feature extractors (``_extractors``) and the sanity panel (``_sanity``) are
+read from the folder holding the first run, as the dashboard reads them from its checkpoints folder.
+
+Bad input (a missing or unreadable run, an output that would replace a run's file or a file of another kind
+without --force) is one ``error:`` line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from generators.checkpoints import atomic_write_bytes
+from generators.cli import OneLineParser, int_in, printable, seed_int
+from generators.errors import UserError, run_command
+from generators.outputs import Output, check_outputs
+from generators.registry import load_plugins
+
+from . import findings as findings_module
+from .runs import Run, read_runs
+
+MAX_GRID_SAMPLES = 1024
+FINDINGS_FORMATS = ("text", "json", "markdown")
+
+
+def build_findings_parser() -> OneLineParser:
+    parser = OneLineParser(
+        prog="python -m evaluation findings",
+        description="the textbook VAE-vs-GAN claims tested on the runs' stored metrics (one shared n)",
+    )
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders to compare")
+    style = parser.add_mutually_exclusive_group()
+    style.add_argument("--json", action="store_true", help="print JSON (runs, then each claim, verdict, evidence)")
+    style.add_argument("--markdown", action="store_true", help="print Markdown (the report zip's findings.md)")
+    return parser
+
+
+def build_report_parser() -> OneLineParser:
+    parser = OneLineParser(
+        prog="python -m evaluation report",
+        description="the report zip of the runs: figures, tables, methods, findings (the dashboard's button)",
+    )
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders to compare")
+    parser.add_argument("--out", required=True, metavar="FILE.zip", help="where to write the zip")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of the sample grids and figures (default 0)")
+    parser.add_argument(
+        "--samples",
+        type=int_in(1, MAX_GRID_SAMPLES),
+        default=64,
+        metavar="N",
+        help="samples per grid (default 64, as in the dashboard)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out file even when it is not a zip (never a run's own files)",
+    )
+    return parser
+
+
+def load_runs(run_dirs) -> list[Run]:
+    """The runs of the folders given (plugins loaded first), or one ``UserError`` naming the bad folder."""
+    if isinstance(run_dirs, (str, Path)):
+        run_dirs = [run_dirs]
+    run_dirs = [getattr(run, "run_dir", run) for run in run_dirs]
+    if not run_dirs:
+        raise UserError("give at least one run folder")
+    load_plugins()
+    return read_runs(run_dirs)
+
+
+def tested_claims(runs: list[Run]) -> list[findings_module.Finding]:
+    """Every claim tested on the runs' comparable stored rows."""
+    from .rows import comparison_rows
+
+    return findings_module.assess(runs, comparison_rows(runs))
+
+
+def check_report_path(path, force: bool = False) -> Path:
+    """``path`` may receive the report zip (``generators.outputs``): never a run's file, never a file that is not
+    a zip without ``force``, never into a missing folder."""
+    (checked,) = check_outputs([Output("--out", Path(path), "zip")], force=force)
+    return checked
+
+
+def write_report(runs: list[Run], path, *, seed: int = 0, samples: int = 64, force: bool = False, progress=None):
+    """Check ``path``, build the report zip of ``runs`` and write it atomically; returns the path."""
+    from .bundle import build_zip, report_inputs
+
+    path = check_report_path(path, force)
+    atomic_write_bytes(path, build_zip(report_inputs(runs, seed=seed, n_samples=samples), progress))
+    return path
+
+
+def _findings(args) -> int:
+    runs = load_runs(args.run_dirs)
+    found = tested_claims(runs)
+    if args.json:
+        print(findings_module.to_json(found, runs))
+    elif args.markdown:
+        print(findings_module.to_markdown(found, runs), end="")
+    else:
+        print(findings_module.to_text(found, runs), end="")
+    return 0
+
+
+def _report(args) -> int:
+    check_report_path(args.out, args.force)  # before the runs are read and the figures drawn
+    runs = load_runs(args.run_dirs)
+    from .rows import comparison_n
+
+    if comparison_n(runs) is None:
+        print(
+            "warning: the runs have no metrics at one shared n, so the zip has no metric tables or charts and the "
+            "claims are not measured yet; compute them first with python -m evaluation RUN_DIR… --n N",
+            file=sys.stderr,
+        )
+    path = write_report(runs, args.out, seed=args.seed, samples=args.samples, force=args.force)
+    print(f"wrote the report to {printable(str(path))}")
+    return 0
+
+
+def findings_main(argv: list[str]) -> int:
+    return run_command(lambda: _findings(build_findings_parser().parse_args(argv)))
+
+
+def report_main(argv: list[str]) -> int:
+    return run_command(lambda: _report(build_report_parser().parse_args(argv)))
