@@ -4,10 +4,14 @@
   by a fixed seeded stratified draw into 4 500 train / 500 test (450 / 50 per class).
 - ``mnist``, ``fashion-mnist``, ``cifar10``: torchvision, downloaded to ``--data-dir`` when online.
 - ``folder:PATH``: any images; class sub-folders give labels; converted to the chosen channels and size.
+- ``sprites``, ``sprites-color``, ``dsprites:PATH``: images with known generative factors (``generators.sprites``):
+  the split's ``factors`` (N, K) and ``ImageData.factors`` (names, sizes, and a renderer where generated); the
+  shape is the class label.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import os
@@ -22,12 +26,15 @@ import torch.nn.functional as F
 
 from .base import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from .errors import UserError
+from .sprites import DEFAULT_SIZE as SPRITES_SIZE
+from .sprites import SHAPES, Factors, dsprites_splits, sprites_splits
 
 SPLIT_SEED = 20240607  # fixed forever: changing it would change every test split and every score
 FOLDER_TEST_FRACTION = 0.1
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 TORCHVISION_SETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
-DATASET_NAMES = ("mnist5k", *TORCHVISION_SETS, "folder:PATH")
+SPRITE_SETS = ("sprites", "sprites-color")
+DATASET_NAMES = ("mnist5k", *TORCHVISION_SETS, *SPRITE_SETS, "folder:PATH", "dsprites:PATH")
 MAX_FOLDER_ENTRIES = 200_000  # files and folders looked at in a folder: dataset, so no path walks a whole disk
 MAX_IMAGE_PIXELS = 64 * 1024 * 1024  # larger images (decompression bombs) are skipped before decoding
 
@@ -36,6 +43,7 @@ MAX_IMAGE_PIXELS = 64 * 1024 * 1024  # larger images (decompression bombs) are s
 class ImageSplit:
     images: torch.Tensor  # uint8 (N, C, H, W)
     labels: torch.Tensor | None  # int64 (N,), None when unknown
+    factors: torch.Tensor | None = None  # int64 (N, K): the generative factors' value indices, where known
 
     def __len__(self) -> int:
         return len(self.images)
@@ -57,6 +65,7 @@ class ImageData:
     train: ImageSplit
     test: ImageSplit
     class_names: list[str] | None
+    factors: Factors | None = None  # names and sizes of the factors in the splits' ``factors`` columns
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -246,14 +255,18 @@ def _convert(split: ImageSplit, channels: int | None, size: int | None) -> Image
     if size and size != images.shape[-1]:
         resized = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         images = resized.round().clamp(0, 255).to(torch.uint8)
-    return ImageSplit(images.contiguous(), split.labels)
+    return ImageSplit(images.contiguous(), split.labels, split.factors)
 
 
 def check_dataset_name(name: str) -> None:
     """Refuse an unknown name or a missing folder up front, before a run folder is made for it."""
     if name.startswith("folder:"):
         _folder_root(name[len("folder:") :])
-    elif name != "mnist5k" and name not in TORCHVISION_SETS:
+    elif name.startswith("dsprites:"):
+        path = Path(name[len("dsprites:") :]).expanduser()
+        if not path.is_file():
+            raise UserError(f"{name}: no such file; give the path of DeepMind's dsprites_ndarray_*.npz")
+    elif name != "mnist5k" and name not in TORCHVISION_SETS and name not in SPRITE_SETS:
         raise UserError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}")
 
 
@@ -270,10 +283,33 @@ def load_dataset(
         data = _mnist5k()
     elif name in TORCHVISION_SETS:
         data = _torchvision(name, Path(data_dir))
+    elif name in SPRITE_SETS or name.startswith("dsprites:"):
+        data = _factor_dataset(name, image_size, channels)
     else:
         data = _folder(name[len("folder:") :], channels, image_size)
     data.train, data.test = _convert(data.train, channels, image_size), _convert(data.test, channels, image_size)
     return data
+
+
+def _factor_dataset(name: str, image_size: int | None, channels: int | None) -> ImageData:
+    """A data set with known factors; the shape (square, ellipse, heart) is its class label. Its renderer, where
+    it has one, draws at the requested size and converts channels as the splits are converted."""
+    if name.startswith("dsprites:"):
+        train, test, spec = dsprites_splits(name[len("dsprites:") :])
+    else:
+        train, test, spec = sprites_splits(name == "sprites-color", image_size or SPRITES_SIZE)
+    shape = spec.names.index("shape") if "shape" in spec.names else None
+    splits = [
+        ImageSplit(images, factors[:, shape].clone() if shape is not None else None, factors)
+        for images, factors in (train, test)
+    ]
+    if spec.render is not None:
+        draw = spec.render
+        spec = dataclasses.replace(
+            spec, render=lambda f: _convert(ImageSplit(draw(f), None), channels, image_size).images
+        )
+    class_names = list(SHAPES[: spec.sizes[shape]]) if shape is not None else None
+    return ImageData(name, splits[0], splits[1], class_names, spec)
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,0 +1,183 @@
+"""Known answers of the disentanglement metrics (evaluation/disentanglement.py), and agreement with plain
+reference implementations written out below."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from evaluation import disentanglement as dz
+
+SIZES = (3, 6, 40, 32, 32)  # sprites' factors: shape, scale, orientation, x, y
+N = 3000
+
+
+def _factors(rng, n: int = N) -> np.ndarray:
+    return np.stack([rng.integers(0, s, n) for s in SIZES], 1)
+
+
+def _scores(codes, factors, codes_of, bootstrap: int = 0) -> dict:
+    return dz.disentanglement_scores(
+        codes, factors, SIZES, codes_of, dz.FactorSource(SIZES), bootstrap=bootstrap, votes=100, vote_batch=32
+    )
+
+
+@pytest.fixture(scope="module")
+def known():
+    """Scores of the known-answer codes: the factors (+ small noise), a random rotation of them, pure noise, and
+    each factor repeated in two dimensions. The factors enter a code at a code's scale: each factor's value
+    index divided by its spread (k-NN informativeness scales the whole code by one number)."""
+    rng = np.random.default_rng(0)
+    f = _factors(rng)
+    rotation, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    spread = np.asarray(SIZES, dtype=float) / math.sqrt(12)  # a uniform factor's standard deviation
+    unit = lambda g: g / spread  # noqa: E731
+    noisy = lambda x: x + rng.normal(0, 0.005, x.shape)  # noqa: E731
+    cases = {
+        "factors": (noisy(unit(f)), lambda g, _: noisy(unit(g))),
+        "rotated": (noisy(unit(f)) @ rotation, lambda g, _: noisy(unit(g)) @ rotation),
+        "noise": (rng.normal(size=(N, 5)), lambda g, _: rng.normal(size=(len(g), 5))),
+        "repeated": (noisy(np.repeat(unit(f), 2, 1)), lambda g, _: noisy(np.repeat(unit(g), 2, 1))),
+    }
+    return {name: _scores(codes, f, codes_of, bootstrap=50) for name, (codes, codes_of) in cases.items()}
+
+
+def test_codes_equal_to_the_factors_score_high(known):
+    s = known["factors"]
+    assert s["dci_disentanglement"] >= 0.9 and s["dci_completeness"] >= 0.9 and s["dci_informativeness"] >= 0.95
+    assert s["mig"] >= 0.85  # 20 equal-width bins: at most ≈ 0.90 on factors of 32 and 40 values
+    assert s["factor_vae_score"] >= 0.95 and s["sap"] >= 0.9
+
+
+def test_a_rotation_keeps_informativeness_but_drops_mig(known):
+    rotated, straight = known["rotated"], known["factors"]
+    assert rotated["dci_informativeness"] >= 0.8
+    assert rotated["mig"] < straight["mig"] - 0.4
+    assert rotated["dci_disentanglement"] < straight["dci_disentanglement"] - 0.3
+
+
+def test_pure_noise_scores_about_zero(known):
+    s = known["noise"]
+    for key in ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "sap"):
+        assert s[key] < 0.05, key
+    assert s["factor_vae_score"] < 0.4  # chance is 1/5: the FactorVAE score is an accuracy
+
+
+def test_a_factor_repeated_in_two_dims_has_no_gap(known):
+    s = known["repeated"]
+    assert s["mig"] < 0.05 and s["sap"] < 0.05  # its two best dimensions are equally informative
+    assert s["dci_informativeness"] >= 0.95
+    assert s["dci_completeness"] < 0.8  # each factor spread over two dimensions
+
+
+def test_intervals_hold_their_estimates(known):
+    for scores in known.values():
+        for key in dz.KEYS:
+            low, high = scores[f"{key}_ci_low"], scores[f"{key}_ci_high"]
+            assert 0 <= low <= scores[key] <= high <= 1, (key, low, scores[key], high)
+
+
+# --- plain reference implementations ----------------------------------------------------------------------------
+
+
+def reference_bins(column: np.ndarray, bins: int = 20) -> list[int]:
+    low, high = np.quantile(column, [0.005, 0.995])
+    out = []
+    for value in column:
+        b = 0 if high <= low else int(math.floor((value - low) / ((high - low) / bins)))
+        out.append(min(max(b, 0), bins - 1))
+    return out
+
+
+def reference_mi(a: list, b: list) -> float:
+    n = len(a)
+    pa, pb, pab = Counter(a), Counter(b), Counter(zip(a, b))
+    return sum(c / n * math.log((c / n) / (pa[x] / n * pb[y] / n)) for (x, y), c in pab.items())
+
+
+def reference_entropy(a: list) -> float:
+    n = len(a)
+    return -sum(c / n * math.log(c / n) for c in Counter(a).values())
+
+
+def reference_mig(codes: np.ndarray, factors: np.ndarray) -> float:
+    binned = [reference_bins(codes[:, j]) for j in range(codes.shape[1])]
+    gaps = []
+    for k in range(factors.shape[1]):
+        f = factors[:, k].tolist()
+        mi = sorted((reference_mi(b, f) for b in binned), reverse=True)
+        gaps.append((mi[0] - mi[1]) / reference_entropy(f))
+    return sum(gaps) / len(gaps)
+
+
+def reference_sap(codes: np.ndarray, factors: np.ndarray) -> float:
+    gaps = []
+    for k in range(factors.shape[1]):
+        r2 = sorted((np.corrcoef(codes[:, j], factors[:, k])[0, 1] ** 2 for j in range(codes.shape[1])), reverse=True)
+        gaps.append(r2[0] - r2[1])
+    return sum(gaps) / len(gaps)
+
+
+def reference_dci(importance: np.ndarray) -> tuple[float, float]:
+    dims, k = importance.shape
+    total = importance.sum()
+    disentanglement = 0.0
+    for j in range(dims):
+        p = importance[j] / importance[j].sum()
+        h = -sum(x * math.log(x, k) for x in p if x > 0)
+        disentanglement += (importance[j].sum() / total) * (1 - h)
+    completeness = 0.0
+    for i in range(k):
+        p = importance[:, i] / importance[:, i].sum()
+        completeness += 1 - (-sum(x * math.log(x, dims) for x in p if x > 0))
+    return disentanglement, completeness / k
+
+
+def reference_factor_vae(train: np.ndarray, test: np.ndarray) -> float:
+    votes: dict[int, Counter] = {}
+    for dim, factor in train:
+        votes.setdefault(int(dim), Counter())[int(factor)] += 1
+    correct = 0
+    for dim, factor in test:
+        counts = votes.get(int(dim))
+        guess = min(counts, key=lambda f: (-counts[f], f)) if counts else 0
+        correct += guess == factor
+    return correct / len(test)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_agrees_with_plain_reference_implementations(seed):
+    rng = np.random.default_rng(seed)
+    f = _factors(rng, 600)
+    codes = rng.normal(size=(600, 4)) + 0.05 * f[:, [0, 1, 2, 3]] * rng.normal(size=4)  # weakly informative
+    codes[:, 3] = np.round(codes[:, 3])  # ties
+    assert dz.mig(codes, f, SIZES) == pytest.approx(reference_mig(codes, f), abs=1e-9)
+    assert dz.sap(codes, f) == pytest.approx(reference_sap(codes, f), abs=1e-9)
+    importance = rng.random((4, 5)) ** 3
+    assert dz.dci_from_importance(importance) == pytest.approx(reference_dci(importance), abs=1e-9)
+    train, test = rng.integers(0, [4, 5], (200, 2)), rng.integers(0, [4, 5], (100, 2))
+    assert dz.factor_vae_from_votes(train, test, 4, 5) == pytest.approx(reference_factor_vae(train, test))
+
+
+def test_a_constant_code_dimension_carries_no_information():
+    rng = np.random.default_rng(3)
+    f = _factors(rng, 500)
+    codes = np.concatenate([f[:, :1] + rng.normal(0, 0.05, (500, 1)), np.zeros((500, 1))], 1)
+    mi, _ = dz.mutual_information(dz.discretize(codes), f, SIZES)
+    assert np.all(mi[1] == 0)
+
+
+def test_factor_vae_votes_from_a_pool_of_images_match_rendered_ones():
+    """A data set that cannot be rendered (DeepMind's file) draws each vote's batch from its images sharing the
+    fixed factor's value: codes equal to the factors still score 1."""
+    import torch
+
+    rng = np.random.default_rng(4)
+    pool = _factors(rng, 4000)
+    source = dz.FactorSource(SIZES, pool_images=torch.zeros(len(pool), 1, 2, 2), pool_factors=pool)
+    codes_of = lambda g, images: g + rng.normal(0, 0.05, g.shape)  # noqa: E731
+    out = dz.factor_vae_score(codes_of, source, pool.std(0), votes=100, batch=32)
+    assert out["factor_vae_score"] == 1.0
