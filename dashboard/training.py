@@ -19,7 +19,14 @@ SWEEP_PREFIX = "sweep-"
 
 
 def command_args(
-    model: str, dataset: str, budget: str, amount: float, options: dict, seed: int, batch_size: int
+    model: str,
+    dataset: str,
+    budget: str,
+    amount: float,
+    options: dict,
+    seed: int,
+    batch_size: int,
+    precision: str = "fp32",
 ) -> list[str]:
     """The ``python -m generators train`` arguments for the form's choices (``options``: model options)."""
     args = [
@@ -33,6 +40,8 @@ def command_args(
         "--batch-size",
         str(batch_size),
     ]
+    if precision != "fp32":  # the CLI's default; a resumed run keeps its own
+        args += ["--precision", precision]
     for name, value in options.items():
         flag = "--" + name.replace("_", "-")
         if isinstance(value, bool):
@@ -118,6 +127,13 @@ def render(selection: Selection) -> None:
                 key=f"train_beta_{model}",
             )
         batch_size = int(recipe["batch_size"]) if recipe else 128
+        precision = st.selectbox(
+            "Precision",
+            ("fp32", "auto", "bf16"),
+            key="train_precision",
+            help="auto: bf16 where this machine computes it natively and the model trains faster in it (weights "
+            "stay fp32); see BENCHMARKS.md",
+        )
         st.caption(
             (
                 f"Defaults: the recipe of the committed run `{recipe['run']}`. "
@@ -128,6 +144,6 @@ def render(selection: Selection) -> None:
         )
         if st.button("Start training", type="primary", key="train_start"):
             run = jobs.unique_run_name(model, dataset)
-            jobs.submit(command_args(model, dataset, budget, amount, options, int(seed), batch_size), run)
+            jobs.submit(command_args(model, dataset, budget, amount, options, int(seed), batch_size, precision), run)
             st.toast(f"Started {run}")
     jobs.monitor(lambda job: not job.run.startswith(SWEEP_PREFIX), extra=render_finished)

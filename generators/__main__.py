@@ -117,6 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
         "each: a training-seed group that evaluation and the dashboard show as mean ± std",
     )
     train.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    train.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        help="how training steps compute (weights stay fp32): auto = bf16 where the CPU/GPU has it and the model "
+        "was measured faster, fp16 on older CUDA GPUs, else fp32 (default fp32; --resume: the run's own)",
+    )
+    train.add_argument(
+        "--compile",
+        action="store_const",
+        const=True,
+        default=None,
+        help="torch.compile the networks (a minute of compiling first; falls back when this machine cannot)",
+    )
     train.add_argument("--resume", action="store_true", help="continue the run in --run")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run of that name")
     train.add_argument("--progress-json", help="also write progress to this file (used by the dashboard)")
@@ -272,6 +285,8 @@ def train_one(args, seed: int, run_dir: Path) -> int:
         batch_size=args.batch_size,
         seed=seed,
         device=args.device,
+        precision=args.precision,
+        compile=args.compile,
     )
     check_progress_file(args.progress_json, run_dir, args.overwrite, args.force)
     callback = progress_writer(Path(args.progress_json)) if args.progress_json else None

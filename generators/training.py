@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -61,6 +62,7 @@ from .cli import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_MINUTES, MAX_SEED, MAX_STEPS, c
 from .data import ImageData, check_dataset_name
 from .errors import UserError
 from .machine import describe_machine
+from .precision import PRECISIONS, StepRunner
 from .registry import model_class
 
 DEFAULT_EPOCHS = 10
@@ -80,6 +82,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     log_every: int = 1
+    # how the steps compute (generators/precision.py); None: fp32 / uncompiled, or a resumed run's own setting
+    precision: str | None = None
+    compile: bool | None = None
 
     def __post_init__(self) -> None:
         """Types and ranges of every field: the values come from the command line or from a stored run file."""
@@ -105,6 +110,10 @@ class TrainConfig:
                 f"--image-size {size} ({size}x{size}) is not supported: use an even size "
                 f"between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} (e.g. 28, 32 or 64)"
             )
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r:.40}")
+        if self.compile is not None and not isinstance(self.compile, bool):
+            raise UserError(f"compile must be true or false, got {self.compile!r:.40}")
         if self.channels not in (None, 1, 3) or isinstance(self.channels, bool):
             raise UserError(f"--channels must be 1 or 3, got {self.channels!r}")
         for flag, text in (("--dataset", self.dataset), ("--data-dir", self.data_dir), ("--device", self.device)):
@@ -243,6 +252,10 @@ class Trainer:
         self.device = self.group.device(cfg.device)
         self.model = model.to(self.device)
         self.machine = describe_machine(self.device)  # what the stored training seconds were measured on
+        say = (lambda text: print(text, file=sys.stderr)) if self.is_main else (lambda text: None)
+        # the precision and compilation of every step (before the optimizers: it may change the weights' memory
+        # format); weights, optimizer state and checkpoints stay fp32
+        self.runner = StepRunner(self.model, self.device, cfg.precision or "fp32", bool(cfg.compile), say=say)
         self.optimizers = model.configure_optimizers(cfg)
         self.callback, self.show_progress = callback, show_progress
         n_train, ranks = len(data.train), self.world_size
@@ -370,6 +383,7 @@ class Trainer:
             "seconds": round(seconds, 2),
             "code_version": __version__,
             "machine": self.machine,
+            **self.runner.speed.record(),  # what the steps of the last session ran in (precision, compiled)
         }
 
         def write() -> None:
@@ -459,10 +473,11 @@ class Trainer:
         try:
             while not self._budget_done(seconds):
                 for images, labels in self._loader():
-                    logs = self.model.training_step(
-                        (images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)),
-                        self.optimizers,
-                    )
+                    with self.runner.step(self.optimizers) as optimizers:
+                        logs = self.model.training_step(
+                            (images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)),
+                            optimizers,
+                        )
                     self.step += 1
                     self.batch_in_epoch += 1
                     logs, seconds, self._stop_signal = self.group.agree_step(
@@ -771,7 +786,10 @@ def _train_in_group(
         budget = {k: getattr(cfg, k) for k in ("epochs", "steps", "minutes")}
         if all(v is None for v in budget.values()):
             budget = {k: stored["train_config"].get(k) for k in budget}  # the same command finishes the run
-        cfg = TrainConfig(**{**stored["train_config"], **budget, "device": cfg.device})
+        # precision and compilation are how a session computes, not what the run is: the command's, else stored
+        speed = {k: getattr(cfg, k) for k in ("precision", "compile") if getattr(cfg, k) is not None}
+        cfg = TrainConfig(**{**stored["train_config"], **budget, "device": cfg.device, **speed})
+    cfg = dataclasses.replace(cfg, precision=cfg.precision or "fp32", compile=bool(cfg.compile))
     # rank 0 first: a torchvision dataset is downloaded once, then the other ranks read its files
     data = group.settle(lambda: load_dataset(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.channels), main_first=True)
     torch.manual_seed(cfg.seed)
