@@ -148,8 +148,32 @@ def test_genlab_help_lists_every_command_and_errors_are_one_line(site, tmp_path)
         assert f"\n  {command} " in result.stdout
     assert_one_line_error(genlab(site, cwd=tmp_path), mentions="a command is needed")
     assert_one_line_error(genlab(site, "trian", cwd=tmp_path), mentions="unknown command 'trian'")
-    assert_one_line_error(genlab(site, "train", "nosuchmodel", cwd=tmp_path))
     assert_one_line_error(genlab(site, "app", "--port", "0", cwd=tmp_path), mentions="--port")
+    assert_one_line_error(genlab(site, "evaluate", cwd=tmp_path), mentions="RUN_DIR")  # python -m evaluation's
+
+
+def test_genlab_sweep_runs_the_generators_sweep_or_says_it_is_not_there(site, tmp_path):
+    from genlab.cli import has_subcommand
+
+    result = genlab(site, "sweep", "--help", cwd=tmp_path)
+    if has_subcommand("generators", "sweep"):
+        assert result.returncode == 0, result.stderr
+    else:
+        assert_one_line_error(result, mentions="not available yet")
+
+
+def test_genlab_app_serves_the_runs_folder_of_the_current_folder_by_absolute_path(tmp_path, monkeypatch):
+    """The dashboard's Train tab starts jobs in another working folder: the runs folder it gets is absolute."""
+    from genlab import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(cli.CHECKPOINTS_ENV, "before")  # app_command sets it; monkeypatch restores it afterwards
+    command = cli.app_command(["--port", "8600", "--server.address", "127.0.0.1"])
+    assert command[1:5] == ["-m", "streamlit", "run", str(cli.SERVER)]
+    assert command[5:] == ["--server.port", "8600", "--server.address", "127.0.0.1"]
+    assert os.environ[cli.CHECKPOINTS_ENV] == str(tmp_path.resolve() / "checkpoints")
+    cli.app_command(["--out-dir", "elsewhere/runs"])
+    assert os.environ[cli.CHECKPOINTS_ENV] == str(tmp_path.resolve() / "elsewhere" / "runs")
 
 
 def test_genlab_train_and_list_write_to_checkpoints_of_the_current_folder(site, tmp_path):
