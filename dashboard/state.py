@@ -30,8 +30,9 @@ CHART_COUNT_KEY = "tab_charts"  # test mode: charts drawn by the tab being rende
 
 
 def checkpoints_dir() -> Path:
-    """The folder of run folders; tests point ``GENLAB_CHECKPOINTS`` at a temp folder."""
-    return Path(os.environ.get(CHECKPOINTS_ENV, "checkpoints"))
+    """The folder of run folders, absolute (training jobs run in another working folder and must write where the
+    page reads); tests point ``GENLAB_CHECKPOINTS`` at a temp folder."""
+    return Path(os.environ.get(CHECKPOINTS_ENV, "checkpoints")).absolute()
 
 
 class Run(records.Run):
