@@ -358,9 +358,10 @@ class LatentEncoder(torch.nn.Module):
         return self.net(images * 2 - 1)
 
 
-def fit_latent_encoder(model, *, steps: int = ENCODER_STEPS, batch: int = ENCODER_BATCH, seed: int = 0):
+def fit_latent_encoder(model, *, steps: int | None = None, batch: int = ENCODER_BATCH, seed: int = 0):
     """An encoder fitted by least squares to pairs (G(z), z) with z from the model's prior (fresh pairs each
-    step); the model's own weights are not touched."""
+    step; ``steps`` defaults to ``ENCODER_STEPS``); the model's own weights are not touched."""
+    steps = ENCODER_STEPS if steps is None else steps
     device = model.device
     generator = torch.Generator().manual_seed(seed)
     dim = math.prod(model.capabilities.latent_shape)

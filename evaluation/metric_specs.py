@@ -345,7 +345,60 @@ _METRICS = (
         needs=("conditional",),
     ),
 )
-METRICS: dict[str, Metric] = {m.key: m for m in _METRICS}
+# disentanglement (evaluation.disentanglement): only for data sets with known generative factors (sprites)
+_DISENTANGLEMENT = (
+    Metric(
+        "mig",
+        "MIG",
+        UNITLESS,
+        HIGHER,
+        "Mutual information gap: per factor, the gap between the two code dimensions most informative about it, "
+        "over the factor's entropy (1 = each factor in one dimension alone; 20 bins cap it near 0.9 on sprites).",
+        interval=True,
+    ),
+    Metric(
+        "dci_disentanglement",
+        "DCI disentanglement",
+        UNITLESS,
+        HIGHER,
+        "How much each code dimension is used for one factor only (trees' importances; 1 = one factor each).",
+        interval=True,
+    ),
+    Metric(
+        "dci_completeness",
+        "DCI completeness",
+        UNITLESS,
+        HIGHER,
+        "How much each factor is captured by one code dimension only (1 = one dimension each).",
+        interval=True,
+    ),
+    Metric(
+        "dci_informativeness",
+        "DCI informativeness",
+        UNITLESS,
+        HIGHER,
+        "Held-out R² of the factors predicted from the code by trees (1 = every factor read off the code).",
+        interval=True,
+    ),
+    Metric(
+        "factor_vae_score",
+        "FactorVAE score",
+        UNITLESS,
+        HIGHER,
+        "Accuracy of naming the factor held fixed in a batch from the code dimension of least variance "
+        "(chance = 1 / number of factors).",
+        interval=True,
+    ),
+    Metric(
+        "sap",
+        "SAP",
+        UNITLESS,
+        HIGHER,
+        "Separated attribute predictability: per factor, the gap in R² between its two best single code dimensions.",
+        interval=True,
+    ),
+)
+METRICS: dict[str, Metric] = {m.key: m for m in (*_METRICS, *_DISENTANGLEMENT)}
 
 
 def metric(key: str) -> Metric:

@@ -34,6 +34,7 @@ from generators.training import first_non_finite
 
 from .bootstrap import DEFAULT_B
 from .diagnostics import anomaly_detection
+from .disentanglement import score_run as disentanglement_scores
 from .features import DEFAULT_CACHE_DIR, get_extractor, inception_extractor, require_labels
 from .inversion import INVERSION_LR, INVERSION_RESTARTS, INVERSION_STEPS, inversion_method, invert
 from .likelihood import latent_usage, likelihood_bounds
@@ -62,6 +63,7 @@ ROW_KEYS = (
     *METRICS,
     "class_histogram",
     "recon_method",
+    "codes_method",
     "likelihood",
     "kl_per_dim",
     "fid_curve",
@@ -470,11 +472,26 @@ def _conditional(ctx: Context, model) -> dict:
     return scores
 
 
+def _disentanglement(ctx: Context, model) -> dict:
+    """MIG, DCI, FactorVAE score and SAP of the model's codes, for a data set with known factors (sprites): the
+    encoder's codes (a VAE's posterior mean), or those of an encoder fitted to (G(z), z) for a model without one."""
+    data = ctx.data
+    if getattr(data, "factors", None) is None or data.test.factors is None:
+        return {}
+    available = len(data.test) + len(data.train)
+    if available < ctx.settings.n:
+        ctx.warnings.append(f"disentanglement metrics use all {available} images of {data.name}, fewer than n")
+    return disentanglement_scores(
+        model, data, n=ctx.settings.n, seed=ctx.settings.seeds[0], bootstrap=ctx.settings.bootstrap
+    )
+
+
 CAPABILITY_STAGES = (
     Stage("reconstruction", (), _reconstruction),
     Stage("likelihood", ("posterior",), _likelihood),
     Stage("anomaly detection", (), _anomaly),
     Stage("conditional metrics", ("conditional",), _conditional),
+    Stage("disentanglement", (), _disentanglement),  # applies when the dataset has known factors
 )
 
 

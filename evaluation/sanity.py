@@ -4,6 +4,10 @@ It calibrates the yardstick in front of the student: the held-out test images (t
 perfect generator would score), blurred, noisy and salt-and-peppered copies (quality), only half the classes
 or a single class (coverage), ten images repeated (collapse), and training images themselves (copying). Each
 row is scored against the same reference as a run's samples, by ``scoring.score_samples``.
+
+A data set with known factors (sprites) also gets the disentanglement metrics' known answers
+(``FACTOR_CASES``): the true factors as the code (high), the factors of other images (shuffled: about 0) and
+noise (about 0; the FactorVAE score at chance, 1 / number of factors).
 """
 
 from __future__ import annotations
@@ -123,6 +127,51 @@ def sanity_panel(
                 "n_fake": len(images),
                 "fid_floor": reference.floor,
                 "bootstrap": bootstrap,
+                **scores,
+            }
+        )
+    if getattr(data, "factors", None) is not None:
+        rows += factor_rows(data, n=n, bootstrap=bootstrap)
+    return rows
+
+
+FACTOR_CASES = {
+    "factors as codes": "the true factors (value indices scaled to unit spread, + 1 % noise): a perfect code",
+    "shuffled factors": "the factors of other images: as informative as noise",
+    "noise codes": "Gaussian noise, one dimension per factor: no information",
+}
+
+
+def factor_rows(data, *, n: int = 5000, bootstrap: int = 200, seed: int = 0) -> list[dict]:
+    """The disentanglement metrics of codes with known answers (``FACTOR_CASES``), on up to ``n`` images' factors
+    (the test split first, then the train split)."""
+    import numpy as np
+
+    from .disentanglement import FactorSource, disentanglement_scores
+
+    spec = data.factors
+    factors = torch.cat([data.test.factors, data.train.factors])[:n].numpy()
+    spread = np.maximum(np.asarray(spec.sizes, dtype=np.float64), 2) / np.sqrt(12)
+    rng = np.random.default_rng(seed)
+    makers = {
+        "factors as codes": lambda f: f / spread + rng.normal(0, 0.01, f.shape),
+        "shuffled factors": lambda f: f[rng.permutation(len(f))] / spread,
+        "noise codes": lambda f: rng.normal(size=f.shape),
+    }
+    rows = []
+    for case, make in makers.items():
+        scores = disentanglement_scores(
+            make(factors), factors, spec.sizes, lambda f, _, make=make: make(f), FactorSource(spec.sizes),
+            bootstrap=bootstrap, seed=seed,
+        )  # fmt: skip
+        rows.append(
+            {
+                "case": case,
+                "meaning": FACTOR_CASES[case],
+                "dataset": data.name,
+                "n_fake": len(factors),
+                "bootstrap": bootstrap,
+                "codes_method": "known answer",
                 **scores,
             }
         )

@@ -29,6 +29,7 @@ TEXT_KEYS = (
     "sampler",
     "extractor_id",
     "recon_method",
+    "codes_method",
     "likelihood",
     "anomaly_score",
     "weights_sha256",

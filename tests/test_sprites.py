@@ -132,3 +132,53 @@ def test_a_missing_dsprites_file_is_refused_by_the_cli(tmp_path):
     )  # fmt: skip
     assert_one_line_error(result, mentions="dsprites")
     assert not any(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def sprites_runs(tmp_path_factory, data):
+    """A tiny VAE and a tiny DCGAN trained a few steps on sprites, and a quick extractor (shape classifier) where
+    evaluation looks for the default one."""
+    import shutil
+
+    from evaluation.features import extractor_path, get_extractor
+    from generators.data import ImageData, ImageSplit
+    from generators.training import TrainConfig, run_training
+    from tests.helpers import tiny_options
+
+    root = tmp_path_factory.mktemp("sprites")
+    for model in ("vae", "dcgan"):
+        cfg = TrainConfig(dataset="sprites", steps=3, batch_size=32, seed=0, device="cpu")
+        run_training(model, tiny_options(model), cfg, root / model, show_progress=False)
+    cache = root / "_extractors"
+    few = ImageData(
+        data.name, ImageSplit(data.train.images[:1000], data.train.labels[:1000]), data.test, data.class_names
+    )
+    get_extractor("sprites", data.image_shape, cache_dir=cache, data=few, epochs=1, width=8)
+    shutil.copyfile(next(cache.rglob("*-e1w8.*")), extractor_path(cache, "sprites", data.image_shape))
+    return root
+
+
+@pytest.mark.parametrize("model, method", [("vae", "posterior mean"), ("dcgan", "encoder fitted to")])
+def test_a_sprites_run_is_scored_for_disentanglement(sprites_runs, monkeypatch, model, method):
+    from evaluation import disentanglement
+    from evaluation.runner import evaluate_run
+    from evaluation.store import load_metrics
+
+    monkeypatch.setattr(disentanglement, "ENCODER_STEPS", 20)
+    row = evaluate_run(
+        sprites_runs / model, n=300, inversion_steps=2, iwae_k=2, bootstrap=20, cache_dir=sprites_runs / "_extractors"
+    )
+    assert row["codes_method"].startswith(method)
+    for key in disentanglement.KEYS:
+        assert 0 <= row[f"{key}_ci_low"] <= row[key] <= row[f"{key}_ci_high"] <= 1, key
+    assert row in load_metrics(sprites_runs / model).values()  # the store reads the row back as written
+
+
+def test_the_sanity_panel_ranks_the_known_answers(data):
+    from evaluation.sanity import factor_rows
+
+    rows = {row["case"]: row for row in factor_rows(data, n=2000, bootstrap=0)}
+    best, shuffled, noise = rows["factors as codes"], rows["shuffled factors"], rows["noise codes"]
+    for key in ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "factor_vae_score", "sap"):
+        assert best[key] > max(shuffled[key], noise[key]) + 0.3, key
+    assert best["mig"] >= 0.85 and max(shuffled["mig"], noise["mig"]) < 0.05
