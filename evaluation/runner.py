@@ -34,6 +34,7 @@ from generators.training import first_non_finite
 
 from .bootstrap import DEFAULT_B
 from .diagnostics import anomaly_detection
+from .disentanglement import KEYS as DISENTANGLEMENT_KEYS
 from .disentanglement import score_run as disentanglement_scores
 from .features import DEFAULT_CACHE_DIR, get_extractor, inception_extractor, require_labels
 from .inversion import INVERSION_LR, INVERSION_RESTARTS, INVERSION_STEPS, inversion_method, invert
@@ -476,8 +477,8 @@ def _disentanglement(ctx: Context, model) -> dict:
     """MIG, DCI, FactorVAE score and SAP of the model's codes, for a data set with known factors (sprites): the
     encoder's codes (a VAE's posterior mean), or those of an encoder fitted to (G(z), z) for a model without one."""
     data = ctx.data
-    if getattr(data, "factors", None) is None or data.test.factors is None:
-        return {}
+    if getattr(data, "factors", None) is None or data.test.factors is None:  # not applicable: every key None
+        return {f"{key}{part}": None for key in DISENTANGLEMENT_KEYS for part in ("", "_ci_low", "_ci_high")}
     available = len(data.test) + len(data.train)
     if available < ctx.settings.n:
         ctx.warnings.append(f"disentanglement metrics use all {available} images of {data.name}, fewer than n")
