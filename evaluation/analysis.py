@@ -25,6 +25,7 @@ from generators.outputs import Output, check_outputs
 from generators.registry import load_plugins
 
 from . import findings as findings_module
+from .bundle import DEFAULT_SAMPLES, DEFAULT_SEED
 from .runs import Run, read_runs
 
 MAX_GRID_SAMPLES = 1024
@@ -50,13 +51,18 @@ def build_report_parser() -> OneLineParser:
     )
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders to compare")
     parser.add_argument("--out", required=True, metavar="FILE.zip", help="where to write the zip")
-    parser.add_argument("--seed", type=seed_int, default=0, help="seed of the sample grids and figures (default 0)")
+    parser.add_argument(
+        "--seed",
+        type=seed_int,
+        default=DEFAULT_SEED,
+        help=f"seed of the sample grids and figures (default {DEFAULT_SEED}, as in the dashboard)",
+    )
     parser.add_argument(
         "--samples",
         type=int_in(1, MAX_GRID_SAMPLES),
-        default=64,
+        default=DEFAULT_SAMPLES,
         metavar="N",
-        help="samples per grid (default 64, as in the dashboard)",
+        help=f"samples per grid (default {DEFAULT_SAMPLES}, as in the dashboard)",
     )
     parser.add_argument(
         "--force",
@@ -91,7 +97,15 @@ def check_report_path(path, force: bool = False) -> Path:
     return checked
 
 
-def write_report(runs: list[Run], path, *, seed: int = 0, samples: int = 64, force: bool = False, progress=None):
+def write_report(
+    runs: list[Run],
+    path,
+    *,
+    seed: int = DEFAULT_SEED,
+    samples: int = DEFAULT_SAMPLES,
+    force: bool = False,
+    progress=None,
+):
     """Check ``path``, build the report zip of ``runs`` and write it atomically; returns the path."""
     from .bundle import build_zip, report_inputs
 

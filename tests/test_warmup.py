@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import PAGE, interpolation, latent, samples, warmup
 from dashboard.state import CHECKPOINTS_ENV, VIEW_KEY
+from evaluation import pictures
 from generators.default_runs import SELECTED_AT_START
 
 
@@ -32,7 +33,7 @@ def test_pages_find_what_the_warm_up_computed(dashboard_runs, monkeypatch):
     monkeypatch.setenv(CHECKPOINTS_ENV, str(dashboard_runs))
     st.cache_resource.clear()  # other tests may have drawn these grids already
     st.cache_data.clear()
-    drawn = count_calls(monkeypatch, samples, "latent_sampler")  # one per grid drawn
+    drawn = count_calls(monkeypatch, pictures, "latent_sampler")  # one per grid drawn
     projected = count_calls(monkeypatch, latent, "project")  # one per latent map
     strips = count_calls(monkeypatch, interpolation, "path")  # one per interpolation strip computed
     gc.unfreeze()
