@@ -10,6 +10,9 @@
 - grid_ms: sample 64 images and lay them out with make_grid, per committed default run (or a fresh model).
 - eval_seconds: full evaluation of one run at n = 5 000 (extractor cached), per metric and in total.
 - app_first_run_s: first run of the dashboard page in Streamlit's AppTest on the default runs (no warm-up).
+- precision_speedup: training images/s of the best of fp32 eager, bf16, fp32 compiled and bf16 compiled over fp32
+  eager, per model, with the winning setting (precision_best) and what --precision auto picks (precision_auto);
+  paired steps in one run (benchmarks/precision_bench.py).
 - browser_*: the dashboard in Chromium on the default runs (benchmarks/browser_bench.py): first sample grids,
   all tabs rendered, a seed change, a tab switch.
 Ratios, not absolute times, are what to compare across machines.
@@ -31,6 +34,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.ddp_bench import ddp_figures
+from benchmarks.precision_bench import precision_figures
 from generators.checkpoints import load_run
 from generators.data import load_dataset
 from generators.default_runs import default_recipe
@@ -213,6 +217,7 @@ GROUPS = {
     "app": app_figures,
     "browser": browser_figures,
     "ddp": ddp_figures,
+    "precision": precision_figures,
 }
 
 
