@@ -6,6 +6,7 @@ Skips when chromium is missing, except with REQUIRE_BROWSER_TEST=1 (CI), where t
 from __future__ import annotations
 
 import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from benchmarks.browser import (
     CHROMIUM,
     RENDER_MS,
     ROOT,
+    TAB_DRAWN,
     TAB_TITLES,
     launch,
     open_tab,
@@ -22,6 +24,7 @@ from benchmarks.browser import (
     set_seed,
     streamlit_server,
     wait_for_sample_grids,
+    wait_until_drawn,
 )
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -36,10 +39,13 @@ def require_browser() -> None:
     pytest.skip(message)
 
 
-@pytest.fixture
-def server(dashboard_runs, tmp_path):
+@pytest.fixture(scope="module")
+def server(dashboard_runs, tmp_path_factory):
+    """One server for the module, on a copy of the tiny runs (the tour trains runs into it)."""
     require_browser()
-    with streamlit_server(dashboard_runs, tmp_path / "streamlit.log") as (url, _started, _ready):
+    root = tmp_path_factory.mktemp("browser")
+    checkpoints = shutil.copytree(dashboard_runs, root / "checkpoints")
+    with streamlit_server(checkpoints, root / "streamlit.log") as (url, _started, _ready):
         yield url
 
 
@@ -84,6 +90,7 @@ def test_every_tab_renders_a_seed_change_reruns_samples_only_and_figures_downloa
             # the report zip: figures as PNG and PDF, the page-width LaTeX table, the methods paragraph
             open_tab(page, "Findings & report")
             page.locator(".st-key-report_build button").click()
+            page.locator(".st-key-report_download button").wait_for(timeout=RENDER_MS)
             download(page, ".st-key-report_download button", tmp_path / "report.zip")
             names = zipfile.ZipFile(tmp_path / "report.zip").namelist()
             assert "tables/summary.tex" in names and "methods.md" in names
@@ -91,5 +98,365 @@ def test_every_tab_renders_a_seed_change_reruns_samples_only_and_figures_downloa
             assert any(n.startswith("figures/") and n.endswith(".pdf") for n in names)
             page.screenshot(path=str(ARTIFACTS / "dashboard-report.png"), full_page=True)
             assert_no_error(page, "after the downloads")
+        finally:
+            browser.close()
+
+
+# What a user sees of the page: its text (without the test-mode render counters), every picture (its address, which
+# names its bytes, and its size on screen) and every chart (a hash of its drawing). A control that changes
+# none of these did nothing visible.
+VIEW = """() => {
+  const main = document.querySelector('[data-testid=stMain]');
+  const hash = (text) => {
+    let h = 0;
+    for (let i = 0; i < text.length; i++) h = (h * 31 + text.charCodeAt(i)) | 0;
+    return h;
+  };
+  const text = main.innerText.split('\\n').filter(l => !/^(render count|charts in) /.test(l)).join('\\n');
+  const images = [...main.querySelectorAll('[role=tabpanel] img')].map(i => i.src);
+  const sizes = [...main.querySelectorAll('[role=tabpanel] img')].map(i => Math.round(i.getBoundingClientRect().width));
+  const charts = [...main.querySelectorAll('.js-plotly-plot')]
+    .map(c => hash([...c.querySelectorAll('.main-svg')].map(svg => svg.innerHTML).join('')));
+  return {text, images, sizes, charts};
+}"""
+SETTLE_MS = 300
+RERUN_DRAWN = (
+    f"([title, before]) => {{ const count = ({TAB_DRAWN})(title); return count !== false && count > before; }}"
+)
+# A control's label cut short: its text is wider than its box (Streamlit cuts a label with an ellipsis), or a
+# button sticks out of its column.
+CUT_CONTROLS = """() => {
+  const shown = (e) => e.offsetParent !== null;
+  const textWidth = (e) => {
+    const range = document.createRange();
+    range.selectNodeContents(e);
+    return range.getBoundingClientRect().width;
+  };
+  const cut = [...document.querySelectorAll('[data-testid=stMain] .stMarkdownEllipsis')].filter(shown)
+    .filter(e => textWidth(e) > e.clientWidth + 1 || e.scrollWidth > e.clientWidth).map(e => e.innerText);
+  const buttons = [...document.querySelectorAll('[data-testid=stMain] button')].filter(shown);
+  const narrow = buttons.filter(b => b.scrollWidth > b.clientWidth).map(b => b.innerText);
+  const outside = buttons.filter(b => {
+    const column = b.closest('[data-testid=stColumn]');
+    if (!column) return false;
+    const r = b.getBoundingClientRect(), c = column.getBoundingClientRect();
+    return r.left < c.left - 1 || r.right > c.right + 1;
+  }).map(b => b.innerText);
+  return [...cut, ...narrow, ...outside];
+}"""
+# Chart titles that stick out of their chart
+CLIPPED_TITLES = """() => [...document.querySelectorAll('[role=tabpanel] .js-plotly-plot')].flatMap(chart => {
+  const box = chart.querySelector('.main-svg').getBoundingClientRect();
+  return [...chart.querySelectorAll('.gtitle, .g-xtitle text, .g-ytitle text, .g-y2title text')].filter(t => {
+    const r = t.getBoundingClientRect();
+    return r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1;
+  }).map(t => t.textContent);
+})"""
+
+
+def view(page) -> dict:
+    return page.evaluate(VIEW)
+
+
+def act(page, title: str, action, what: str) -> tuple[dict, dict]:
+    """Do ``action`` (a control change) on the open tab ``title``, wait until the tab has re-run and is drawn
+    again, check that no error is shown; the view before and after."""
+    count = wait_until_drawn(page, title)
+    before = view(page)
+    action()
+    while True:  # until it settles (a control may re-run its tab, then the whole page)
+        page.wait_for_function(RERUN_DRAWN, arg=[title, count], polling="raf", timeout=2 * RENDER_MS)
+        count = wait_until_drawn(page, title)
+        page.wait_for_timeout(SETTLE_MS)
+        if page.evaluate(f"(title) => ({TAB_DRAWN})(title)", title) == count:
+            break
+    assert_no_error(page, f"{title}, {what}")
+    return before, view(page)
+
+
+def changes(page, title: str, action, what: str, part: str | None = None) -> dict:
+    """``action`` changes what the user sees (``part``: the pictures, charts, text or sizes, or any of them)."""
+    before, after = act(page, title, action, what)
+    parts = [part] if part else list(before)
+    assert any(before[p] != after[p] for p in parts), f"{title}: {what} changed nothing visible ({'/'.join(parts)})"
+    return after
+
+
+def widget(page, key: str):
+    return page.locator(f".st-key-{key}")
+
+
+def slide(page, key: str, steps: int = 1):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    def move():
+        thumb = widget(page, key).get_by_role("slider")
+        start = thumb.input_value()
+        for _attempt in range(3):  # a key press can land on a slider that a late re-run is replacing
+            thumb.focus()
+            for _ in range(abs(steps)):
+                thumb.press("ArrowRight" if steps > 0 else "ArrowLeft")
+            try:
+                page.wait_for_function("([e, v]) => e.value !== v", arg=[thumb.element_handle(), start], timeout=3000)
+                return
+            except PlaywrightTimeout:
+                pass
+
+    return move
+
+
+def choose(page, key: str, option: str):
+    """Pick ``option`` in a select box (or add it to a multiselect)."""
+
+    def pick():
+        widget(page, key).locator("[data-baseweb=select]").click()
+        page.get_by_role("option", name=option, exact=True).click()
+        page.keyboard.press("Escape")
+
+    return pick
+
+
+def radio(page, key: str, option: str):
+    return lambda: widget(page, key).get_by_text(option, exact=True).click()
+
+
+def tick(page, key: str):
+    return lambda: widget(page, key).locator("label").first.click()
+
+
+def type_number(page, key: str, value: int):
+    def enter():
+        box = widget(page, key).locator("input")
+        box.fill(str(value))
+        box.press("Enter")
+
+    return enter
+
+
+def click(locator):
+    return lambda: locator.click()
+
+
+def section(page, name: str):
+    return click(page.get_by_role("tab", name=name, exact=True))
+
+
+def expander_opens(page, label: str) -> None:
+    """A plain expander (no re-run): its text shows once clicked."""
+    box = page.locator("[data-testid=stExpander]", has_text=label).first
+    box.locator("summary").click()
+    page.wait_for_function("(d) => d.open", arg=box.locator("details").element_handle(), timeout=RENDER_MS)
+    assert box.locator("[data-testid=stExpanderDetails]").inner_text().strip(), f"{label}: opened empty"
+
+
+def wait_for_text(page, text: str, timeout: int = RENDER_MS) -> None:
+    page.get_by_text(text).first.wait_for(timeout=timeout)
+
+
+def tour_samples(page, tmp_path) -> None:
+    title = "Samples"
+    open_tab(page, title)
+    grids = view(page)["images"]
+    assert len(grids) == 4
+    # Regenerate: new latents for every grid
+    after = changes(page, title, click(page.get_by_role("button", name="Regenerate")), "Regenerate", "images")
+    assert all(old != new for old, new in zip(grids, after["images"])), "Regenerate left a grid as it was"
+    changes(page, title, slide(page, "samples_per_row"), "grids per row", "sizes")
+    # the sidebar's drawing controls re-draw the grids
+    changes(page, title, slide(page, "n_samples", -1), "samples per grid", "images")
+    changes(page, title, slide(page, "scale"), "image scale", "images")
+    # a run's PNG is the picture shown
+    shown = page.evaluate("() => document.querySelector('[role=tabpanel] img').src")
+    png = download(page, ".st-key-samples-png-vae-mnist5k button", tmp_path / "grid.png")
+    assert png == page.request.get(shown).body(), "a run's PNG download is not the grid shown"
+    expander_opens(page, "Why do the models' samples differ?")
+    # the sampler: without the GAN (no encoder) the fitted samplers are offered; each changes every grid, or
+    # says why not, and a sampler that fails for one run never blanks the others' grids
+    before = changes(page, title, lambda: remove_last_run(page), "removing a run in the sidebar", "images")
+    assert len(before["images"]) == 3
+    for sampler in ("gmm", "two-stage"):
+        after = changes(
+            page, title, click(widget(page, "samples_sampler").get_by_role("radio", name=sampler)), sampler, "text"
+        )
+        assert len(after["images"]) == 3, f"{sampler}: a run's grid is missing"
+        explained = page.locator("[role=tabpanel] [data-testid=stAlertContentInfo]").count()
+        # (the tiny test runs draw near-uniform grey: two samplers may give one run the same picture)
+        assert explained or any(a != b for a, b in zip(before["images"], after["images"])), (
+            f"the {sampler} sampler left every grid as it was and says nothing about why"
+        )
+
+
+def remove_last_run(page) -> None:
+    box = widget(page, "runs").locator("input")
+    box.click()
+    box.press("Backspace")
+    page.keyboard.press("Escape")
+
+
+def tour_interpolation(page, tmp_path) -> None:
+    title = "Interpolation"
+    open_tab(page, title)
+    changes(page, title, radio(page, "interp_path", "linear"), "path", "images")
+    changes(page, title, slide(page, "interp_frames"), "frames", "images")
+    changes(page, title, slide(page, "interp_frame"), "frame", "images")
+    changes(page, title, radio(page, "interp_source", "two real test images"), "endpoints", "images")
+    changes(page, title, type_number(page, "interp_a", 7), "first test image", "images")
+    changes(page, title, type_number(page, "interp_b", 9), "second test image", "images")
+    gif = download(page, "[class*=st-key-interp-gif-] button", tmp_path / "strip.gif")
+    assert gif.startswith(b"GIF8")
+    expander_opens(page, "What makes a latent space smooth?")
+
+
+def tour_latent(page) -> None:
+    title = "Latent space"
+    open_tab(page, title)
+    changes(page, title, tick(page, "latent_thumbs"), "thumbnails", "charts")
+    changes(page, title, radio(page, "latent_method", "t-SNE"), "projection", "charts")
+    changes(page, title, section(page, "Traversals"), "the traversals part", "charts")
+    key = page.evaluate(
+        "() => [...document.querySelectorAll('[class*=st-key-latent-dims-]')][0].className.match(/st-key-(\\\\S+)/)[1]"
+    )
+    changes(page, title, lambda: remove_last_tag(page, key), "traversal dimensions", "charts")
+    expander_opens(page, "How to read these pictures")
+
+
+def remove_last_tag(page, key: str) -> None:
+    box = widget(page, key).locator("input")
+    box.click()
+    box.press("Backspace")
+    page.keyboard.press("Escape")
+
+
+def tour_anatomy(page) -> None:
+    title = "VAE anatomy"
+    open_tab(page, title)
+    changes(page, title, type_number(page, "anatomy_image", 5), "test image", "images")
+
+
+def tour_reconstruction(page) -> None:
+    title = "Reconstruction"
+    open_tab(page, title)
+    changes(page, title, slide(page, "recon_count"), "images", "images")
+    changes(page, title, tick(page, "recon_invert"), "GAN inversion", "images")
+    changes(page, title, section(page, "Denoising"), "the denoising part", "images")
+    changes(page, title, slide(page, "denoise_sigma"), "noise level", "images")
+    changes(page, title, section(page, "Anomaly detection"), "the anomaly part", "charts")
+    changes(page, title, radio(page, "ood_kind", "test digits with black and white swapped"), "odd inputs", "charts")
+    expander_opens(page, "What these experiments show")
+
+
+def tour_metrics(page) -> None:
+    title = "Metrics"
+    open_tab(page, title)
+    for part in page.evaluate(
+        "() => [...document.querySelectorAll('.st-key-metrics_part [role=tab]')].slice(1).map(t => t.innerText)"
+    ):
+        changes(page, title, section(page, part), f"the {part} part")
+    changes(page, title, click(widget(page, "metrics_full_table").locator("summary")), "the full table", "text")
+    # the compute form: n = 500 for every run, then the table shows n = 500
+    changes(page, title, slide(page, "metrics_n", -10), "samples per run", "text")
+    form = page.locator("[data-testid=stForm]")
+    form.get_by_role("button", name="Compute").click()
+    wait_for_text(page, "Done: computed", timeout=300_000)
+    assert page.get_by_text("Headline metrics at n = 500").count() == 1
+    changes(page, title, choose(page, "metrics_view_n", "100"), "the n shown", "text")
+    expander_opens(page, "What the metrics mean")
+
+
+def tour_sanity(page) -> None:
+    title = "Sanity & copying"
+    open_tab(page, title)
+    changes(page, title, choose(page, "sanity_n", "2000"), "reference size", "text")
+    changes(page, title, tick(page, "gallery_on"), "the gallery", "charts")
+
+
+def tour_train(page, server_runs: int) -> None:
+    """A 10-step run trained from the page; added to the comparison, scored, resumed."""
+    title = "Train"
+    open_tab(page, title)
+    changes(page, title, choose(page, "train_model", "Autoencoder"), "model", "text")
+    changes(page, title, radio(page, "train_budget", "epochs"), "budget", "text")
+    changes(page, title, radio(page, "train_budget", "steps"), "budget", "text")
+    changes(page, title, type_number(page, "train_amount_steps_ae", 10), "number of steps", "text")
+    changes(page, title, type_number(page, "train_latent_ae", 4), "latent size", "text")
+    widget(page, "train_start").locator("button").click()
+    add = page.locator("[class*=st-key-add-ae-mnist5k-] button")
+    add.wait_for(timeout=300_000)
+    run = add.evaluate("b => b.closest('[class*=st-key-add-]').className.match(/st-key-add-(\\\\S+)/)[1]")
+    changes(page, title, click(add), "Add to the comparison", "text")
+    assert run in widget(page, "runs").inner_text(), "Add to the comparison did not select the run"
+    page.locator(f".st-key-metrics-{run} button").click()
+    wait_for_text(page, f"Metrics of {run} stored", timeout=300_000)
+    type_number(page, f"more-{run}", 10)()
+    page.locator(f".st-key-resume-{run} button").click()
+    add = page.locator(f".st-key-add-{run} button")
+    add.wait_for(state="detached", timeout=RENDER_MS)  # training again
+    add.wait_for(timeout=300_000)  # and finished
+    assert_no_error(page, "after the resumed run")
+
+
+def tour_sweep(page) -> None:
+    title = "β sweep"
+    open_tab(page, title)
+    changes(page, title, choose(page, "sweep_betas", "2.0"), "β values", "text")
+    start = widget(page, "sweep_start").locator("button")
+    label = start.inner_text()
+    start.click()
+    # the missing β are trained (a few steps each in the tiny recipe) and join the chart
+    page.wait_for_function(
+        "(label) => ![...document.querySelectorAll('.st-key-sweep_start button')].some(b => b.innerText === label)",
+        arg=label,
+        timeout=300_000,
+    )
+    assert_no_error(page, "after the sweep's runs")
+    expander_opens(page, "The β trade-off")
+
+
+def test_every_control_of_the_default_tour_has_a_visible_effect(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+            page.goto(server)
+            wait_for_sample_grids(page, 4)
+            tour_samples(page, tmp_path)
+            tour_interpolation(page, tmp_path)
+            tour_latent(page)
+            tour_anatomy(page)
+            tour_reconstruction(page)
+            tour_metrics(page)
+            tour_sanity(page)
+            tour_train(page, 0)
+            tour_sweep(page)
+        finally:
+            browser.close()
+
+
+def test_narrow_screen_shows_every_tab_and_whole_controls_without_the_sidebar(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 800, "height": 1000})
+            page.goto(server)
+            wait_for_sample_grids(page, 4)
+            page.wait_for_function(
+                "() => document.querySelector('[data-testid=stSidebar]').getBoundingClientRect().right <= 0",
+                timeout=10_000,
+            )
+            for title in TAB_TITLES:
+                tab = page.get_by_role("tab", name=title, exact=True)
+                box = tab.bounding_box()
+                assert box and box["x"] >= 0 and box["x"] + box["width"] <= 800, f"tab {title} is out of sight"
+                tab.click()
+                wait_until_drawn(page, title)
+                assert_no_error(page, f"{title} at 800 px")
+                assert page.evaluate(CUT_CONTROLS) == [], f"{title} at 800 px: controls cut short"
+                assert page.evaluate(CLIPPED_TITLES) == [], f"{title} at 800 px: chart titles clipped"
+                if title == "Samples":
+                    page.screenshot(path=str(ARTIFACTS / "dashboard-800px.png"))
         finally:
             browser.close()
