@@ -140,9 +140,9 @@ class Speed:
 
     def record(self) -> dict:
         return {
-            "precision": self.precision,
-            "precision_requested": self.requested,
-            "precision_reason": self.reason,
+            "train_precision": self.precision,
+            "train_precision_requested": self.requested,
+            "train_precision_reason": self.reason,
             "compiled": self.compiled,
             "channels_last": self.channels_last,
         }

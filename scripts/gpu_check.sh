@@ -71,7 +71,7 @@ for model in "${MODELS[@]}"; do
 else row; print(' '.join(f'{k}={row[k]:.3g}' for k in ('fid_ratio', 'coverage', 'fid') if isinstance(row.get(k), \
 (int, float))))" "$OUT/$run.scores.json" || echo "evaluation failed")
     read -r rate ran < <("$PYTHON" -c "import json, sys; from generators.checkpoints import read_run_info; \
-print(f\"{json.load(open(sys.argv[1]))['img_per_s']:.0f}\", read_run_info(sys.argv[2])['precision'] \
+print(f\"{json.load(open(sys.argv[1]))['img_per_s']:.0f}\", read_run_info(sys.argv[2])['train_precision'] \
 + ('+compiled' if read_run_info(sys.argv[2]).get('compiled') else ''))" "$OUT/$run.json" "$OUT/$run")
     printf '%-8s %-14s %10s %8s %s\n' "$model" "$setting" "$rate" "$ran" "$score"
   done

@@ -55,7 +55,7 @@ def test_bf16_training_reaches_the_loss_of_fp32(tmp_path, name):
     for key, value in fp32.items():
         assert bf16[key] == pytest.approx(value, rel=TOLERANCE[key]), (key, value, bf16[key])
     info = read_run_info(bf16_run)
-    assert info["precision"] == "bf16" and info["train_config"]["precision"] == "bf16" and not info["compiled"]
+    assert info["train_precision"] == "bf16" and info["train_config"]["precision"] == "bf16" and not info["compiled"]
 
 
 def test_a_compiled_run_reaches_the_loss_of_an_eager_one(tmp_path):
@@ -78,11 +78,11 @@ def test_resume_across_precisions(tmp_path, name):
     run = train(tmp_path, name, "run", steps=10, precision="fp32")
     train(tmp_path, name, "run", steps=20, resume=True, precision="bf16")
     info = read_run_info(run)
-    assert (info["step"], info["precision"], info["train_config"]["precision"]) == (20, "bf16", "bf16")
+    assert (info["step"], info["train_precision"], info["train_config"]["precision"]) == (20, "bf16", "bf16")
     train(tmp_path, name, "run", steps=30, resume=True)  # no --precision: the run's own (bf16)
-    assert read_run_info(run)["precision"] == "bf16"
+    assert read_run_info(run)["train_precision"] == "bf16"
     train(tmp_path, name, "run", steps=40, resume=True, precision="fp32")
-    assert (read_run_info(run)["step"], read_run_info(run)["precision"]) == (40, "fp32")
+    assert (read_run_info(run)["step"], read_run_info(run)["train_precision"]) == (40, "fp32")
     state = load_resume_state(run)
     assert all(t.dtype == torch.float32 for t in state["model"].values() if t.is_floating_point())
     for optimizer in state["optimizers"].values():
