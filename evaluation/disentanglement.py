@@ -49,8 +49,8 @@ DCI_TREES = 2
 DCI_MIN_LEAF = 10
 DCI_TRAIN_FRACTION = 2 / 3
 DCI_NEIGHBOURS = 10
-VOTE_BATCH = 50  # images per FactorVAE vote (L)
-VOTES = 300  # votes to fit the majority classifier, and as many to score it
+VOTE_BATCH = 32  # images per FactorVAE vote (L)
+VOTES = 250  # votes to fit the majority classifier, and as many to score it
 KEYS = ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "factor_vae_score", "sap")
 
 
@@ -154,11 +154,17 @@ def _r2(prediction: np.ndarray, target: np.ndarray) -> float:
     return float(np.clip(1 - np.mean((prediction - target) ** 2) / var, 0, 1))
 
 
+def _knn_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, k: int) -> np.ndarray:
+    """k-nearest-neighbour regression (Euclidean, uniform weights): the mean of the k nearest training targets."""
+    distance = torch.cdist(torch.from_numpy(test_x).float(), torch.from_numpy(train_x).float())
+    nearest = distance.topk(k, largest=False).indices.numpy()
+    return train_y[nearest].mean(1)
+
+
 def dci(codes, factors, *, seed: int = 0, refits: int = DCI_REFITS, trees: int = DCI_TREES) -> dict:
     """DCI disentanglement, completeness and informativeness, each with a 95 % interval from ``refits``
     bootstrap refits (see the module's docstring)."""
     from sklearn.ensemble import ExtraTreesRegressor
-    from sklearn.neighbors import KNeighborsRegressor
 
     codes = np.asarray(codes, dtype=np.float64)
     factors = np.asarray(factors, dtype=np.float64)
@@ -182,8 +188,7 @@ def dci(codes, factors, *, seed: int = 0, refits: int = DCI_REFITS, trees: int =
             )
             forest.fit(x[pick], factors[pick, k])
             importance[b, :, k] = forest.feature_importances_
-        knn = KNeighborsRegressor(n_neighbors=min(DCI_NEIGHBOURS, n_train)).fit(x_knn[pick], factors[pick])
-        predictions[b] = knn.predict(x_knn[test]).reshape(len(test), -1)
+        predictions[b] = _knn_predict(x_knn[pick], factors[pick], x_knn[test], min(DCI_NEIGHBOURS, n_train))
 
     def scores(imp: np.ndarray, pred: np.ndarray) -> tuple[float, float, float]:
         informativeness = np.mean([_r2(pred[:, k], factors[test, k]) for k in range(factors.shape[1])])
@@ -233,7 +238,8 @@ class FactorSource:
         """A value for each fixed factor: uniform over its values (over the values the pool holds)."""
         if self.pool_factors is None:
             return np.array([rng.integers(0, self.sizes[k]) for k in fixed])
-        return np.array([rng.choice(np.unique(self.pool_factors[:, k])) for k in fixed])
+        present = [np.unique(self.pool_factors[:, k]) for k in range(len(self.sizes))]
+        return np.array([rng.choice(present[k]) for k in fixed])
 
 
 def factor_vae_votes(

@@ -40,7 +40,7 @@ FACTOR_SIZES = (3, 6, 40, 32, 32)
 DSPRITES_NAMES = ("color", "shape", "scale", "orientation", "x", "y")  # the columns of dSprites' latents_classes
 CENTRE_LOW, CENTRE_SPAN = 0.23, 0.54  # every shape stays inside the image at any scale and turn
 SQUARE_HALF, ELLIPSE_AXES, HEART_SIZE = 0.15, (0.2, 0.1), 0.29
-RENDER_CHUNK = 512  # images per vectorised pass: small enough to stay in the CPU's cache
+RENDER_PIXELS = 512 * 32 * 32  # pixels per vectorised pass (512 images at 32x32): small enough for the CPU's cache
 DSPRITES_READ_ROWS = 4096
 
 
@@ -131,8 +131,9 @@ def render(factors, image_size: int = DEFAULT_SIZE, *, color: bool = False) -> t
     if len(f) and ((f < 0) | (f >= sizes)).any():
         raise ValueError(f"factor indices out of range (sizes {tuple(sizes.tolist())})")
     out = np.empty((len(f), 3 if color else 1, image_size, image_size), np.uint8)
-    for i in range(0, len(f), RENDER_CHUNK):
-        out[i : i + RENDER_CHUNK] = _render_chunk(f[i : i + RENDER_CHUNK], image_size, color)
+    chunk = max(1, RENDER_PIXELS // (image_size * image_size))
+    for i in range(0, len(f), chunk):
+        out[i : i + chunk] = _render_chunk(f[i : i + chunk], image_size, color)
     return torch.from_numpy(out)
 
 

@@ -182,3 +182,14 @@ def test_the_sanity_panel_ranks_the_known_answers(data):
     for key in ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "factor_vae_score", "sap"):
         assert best[key] > max(shuffled[key], noise[key]) + 0.3, key
     assert best["mig"] >= 0.85 and max(shuffled["mig"], noise["mig"]) < 0.05
+
+
+def test_the_sanity_command_for_sprites_holds_the_known_answer_rows(sprites_runs):
+    from evaluation.report import sanity_markdown
+    from evaluation.sanity import FACTOR_CASES, sanity_panel
+
+    rows = sanity_panel("sprites", n=300, bootstrap=0, cache_dir=sprites_runs / "_extractors")
+    cases = [row["case"] for row in rows]
+    assert cases[-3:] == list(FACTOR_CASES) and cases[0] == "held-out (baseline)"
+    assert rows[-3]["mig"] > rows[-2]["mig"] and rows[-3]["mig"] > rows[-1]["mig"]
+    assert "shuffled factors" in sanity_markdown(rows)
