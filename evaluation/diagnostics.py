@@ -18,6 +18,7 @@ from .metric_specs import OOD_KINDS
 
 HISTORY_TAIL_FRACTION = 0.2  # "the end of training" = the last 20 % of the logged steps, for every reading
 D_WINS_GAP = 0.8  # mean D(real) - D(fake) above this: D separates perfectly and G gets no useful gradient
+ANOMALY_IMAGES = 2000  # test images the anomaly AUCs are measured on (with as many odd inputs of each kind)
 COLLAPSE_MODE_FRACTION = 0.3  # fewer than 30 % of the classes produced: (partial) mode collapse
 ANOMALY_SCORE_NAMES = {
     "posterior": "negative ELBO (nats, decoder at the posterior mean)",
@@ -137,6 +138,24 @@ def roc_auc(inliers, outliers) -> float:
     return float(roc_auc_score(targets, scores))
 
 
+def anomaly_score_sets(model, images: torch.Tensor, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The model's anomaly scores of ``images`` and of each kind of odd input made from them (one seeded stream,
+    in ``OOD_KINDS`` order): what the metric row and the dashboard's histograms both score."""
+    generator = torch.Generator().manual_seed(seed)
+    inliers = anomaly_scores(model, images).double().numpy()
+    outliers = {
+        kind: anomaly_scores(model, out_of_distribution(images, kind, generator)).double().numpy() for kind in OOD_KINDS
+    }
+    return inliers, outliers
+
+
+def anomaly_test_images(test) -> torch.Tensor:
+    """The fixed subset of a test split (every class, the same for every run) that anomaly detection scores."""
+    from .scoring import subset
+
+    return test.images[subset(len(test), ANOMALY_IMAGES)].float() / 255
+
+
 def anomaly_detection(model, images: torch.Tensor, *, seed: int, bootstrap: int) -> dict:
     """Per odd-input kind of ``OOD_KINDS``: the ROC AUC of telling those inputs (made from ``images``) from
     ``images`` themselves by the model's anomaly score, with a 95 % percentile-bootstrap interval (inliers and
@@ -145,12 +164,10 @@ def anomaly_detection(model, images: torch.Tensor, *, seed: int, bootstrap: int)
 
     if anomaly_score_kind(model.capabilities) is None:
         return {}
-    generator = torch.Generator().manual_seed(seed)
-    inliers = anomaly_scores(model, images).double().numpy()
+    inliers, outlier_sets = anomaly_score_sets(model, images, seed)
     rng = np.random.default_rng(seed)
     row = {"anomaly_score": anomaly_score_kind(model.capabilities), "anomaly_n": len(images)}
-    for kind in OOD_KINDS:
-        outliers = anomaly_scores(model, out_of_distribution(images, kind, generator)).double().numpy()
+    for kind, outliers in outlier_sets.items():
         auc = roc_auc(inliers, outliers)
         replicates = [
             roc_auc(rng.choice(inliers, len(inliers)), rng.choice(outliers, len(outliers))) for _ in range(bootstrap)

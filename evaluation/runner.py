@@ -33,7 +33,7 @@ from generators.samplers import SAMPLERS, latent_sampler, needs_encoder
 from generators.training import first_non_finite
 
 from .bootstrap import DEFAULT_B
-from .diagnostics import anomaly_detection
+from .diagnostics import anomaly_detection, anomaly_test_images
 from .disentanglement import KEYS as DISENTANGLEMENT_KEYS
 from .disentanglement import score_run as disentanglement_scores
 from .features import DEFAULT_CACHE_DIR, get_extractor, inception_extractor, require_labels
@@ -454,7 +454,7 @@ def _likelihood(ctx: Context, model) -> dict:
 def _anomaly(ctx: Context, model) -> dict:
     """ROC AUC of the model's anomaly score (negative ELBO, reconstruction error or −D) for odd inputs made from
     test images (noise, inverted, shuffled) against the test images themselves."""
-    images, _ = _test_subset(ctx, model, RECON_IMAGES)
+    images = anomaly_test_images(ctx.data.test)
     return anomaly_detection(model, images, seed=ctx.settings.seeds[0], bootstrap=ctx.settings.bootstrap)
 
 

@@ -31,6 +31,12 @@ def assert_clean(at: AppTest) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
+def dashboard_runs_dir(at: AppTest) -> Path:
+    import os
+
+    return Path(os.environ[CHECKPOINTS_ENV])
+
+
 def tab(at: AppTest, title: str):
     """The tab ``title``, opened first if it is not (only the open tab runs, as in the browser)."""
     if VIEW_KEY not in at.session_state or at.session_state[VIEW_KEY] != title:
@@ -171,6 +177,13 @@ def test_reconstruction_tab_has_errors_denoising_and_anomaly_auc(app):
     assert len(recon.get("plotly_chart")) == 4  # one anomaly histogram per run
     assert sum(b.proto.id.endswith("-pdf") for b in recon.get("download_button")) == 4  # each one for a report
     assert sum("ROC AUC" in c.value for c in recon.caption) == 4
+    # at seed 0 the page's AUCs are the metric rows' (the same test images, odd inputs and scores)
+    from evaluation import load_metrics
+
+    titles = [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in recon.get("plotly_chart")]
+    for name, title in zip(["vae-mnist5k", "vae-beta4-mnist5k", "ae-mnist5k", "dcgan-mnist5k"], titles):
+        (row, *_) = load_metrics(dashboard_runs_dir(app) / name).values()
+        assert title.startswith(name) and title.endswith(f": ROC AUC {row['anomaly_auc_noise']:.3f}"), title
 
 
 def test_metrics_tab_shows_headline_and_full_tables_fairness_and_charts(app):
