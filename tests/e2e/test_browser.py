@@ -128,9 +128,6 @@ SETTLE_MS = 1000  # a slider can send its value twice (on the key and on release
 RERUN_STARTED = (
     f"([title, before]) => !!document.querySelector('[data-testid=stStatusWidget]') || ({TAB_DRAWN})(title) > before"
 )
-RERUN_DRAWN = (
-    f"([title, before]) => {{ const count = ({TAB_DRAWN})(title); return count !== false && count > before; }}"
-)
 # A control's label cut short: its text is wider than its box (Streamlit cuts a label with an ellipsis), or a
 # button sticks out of its column.
 CUT_CONTROLS = """() => {
@@ -172,16 +169,17 @@ def act(page, title: str, action, what: str) -> tuple[dict, dict]:
     count = wait_until_drawn(page, title)
     before = view(page)
     action()
-    if getattr(action, "idempotent", False):  # a click can land on a control that a late re-run is replacing
-        for _attempt in range(2):
-            try:
-                page.wait_for_function(RERUN_STARTED, arg=[title, count], polling="raf", timeout=10_000)
-                break
-            except PlaywrightTimeout:
+    # a re-run starts; if none does (the click may have landed on a control that a late re-run was replacing,
+    # or a late re-run already took it), a radio or a part's tab is clicked again
+    for _attempt in range(2 if getattr(action, "idempotent", False) else 1):
+        try:
+            page.wait_for_function(RERUN_STARTED, arg=[title, count], polling="raf", timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            if getattr(action, "idempotent", False):
                 action()
     while True:  # until it settles (a control may re-run its tab, then the whole page)
-        page.wait_for_function(RERUN_DRAWN, arg=[title, count], polling="raf", timeout=2 * RENDER_MS)
-        count = wait_until_drawn(page, title)
+        count = page.wait_for_function(TAB_DRAWN, arg=title, polling="raf", timeout=2 * RENDER_MS).json_value()
         page.wait_for_timeout(SETTLE_MS)
         if page.evaluate(f"(title) => ({TAB_DRAWN})(title)", title) == count:
             break
