@@ -97,6 +97,13 @@ def render(selection: Selection) -> None:
         key="samples_per_row",
         help="Fewer grids per row = larger digits.",
     )
+    if len(options) < len(SAMPLERS):
+        hidden = " and ".join(kind for kind in SAMPLERS if kind not in options)
+        without = ", ".join(run.name for run in selection.runs if not run.capabilities.encoder)
+        c2.caption(
+            f"{hidden} fit a sampler to the encoded training set, so every selected run needs an encoder: "
+            f"deselect {without} to use them."
+        )
     choice = class_choice(selection)
     c4.caption(f"Seed {selection.seed}: {draws_caption(selection, choice)} ({sampler} sampler).")
     for start in range(0, len(selection.runs), per_row):
@@ -104,7 +111,9 @@ def render(selection: Selection) -> None:
         for column, run in zip(columns, selection.runs[start : start + per_row]):
             with column, shown_errors(f"Samples of {run.label}"):  # one failing run leaves the others' grids
                 st.markdown(f"**{run.label}**")
-                png = sample_grid_png(run, selection.n_samples, selection.seed, selection.scale, sampler, choice)
+                fitting = f"; its {sampler} sampler is fitted first if it has none (a minute or two, once)"
+                with st.spinner(f"Drawing {run.name}" + (fitting if sampler != DEFAULT_SAMPLER else "") + "…"):
+                    png = sample_grid_png(run, selection.n_samples, selection.seed, selection.scale, sampler, choice)
                 st.image(
                     png,
                     caption=f"latent size {run.info['model_config']['latent_dim']}",

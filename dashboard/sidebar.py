@@ -38,11 +38,11 @@ def render() -> tuple[Selection, list[Run]]:
             help=f"Run folders in `{checkpoints_dir()}/`. Train more in the Train tab.",
         )
         st.header("Drawing")
+        st.session_state.setdefault(SEED_KEY, DEFAULT_SEED)  # its value lives in the state: Regenerate sets it
         st.number_input(
             "Seed",
             min_value=0,
             max_value=2**31 - 1,
-            value=DEFAULT_SEED,
             step=1,
             key=SEED_KEY,
             help="The same seed draws the same latents for every run with the same latent size.",

@@ -89,6 +89,8 @@ def test_samples_tab_shows_one_grid_and_png_download_per_run(app):
     assert len(image_urls(samples)) == 4
     labels = [d.proto.label for d in samples.get("download_button")]
     assert labels == ["PNG"] * 4 + ["PNG", "PDF", "SVG"]  # one grid per run, then the labelled figure of all
+    # the GAN has no encoder, so the fitted samplers are not offered — and the page says why
+    assert any("deselect dcgan-mnist5k" in c.value for c in samples.caption)
 
 
 def test_changing_the_seed_changes_the_images_and_going_back_restores_them(app):
