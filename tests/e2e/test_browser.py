@@ -237,7 +237,18 @@ def radio(page, key: str, option: str):
 
 
 def tick(page, key: str):
-    return lambda: widget(page, key).locator("label").first.click()
+    def flip():
+        box = widget(page, key).locator("input").first
+        start = box.is_checked()
+        for _attempt in range(3):  # a click can land on a box that a late re-run is replacing
+            widget(page, key).locator("label").first.click()
+            try:
+                page.wait_for_function("([e, v]) => e.checked !== v", arg=[box.element_handle(), start], timeout=3000)
+                return
+            except PlaywrightTimeout:
+                pass
+
+    return flip
 
 
 def type_number(page, key: str, value: int):
