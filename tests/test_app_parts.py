@@ -77,7 +77,8 @@ def fake_run(tmp_path, name: str, model: str, beta: float = 1.0, losses: list[fl
     run_dir.mkdir()
     column = "d_loss" if model == "dcgan" else "loss"  # each model's own objective
     write_history(run_dir, [{"step": i + 1, column: v} for i, v in enumerate(losses or [])])
-    return Run(name, run_dir, {"model": model, "model_config": {"beta": beta} if model == "vae" else {}})
+    config = {"beta": beta} if model == "vae" else {}
+    return Run(name, run_dir, {"model": model, "model_config": config, "dataset": "mnist5k", "step": 400})
 
 
 def measured(**values) -> dict:
