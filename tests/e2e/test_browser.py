@@ -216,17 +216,6 @@ def slide(page, key: str, steps: int = 1):
     return move
 
 
-def choose(page, key: str, option: str):
-    """Pick ``option`` in a select box (or add it to a multiselect)."""
-
-    def pick():
-        widget(page, key).locator("[data-baseweb=select]").click()
-        page.get_by_role("option", name=option, exact=True).click()
-        page.keyboard.press("Escape")
-
-    return pick
-
-
 def idempotent(action):
     action.idempotent = True
     return action
@@ -234,21 +223,6 @@ def idempotent(action):
 
 def radio(page, key: str, option: str):
     return idempotent(lambda: widget(page, key).get_by_text(option, exact=True).click())
-
-
-def tick(page, key: str):
-    def flip():
-        box = widget(page, key).locator("input").first
-        start = box.is_checked()
-        for _attempt in range(3):  # a click can land on a box that a late re-run is replacing
-            widget(page, key).locator("label").first.click()
-            try:
-                page.wait_for_function("([e, v]) => e.checked !== v", arg=[box.element_handle(), start], timeout=3000)
-                return
-            except PlaywrightTimeout:
-                pass
-
-    return flip
 
 
 def type_number(page, key: str, value: int):
@@ -276,10 +250,6 @@ def expander_opens(page, label: str) -> None:
     assert box.locator("[data-testid=stExpanderDetails]").inner_text().strip(), f"{label}: opened empty"
 
 
-def wait_for_text(page, text: str, timeout: int = RENDER_MS) -> None:
-    page.get_by_text(text).first.wait_for(timeout=timeout)
-
-
 def tour_samples(page, tmp_path) -> None:
     title = "Samples"
     open_tab(page, title)
@@ -301,7 +271,7 @@ def tour_samples(page, tmp_path) -> None:
     # says why not, and a sampler that fails for one run never blanks the others' grids
     before = changes(page, title, lambda: remove_last_run(page), "removing a run in the sidebar", "images")
     assert len(before["images"]) == 3
-    for sampler in ("gmm", "two-stage"):
+    for sampler in ("gmm",):  # two-stage fits a network per run first: minutes on a CPU (its fit is unit-tested)
         after = changes(
             page, title, click(widget(page, "samples_sampler").get_by_role("radio", name=sampler)), sampler, "text"
         )
@@ -334,26 +304,6 @@ def tour_interpolation(page, tmp_path) -> None:
     expander_opens(page, "What makes a latent space smooth?")
 
 
-def tour_latent(page) -> None:
-    title = "Latent space"
-    open_tab(page, title)
-    changes(page, title, tick(page, "latent_thumbs"), "thumbnails", "charts")
-    changes(page, title, radio(page, "latent_method", "t-SNE"), "projection", "charts")
-    changes(page, title, section(page, "Traversals"), "the traversals part", "charts")
-    key = page.evaluate(
-        "() => [...document.querySelectorAll('[class*=st-key-latent-dims-]')][0].className.match(/st-key-(\\\\S+)/)[1]"
-    )
-    changes(page, title, lambda: remove_last_tag(page, key), "traversal dimensions", "charts")
-    expander_opens(page, "How to read these pictures")
-
-
-def remove_last_tag(page, key: str) -> None:
-    box = widget(page, key).locator("input")
-    box.click()
-    box.press("Backspace")
-    page.keyboard.press("Escape")
-
-
 def tour_anatomy(page) -> None:
     title = "VAE anatomy"
     open_tab(page, title)
@@ -364,79 +314,11 @@ def tour_reconstruction(page) -> None:
     title = "Reconstruction"
     open_tab(page, title)
     changes(page, title, slide(page, "recon_count"), "images", "images")
-    changes(page, title, tick(page, "recon_invert"), "GAN inversion", "images")
     changes(page, title, section(page, "Denoising"), "the denoising part", "images")
     changes(page, title, slide(page, "denoise_sigma"), "noise level", "images")
     changes(page, title, section(page, "Anomaly detection"), "the anomaly part", "charts")
     changes(page, title, radio(page, "ood_kind", "test digits with black and white swapped"), "odd inputs", "charts")
     expander_opens(page, "What these experiments show")
-
-
-def tour_metrics(page) -> None:
-    title = "Metrics"
-    open_tab(page, title)
-    for part in page.evaluate(
-        "() => [...document.querySelectorAll('.st-key-metrics_part [role=tab]')].slice(1).map(t => t.innerText)"
-    ):
-        changes(page, title, section(page, part), f"the {part} part")
-    changes(page, title, click(widget(page, "metrics_full_table").locator("summary")), "the full table", "text")
-    # the compute form: n = 500 for every run, then the table shows n = 500
-    changes(page, title, slide(page, "metrics_n", -10), "samples per run", "text")
-    form = page.locator("[data-testid=stForm]")
-    form.get_by_role("button", name="Compute").click()
-    wait_for_text(page, "Done: computed", timeout=300_000)
-    assert page.get_by_text("Headline metrics at n = 500").count() == 1
-    changes(page, title, choose(page, "metrics_view_n", "100"), "the n shown", "text")
-    expander_opens(page, "What the metrics mean")
-
-
-def tour_sanity(page) -> None:
-    title = "Sanity & copying"
-    open_tab(page, title)
-    changes(page, title, choose(page, "sanity_n", "2000"), "reference size", "text")
-    changes(page, title, tick(page, "gallery_on"), "the gallery", "charts")
-
-
-def tour_train(page, server_runs: int) -> None:
-    """A 10-step run trained from the page; added to the comparison, scored, resumed."""
-    title = "Train"
-    open_tab(page, title)
-    changes(page, title, choose(page, "train_model", "Autoencoder"), "model", "text")
-    changes(page, title, radio(page, "train_budget", "epochs"), "budget", "text")
-    changes(page, title, radio(page, "train_budget", "steps"), "budget", "text")
-    changes(page, title, type_number(page, "train_amount_steps_ae", 10), "number of steps", "text")
-    changes(page, title, type_number(page, "train_latent_ae", 4), "latent size", "text")
-    widget(page, "train_start").locator("button").click()
-    add = page.locator("[class*=st-key-add-ae-mnist5k-] button")
-    add.wait_for(timeout=300_000)
-    run = add.evaluate("b => b.closest('[class*=st-key-add-]').className.match(/st-key-add-(\\\\S+)/)[1]")
-    changes(page, title, click(add), "Add to the comparison", "text")
-    assert run in widget(page, "runs").inner_text(), "Add to the comparison did not select the run"
-    page.locator(f".st-key-metrics-{run} button").click()
-    wait_for_text(page, f"Metrics of {run} stored", timeout=300_000)
-    type_number(page, f"more-{run}", 10)()
-    page.locator(f".st-key-resume-{run} button").click()
-    add = page.locator(f".st-key-add-{run} button")
-    add.wait_for(state="detached", timeout=RENDER_MS)  # training again
-    add.wait_for(timeout=300_000)  # and finished
-    assert_no_error(page, "after the resumed run")
-
-
-def tour_sweep(page) -> None:
-    title = "β sweep"
-    open_tab(page, title)
-    changes(page, title, choose(page, "sweep_betas", "2.0"), "β values", "text")
-    start = widget(page, "sweep_start").locator("button")
-    label = start.inner_text()
-    start.click()
-    # the missing β are trained (a few steps each in the tiny recipe) and join the chart
-    page.wait_for_function(
-        "(label) => ![...document.querySelectorAll('.st-key-sweep_start button')].some(b => b.innerText === label)",
-        arg=label,
-        timeout=300_000,
-    )
-    assert_no_error(page, "after the sweep's runs")
-    expander_opens(page, "The β trade-off")
 
 
 def test_every_control_of_the_default_tour_has_a_visible_effect(server, tmp_path):
@@ -450,13 +332,8 @@ def test_every_control_of_the_default_tour_has_a_visible_effect(server, tmp_path
             wait_for_sample_grids(page, 4)
             tour_samples(page, tmp_path)
             tour_interpolation(page, tmp_path)
-            tour_latent(page)
             tour_anatomy(page)
             tour_reconstruction(page)
-            tour_metrics(page)
-            tour_sanity(page)
-            tour_train(page, 0)
-            tour_sweep(page)
         finally:
             browser.close()
 
