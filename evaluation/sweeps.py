@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from generators.checkpoints import read_history
 from generators.registry import MODELS
 
-from .diagnostics import rate_distortion_point
+from .diagnostics import HISTORY_TAIL_FRACTION, rate_distortion_point
 from .metric_specs import metric
 from .rows import comparison_n, row_at
 
@@ -116,8 +116,14 @@ def sweep_figures(by_beta: dict) -> dict[str, go.Figure]:
             height=400,
             xaxis_title="rate: KL(q(z|x) ‖ p(z)) (nats/image)",
             yaxis_title="distortion: reconstruction loss (nats/image)",
-            title="Rate–distortion: one point per β, joined in order of rate",
+            title=(
+                "Rate–distortion: one point per β, joined in order of rate<br><sup>means over the training batches "
+                f"of the last {HISTORY_TAIL_FRACTION:.0%} of each run's steps (history.csv)</sup>"
+            ),
+            margin={"t": 90},
         )
+        figure.update_yaxes(autorange=True, rangemode="normal")
+        figure.update_traces(cliponaxis=False)  # a point's β label at the top edge stays readable
         figures["beta_rate_distortion"] = figure
     fid = metric("fid")
     measured = (
