@@ -56,8 +56,9 @@ def render(selection: Selection) -> None:
     )
     n = comparison_n(selection.runs)
     st.caption(
-        "A claim is *supported* only when the 95 % interval of the difference it rests on excludes zero; a tie or "
-        "an interval that straddles zero is *no clear difference*. "
+        "A claim is *supported* only when the 95 % interval of every difference it rests on excludes zero in its "
+        "favour, *contradicted* when one excludes zero the other way, and otherwise *no clear difference*; "
+        "*not measured yet* means nothing could be tested. "
         + (
             f"All rows compared here were computed at n = {n} samples with the prior sampler."
             if n

@@ -241,9 +241,10 @@ def _features(row: dict) -> str | None:
 
 
 def _sizes(row: dict) -> str:
-    seeds = ",".join(str(s) for s in row.get("seeds") or [])
+    seeds = row.get("seeds") or []
+    seed_text = f"sampling seed{'s' if len(seeds) > 1 else ''} {', '.join(str(s) for s in seeds)}"
     return (
-        f"{row.get('n_fake')} samples per run (sampling seeds {seeds}) against {row.get('n_real')} real images "
+        f"{row.get('n_fake')} samples per run ({seed_text}) against {row.get('n_real')} real images "
         f"({row.get('reference', 'train split')}) and {row.get('n_test')} held-out test images"
     )
 

@@ -313,11 +313,13 @@ def _reference_stage(ctx: Context, row: dict):
     row.update(reference_info(reference))
     train = len(ctx.data.train)
     if reference.n_real < n:
-        ctx.warnings.append(f"the train split has only {train} images: FID compares {reference.n_real} real with {n}")
+        ctx.warnings.append(
+            f"the train split has only {train} images: FID compares {reference.n_real} real images with {n} samples"
+        )
     if reference.floor_n < n:
         ctx.warnings.append(
             f"the floor uses two real halves of {reference.floor_n} (not {n}): the train split holds {train}; "
-            f"a floor at smaller n is higher, so fid_ratio is optimistic"
+            f"a floor at smaller n is higher, so FID / floor is optimistic"
         )
     if n < SMALL_N:
         ctx.warnings.append(f"n={n} < {SMALL_N}: FID and KID are biased upwards at small n; compare runs at equal n")
