@@ -129,6 +129,25 @@ def parse_args(argv: list[str] | None = None):
     return args
 
 
+def evaluate_with_args(run_dir, args, seeds, progress) -> dict:
+    """One run's row with the settings of parsed ``args`` (the CLI's and the Python API's one mapping)."""
+    from .runner import evaluate_run  # heavy: imported when a run is scored, not for --help
+
+    return evaluate_run(
+        run_dir,
+        n=args.n,
+        seeds=seeds,
+        sampler=args.sampler,
+        extractor=args.extractor,
+        iwae_k=args.iwae_k,
+        inversion_steps=args.inversion_steps,
+        progress=progress,
+        use_cache=not args.no_cache,
+        cache_dir=args.extractor_dir,
+        bootstrap=args.bootstrap,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["sanity"]:
@@ -176,7 +195,7 @@ def _evaluate(args) -> int:
     from tqdm import tqdm
 
     from . import report
-    from .runner import check_inputs, evaluate_run
+    from .runner import check_inputs
 
     args.run_dirs = distinct_runs(args.run_dirs)
     for run_dir in args.run_dirs:  # fail on a bad run before spending minutes on the good ones
@@ -195,19 +214,7 @@ def _evaluate(args) -> int:
                 bar.refresh()
 
             with out_of_memory_hint(f"evaluating {printable(str(run_dir))}", "lower --n"):
-                row = evaluate_run(
-                    run_dir,
-                    n=args.n,
-                    seeds=seeds,
-                    sampler=args.sampler,
-                    extractor=args.extractor,
-                    iwae_k=args.iwae_k,
-                    inversion_steps=args.inversion_steps,
-                    progress=progress,
-                    use_cache=not args.no_cache,
-                    cache_dir=args.extractor_dir,
-                    bootstrap=args.bootstrap,
-                )
+                row = evaluate_with_args(run_dir, args, seeds, progress)
             rows.append(row)
         bar.n = len(args.run_dirs)
         bar.set_description("done")

@@ -137,9 +137,9 @@ def evaluate(
     first run, as the dashboard and the report use; the first evaluation of a dataset trains it, minutes on a
     CPU). ``options``: the command line's other options with underscores, e.g. ``iwae_k=100``,
     ``inversion_steps=50``."""
-    from evaluation.__main__ import label_rows, parse_args
+    from evaluation.__main__ import evaluate_with_args, label_rows, parse_args
     from evaluation.report import rows_to_frame
-    from evaluation.runner import check_inputs, evaluate_run
+    from evaluation.runner import check_inputs
     from evaluation.runs import EXTRACTORS_FOLDER, lab_folder
 
     records = _runs(runs)
@@ -157,21 +157,7 @@ def evaluate(
             if progress:
                 print(f"\r[{(i + fraction) / len(records):4.0%}] {run.name}: {message:<60.60}", end="", flush=True)
 
-        rows.append(
-            evaluate_run(
-                run.run_dir,
-                n=args.n,
-                seeds=[args.seed],
-                sampler=args.sampler,
-                extractor=args.extractor,
-                iwae_k=args.iwae_k,
-                inversion_steps=args.inversion_steps,
-                progress=report,
-                use_cache=not args.no_cache,
-                cache_dir=args.extractor_dir,
-                bootstrap=args.bootstrap,
-            )
-        )
+        rows.append(evaluate_with_args(run.run_dir, args, [args.seed], report))
     if progress:
         print()
     label_rows(rows, [str(run.run_dir) for run in records])
