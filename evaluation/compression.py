@@ -333,7 +333,7 @@ def _add_line(figure: go.Figure, name: str, points: list[dict], colour: str) -> 
     lossless codec (infinite PSNR), a vertical line at its rate; dotted: a codec's files without their headers."""
     rate = points[0]["rate"]
     dash = "dot" if rate == PAYLOAD_RATE else None
-    if not math.isfinite(points[0]["psnr"]):
+    if points[0]["psnr"] is None or not math.isfinite(points[0]["psnr"]):  # None: read back from the JSON
         figure.add_vline(
             x=points[0]["bits"],
             line={"dash": dash or "dash", "color": colour},
