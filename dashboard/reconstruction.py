@@ -1,4 +1,4 @@
-"""Tab 4 — Reconstruction, denoising and anomaly detection."""
+"""Tab 4 — Reconstruction, denoising, anomaly detection and compression."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from evaluation import diagnostics
+from evaluation import compression, diagnostics
 
 from . import export
 from .images import png_bytes, to_pil
@@ -19,11 +19,13 @@ from .state import (
     latent_codes,
     per_run_cache,
     run_dataset,
+    runs_cache,
     sections,
     shown_errors,
     test_images,
     test_indices,
     torch_generator,
+    when_opened,
 )
 
 EXPLANATION = """
@@ -39,6 +41,24 @@ ROC AUC = 1 means the score separates digits from the odd inputs perfectly, 0.5 
 the score is inverted: it finds the odd inputs *more* normal than digits (a discriminator often does, because it
 only ever learnt to tell real digits from its own generator's fakes, not from noise).
 """
+
+COMPRESSION_EXPLANATION = """
+**Compression**: is a VAE a good lossy compressor of these images? Its encoder turns a test image into a few
+numbers (the posterior mean). Rounding each to a grid of step Δ and entropy-coding the grid cell with the prior's
+probabilities is an actual code (*quantised code*): a cell near the prior's centre is likely and costs few bits. A
+coarse Δ costs almost nothing and decodes to a blurry average digit; a finer Δ costs more bits and reconstructs
+better, until the decoder's own blur caps the PSNR and the line goes flat. The star is the *bits-back bound*,
+KL(q(z|x) ‖ p(z)) / ln 2: the rate bits-back coding reaches, but only over a long chain of images — it is not a file
+for one image. JPEG and WebP code pixels and know nothing of digits: at the few dozen bits a model's code needs they
+have nothing to offer (a JPEG's headers alone cost thousands of bits on a 28×28 picture; the dotted lines leave out
+the headers a collection of images could share), while at higher rates they keep approaching the exact pixels and
+leave the model's capped PSNR far behind. PNG is lossless: a vertical line at its size. The autoencoder was trained
+without a prior, so its codes are costed under a Gaussian fitted to its training codes (a coder built after
+training); a class-conditional model also pays log2(classes) bits for the label. Rates here are bits per image; the
+β sweep's rate–distortion chart counts nats per image (1 nat = 1/ln 2 ≈ 1.44 bits).
+"""
+COMPRESSION_N = compression.DEFAULT_N
+COMPRESSION_KEY = "compression_runs"  # the runs whose curves were asked for (the button's click, remembered)
 
 
 @per_run_cache
@@ -174,6 +194,32 @@ def render_anomalies(selection: Selection) -> None:
             st.caption(auc_note(auc))
 
 
+@runs_cache
+def compression_rows(runs: tuple[Run, ...], n: int) -> list[dict]:
+    return compression.compress_runs(runs, n)
+
+
+def render_compression(encoders: list[Run]) -> None:
+    """The rate–distortion figure of the runs with an encoder and the codecs, computed when asked for."""
+    st.markdown(COMPRESSION_EXPLANATION)
+    if not encoders:
+        st.info("Compression needs a model with an encoder (VAE or autoencoder).")
+        return
+    names = tuple(run.name for run in encoders)
+    if st.button(f"Compute bits per image against PSNR on {COMPRESSION_N} test images", key="compression_button"):
+        st.session_state[COMPRESSION_KEY] = names
+    if st.session_state.get(COMPRESSION_KEY) != names:
+        st.caption("Takes a few seconds per run; `python -m evaluation compress RUN…` prints the same rows.")
+        return
+    rows = compression_rows(tuple(encoders), COMPRESSION_N)
+    export.chart(compression.compression_figure(rows), f"compression-n{COMPRESSION_N}", "compression")
+    when_opened(
+        "Every point, with its 95 % intervals over images",
+        "compression_table",
+        lambda: st.dataframe(compression.table(rows), hide_index=True, key="compression-table"),
+    )
+
+
 def warm(selection: Selection) -> None:
     """The default view's slow part: every run's anomaly scores of the digits and of the first odd inputs."""
     for run in selection.runs:
@@ -197,6 +243,7 @@ def render(selection: Selection) -> None:
             "Reconstructions": lambda: render_reconstructions(selection, count),
             "Denoising": denoising,
             "Anomaly detection": lambda: render_anomalies(selection),
+            "Compression": lambda: render_compression(encoders),
         },
         key="recon_part",
     )

@@ -8,6 +8,7 @@ import dataclasses
 import io
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,21 @@ def test_cli_on_a_committed_run_writes_rows_and_the_figure_draws_them(tmp_path):
     assert {trace.name for trace in figure.data} >= {"vae-mnist5k: quantised code", "JPEG: whole files"}
     assert any("PNG" in (shape.name or "") for shape in figure.layout.shapes)
     assert Path(out).stat().st_size > 0
+
+
+def test_reconstruction_tab_draws_the_compression_figure_on_a_click(tmp_path, monkeypatch):
+    from dashboard import reconstruction
+    from tests.test_app import assert_clean, open_app, part
+
+    checkpoints = tmp_path / "checkpoints"
+    shutil.copytree(CHECKPOINTS / "vae-mnist5k", checkpoints / "vae-mnist5k")
+    monkeypatch.setattr(reconstruction, "COMPRESSION_N", N)
+    app = open_app(checkpoints, monkeypatch)
+    section = part(app, "Reconstruction", "recon_part", "Compression")
+    assert_clean(app)
+    assert not section.get("plotly_chart") and any("bits-back" in text.value for text in section.markdown)
+    app.button(key="compression_button").click().run()
+    assert_clean(app)
+    (chart,) = part(app, "Reconstruction", "recon_part", "Compression").get("plotly_chart")
+    names = {trace.get("name") for trace in json.loads(chart.proto.spec)["data"]}
+    assert {"vae-mnist5k: quantised code", "vae-mnist5k: bits-back bound", "JPEG: whole files"} <= names
