@@ -409,6 +409,8 @@ def _compress(args) -> int:
         if not run.capabilities.encoder:
             print(f"warning: {printable(run.name)} has no encoder; it is left out", file=sys.stderr)
     rows = compress_runs(runs, args.n)
+    for dataset, n in dict.fromkeys((row["dataset"], row["n"]) for row in rows):
+        print(f"{n} test images of {dataset}; intervals: 95 % over images ({DEFAULT_B} bootstrap resamples)")
     print(table(rows).to_string(index=False, line_width=shutil.get_terminal_size((160, 24)).columns))
     for path in outputs:
         atomic_write_bytes(path, to_json(rows).encode())
