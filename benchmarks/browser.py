@@ -34,9 +34,10 @@ CHROMIUM_ARGS = [
 STARTUP_S = 90
 RENDER_MS = 120_000
 # The open tab TITLE is drawn when its script run has ended ("charts in TITLE: K" is its last caption), the app is
-# idle, no element is still a loading skeleton, K plotly charts have their SVG (plotly.js is loaded on a page's
-# first chart and draws after the run has ended) and every image has arrived. Gives its render count. Checked on
-# every animation frame with plain DOM queries (a Playwright text locator re-reads the whole page's text each time).
+# idle, no element is still a loading skeleton or left over from the previous run (stale), K plotly charts have their
+# SVG (plotly.js is loaded on a page's first chart and draws after the run has ended) and every image has arrived.
+# Gives its render count. Checked on every animation frame with plain DOM queries (a Playwright text locator re-reads
+# the whole page's text each time).
 TAB_DRAWN = """(title) => {
   const captions = [...document.querySelectorAll('[role=tabpanel] [data-testid=stCaptionContainer]')]
     .map(e => e.textContent);
@@ -47,6 +48,8 @@ TAB_DRAWN = """(title) => {
   const count = value(`render count ${title}: `), charts = value(`charts in ${title}: `);
   if (count === null || charts === null) return false;
   if (document.querySelector('[data-testid=stStatusWidget], [role=tabpanel] [data-testid=stSkeleton]')) return false;
+  // a fragment's re-run keeps its old elements on screen (marked stale) until the script replaces them
+  if (document.querySelector('[role=tabpanel] [data-stale=true]')) return false;
   const drawn = [...document.querySelectorAll('[role=tabpanel] [data-testid=stPlotlyChart]')]
     .filter(c => c.querySelector('.main-svg')).length;
   if (drawn < charts || ![...document.querySelectorAll('[role=tabpanel] img')].every(i => i.complete)) return false;

@@ -5,6 +5,7 @@ Skips when chromium is missing, except with REQUIRE_BROWSER_TEST=1 (CI), where t
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import zipfile
@@ -51,7 +52,7 @@ def server(dashboard_runs, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     checkpoints = shutil.copytree(dashboard_runs, root / "checkpoints")
     with streamlit_server(checkpoints, root / "streamlit.log") as (url, _started, _ready):
-        yield url
+        yield url, checkpoints
 
 
 def assert_no_error(page, where: str) -> None:
@@ -70,12 +71,13 @@ def download(page, selector: str, path: Path) -> bytes:
 def test_every_tab_renders_a_seed_change_reruns_samples_only_and_figures_download(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
+    url, _checkpoints = server
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = launch(playwright)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-            page.goto(server)
+            page.goto(url)
             wait_for_sample_grids(page, 4)
             page.screenshot(path=str(ARTIFACTS / "dashboard-samples.png"), full_page=True)
             counts = {}
@@ -269,7 +271,7 @@ def tour_samples(page, tmp_path) -> None:
     expander_opens(page, "Why do the models' samples differ?")
     # the sampler: without the GAN (no encoder) the fitted samplers are offered; each changes every grid, or
     # says why not, and a sampler that fails for one run never blanks the others' grids
-    before = changes(page, title, lambda: remove_last_run(page), "removing a run in the sidebar", "images")
+    before = changes(page, title, lambda: drop_last_option(page, "runs"), "removing a run in the sidebar", "images")
     assert len(before["images"]) == 3
     for sampler in ("gmm",):  # two-stage fits a network per run first: minutes on a CPU (its fit is unit-tested)
         after = changes(
@@ -283,8 +285,9 @@ def tour_samples(page, tmp_path) -> None:
         )
 
 
-def remove_last_run(page) -> None:
-    box = widget(page, "runs").locator("input")
+def drop_last_option(page, key: str) -> None:
+    """Remove the last chosen option of the multiselect ``key``, as a keyboard user does."""
+    box = widget(page, key).locator("input")
     box.click()
     box.press("Backspace")
     page.keyboard.press("Escape")
@@ -324,43 +327,188 @@ def tour_reconstruction(page) -> None:
 def test_every_control_of_the_default_tour_has_a_visible_effect(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
+    url, checkpoints = server
     with sync_playwright() as playwright:
         browser = launch(playwright)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-            page.goto(server)
+            page.goto(url)
             wait_for_sample_grids(page, 4)
             tour_samples(page, tmp_path)
             tour_interpolation(page, tmp_path)
             tour_anatomy(page)
             tour_reconstruction(page)
+            tour_latent(page)
+            tour_sanity(page)
+            trained = tour_train(page, checkpoints)
+            tour_metrics(page, trained)
+            tour_report(page, tmp_path)
         finally:
             browser.close()
 
 
-def test_narrow_screen_shows_every_tab_and_whole_controls_without_the_sidebar(server):
-    from playwright.sync_api import sync_playwright
+def tour_latent(page) -> None:
+    title = "Latent space"
+    open_tab(page, title)
+    changes(page, title, radio(page, "latent_method", "t-SNE"), "t-SNE projection", "charts")
+    changes(page, title, click(widget(page, "latent_thumbs").locator("label")), "images on the map", "charts")
+    changes(page, title, section(page, "Traversals and KL per dimension"), "the traversals part", "charts")
+    changes(page, title, lambda: drop_last_option(page, "latent-dims-vae-mnist5k"), "one dimension fewer", "charts")
+    expander_opens(page, "How to read these pictures")
 
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        try:
-            page = browser.new_page(viewport={"width": 800, "height": 1000})
-            page.goto(server)
-            wait_for_sample_grids(page, 4)
-            page.wait_for_function(
-                "() => document.querySelector('[data-testid=stSidebar]').getBoundingClientRect().right <= 0",
-                timeout=10_000,
-            )
-            for title in TAB_TITLES:
-                tab = page.get_by_role("tab", name=title, exact=True)
-                box = tab.bounding_box()
-                assert box and box["x"] >= 0 and box["x"] + box["width"] <= 800, f"tab {title} is out of sight"
-                tab.click()
-                wait_until_drawn(page, title)
-                assert_no_error(page, f"{title} at 800 px")
-                assert page.evaluate(CUT_CONTROLS) == [], f"{title} at 800 px: controls cut short"
-                assert page.evaluate(CLIPPED_TITLES) == [], f"{title} at 800 px: chart titles clipped"
-                if title == "Samples":
-                    page.screenshot(path=str(ARTIFACTS / "dashboard-800px.png"))
-        finally:
-            browser.close()
+
+def tour_sanity(page) -> None:
+    title = "Sanity & copying"
+    open_tab(page, title)
+    choose(page, title, "sanity_n", "2000")
+    changes(page, title, choose_action(page, "sanity_n", "1000"), "reference size", "text")
+    after = changes(
+        page,
+        title,
+        click(page.get_by_role("button", name="Compute the sanity panel on mnist5k (n = 1000)")),
+        "compute the panel",
+        "text",
+    )
+    from evaluation.sanity import CASES
+
+    assert all(case.name in after["text"] for case in CASES), "the panel does not list every case"
+    changes(page, title, click(widget(page, "gallery_on").locator("label")), "the nearest-neighbour gallery", "charts")
+
+
+def choose_action(page, key: str, option: str):
+    """Pick ``option`` of the select box ``key``."""
+
+    def pick():
+        for _attempt in range(3):  # the list may close again when a late re-run replaces the box
+            widget(page, key).get_by_role("button", name="Open").click()
+            try:
+                page.get_by_role("option", name=option, exact=True).click(timeout=5000)
+                return
+            except PlaywrightTimeout:
+                page.keyboard.press("Escape")
+        raise AssertionError(f"{key}: option {option} could not be chosen")
+
+    return pick
+
+
+def choose(page, title: str, key: str, option: str) -> dict:
+    return act(page, title, choose_action(page, key, option), f"{key} = {option}")[1]
+
+
+def run_info(run_dir: Path) -> dict:
+    from generators.checkpoints import read_run_info
+
+    return read_run_info(run_dir)
+
+
+def new_run(checkpoints: Path, before: set[str], timeout_s: float = 300) -> Path:
+    """The run folder that appeared since ``before``, once its weights are written."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        made = [p for p in checkpoints.iterdir() if p.name not in before and (p / "model.safetensors").is_file()]
+        if made:
+            return made[0]
+        time.sleep(0.5)
+    raise AssertionError("no run folder appeared after Start training")
+
+
+def tour_train(page, checkpoints: Path) -> str:
+    """Every control of the form reaches the run it trains; the finished run joins the comparison, gets its
+    metrics and trains further. The run's name."""
+    title = "Train"
+    open_tab(page, title)
+    choose(page, title, "train_model", "Autoencoder")
+    act(page, title, type_number(page, "train_seed", 3), "seed")
+    act(page, title, type_number(page, "train_amount_steps_ae", 10), "steps")
+    act(page, title, type_number(page, "train_latent_ae", 4), "latent size")
+    choose(page, title, "train_precision", "bf16")
+    before = {p.name for p in checkpoints.iterdir()}
+    widget(page, "train_start").locator("button").click()
+    run_dir = new_run(checkpoints, before)
+    finished = page.get_by_text(f"{run_dir.name} finished")
+    finished.wait_for(timeout=RENDER_MS)
+    info = run_info(run_dir)
+    assert (info["model"], info["seed"], info["step"]) == ("ae", 3, 10), info
+    assert info["model_config"]["latent_dim"] == 4 and info["train_config"]["precision"] == "bf16", info
+    # Add to the comparison: the run is selected in the sidebar and drawn in the Samples tab
+    page.get_by_role("button", name="Add to the comparison").click()
+    chosen = widget(page, "runs")
+    chosen.get_by_text(run_dir.name).wait_for(timeout=RENDER_MS)
+    # its metrics
+    page.get_by_role("button", name="Compute its metrics (n = 1000)").click()
+    page.get_by_text(f"Metrics of {run_dir.name} stored").wait_for(timeout=2 * RENDER_MS)
+    rows = json.loads((run_dir / "metrics.json").read_text())
+    assert any(key.startswith("n=1000|") for key in rows), list(rows)
+    # ten more steps
+    more = page.locator(f".st-key-more-{run_dir.name} input")
+    more.fill("10")
+    more.press("Enter")
+    page.get_by_role("button", name="Resume it for more steps").click()
+    page.wait_for_function(
+        "(name) => document.body.innerText.includes(name + ' finished') && document.body.innerText.includes('20')",
+        arg=run_dir.name,
+        timeout=RENDER_MS,
+    )
+    page.get_by_text(f"{run_dir.name} finished").wait_for(timeout=RENDER_MS)
+    wait_for_step(run_dir, 20)
+    assert_no_error(page, "Train")
+    return run_dir.name
+
+
+def wait_for_step(run_dir: Path, step: int, timeout_s: float = 120) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while run_info(run_dir)["step"] != step:
+        assert time.monotonic() < deadline, f"{run_dir.name} did not reach step {step}"
+        time.sleep(0.5)
+
+
+def tour_metrics(page, trained: str) -> None:
+    title = "Metrics"
+    open_tab(page, title)
+    # the run trained in the Train tab was scored, then trained further: its rows are not shown as its metrics
+    assert f"Stored metrics of {trained} were computed from older weights" in view(page)["text"]
+    # Compute at n = 500: every selected run gets a row there (the trained one too), and the page shows n = 500
+    thumb = widget(page, "metrics_n").get_by_role("slider")
+    thumb.focus()
+    while thumb.get_attribute("aria-valuetext") != "500":
+        thumb.press("ArrowLeft")
+    form = page.locator("[data-testid=stForm]")
+    after = changes(page, title, click(form.get_by_role("button", name="Compute")), "Compute at n = 500", "text")
+    assert "showing n = 500" in after["text"] and "No metrics at n = 500" not in after["text"], after["text"][:800]
+    changes(page, title, section(page, "Classes, sharpness, FID against n"), "the second chart part", "charts")
+    changes(page, title, section(page, "Training curves"), "the training curves", "charts")
+    changes(page, title, section(page, "What each run was given"), "what each run was given", "text")
+    changes(page, title, opens(page, "Each run's full configuration"), "each run's configuration", "text")
+    changes(page, title, opens(page, "Every column of every row at n = 500"), "the full table", "text")
+    after = changes(page, title, choose_action(page, "metrics_view_n", "100"), "rows at n = 100", "text")
+    assert "Headline metrics at n = 100" in after["text"]
+    expander_opens(page, "What the metrics mean")
+
+
+def opens(page, label: str):
+    """Open the expander ``label`` whose contents are drawn only once it is open (a re-run)."""
+    return click(page.locator("[data-testid=stExpander]", has_text=label).first.locator("summary"))
+
+
+def tour_report(page, tmp_path) -> None:
+    """The findings file says what the page says; the zip holds the sanity panel computed in the tour."""
+    import re
+
+    title = "Findings & report"
+    open_tab(page, title)
+    shown = view(page)["text"]
+    findings = download(page, ".st-key-findings_download button", tmp_path / "findings.md").decode()
+    verdicts = re.findall(r"^- \*\*(.+?)\*\* — \*(.+?)\*", findings, flags=re.MULTILINE)
+    assert len(verdicts) >= 5, findings
+    for claim, verdict in verdicts:
+        assert f"{claim} — {verdict}" in shown, f"the page does not say '{claim}' is {verdict}"
+    after = changes(page, title, click(widget(page, "report_build").locator("button")), "build the zip", "text")
+    assert "The report is ready" in after["text"]
+    download(page, ".st-key-report_download button", tmp_path / "tour-report.zip")
+    with zipfile.ZipFile(tmp_path / "tour-report.zip") as bundle:
+        assert "tables/sanity.md" in bundle.namelist(), bundle.namelist()
+        assert "n = 1000" in bundle.read("README.md").decode()
