@@ -40,8 +40,8 @@ def evaluation_timings(run_dir, n: int = 5000) -> dict[str, float]:
 
 
 def evaluation_overhead(timings: dict[str, float]) -> dict[str, float]:
-    """What the bootstrap intervals, the held-out reference and the copy rate add to one evaluation (issue 14's
-    goal: at most 30 % at n = 5 000), from the parts timed inside it (so both sides see the same machine
+    """What the bootstrap intervals, the held-out reference and the copy rate add to one evaluation (the goal,
+    BENCHMARKS.md: at most 30 % at n = 5 000), from the parts timed inside it (so both sides see the same machine
     load): their seconds, and ``overhead_fraction`` = their seconds / the seconds of everything else."""
     from evaluation.scoring import BOOTSTRAP_PART, COPY_PART, HELD_OUT_PART
 
