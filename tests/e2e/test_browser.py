@@ -512,3 +512,33 @@ def tour_report(page, tmp_path) -> None:
     with zipfile.ZipFile(tmp_path / "tour-report.zip") as bundle:
         assert "tables/sanity.md" in bundle.namelist(), bundle.namelist()
         assert "n = 1000" in bundle.read("README.md").decode()
+
+
+def test_narrow_screen_shows_every_tab_and_whole_controls_without_the_sidebar(server):
+    from playwright.sync_api import sync_playwright
+
+    url, _checkpoints = server
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 800, "height": 1000})
+            page.goto(url)
+            wait_for_sample_grids(page, 4)
+            page.wait_for_function(
+                "() => document.querySelector('[data-testid=stSidebar]').getBoundingClientRect().right <= 0",
+                timeout=10_000,
+            )
+            for title in TAB_TITLES:
+                tab = page.get_by_role("tab", name=title, exact=True)
+                box = tab.bounding_box()
+                assert box and box["x"] >= 0 and box["x"] + box["width"] <= 800, f"tab {title} is out of sight"
+                tab.click()
+                wait_until_drawn(page, title)
+                assert_no_error(page, f"{title} at 800 px")
+                assert page.evaluate(CUT_CONTROLS) == [], f"{title} at 800 px: controls cut short"
+                assert page.evaluate(CLIPPED_TITLES) == [], f"{title} at 800 px: chart titles clipped"
+                if title == "Samples":
+                    page.screenshot(path=str(ARTIFACTS / "dashboard-800px.png"))
+        finally:
+            browser.close()
