@@ -88,6 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data-dir", default="data", help="where torchvision datasets are downloaded/kept")
     train.add_argument("--image-size", type=positive_int, help="resize images to this square size")
     train.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
+    train.add_argument(
+        "--train-size",
+        type=int_in(1, MAX_STEPS),
+        metavar="N",
+        help="train on N images of the train split: a fixed seeded subset keeping every class's share (the same N "
+        "images in every run); evaluation still scores on the whole test split",
+    )
+    train.add_argument(
+        "--exclude-classes",
+        type=int_in(0, MAX_CLASSES - 1),
+        nargs="+",
+        metavar="K",
+        help="train without the images of these classes (e.g. 9): does the model still draw them? (evaluation "
+        "reports the share of samples in them)",
+    )
     budget = train.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int_in(1, MAX_EPOCHS))
     budget.add_argument("--steps", type=int_in(1, MAX_STEPS))
@@ -287,6 +302,8 @@ def train_one(args, seed: int, run_dir: Path) -> int:
         device=args.device,
         precision=args.precision,
         compile=args.compile,
+        train_size=args.train_size,
+        exclude_classes=args.exclude_classes,
     )
     check_progress_file(args.progress_json, run_dir, args.overwrite, args.force)
     callback = progress_writer(Path(args.progress_json)) if args.progress_json else None

@@ -1,0 +1,97 @@
+"""How much data each model needs: ``--train-size`` (a stratified subset), ``--exclude-classes`` (a held-out
+class) and ``python -m generators sweep`` (a grid of runs), checked against known answers."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from evaluation.heldout import held_out_share, wilson_interval
+from generators.data import load_dataset, stratified_subset, training_subset
+from generators.errors import UserError
+
+from .helpers import assert_one_line_error, run_cli, tiny_flags
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_dataset("mnist5k")
+
+
+@pytest.mark.parametrize("size", [500, 1000, 2000, 4500])
+def test_a_train_size_keeps_every_class_share_exactly(mnist, size):
+    subset = training_subset(mnist, size)
+    assert len(subset.train) == size
+    assert Counter(subset.train.labels.tolist()) == {digit: size // 10 for digit in range(10)}  # 450 of each
+    assert subset.test is mnist.test  # scored on the whole held-out split
+
+
+def test_uneven_classes_are_rounded_by_largest_remainder():
+    labels = np.array([0] * 2 + [1] * 8 + [2] * 10)  # shares 10 %, 40 %, 50 %
+    picked = stratified_subset(labels, 7, seed=3)  # exact 0.7, 2.8, 3.5 -> 1, 3, 3 (remainders .7, .8, .5)
+    assert Counter(labels[picked].tolist()) == {0: 1, 1: 3, 2: 3}
+    assert len(set(picked.tolist())) == 7
+
+
+def test_the_subset_is_fixed_by_its_seed_and_nested(mnist):
+    labels = mnist.train.labels.numpy()
+    a, b = stratified_subset(labels, 500, seed=0), stratified_subset(labels, 500, seed=0)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, stratified_subset(labels, 500, seed=1))
+    assert set(a) <= set(stratified_subset(labels, 1000, seed=0))  # more data adds images, never swaps them
+    first = training_subset(mnist, 500).train.images
+    assert first.equal(training_subset(mnist, 500).train.images)
+
+
+def test_excluded_classes_are_gone_from_training_only(mnist):
+    subset = training_subset(mnist, 900, exclude_classes=[9])
+    assert Counter(subset.train.labels.tolist()) == {digit: 100 for digit in range(9)}
+    assert 9 in subset.test.labels.tolist()
+    with pytest.raises(UserError, match="between 1 and 4050"):
+        training_subset(mnist, 4051, exclude_classes=[9])
+    with pytest.raises(UserError, match="does not exist"):
+        training_subset(mnist, None, exclude_classes=[10])
+
+
+@pytest.mark.parametrize(
+    ("flags", "mentions"),
+    [
+        (["--train-size", "0"], "--train-size"),
+        (["--train-size", "-5"], "--train-size"),
+        (["--train-size", "4501"], "between 1 and 4500"),
+        (["--exclude-classes", "9", "--train-size", "4051"], "without the excluded classes"),
+        (["--exclude-classes", "12"], "--exclude-classes"),
+    ],
+)
+def test_bad_subset_values_exit_2_and_leave_nothing(tmp_path, flags, mentions):
+    result = run_cli("generators", "train", "vae", "--steps", "1", "--out-dir", str(tmp_path), "--quiet", *flags)
+    assert_one_line_error(result, mentions=mentions)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_stores_its_subset_and_resume_keeps_it(tmp_path):
+    from generators.checkpoints import read_run_info
+
+    base = ["generators", "train", "vae", *tiny_flags("vae"), "--out-dir", str(tmp_path), "--run", "r", "--quiet"]
+    assert run_cli(*base, "--steps", "2", "--train-size", "300", "--exclude-classes", "9", "7").returncode == 0
+    stored = read_run_info(tmp_path / "r")["train_config"]
+    assert stored["train_size"] == 300 and stored["exclude_classes"] == [7, 9]
+    assert_one_line_error(run_cli(*base, "--steps", "4", "--resume", "--train-size", "400"), mentions="keeps its data")
+    assert run_cli(*base, "--steps", "4", "--resume").returncode == 0
+    assert read_run_info(tmp_path / "r")["train_config"]["train_size"] == 300
+
+
+def test_the_held_out_share_and_its_wilson_interval():
+    """No 9 among 100 samples: the Wilson upper bound is z² / (n + z²) (a known closed form)."""
+    row = {"class_histogram": [0.1] * 9 + [0.0], "n_fake": 100, "seeds": [0]}
+    result = held_out_share(row, {"train_config": {"exclude_classes": [9]}})
+    z2 = 1.959963984540054**2
+    assert result["held_out_share"] == 0.0 and result["held_out_share_ci_low"] == pytest.approx(0.0, abs=1e-12)
+    assert result["held_out_share_ci_high"] == pytest.approx(z2 / (100 + z2))
+    both = held_out_share(row, {"train_config": {"exclude_classes": [8, 9]}})
+    assert both["held_out_share"] == pytest.approx(0.1)
+    assert held_out_share(row, {"train_config": {}}) == {}  # a run trained on every class
+    low, high = wilson_interval(0.5, 400)  # near 1/2 it matches the normal interval 0.5 ± 1.96 * 0.025
+    assert low == pytest.approx(0.5 - 1.959963984540054 * 0.025, abs=2e-4) and high == pytest.approx(1 - low)
