@@ -846,6 +846,15 @@ def _train_in_group(
         raise
 
 
+def budget_reached(info: dict, cfg: TrainConfig) -> bool:
+    """Whether a stored run (its ``info``) has spent ``cfg``'s budget: a finished run that a sweep skips."""
+    if cfg.steps is not None:
+        return int(info.get("step", 0)) >= cfg.steps
+    if cfg.minutes is not None:
+        return float(info.get("seconds", 0)) >= cfg.minutes * 60
+    return int(info.get("epoch", 0)) >= (cfg.epochs or DEFAULT_EPOCHS)
+
+
 def stored_train_config(cfg: TrainConfig) -> dict:
     """The train config a run stores; the subset fields only when set, so a run on the whole split has the same
     stored config as the runs made before they existed (and groups and sweeps with them)."""

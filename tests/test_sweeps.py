@@ -95,3 +95,63 @@ def test_the_held_out_share_and_its_wilson_interval():
     assert held_out_share(row, {"train_config": {}}) == {}  # a run trained on every class
     low, high = wilson_interval(0.5, 400)  # near 1/2 it matches the normal interval 0.5 ± 1.96 * 0.025
     assert low == pytest.approx(0.5 - 1.959963984540054 * 0.025, abs=1e-3) and high == pytest.approx(1 - low)
+
+
+def weights_of(run_dir):
+    from safetensors.torch import load_file
+
+    return load_file(run_dir / "model.safetensors")
+
+
+def losses_of(run_dir):
+    import pandas as pd
+
+    return pd.read_csv(run_dir / "history.csv").drop(columns=["seconds"])
+
+
+def sweep_cli(out, *args):
+    return run_cli("generators", "sweep", "vae", *tiny_flags("vae"), "--out-root", str(out), "--quiet", *args)
+
+
+def test_a_sweep_of_one_point_equals_the_single_run(tmp_path):
+    single = run_cli(
+        "generators", "train", "vae", *tiny_flags("vae"), "--beta", "2", "--steps", "3", "--seed", "1",
+        "--train-size", "400", "--out-dir", str(tmp_path), "--run", "single", "--quiet",
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr
+    swept = sweep_cli(tmp_path, "--set", "beta=2", "--seeds", "1", "--steps", "3", "--train-size", "400")
+    assert swept.returncode == 0, swept.stderr
+    point = tmp_path / "vae-sweep-beta2-seed1"
+    one, other = weights_of(tmp_path / "single"), weights_of(point)
+    assert one.keys() == other.keys() and all(one[k].equal(other[k]) for k in one)
+    assert losses_of(tmp_path / "single").equals(losses_of(point))
+
+
+def test_a_sweep_resumes_unfinished_points_and_skips_finished_ones(tmp_path):
+    grid = ["--set", "train_size=300,600", "--seeds", "0"]
+    assert sweep_cli(tmp_path, *grid, "--steps", "2").returncode == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["vae-sweep-train_size300-seed0", "vae-sweep-train_size600-seed0"]
+    stamps = {name: (tmp_path / name / "model.safetensors").stat().st_mtime_ns for name in names}
+    again = sweep_cli(tmp_path, *grid, "--steps", "2")
+    assert again.returncode == 0 and "2 were finished" in again.stdout
+    assert stamps == {name: (tmp_path / name / "model.safetensors").stat().st_mtime_ns for name in names}
+    longer = sweep_cli(tmp_path, *grid, "--steps", "4")
+    assert longer.returncode == 0 and longer.stderr.count("resuming") == 2
+    for name in names:
+        assert losses_of(tmp_path / name)["step"].tolist() == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("grid", "mentions"),
+    [
+        (["--set", "depth=1,2"], "unknown setting"),
+        (["--set", "beta=1,x"], "beta=x"),
+        (["--set", "train_size=300,9000"], "--train-size"),
+        (["--set", "beta=1", "--beta", "2"], "--beta"),
+        (["--set", "g_width=8"], "does not apply to vae"),
+    ],
+)
+def test_a_bad_grid_is_refused_before_any_point_trains(tmp_path, grid, mentions):
+    assert_one_line_error(sweep_cli(tmp_path, *grid, "--steps", "1"), mentions=mentions)
+    assert list(tmp_path.iterdir()) == []
