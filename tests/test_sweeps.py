@@ -155,3 +155,79 @@ def test_a_sweep_resumes_unfinished_points_and_skips_finished_ones(tmp_path):
 def test_a_bad_grid_is_refused_before_any_point_trains(tmp_path, grid, mentions):
     assert_one_line_error(sweep_cli(tmp_path, *grid, "--steps", "1"), mentions=mentions)
     assert list(tmp_path.iterdir()) == []
+
+
+T975 = {2: 12.706204736174705, 3: 4.302652729911275}  # Student's t quantiles (0.975; 1 and 2 degrees of freedom)
+
+
+def fake_run(tmp_path, name: str, fid: float | None = None, seed: int = 0, step: int = 100, **settings):
+    """A run folder holding only what the sweeps read: its info (the committed VAE's, changed) and a metric row."""
+    import copy
+    import json
+
+    from evaluation.runs import Run
+    from generators.checkpoints import read_run_info
+
+    from .helpers import ROOT
+
+    info = copy.deepcopy(read_run_info(ROOT / "checkpoints" / "vae-mnist5k"))
+    info["step"] = step
+    info["train_config"]["seed"] = seed
+    for key, value in settings.items():
+        (info["train_config"] if key == "train_size" else info["model_config"])[key] = value
+    run_dir = tmp_path / name
+    run_dir.mkdir()
+    if fid is not None:
+        row = {"n_fake": 100, "sampler": "prior", "fid": fid, "fid_ci_low": fid - 1, "fid_ci_high": fid + 1}
+        (run_dir / "metrics.json").write_text(json.dumps({"k": row}))
+    return Run(name, run_dir, info)
+
+
+def test_points_that_differ_in_a_second_setting_are_never_joined(tmp_path):
+    from evaluation.sweeps import setting_sweeps, swept_settings
+
+    runs = [
+        fake_run(tmp_path, "a", train_size=500),
+        fake_run(tmp_path, "b", train_size=1000),
+        fake_run(tmp_path, "b1", train_size=1000, seed=1),  # another seed of the same point
+        fake_run(tmp_path, "c", train_size=2000, beta=4.0),  # differs in β as well: its own sweep
+        fake_run(tmp_path, "d", train_size=4500, step=200),  # and in the steps reached
+    ]
+    found = setting_sweeps(runs, "mnist5k", "train_size")
+    as_names = [{value: [run.name for run in members] for value, members in s.points.items()} for s in found]
+    assert as_names[0] == {500.0: ["a"], 1000.0: ["b", "b1"]}
+    assert sorted(map(str, as_names[1:])) == ["{2000.0: ['c']}", "{4500.0: ['d']}"]
+    assert swept_settings(runs, "mnist5k") == ["train_size"]  # c and d differ from every other run in two settings
+    assert all(len(s.points) == 1 for s in setting_sweeps(runs, "mnist5k", "beta"))
+    runs.append(fake_run(tmp_path, "e", train_size=2000))  # c's recipe at β = 1: a β sweep with c
+    assert swept_settings(runs, "mnist5k") == ["beta", "train_size"]
+    beta = setting_sweeps(runs, "mnist5k", "beta")[0]
+    assert {value: [run.name for run in members] for value, members in beta.points.items()} == {1.0: ["e"], 4.0: ["c"]}
+
+
+def test_the_interval_over_training_seeds_is_the_t_interval(tmp_path):
+    from evaluation.sweeps import setting_sweeps, sweep_metric_figure, sweep_table
+
+    fids = {500: [10.0, 12.0, 14.0], 1000: [8.0, 9.0]}
+    runs = [
+        fake_run(tmp_path, f"p{size}-s{seed}", fid, seed=seed, train_size=size)
+        for size, values in fids.items()
+        for seed, fid in enumerate(values)
+    ]
+    runs.append(fake_run(tmp_path, "p2000-s0", 7.0, train_size=2000))
+    (sweep,) = setting_sweeps(runs, "mnist5k", "train_size")
+    table = sweep_table(sweep, "fid").set_index("value")
+    # 500: mean 12, sd 2, three seeds -> 12 ± t(2) * 2 / sqrt(3)
+    assert table.loc[500.0, "mean"] == pytest.approx(12.0)
+    assert table.loc[500.0, "high"] - 12.0 == pytest.approx(T975[3] * 2 / 3**0.5)
+    # 1000: mean 8.5, sd sqrt(0.5), two seeds -> 8.5 ± t(1) * sqrt(0.5) / sqrt(2) = 8.5 ± t(1) / 2
+    assert (table.loc[1000.0, "low"], table.loc[1000.0, "high"]) == pytest.approx(
+        (8.5 - T975[2] / 2, 8.5 + T975[2] / 2)
+    )
+    # one seed: no spread over seeds to measure; its own interval over samples is shown, and says so
+    assert (table.loc[2000.0, "low"], table.loc[2000.0, "high"]) == (6.0, 8.0)
+    assert table.loc[2000.0, "interval"].startswith("one training seed")
+    assert table["seeds"].tolist() == [3, 2, 1]
+    figure = sweep_metric_figure(sweep, "fid")
+    assert list(figure.data[0].x) == [500.0, 1000.0, 2000.0] and list(figure.data[0].y) == pytest.approx([12, 8.5, 7])
+    assert figure.layout.xaxis.type is None  # 500 .. 2000 spans a factor of 4: a linear axis
