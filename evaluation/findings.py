@@ -115,7 +115,7 @@ def beta_pair(runs) -> tuple | None:
     return by_beta[min(by_beta)], by_beta[max(by_beta)]
 
 
-BETA_NEEDS = "needs two VAE runs of one recipe with different β (select them, or use the β sweep)."
+BETA_NEEDS = "needs two VAE runs of one recipe with different β (select them, or use the Sweeps tab)."
 
 
 def beta_prior_samples(runs, rows) -> Finding:
