@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from generators.checkpoints import read_history
 from generators.registry import MODELS
 
+from .comparison import WORSE, compare
 from .diagnostics import HISTORY_TAIL_FRACTION, rate_distortion_point
 from .metric_specs import METRICS, metric
 from .rows import comparison_n, row_at
@@ -212,6 +213,33 @@ def measured_metrics(sweep: SettingSweep) -> list[str]:
     n = comparison_n(runs)
     rows = [row for run in runs if n is not None and (row := row_at(run, n))]
     return [key for key in METRICS if any(isinstance(row.get(key), (int, float)) for row in rows)]
+
+
+def data_needed(sweep: SettingSweep, values: list[float], key: str = "fid") -> tuple[float | None, str]:
+    """The smallest of ``values`` (the swept setting's, e.g. training-set sizes) whose ``key`` is not clearly worse
+    than the sweep's best — the difference's 95 % interval (``evaluation.comparison``) does not exclude zero — and
+    the evidence; None when a point lacks a number or an interval (nothing could be tested)."""
+    table = sweep_table(sweep, key).set_index("value")
+    if not set(values) <= set(table.index) or table.loc[values, "low"].isna().any():
+        return None, f"{sweep.label}: {metric(key).label} with an interval is missing for some of {values}"
+    rows = {value: _interval_row(table.loc[value], key) for value in values}
+    better_first = sorted(values, key=lambda value: rows[value][key], reverse=metric(key).higher_is_better is True)
+    best = better_first[0]
+    needed = next(value for value in sorted(values) if compare(rows[value], rows[best], key).outcome != WORSE)
+    shown = ", ".join(f"{value:g}: {rows[value][key]:.4g}" for value in sorted(values))
+    return (
+        needed,
+        f"{sweep.label}: {metric(key).label} by {setting_title(sweep.setting)} {shown}; best at {best:g}, "
+        f"not clearly worse from {needed:g} on",
+    )
+
+
+def _interval_row(point, key: str) -> dict:
+    """A sweep point as a metric row for ``compare``: its seeds as replicates (Welch's interval of a difference),
+    or its one run's interval over samples."""
+    if point["seeds"] > 1:
+        return {key: point["mean"], f"{key}_replicates": point["values"], f"{key}_replicates_of": "training seeds"}
+    return {key: point["mean"], f"{key}_ci_low": point["low"], f"{key}_ci_high": point["high"]}
 
 
 def setting_axis(setting: str, values) -> dict:

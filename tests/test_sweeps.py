@@ -231,3 +231,51 @@ def test_the_interval_over_training_seeds_is_the_t_interval(tmp_path):
     figure = sweep_metric_figure(sweep, "fid")
     assert list(figure.data[0].x) == [500.0, 1000.0, 2000.0] and list(figure.data[0].y) == pytest.approx([12, 8.5, 7])
     assert figure.layout.xaxis.type is None  # 500 .. 2000 spans a factor of 4: a linear axis
+
+
+def size_sweep_runs(tmp_path, model: str, fids: dict[int, list[float]]):
+    """Runs of one recipe of ``model`` at several training-set sizes, one per seed, with the given FIDs."""
+    import copy
+
+    from evaluation.runs import Run
+    from generators.checkpoints import read_run_info
+
+    from .helpers import ROOT
+
+    source = read_run_info(ROOT / "checkpoints" / f"{model}-mnist5k")
+    runs = []
+    for size, values in fids.items():
+        for seed, fid in enumerate(values):
+            run = fake_run(tmp_path, f"{model}-{size}-s{seed}", fid, seed=seed, train_size=size)
+            info = copy.deepcopy(source)
+            info["train_config"].update(seed=seed, train_size=size)
+            runs.append(Run(run.name, run.run_dir, info))
+    return runs
+
+
+STILL_IMPROVING = {500: [80, 82], 1000: [60, 61], 2000: [40, 41]}  # clearly better at every larger size
+FLAT = {500: [30, 31], 1000: [30, 30.5], 2000: [30, 31]}  # at its best from 500 on
+IMPROVING_TOO = {500: [90, 92], 1000: [70, 71], 2000: [50, 51]}
+
+
+@pytest.mark.parametrize(
+    ("gan", "vae", "verdict"),
+    [
+        (STILL_IMPROVING, FLAT, "supported"),
+        (FLAT, STILL_IMPROVING, "contradicted"),
+        (STILL_IMPROVING, IMPROVING_TOO, "no clear difference"),  # both need every image they get
+    ],
+)
+def test_the_data_finding_compares_where_each_model_stops_improving(tmp_path, gan, vae, verdict):
+    from evaluation.findings import gan_needs_more_data
+
+    runs = size_sweep_runs(tmp_path, "dcgan", gan) + size_sweep_runs(tmp_path, "vae", vae)
+    finding = gan_needs_more_data(runs, {})
+    assert finding.verdict == verdict, finding.evidence
+
+
+def test_the_data_finding_needs_both_sweeps(tmp_path):
+    from evaluation.findings import gan_needs_more_data
+
+    only_vae = size_sweep_runs(tmp_path, "vae", {500: [30, 31], 1000: [30, 30.5]})
+    assert gan_needs_more_data(only_vae, {}).verdict == "not measured yet"
