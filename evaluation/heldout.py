@@ -17,13 +17,13 @@ def wilson_interval(share: float, n: int) -> tuple[float, float]:
 
 
 def held_out_share(row: dict, info: dict) -> dict:
-    """``held_out_share`` and its interval for a run trained without some classes (its stored ``info``); empty
+    """``held_out_share`` and its interval for a run trained without some classes (its stored ``info``); None
     for other runs and for rows without a class histogram (an extractor that knows no classes). The histogram of
     several sampling seeds is their mean, so the share counts every sample of every seed."""
     excluded = (info.get("train_config") or {}).get("exclude_classes")
     histogram, n = row.get("class_histogram"), row.get("n_fake")
     if not excluded or not histogram or not n:
-        return {}
+        return dict.fromkeys(("held_out_share", "held_out_share_ci_low", "held_out_share_ci_high"))
     draws = n * len(row.get("seeds") or [0])
     share = min(1.0, sum(histogram[c] for c in excluded if c < len(histogram)))
     low, high = wilson_interval(share, draws)

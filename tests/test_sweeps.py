@@ -92,7 +92,7 @@ def test_the_held_out_share_and_its_wilson_interval():
     assert result["held_out_share_ci_high"] == pytest.approx(z2 / (100 + z2))
     both = held_out_share(row, {"train_config": {"exclude_classes": [8, 9]}})
     assert both["held_out_share"] == pytest.approx(0.1)
-    assert held_out_share(row, {"train_config": {}}) == {}  # a run trained on every class
+    assert set(held_out_share(row, {"train_config": {}}).values()) == {None}  # a run trained on every class
     low, high = wilson_interval(0.5, 400)  # near 1/2 it matches the normal interval 0.5 ± 1.96 * 0.025
     assert low == pytest.approx(0.5 - 1.959963984540054 * 0.025, abs=1e-3) and high == pytest.approx(1 - low)
 
@@ -279,3 +279,25 @@ def test_the_data_finding_needs_both_sweeps(tmp_path):
 
     only_vae = size_sweep_runs(tmp_path, "vae", {500: [30, 31], 1000: [30, 30.5]})
     assert gan_needs_more_data(only_vae, {}).verdict == "not measured yet"
+
+
+def test_evaluation_reports_the_held_out_share_of_a_run_trained_without_a_class(tmp_path):
+    from evaluation.runner import evaluate_run
+    from generators.training import TrainConfig, run_training
+
+    from .helpers import ROOT, tiny_options
+
+    cfg = TrainConfig(steps=2, batch_size=32, device="cpu", exclude_classes=[9], train_size=400)
+    run_training("vae", tiny_options("vae"), cfg, tmp_path / "no9", show_progress=False)
+    row = evaluate_run(
+        tmp_path / "no9",
+        n=100,
+        bootstrap=10,
+        iwae_k=2,
+        inversion_steps=2,
+        cache_dir=ROOT / "checkpoints" / "_extractors",
+    )
+    assert row["held_out_classes"] == [9]
+    assert row["held_out_share"] == pytest.approx(row["class_histogram"][9])  # the classifier's share of 9s
+    low, high = wilson_interval(row["held_out_share"], 100)
+    assert (row["held_out_share_ci_low"], row["held_out_share_ci_high"]) == pytest.approx((low, high))
