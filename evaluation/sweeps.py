@@ -245,15 +245,14 @@ def _interval_row(point, key: str) -> dict:
 def setting_axis(setting: str, values) -> dict:
     """The swept setting's axis: logarithmic when its values span a factor of 8 or more (β, data sizes)."""
     values = sorted(values)
-    title = setting_title(setting)
     if values and values[0] > 0 and values[-1] / values[0] >= 8:
-        return {
-            "type": "log",
-            "title": f"{title} (log scale)",
-            "tickvals": values,
-            "ticktext": [f"{v:g}" for v in values],
-        }
-    return {"title": title, "tickvals": values, "ticktext": [f"{v:g}" for v in values]}
+        return {"type": "log", "title": f"{setting_title(setting)} (log scale)", **value_ticks(values)}
+    return {"title": setting_title(setting), **value_ticks(values)}
+
+
+def value_ticks(values) -> dict:
+    """Ticks at the swept values, reading as the values themselves (0.5, not "5" on a log axis)."""
+    return {"tickvals": list(values), "ticktext": [f"{v:g}" for v in values]}
 
 
 def sweep_metric_figure(sweep: SettingSweep, key: str) -> go.Figure | None:
@@ -307,7 +306,7 @@ def rate_distortion(by_beta: dict) -> pd.DataFrame:
 
 def log_beta_axis(betas) -> dict:
     """A log β axis whose ticks read the β values themselves (0.5, not "5")."""
-    return {"type": "log", "title": "β (log scale)", "tickvals": list(betas), "ticktext": [f"{b:g}" for b in betas]}
+    return {"type": "log", "title": "β (log scale)", **value_ticks(betas)}
 
 
 def sweep_figures(by_beta: dict) -> dict[str, go.Figure]:
