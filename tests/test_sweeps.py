@@ -301,3 +301,45 @@ def test_evaluation_reports_the_held_out_share_of_a_run_trained_without_a_class(
     assert row["held_out_share"] == pytest.approx(row["class_histogram"][9])  # the classifier's share of 9s
     low, high = wilson_interval(row["held_out_share"], 100)
     assert (row["held_out_share_ci_low"], row["held_out_share_ci_high"]) == pytest.approx((low, high))
+
+
+def test_the_sweeps_tab_plots_a_metric_against_the_training_set_size(tmp_path, monkeypatch):
+    """Four copies of the committed VAE, stored as a training-set-size sweep of two seeds with known FIDs: the tab
+    offers the setting and draws the mean FID over the seeds at each size."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import PAGE
+    from dashboard.state import CHECKPOINTS_ENV, VIEW_KEY
+    from dashboard.tabs import TAB_TITLES
+    from evaluation.store import weights_sha256
+    from generators.checkpoints import read_run_info, save_weights
+
+    from .helpers import ROOT
+    from .test_app import plotly_values
+
+    fids = {(500, 0): 40.0, (500, 1): 44.0, (1000, 0): 30.0, (1000, 1): 31.0}
+    for (size, seed), fid in fids.items():
+        run_dir = tmp_path / f"vae-sweep-train_size{size}-seed{seed}"
+        shutil.copytree(ROOT / "checkpoints" / "vae-mnist5k", run_dir)
+        info = read_run_info(run_dir)
+        info["train_config"].update(train_size=size, seed=seed)
+        save_weights(run_dir, load_file(run_dir / "model.safetensors"), info)
+        rows = json.loads((run_dir / "metrics.json").read_text())
+        for row in rows.values():
+            row.update(fid=fid, weights_sha256=weights_sha256(run_dir))
+        (run_dir / "metrics.json").write_text(json.dumps(rows))
+    monkeypatch.setenv(CHECKPOINTS_ENV, str(tmp_path))
+    at = AppTest.from_file(str(PAGE), default_timeout=300).run()
+    at.session_state[VIEW_KEY] = "Sweeps"
+    at.run()
+    assert at.selectbox(key="sweep_setting").options == ["β", "training-set size"]
+    at.selectbox(key="sweep_setting").set_value("train_size").run()
+    assert not at.exception and not at.error
+    (chart,) = at.tabs[TAB_TITLES.index("Sweeps")].get("plotly_chart")
+    means = json.loads(chart.proto.spec)["data"][0]
+    assert plotly_values(means["x"]) == [500.0, 1000.0]
+    assert plotly_values(means["y"]) == pytest.approx([42.0, 30.5])
