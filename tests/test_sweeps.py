@@ -343,3 +343,12 @@ def test_the_sweeps_tab_plots_a_metric_against_the_training_set_size(tmp_path, m
     means = json.loads(chart.proto.spec)["data"][0]
     assert plotly_values(means["x"]) == [500.0, 1000.0]
     assert plotly_values(means["y"]) == pytest.approx([42.0, 30.5])
+
+
+def test_the_fairness_table_says_what_each_run_trained_on():
+    from evaluation.fairness import training_images
+
+    assert training_images({"batch_size": 128}) == "the whole train split"
+    assert training_images({"train_size": 500}) == "500"
+    assert training_images({"train_size": 900, "exclude_classes": [9]}) == "900, without class 9"
+    assert training_images({"exclude_classes": [7, 9]}) == "the whole train split, without classes 7, 9"
