@@ -35,7 +35,11 @@ def add_sweep_parser(sub, seed_type, max_seeds: int) -> None:
     sweep = sub.add_parser(
         "sweep",
         help="train a grid of runs over any setting (β, latent size, training-set size, steps) and seeds",
-        description=__doc__ + " Any other option is a train option, the same for every point.",
+        description="Train one run per point of the grid of --set values and per training seed, named so they group "
+        "(MODEL-sweep-train_size500-beta4-seed0), one after the other by the same code as train. Every point is "
+        "parsed by the train parser and checked before the first run trains. Re-run the same command to resume: "
+        "finished points are skipped, unfinished ones resumed. Any other option is a train option (see train "
+        "--help), the same for every point.",
     )
     sweep.add_argument("model")
     sweep.add_argument(
