@@ -19,6 +19,8 @@ SWEPT_TRAIN_SETTINGS = ("train_size", "steps", "epochs", "minutes", "batch_size"
 # the sweep sets these itself for every point
 OWN_FLAGS = ("--seed", "--seeds", "--run", "--run-name", "--out-dir", "--resume", "--overwrite", "--progress-json")
 MAX_POINTS = 200
+# what a run found at a point's folder must share with the point to be skipped or resumed
+RECIPE_TRAIN_FIELDS = ("dataset", "image_size", "channels", "batch_size", "seed", "train_size", "exclude_classes")
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,8 @@ def check_data(points: list[Point], cli) -> None:
 
 def state_of(point: Point, cli) -> str:
     """``new``, ``finished`` (its budget reached: skipped), ``unfinished`` (resumed) or ``empty`` (a folder
-    that never reached its first checkpoint: trained again)."""
+    that never reached its first checkpoint: trained again). A run of another recipe under the point's name is
+    refused: skipping or resuming it would put a foreign run in the sweep."""
     from .checkpoints import WEIGHTS, read_run_info
     from .training import budget_reached
 
@@ -135,8 +138,23 @@ def state_of(point: Point, cli) -> str:
         return "new"
     if not (point.run_dir / WEIGHTS).is_file():
         return "empty"
-    _, cfg = cli.train_settings(point.args, point.seed)
-    return "finished" if budget_reached(read_run_info(point.run_dir), cfg) else "unfinished"
+    options, cfg = cli.train_settings(point.args, point.seed)
+    info = read_run_info(point.run_dir)
+    check_same_recipe(point, info, options, cfg)
+    return "finished" if budget_reached(info, cfg) else "unfinished"
+
+
+def check_same_recipe(point: Point, info: dict, options: dict, cfg) -> None:
+    """The stored run at a point's folder has the point's model, options, data and seed."""
+    stored = info.get("train_config") or {}
+    differs = [key for key, value in options.items() if info["model_config"].get(key, value) != value]
+    differs += [key for key in RECIPE_TRAIN_FIELDS if stored.get(key) != getattr(cfg, key)]
+    if info["model"] != point.args.model or differs:
+        what = differs[0] if differs else "model"
+        raise UserError(
+            f"{printable(str(point.run_dir))} holds a run with another {what} than this sweep's point; pick another "
+            "--run stem or --out-root (nothing was trained)"
+        )
 
 
 def run_sweep(args, train_options: list[str], cli) -> int:

@@ -140,6 +140,8 @@ def test_a_sweep_resumes_unfinished_points_and_skips_finished_ones(tmp_path):
     assert longer.returncode == 0 and longer.stderr.count("resuming") == 2
     for name in names:
         assert losses_of(tmp_path / name)["step"].tolist() == [1, 2, 3, 4]
+    # the same names with another recipe: refused before anything trains, not taken for finished points
+    assert_one_line_error(sweep_cli(tmp_path, *grid, "--steps", "4", "--batch-size", "64"), mentions="batch_size")
 
 
 @pytest.mark.parametrize(
