@@ -305,27 +305,24 @@ def test_evaluation_reports_the_held_out_share_of_a_run_trained_without_a_class(
     assert (row["held_out_share_ci_low"], row["held_out_share_ci_high"]) == pytest.approx((low, high))
 
 
-def test_the_sweeps_tab_plots_a_metric_against_the_training_set_size(tmp_path, monkeypatch):
-    """Four copies of the committed VAE, stored as a training-set-size sweep of two seeds with known FIDs: the tab
-    offers the setting and draws the mean FID over the seeds at each size."""
+COPIED_FIDS = {(500, 0): 40.0, (500, 1): 44.0, (1000, 0): 30.0, (1000, 1): 31.0}
+
+
+def copied_size_sweep(folder) -> None:
+    """Four copies of the committed VAE in ``folder``, stored as a training-set-size sweep of two seeds with the
+    FIDs of ``COPIED_FIDS``."""
     import json
     import shutil
 
     from safetensors.torch import load_file
-    from streamlit.testing.v1 import AppTest
 
-    from dashboard import PAGE
-    from dashboard.state import CHECKPOINTS_ENV, VIEW_KEY
-    from dashboard.tabs import TAB_TITLES
     from evaluation.store import weights_sha256
     from generators.checkpoints import read_run_info, save_weights
 
     from .helpers import ROOT
-    from .test_app import plotly_values
 
-    fids = {(500, 0): 40.0, (500, 1): 44.0, (1000, 0): 30.0, (1000, 1): 31.0}
-    for (size, seed), fid in fids.items():
-        run_dir = tmp_path / f"vae-sweep-train_size{size}-seed{seed}"
+    for (size, seed), fid in COPIED_FIDS.items():
+        run_dir = folder / f"vae-sweep-train_size{size}-seed{seed}"
         shutil.copytree(ROOT / "checkpoints" / "vae-mnist5k", run_dir)
         info = read_run_info(run_dir)
         info["train_config"].update(train_size=size, seed=seed)
@@ -334,6 +331,21 @@ def test_the_sweeps_tab_plots_a_metric_against_the_training_set_size(tmp_path, m
         for row in rows.values():
             row.update(fid=fid, weights_sha256=weights_sha256(run_dir))
         (run_dir / "metrics.json").write_text(json.dumps(rows))
+
+
+def test_the_sweeps_tab_plots_a_metric_against_the_training_set_size(tmp_path, monkeypatch):
+    """The tab offers the swept setting and draws the mean FID over the seeds at each size."""
+    import json
+
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import PAGE
+    from dashboard.state import CHECKPOINTS_ENV, VIEW_KEY
+    from dashboard.tabs import TAB_TITLES
+
+    from .test_app import plotly_values
+
+    copied_size_sweep(tmp_path)
     monkeypatch.setenv(CHECKPOINTS_ENV, str(tmp_path))
     at = AppTest.from_file(str(PAGE), default_timeout=300).run()
     at.session_state[VIEW_KEY] = "Sweeps"
@@ -354,3 +366,15 @@ def test_the_fairness_table_says_what_each_run_trained_on():
     assert training_images({"train_size": 500}) == "500"
     assert training_images({"train_size": 900, "exclude_classes": [9]}) == "900, without class 9"
     assert training_images({"exclude_classes": [7, 9]}) == "the whole train split, without classes 7, 9"
+
+
+def test_the_report_draws_the_largest_training_set_size_sweep(tmp_path):
+    from evaluation.bundle import report_inputs
+    from evaluation.runs import scan
+
+    copied_size_sweep(tmp_path)
+    runs, _ = scan(tmp_path)
+    inputs = report_inputs(runs[:1], folder=tmp_path)
+    sweep = inputs.size_sweep()
+    assert sorted(sweep.points) == [500.0, 1000.0] and sweep.seeds == 2
+    assert report_inputs(runs[:1], folder=tmp_path, pool=runs[:2]).size_sweep() is None  # one size: no sweep
