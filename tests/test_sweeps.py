@@ -3,6 +3,7 @@ class) and ``python -m generators sweep`` (a grid of runs), checked against know
 
 from __future__ import annotations
 
+import subprocess
 from collections import Counter
 
 import numpy as np
@@ -12,7 +13,17 @@ from evaluation.heldout import held_out_share, wilson_interval
 from generators.data import load_dataset, stratified_subset, training_subset
 from generators.errors import UserError
 
-from .helpers import assert_one_line_error, run_cli, tiny_flags
+from .helpers import assert_one_line_error, tiny_flags
+
+
+def generators_cli(capsys, *argv: str) -> subprocess.CompletedProcess:
+    """``python -m generators ARGV`` in this process (the same code and exit code, without a new interpreter)."""
+    from generators.__main__ import main
+
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(argv, code, out, err)
 
 
 @pytest.fixture(scope="module")
@@ -65,21 +76,23 @@ def test_excluded_classes_are_gone_from_training_only(mnist):
         (["--exclude-classes", "12"], "--exclude-classes"),
     ],
 )
-def test_bad_subset_values_exit_2_and_leave_nothing(tmp_path, flags, mentions):
-    result = run_cli("generators", "train", "vae", "--steps", "1", "--out-dir", str(tmp_path), "--quiet", *flags)
+def test_bad_subset_values_exit_2_and_leave_nothing(tmp_path, capsys, flags, mentions):
+    result = generators_cli(capsys, "train", "vae", "--steps", "1", "--out-dir", str(tmp_path), "--quiet", *flags)
     assert_one_line_error(result, mentions=mentions)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_run_stores_its_subset_and_resume_keeps_it(tmp_path):
+def test_a_run_stores_its_subset_and_resume_keeps_it(tmp_path, capsys):
     from generators.checkpoints import read_run_info
 
-    base = ["generators", "train", "vae", *tiny_flags("vae"), "--out-dir", str(tmp_path), "--run", "r", "--quiet"]
-    assert run_cli(*base, "--steps", "2", "--train-size", "300", "--exclude-classes", "9", "7").returncode == 0
+    base = [capsys, "train", "vae", *tiny_flags("vae"), "--out-dir", str(tmp_path), "--run", "r", "--quiet"]
+    assert generators_cli(*base, "--steps", "2", "--train-size", "300", "--exclude-classes", "9", "7").returncode == 0
     stored = read_run_info(tmp_path / "r")["train_config"]
     assert stored["train_size"] == 300 and stored["exclude_classes"] == [7, 9]
-    assert_one_line_error(run_cli(*base, "--steps", "4", "--resume", "--train-size", "400"), mentions="keeps its data")
-    assert run_cli(*base, "--steps", "4", "--resume").returncode == 0
+    assert_one_line_error(
+        generators_cli(*base, "--steps", "4", "--resume", "--train-size", "400"), mentions="keeps its data"
+    )
+    assert generators_cli(*base, "--steps", "4", "--resume").returncode == 0
     assert read_run_info(tmp_path / "r")["train_config"]["train_size"] == 300
 
 
@@ -109,17 +122,17 @@ def losses_of(run_dir):
     return pd.read_csv(run_dir / "history.csv").drop(columns=["seconds"])
 
 
-def sweep_cli(out, *args):
-    return run_cli("generators", "sweep", "vae", *tiny_flags("vae"), "--out-root", str(out), "--quiet", *args)
+def sweep_cli(capsys, out, *args):
+    return generators_cli(capsys, "sweep", "vae", *tiny_flags("vae"), "--out-root", str(out), "--quiet", *args)
 
 
-def test_a_sweep_of_one_point_equals_the_single_run(tmp_path):
-    single = run_cli(
-        "generators", "train", "vae", *tiny_flags("vae"), "--beta", "2", "--steps", "3", "--seed", "1",
+def test_a_sweep_of_one_point_equals_the_single_run(tmp_path, capsys):
+    single = generators_cli(
+        capsys, "train", "vae", *tiny_flags("vae"), "--beta", "2", "--steps", "3", "--seed", "1",
         "--train-size", "400", "--out-dir", str(tmp_path), "--run", "single", "--quiet",
     )  # fmt: skip
     assert single.returncode == 0, single.stderr
-    swept = sweep_cli(tmp_path, "--set", "beta=2", "--seeds", "1", "--steps", "3", "--train-size", "400")
+    swept = sweep_cli(capsys, tmp_path, "--set", "beta=2", "--seeds", "1", "--steps", "3", "--train-size", "400")
     assert swept.returncode == 0, swept.stderr
     point = tmp_path / "vae-sweep-beta2-seed1"
     one, other = weights_of(tmp_path / "single"), weights_of(point)
@@ -127,21 +140,23 @@ def test_a_sweep_of_one_point_equals_the_single_run(tmp_path):
     assert losses_of(tmp_path / "single").equals(losses_of(point))
 
 
-def test_a_sweep_resumes_unfinished_points_and_skips_finished_ones(tmp_path):
+def test_a_sweep_resumes_unfinished_points_and_skips_finished_ones(tmp_path, capsys):
     grid = ["--set", "train_size=300,600", "--seeds", "0"]
-    assert sweep_cli(tmp_path, *grid, "--steps", "2").returncode == 0
+    assert sweep_cli(capsys, tmp_path, *grid, "--steps", "2").returncode == 0
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["vae-sweep-train_size300-seed0", "vae-sweep-train_size600-seed0"]
     stamps = {name: (tmp_path / name / "model.safetensors").stat().st_mtime_ns for name in names}
-    again = sweep_cli(tmp_path, *grid, "--steps", "2")
+    again = sweep_cli(capsys, tmp_path, *grid, "--steps", "2")
     assert again.returncode == 0 and "2 were finished" in again.stdout
     assert stamps == {name: (tmp_path / name / "model.safetensors").stat().st_mtime_ns for name in names}
-    longer = sweep_cli(tmp_path, *grid, "--steps", "4")
+    longer = sweep_cli(capsys, tmp_path, *grid, "--steps", "4")
     assert longer.returncode == 0 and longer.stderr.count("resuming") == 2
     for name in names:
         assert losses_of(tmp_path / name)["step"].tolist() == [1, 2, 3, 4]
     # the same names with another recipe: refused before anything trains, not taken for finished points
-    assert_one_line_error(sweep_cli(tmp_path, *grid, "--steps", "4", "--batch-size", "64"), mentions="batch_size")
+    other = sweep_cli(capsys, tmp_path, *grid, "--steps", "4", "--batch-size", "64")
+    assert_one_line_error(other, mentions="batch_size")
+    assert [losses_of(tmp_path / name)["step"].max() for name in names] == [4, 4]
 
 
 @pytest.mark.parametrize(
@@ -154,8 +169,8 @@ def test_a_sweep_resumes_unfinished_points_and_skips_finished_ones(tmp_path):
         (["--set", "g_width=8"], "does not apply to vae"),
     ],
 )
-def test_a_bad_grid_is_refused_before_any_point_trains(tmp_path, grid, mentions):
-    assert_one_line_error(sweep_cli(tmp_path, *grid, "--steps", "1"), mentions=mentions)
+def test_a_bad_grid_is_refused_before_any_point_trains(tmp_path, capsys, grid, mentions):
+    assert_one_line_error(sweep_cli(capsys, tmp_path, *grid, "--steps", "1"), mentions=mentions)
     assert list(tmp_path.iterdir()) == []
 
 
