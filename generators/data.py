@@ -91,7 +91,8 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
 
 def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     """Sorted indices of ``size`` items that keep every class's share (largest remainders settle the rounding).
-    Each class is drawn in one seeded order and the first of it taken, so a smaller subset lies inside a larger."""
+    Each class is drawn in one seeded order and its first images taken, so a smaller subset lies inside a larger
+    one whenever no class's count shrinks (always with classes of equal size, as in mnist5k)."""
     classes, counts = np.unique(labels, return_counts=True)
     exact = counts * size / len(labels)
     take = np.floor(exact).astype(int)
