@@ -1,6 +1,7 @@
-"""Tab 7 — β sweep: runs of one model and one recipe at several β: rate (KL) against distortion (reconstruction)
-and FID against β. Runs of different models, options or budgets are never drawn on one curve. The sweeps and
-their figures are ``evaluation.sweeps``; this tab draws them and trains more points."""
+"""Tab — Sweeps: runs of one model and one recipe that differ in one setting (β, latent size, training-set size,
+steps…): any measured metric against the setting, with a 95 % interval over training seeds; for β also rate (KL)
+against distortion (reconstruction), and more β points trained from here. Runs that differ in anything else are
+never drawn on one curve. The sweeps and their figures are ``evaluation.sweeps``; this tab draws them."""
 
 from __future__ import annotations
 
@@ -8,8 +9,18 @@ import dataclasses
 
 import streamlit as st
 
+from evaluation.metric_specs import metric
 from evaluation.rows import comparison_n
-from evaluation.sweeps import Sweep, sweep_figures, sweeps
+from evaluation.sweeps import (
+    Sweep,
+    measured_metrics,
+    setting_sweeps,
+    setting_title,
+    sweep_figures,
+    sweep_metric_figure,
+    sweeps,
+    swept_settings,
+)
 from generators.default_runs import default_recipe
 from generators.registry import MODELS, command_line_options
 
@@ -65,13 +76,66 @@ def new_sweep(model: str, dataset: str) -> Sweep:
 
 def render(selection: Selection) -> None:
     all_runs, _broken = scan_runs()
+    c1, c2 = st.columns([1, 3])
+    dataset = c1.selectbox("Dataset", ["mnist5k"], key="sweep_dataset")
+    settings = list(dict.fromkeys(["beta", *swept_settings(all_runs, dataset)]))
+    setting = c2.selectbox(
+        "Swept setting",
+        settings,
+        format_func=setting_title,
+        key="sweep_setting",
+        help="The settings along which some runs differ in nothing else (training seeds aside). Train a sweep "
+        "with `python -m generators sweep MODEL --set train_size=500,1000,2000 --seeds 0 1 --steps 2000`.",
+    )
+    if setting == "beta":
+        render_beta(all_runs, dataset)
+        st.subheader("Any metric against β")
+    render_metric_against(all_runs, dataset, setting)
+
+
+def render_metric_against(all_runs, dataset: str, setting: str) -> None:
+    """Any measured metric of one sweep against its setting, with a 95 % interval over training seeds."""
+    found = [sweep for sweep in setting_sweeps(all_runs, dataset, setting) if len(sweep.points) > 1]
+    if not found:
+        st.info(
+            f"No runs on {dataset} differ only in {setting_title(setting)} yet. Train some with `python -m generators "
+            f"sweep MODEL --set {setting}=V1,V2,… --seeds 0 1 --steps N`."
+        )
+        return
+    c1, c2 = st.columns([3, 1])
+    by_label = {sweep.label: sweep for sweep in found}
+    sweep = by_label[
+        c1.selectbox(
+            f"Runs that differ only in {setting_title(setting)} and seed",
+            list(by_label),
+            key=f"sweep_group_{setting}",
+            help="Points are joined only when everything but this setting and the training seed is equal.",
+        )
+    ]
+    keys = measured_metrics(sweep)  # none until every run of the sweep has metrics at one shared n
+    if not keys:
+        st.info(f"These runs need metrics at one shared n first; compute them at n = {SWEEP_METRICS_N}.")
+        if st.button(f"Compute their metrics ({SWEEP_METRICS_N} samples each)", key=f"sweep_metrics_{setting}"):
+            compute([run for members in sweep.points.values() for run in members], SWEEP_METRICS_N, recompute=False)
+            st.rerun()
+        return
+    key = c2.selectbox(
+        "Metric", keys, index=keys.index("fid") if "fid" in keys else 0, format_func=lambda k: metric(k).label,
+        key=f"sweep_metric_{setting}",
+    )  # fmt: skip
+    figure = sweep_metric_figure(sweep, key)
+    if figure is not None:
+        export.chart(figure, f"sweep-{setting}-{key}", f"sweep-{setting}-{key}")
+
+
+def render_beta(all_runs, dataset: str) -> None:
+    """The β trade-off: rate against distortion and FID against β for one recipe, and more β points to train."""
     models = beta_models()
     if not models:
         st.info("No registered model has a posterior and a β option, so there is nothing to sweep.")
         return
-    c1, c2, c3 = st.columns([2, 3, 1])
+    c1, c2 = st.columns([2, 4])
     betas = c1.multiselect("β values", BETA_CHOICES, default=[0.5, 1.0, 4.0], key="sweep_betas")
-    dataset = c3.selectbox("Dataset", ["mnist5k"], key="sweep_dataset")
     found = sweeps(all_runs, dataset)
     options = {sweep.label: sweep for sweep in found}
     options |= {

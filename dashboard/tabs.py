@@ -12,7 +12,7 @@ TABS = (
     ("Metrics", metrics.render),
     ("Sanity & copying", sanity.render),
     ("Train", training.render),
-    ("β sweep", sweep.render),
+    ("Sweeps", sweep.render),
     ("Findings & report", report.render),
 )
 TAB_TITLES = tuple(title for title, _ in TABS)

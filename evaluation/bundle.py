@@ -34,7 +34,7 @@ from .pictures import (
 )
 from .rows import comparison_n, comparison_rows
 from .runs import EXTRACTORS_FOLDER, SANITY_FOLDER, lab_folder, scan
-from .sweeps import largest_sweep, sweep_figures
+from .sweeps import largest_sweep, setting_sweeps, sweep_figures, sweep_metric_figure
 
 SANITY_N_CHOICES = (1000, 2000, 5000)
 SANITY_FILE_BYTES = 4_000_000
@@ -65,6 +65,11 @@ class ReportInputs:
     def sweep(self) -> dict:
         """β -> run of the largest β sweep among the folder's runs on the first run's dataset."""
         return largest_sweep(list(self.pool), self.dataset) if self.runs else {}
+
+    def size_sweep(self):
+        """The training-set-size sweep with the most sizes among the folder's runs on the first run's dataset."""
+        found = setting_sweeps(list(self.pool), self.dataset, "train_size") if self.runs else []
+        return found[0] if found and len(found[0].points) > 1 else None
 
 
 def report_inputs(runs, seed: int = DEFAULT_SEED, n_samples: int = DEFAULT_SAMPLES, folder=None, pool=None):
@@ -106,6 +111,9 @@ def report_figures(inputs: ReportInputs, rows: list[dict]) -> dict:
     figures = {**metric_figures(rows), **training_figures(inputs.runs)}
     if inputs.runs:
         figures.update(sweep_figures(inputs.sweep()))
+        size_sweep = inputs.size_sweep()
+        if size_sweep is not None and (figure := sweep_metric_figure(size_sweep, "fid")) is not None:
+            figures["train_size_fid"] = figure
         figures["samples"] = samples_figure(inputs.runs, inputs.n_samples, inputs.seed, "prior")
         figures["nearest_neighbours"] = gallery_figure(inputs.runs, inputs.seed, inputs.extractors)
     return figures
@@ -143,6 +151,11 @@ def _fixed_captions(inputs: ReportInputs, rows: list[dict]) -> dict[str, str]:
         "beta_fid": f"FID of n = {sweep_n} prior samples per run against β ({betas}) for the β sweep's "
         f"{len(sweep)} runs of one recipe, with 95 % bootstrap intervals.",
     }
+    if (size_sweep := inputs.size_sweep()) is not None:
+        fixed["train_size_fid"] = (
+            f"FID of prior samples against the training-set size for {size_sweep.label}: the mean over training "
+            "seeds with its 95 % t-interval (a size with one seed: that run's bootstrap interval), each seed as a dot."
+        )
     curve = [point["n"] for row in rows for point in row.get("fid_curve") or []]
     if curve:
         fixed["fid_against_n"] = (

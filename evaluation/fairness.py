@@ -1,5 +1,6 @@
 """The fairness table: what each run was given — parameters (per network), latent size, steps, epochs, training
-seconds, batch size — and which samplers it has metrics for. Differences in results are only read against it."""
+seconds, batch size, training images — and which samplers it has metrics for. Differences in results are only read
+against it."""
 
 from __future__ import annotations
 
@@ -24,8 +25,16 @@ def fairness_frame(runs) -> pd.DataFrame:
                 "epochs": run.info.get("epoch"),
                 "training seconds": run.info.get("seconds"),
                 "batch size": tc.get("batch_size"),
+                "training images": training_images(tc),
                 "samplers with metrics": ", ".join(sorted({row.get("sampler", "prior") for row in stored_rows(run)}))
                 or "—",
             }
         )
     return pd.DataFrame(rows)
+
+
+def training_images(train_config: dict) -> str:
+    """What a run trained on: the whole train split, or ``--train-size`` of it, without ``--exclude-classes``."""
+    size, excluded = train_config.get("train_size"), train_config.get("exclude_classes")
+    text = f"{size}" if size else "the whole train split"
+    return text + (f", without class{'es' * (len(excluded) > 1)} {', '.join(map(str, excluded))}" if excluded else "")

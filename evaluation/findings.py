@@ -30,7 +30,7 @@ from .diagnostics import HISTORY_TAIL_FRACTION, loss_fluctuation
 from .groups import group_rows
 from .likelihood import ACTIVE_UNIT_THRESHOLD
 from .runs import Run
-from .sweeps import sweeps
+from .sweeps import data_needed, setting_sweeps, sweeps
 
 FAINT_KL_NATS = 0.1  # a dimension carrying less KL than this says almost nothing about the image
 ROLES = {  # which selected runs play "the GAN", "the VAE" and "the autoencoder" in the textbook claims
@@ -115,7 +115,7 @@ def beta_pair(runs) -> tuple | None:
     return by_beta[min(by_beta)], by_beta[max(by_beta)]
 
 
-BETA_NEEDS = "needs two VAE runs of one recipe with different β (select them, or use the β sweep)."
+BETA_NEEDS = "needs two VAE runs of one recipe with different β (select them, or use the Sweeps tab)."
 
 
 def beta_prior_samples(runs, rows) -> Finding:
@@ -224,6 +224,41 @@ def conditional_draws_its_class(runs, rows) -> Finding:
     return Finding(claim, combine_verdicts(verdicts), "; ".join(parts) + ".")
 
 
+def size_sweep(runs, role: str):
+    """The training-set-size sweep with the most sizes among the runs playing ``role`` (unconditional first)."""
+    players = [run for run in runs if ROLES[role](run.capabilities)]
+    found = [
+        sweep
+        for dataset in sorted({run.info["dataset"] for run in players})
+        for sweep in setting_sweeps(players, dataset, "train_size")
+        if len(sweep.points) > 1
+    ]
+    conditional = lambda sweep: next(iter(sweep.points.values()))[0].capabilities.conditional  # noqa: E731
+    return min(found, key=lambda sweep: (conditional(sweep), -len(sweep.points)), default=None)
+
+
+def gan_needs_more_data(runs, rows) -> Finding:
+    """Each model's smallest training-set size whose FID is not clearly worse than its best, over the sizes both
+    sweeps trained: the GAN's larger than the VAE's supports the claim, smaller contradicts it."""
+    claim = "The GAN needs more data than the VAE to reach its best FID."
+    gan, vae = size_sweep(runs, "GAN"), size_sweep(runs, "VAE")
+    if gan is None or vae is None:
+        return Finding(
+            claim,
+            NOT_MEASURED,
+            "needs a training-set-size sweep of a GAN and of a VAE among the selected runs (`python -m generators "
+            "sweep dcgan --set train_size=500,1000,2000,4500 --seeds 0 1 …`, and the same for vae).",
+        )
+    sizes = sorted(set(gan.points) & set(vae.points))
+    if len(sizes) < 2:
+        return Finding(claim, NOT_MEASURED, f"the two sweeps share fewer than two sizes ({gan.label}; {vae.label}).")
+    (gan_needs, gan_text), (vae_needs, vae_text) = data_needed(gan, sizes), data_needed(vae, sizes)
+    if gan_needs is None or vae_needs is None:
+        return Finding(claim, NOT_MEASURED, f"{gan_text}; {vae_text} — compute the runs' metrics to test it.")
+    verdict = SUPPORTED if gan_needs > vae_needs else CONTRADICTED if gan_needs < vae_needs else NO_CLEAR
+    return Finding(claim, verdict, f"GAN — {gan_text}. VAE — {vae_text}.")
+
+
 CHECKS = (
     gan_sharper,
     vae_covers_more_modes,
@@ -233,6 +268,7 @@ CHECKS = (
     ae_prior_garbage,
     vae_more_stable,
     conditional_draws_its_class,
+    gan_needs_more_data,
 )
 
 

@@ -301,6 +301,15 @@ _METRICS = (
         needs=("posterior",),
     ),
     Metric(
+        "held_out_share",
+        "held-out class share",
+        UNITLESS,
+        None,
+        "Share of samples the project's classifier puts in the classes the run was trained without "
+        "(--exclude-classes); 95 % Wilson interval over the samples.",
+        interval=True,
+    ),
+    Metric(
         "label_accuracy",
         "label accuracy",
         UNITLESS,

@@ -37,6 +37,7 @@ from .diagnostics import anomaly_detection, anomaly_test_images
 from .disentanglement import KEYS as DISENTANGLEMENT_KEYS
 from .disentanglement import score_run as disentanglement_scores
 from .features import DEFAULT_CACHE_DIR, get_extractor, inception_extractor, require_labels
+from .heldout import held_out_share
 from .inversion import INVERSION_LR, INVERSION_RESTARTS, INVERSION_STEPS, inversion_method, invert
 from .likelihood import latent_usage, likelihood_bounds
 from .metric_specs import METRICS
@@ -500,6 +501,7 @@ CAPABILITY_STAGES = (
 
 def _finish(ctx: Context, key: str, row: dict, started: float, progress: Progress | None) -> dict:
     settings = ctx.settings
+    row.update(held_out_share(row, ctx.info))  # runs trained without some classes: do they draw them anyway?
     row["warnings"] = ctx.warnings
     row["protocol"] = make_protocol(
         row, ctx.info, iwae_k=settings.iwae_k, inversion_steps=settings.inversion_steps, bootstrap=settings.bootstrap

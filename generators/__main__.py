@@ -1,4 +1,4 @@
-"""Command line: python -m generators {train,sample,list}. Bad input -> one line on stderr, exit 2.
+"""Command line: python -m generators {train,sweep,sample,list}. Bad input -> one line on stderr, exit 2.
 
 Several processes: torchrun --standalone --nproc_per_node N -m generators train MODEL ... (see ``train --help``)."""
 
@@ -39,6 +39,7 @@ from .errors import UserError, WriteFailed, run_command
 from .outputs import Output, check_outputs
 from .registry import MODELS, load_plugins
 from .samplers import SAMPLERS
+from .sweep import add_sweep_parser, run_sweep
 
 EXIT_DIVERGED = 1
 FORCE_HELP = "replace an existing output file even when it is not of the output's kind (never a run's own files)"
@@ -88,6 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data-dir", default="data", help="where torchvision datasets are downloaded/kept")
     train.add_argument("--image-size", type=positive_int, help="resize images to this square size")
     train.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
+    train.add_argument(
+        "--train-size",
+        type=int_in(1, MAX_STEPS),
+        metavar="N",
+        help="train on N images of the train split: a fixed seeded subset keeping every class's share (the same N "
+        "images in every run); evaluation still scores on the whole test split",
+    )
+    train.add_argument(
+        "--exclude-classes",
+        type=int_in(0, MAX_CLASSES - 1),
+        nargs="+",
+        metavar="K",
+        help="train without the images of these classes (e.g. 9): does the model still draw them? (evaluation "
+        "reports the share of samples in them)",
+    )
     budget = train.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int_in(1, MAX_EPOCHS))
     budget.add_argument("--steps", type=int_in(1, MAX_STEPS))
@@ -163,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sample.add_argument("--force", action="store_true", help=FORCE_HELP)
+
+    add_sweep_parser(sub, seed_int, MAX_TRAINING_SEEDS)
 
     listing = sub.add_parser("list", help="list the runs in a folder")
     listing.add_argument("--out-dir", default="checkpoints")
@@ -264,9 +282,10 @@ def check_classes(args) -> None:
         )
 
 
-def train_one(args, seed: int, run_dir: Path) -> int:
+def train_settings(args, seed: int):
+    """The model options and train config ``args`` ask for, checked (an option of another model is refused)."""
     from .registry import model_class
-    from .training import Diverged, Interrupted, TrainConfig, run_training
+    from .training import TrainConfig
 
     cls = model_class(args.model)
     own_fields = {f.name for f in dataclasses.fields(cls.Config)}
@@ -287,7 +306,16 @@ def train_one(args, seed: int, run_dir: Path) -> int:
         device=args.device,
         precision=args.precision,
         compile=args.compile,
+        train_size=args.train_size,
+        exclude_classes=args.exclude_classes,
     )
+    return options, cfg
+
+
+def train_one(args, seed: int, run_dir: Path) -> int:
+    from .training import Diverged, Interrupted, run_training
+
+    options, cfg = train_settings(args, seed)
     check_progress_file(args.progress_json, run_dir, args.overwrite, args.force)
     callback = progress_writer(Path(args.progress_json)) if args.progress_json else None
     try:
@@ -448,7 +476,12 @@ def cmd_list(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     def command() -> int:
         load_plugins()
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if args.command == "sweep":  # every other option is a train option, checked by the train parser
+            return run_sweep(args, extra, sys.modules[__name__])
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         return {"train": cmd_train, "sample": cmd_sample, "list": cmd_list}[args.command](args)
 
     return run_command(command)

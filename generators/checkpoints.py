@@ -295,7 +295,9 @@ class RunInfoSchema(BaseModel):
     dataset: StrictStr = Field(min_length=1, max_length=4096)
     image_shape: list[StrictInt] | None = Field(default=None, min_length=3, max_length=3)
     class_names: list[Annotated[StrictStr, Field(max_length=200)]] | None = Field(default=None, max_length=100_000)
-    train_config: dict[StrictStr, Scalar] = Field(default_factory=dict, max_length=100)
+    train_config: dict[StrictStr, Scalar | Annotated[list[StrictInt], Field(max_length=MAX_CLASSES)]] = Field(
+        default_factory=dict, max_length=100
+    )  # lists: --exclude-classes
     seed: StrictInt = Field(default=0, ge=0, le=MAX_SEED)
     step: StrictInt = Field(default=0, ge=0, le=MAX_STEPS)
     epoch: StrictInt = Field(default=0, ge=0, le=MAX_STEPS)

@@ -30,6 +30,7 @@ from .sprites import DEFAULT_SIZE as SPRITES_SIZE
 from .sprites import SHAPES, Factors, dsprites_splits, sprites_splits
 
 SPLIT_SEED = 20240607  # fixed forever: changing it would change every test split and every score
+SUBSET_SEED = 20261205  # fixed forever: --train-size N picks the same N images in every run and every session
 FOLDER_TEST_FRACTION = 0.1
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 TORCHVISION_SETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
@@ -86,6 +87,56 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
         test.append(idx[:n_test])
         train.append(idx[n_test:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Sorted indices of ``size`` items that keep every class's share (largest remainders settle the rounding).
+    Each class is drawn in one seeded order and its first images taken, so a smaller subset lies inside a larger
+    one whenever no class's count shrinks (always with classes of equal size, as in mnist5k)."""
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts * size / len(labels)
+    take = np.floor(exact).astype(int)
+    take[np.argsort(-(exact - take), kind="stable")[: size - take.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    chosen = [rng.permutation(np.flatnonzero(labels == cls))[:k] for cls, k in zip(classes, take)]
+    return np.sort(np.concatenate(chosen))
+
+
+def training_subset(
+    data: ImageData, train_size: int | None, exclude_classes: list[int] | None = None, seed: int = SUBSET_SEED
+) -> ImageData:
+    """``data`` trained on fewer images: without the classes in ``exclude_classes``, then ``train_size`` of the
+    rest (class-stratified; a seeded random draw when the set has no labels). The test split stays whole, so a
+    run trained on a subset is scored on the same held-out images as every other run."""
+    train = data.train
+    if exclude_classes:
+        if train.labels is None or not data.num_classes:
+            raise UserError(f"--exclude-classes needs class labels; dataset {data.name} has none")
+        bad = [c for c in exclude_classes if not 0 <= c < data.num_classes]
+        if bad:
+            raise UserError(f"--exclude-classes: class {bad[0]} does not exist (0..{data.num_classes - 1})")
+        if len(set(exclude_classes)) >= data.num_classes:
+            raise UserError("--exclude-classes leaves no class to train on")
+        keep = ~np.isin(train.labels.numpy(), exclude_classes)
+        train = _take(train, np.flatnonzero(keep))
+    if train_size is not None:
+        if not 0 < train_size <= len(train):
+            raise UserError(
+                f"--train-size must be between 1 and {len(train)} (the images {data.name} has to train on"
+                f"{' without the excluded classes' if exclude_classes else ''}), got {train_size}"
+            )
+        if train.labels is None:
+            picked = np.sort(np.random.default_rng(seed).permutation(len(train))[:train_size])
+        else:
+            picked = stratified_subset(train.labels.numpy(), train_size, seed)
+        train = _take(train, picked)
+    return dataclasses.replace(data, train=train)
+
+
+def _take(split: ImageSplit, index: np.ndarray) -> ImageSplit:
+    index = torch.from_numpy(index).long()
+    pick = lambda values: None if values is None else values[index]  # noqa: E731
+    return ImageSplit(split.images[index], pick(split.labels), pick(split.factors))
 
 
 def _split(images: np.ndarray, labels: np.ndarray | None, test_fraction: float) -> tuple[ImageSplit, ImageSplit]:

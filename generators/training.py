@@ -58,14 +58,15 @@ from .checkpoints import (
     save_resume_state,
     save_weights,
 )
-from .cli import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_MINUTES, MAX_SEED, MAX_STEPS, checked_float, checked_int
-from .data import ImageData, check_dataset_name
+from .cli import MAX_BATCH_SIZE, MAX_CLASSES, MAX_EPOCHS, MAX_MINUTES, MAX_SEED, MAX_STEPS, checked_float, checked_int
+from .data import ImageData, check_dataset_name, training_subset
 from .errors import UserError
 from .machine import describe_machine
 from .precision import PRECISIONS, StepRunner
 from .registry import model_class
 
 DEFAULT_EPOCHS = 10
+SUBSET_FIELDS = ("train_size", "exclude_classes")
 PREVIEW_SEED = 1234  # preview grids always decode the same 64 latents, so epochs are comparable
 
 
@@ -85,6 +86,9 @@ class TrainConfig:
     # how the steps compute (generators/precision.py); None: fp32 / uncompiled, or a resumed run's own setting
     precision: str | None = None
     compile: bool | None = None
+    # fewer training images (generators.data.training_subset); the test split stays whole
+    train_size: int | None = None
+    exclude_classes: list[int] | None = None
 
     def __post_init__(self) -> None:
         """Types and ranges of every field: the values come from the command line or from a stored run file."""
@@ -114,6 +118,14 @@ class TrainConfig:
             raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r:.40}")
         if self.compile is not None and not isinstance(self.compile, bool):
             raise UserError(f"compile must be true or false, got {self.compile!r:.40}")
+        if self.train_size is not None:
+            checked_int("--train-size", self.train_size, 1, MAX_STEPS)
+        if self.exclude_classes is not None:
+            if not isinstance(self.exclude_classes, list) or len(self.exclude_classes) > MAX_CLASSES:
+                raise UserError(f"--exclude-classes must be a list of classes, got {self.exclude_classes!r:.60}")
+            self.exclude_classes = (
+                sorted({checked_int("--exclude-classes", c, 0, MAX_CLASSES) for c in self.exclude_classes}) or None
+            )
         if self.channels not in (None, 1, 3) or isinstance(self.channels, bool):
             raise UserError(f"--channels must be 1 or 3, got {self.channels!r}")
         for flag, text in (("--dataset", self.dataset), ("--data-dir", self.data_dir), ("--device", self.device)):
@@ -773,8 +785,6 @@ def _train_in_group(
 ) -> dict:
     """``run_training`` once the processes are known. A step that can fail on one rank is ``settle``d, so every
     rank stops together with one message."""
-    from .data import load_dataset
-
     group.settle(lambda: _check_folder(run_dir, resume, overwrite), main_only=True)
     replacing = overwrite and run_dir.is_dir()
     if resume:
@@ -782,6 +792,11 @@ def _train_in_group(
         if stored["model"] != model_name:
             raise UserError(f"{run_dir} holds a {stored['model']} run, not {model_name}")
         _check_resume_options(model_options, stored["model_config"], run_dir)
+        for key in SUBSET_FIELDS:  # the run keeps the images it was trained on
+            given, kept = getattr(cfg, key), stored["train_config"].get(key)
+            if given is not None and given != kept:
+                flag = "--" + key.replace("_", "-")
+                raise UserError(f"{run_dir} was trained with {flag} {kept}, not {given}; a resumed run keeps its data")
         model_options = stored["model_config"]  # the run keeps the architecture it was created with
         budget = {k: getattr(cfg, k) for k in ("epochs", "steps", "minutes")}
         if all(v is None for v in budget.values()):
@@ -791,7 +806,7 @@ def _train_in_group(
         cfg = TrainConfig(**{**stored["train_config"], **budget, "device": cfg.device, **speed})
     cfg = dataclasses.replace(cfg, precision=cfg.precision or "fp32", compile=bool(cfg.compile))
     # rank 0 first: a torchvision dataset is downloaded once, then the other ranks read its files
-    data = group.settle(lambda: load_dataset(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.channels), main_first=True)
+    data = group.settle(lambda: run_data(cfg), main_first=True)
     torch.manual_seed(cfg.seed)
     model = build_checked(model_name, {**model_options, **dataset_fields(model_class(model_name), data)})
     info = {
@@ -800,7 +815,7 @@ def _train_in_group(
         "dataset": cfg.dataset,
         "image_shape": list(data.image_shape),
         "class_names": data.class_names,
-        "train_config": asdict(cfg),
+        "train_config": stored_train_config(cfg),
         "seed": cfg.seed,
         "world_size": group.world_size,  # processes of the last session; --batch-size is their total
         "created": stored.get("created", "") if resume else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -829,6 +844,34 @@ def _train_in_group(
         if made and not any(run_dir.iterdir()):  # e.g. a failed first write: leave no empty folder behind
             run_dir.rmdir()
         raise
+
+
+def budget_reached(info: dict, cfg: TrainConfig) -> bool:
+    """Whether a stored run (its ``info``) has spent ``cfg``'s budget: a finished run that a sweep skips."""
+    if cfg.steps is not None:
+        return int(info.get("step", 0)) >= cfg.steps
+    if cfg.minutes is not None:
+        return float(info.get("seconds", 0)) >= cfg.minutes * 60
+    return int(info.get("epoch", 0)) >= (cfg.epochs or DEFAULT_EPOCHS)
+
+
+def stored_train_config(cfg: TrainConfig) -> dict:
+    """The train config a run stores; the subset fields only when set, so a run on the whole split has the same
+    stored config as the runs made before they existed (and groups and sweeps with them)."""
+    stored = asdict(cfg)
+    for key in SUBSET_FIELDS:
+        if stored[key] is None:
+            del stored[key]
+    return stored
+
+
+def run_data(cfg: TrainConfig) -> ImageData:
+    """The data a run trains on: its dataset, converted, with its training subset (``--train-size``,
+    ``--exclude-classes``)."""
+    from .data import load_dataset
+
+    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.channels)
+    return training_subset(data, cfg.train_size, cfg.exclude_classes)
 
 
 def _replace_run(trainer: Trainer, run_dir: Path) -> dict:

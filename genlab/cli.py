@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "train": ("generators", ("train",), "train a model into a run folder (default ./checkpoints/<run>)"),
     "sample": ("generators", ("sample",), "draw samples from a trained run into a .npy file"),
     "list": ("generators", ("list",), "list the runs in a folder (default ./checkpoints)"),
-    "sweep": ("generators", ("sweep",), "train a β sweep"),
+    "sweep": ("generators", ("sweep",), "train a grid of runs over any setting and seeds"),
     "evaluate": ("evaluation", (), "score runs with one yardstick: a table on the terminal and in files"),
     "findings": ("evaluation", ("findings",), "the textbook claims tested on runs"),
     "report": ("evaluation", ("report",), "the report zip of runs (figures, tables, methods)"),
