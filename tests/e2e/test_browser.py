@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -343,6 +344,7 @@ def test_every_control_of_the_default_tour_has_a_visible_effect(server, tmp_path
             trained = tour_train(page, checkpoints)
             tour_metrics(page, trained)
             tour_report(page, tmp_path)
+            tour_sweeps(page)
         finally:
             browser.close()
 
@@ -375,14 +377,14 @@ def tour_sanity(page) -> None:
     changes(page, title, click(widget(page, "gallery_on").locator("label")), "the nearest-neighbour gallery", "charts")
 
 
-def choose_action(page, key: str, option: str):
-    """Pick ``option`` of the select box ``key``."""
+def choose_action(page, key: str, option):
+    """Pick ``option`` (its text, or a pattern: the first option it matches) of the select box ``key``."""
 
     def pick():
         for _attempt in range(3):  # the list may close again when a late re-run replaces the box
             widget(page, key).get_by_role("button", name="Open").click()
             try:
-                page.get_by_role("option", name=option, exact=True).click(timeout=5000)
+                page.get_by_role("option", name=option, exact=isinstance(option, str)).first.click(timeout=5000)
                 return
             except PlaywrightTimeout:
                 page.keyboard.press("Escape")
@@ -496,8 +498,6 @@ def opens(page, label: str):
 
 def tour_report(page, tmp_path) -> None:
     """The findings file says what the page says; the zip holds the sanity panel computed in the tour."""
-    import re
-
     title = "Findings & report"
     open_tab(page, title)
     shown = view(page)["text"]
@@ -512,6 +512,31 @@ def tour_report(page, tmp_path) -> None:
     with zipfile.ZipFile(tmp_path / "tour-report.zip") as bundle:
         assert "tables/sanity.md" in bundle.namelist(), bundle.namelist()
         assert "n = 1000" in bundle.read("README.md").decode()
+
+
+# the x values of every trace of every chart on the open tab (as plotly drew them: decoded from binary arrays)
+CHART_XS = """() => [...document.querySelectorAll('[role=tabpanel] .js-plotly-plot')]
+  .map(chart => (chart._fullData || []).map(trace => Array.from(trace.x || [])))"""
+
+
+def tour_sweeps(page) -> None:
+    """The β sweep of the tiny VAEs (β 1 and 4): train the missing β = 0.5, score the three, and every control."""
+    title = "Sweeps"
+    open_tab(page, title)
+    shown = view(page)["text"]
+    assert "Reused: β=1 → vae-mnist5k, β=4 → vae-beta4-mnist5k" in shown, shown[:1000]
+    page.get_by_role("button", name=re.compile(r"^Train 1 VAE run\(s\) of \d+ steps$")).click()
+    page.get_by_text("Every chosen β already has a run of this recipe").wait_for(timeout=RENDER_MS)
+    compute = click(widget(page, "sweep_metrics").locator("button"))
+    after = changes(page, title, compute, "compute the metrics", "charts")
+    assert "needs metrics at one shared n" not in after["text"]
+    assert any(sorted(set(x)) == [0.5, 1, 4] for chart in page.evaluate(CHART_XS) for x in chart), (
+        f"no chart draws the three β: {page.evaluate(CHART_XS)}"
+    )
+    changes(page, title, choose_action(page, "sweep_metric_beta", "precision"), "another metric", "charts")
+    changes(page, title, lambda: drop_last_option(page, "sweep_betas"), "one β fewer", "charts")
+    changes(page, title, choose_action(page, "sweep_recipe", re.compile("^new: ")), "a new sweep", "text")
+    expander_opens(page, "The β trade-off")
 
 
 def test_narrow_screen_shows_every_tab_and_whole_controls_without_the_sidebar(server):
