@@ -2,6 +2,8 @@
 python -m evaluation sanity [--dataset mnist5k] [--n N] [--json F] [--markdown F] -> the metric sanity panel.
 python -m evaluation findings RUN_DIR... [--json | --markdown] -> the textbook claims tested on the runs.
 python -m evaluation report RUN_DIR... --out report.zip -> the dashboard's report zip (see evaluation.analysis).
+python -m evaluation augment RUN_DIR... [--real-per-class K...] [--seeds S...] -> do generated images help a
+classifier trained on few real ones? (see evaluation.augmentation).
 
 Bad input (a missing or corrupt run, n <= 0, an output file in a missing folder, Inception offline) gives
 one line on stderr and exit code 2.
@@ -156,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         from .analysis import findings_main, report_main
 
         return (findings_main if argv[0] == "findings" else report_main)(argv[1:])
+    if argv[:1] == ["augment"]:
+        from .augmentation import augment_main
+
+        return augment_main(argv[1:])
     return run_command(lambda: _evaluate(parse_args(argv)))
 
 

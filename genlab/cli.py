@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "findings": ("evaluation", ("findings",), "the textbook claims tested on runs"),
     "report": ("evaluation", ("report",), "the report zip of runs (figures, tables, methods)"),
     "sanity": ("evaluation", ("sanity",), "every metric on real images and on corrupted copies of them"),
+    "augment": ("evaluation", ("augment",), "do generated images help a classifier trained on few real ones?"),
     "app": ("", (), "start the dashboard on the runs in ./checkpoints (--out-dir to change)"),
 }
 
