@@ -39,6 +39,7 @@ DEFAULT_SEEDS = (0, 1, 2)
 STEPS = 200  # gradient steps of every classifier, real-only or augmented (batches of 128)
 WIDTH = 16  # channels of the recipe's first convolution (the extractor uses 48): seconds per classifier on a CPU
 SAMPLER = "prior"
+RECIPE_BATCH = 128  # features.train_classifier's batch size: epochs are counted in these
 VERSION = 1  # bump when the experiment changes: older entries are then recomputed
 MAX_PER_CLASS = 100_000
 MAX_SEEDS = 100
@@ -69,7 +70,7 @@ def test_accuracy(images: torch.Tensor, labels: torch.Tensor, data, seed: int, s
     """Test-split accuracy of the recipe trained for about ``steps`` batches on ``images`` (float, [0, 1])."""
     from .conditional import classification_accuracy_score
 
-    epochs = max(1, round(steps / math.ceil(len(images) / 128)))
+    epochs = max(1, round(steps / math.ceil(len(images) / RECIPE_BATCH)))
     test = data.test
     return classification_accuracy_score(
         images, labels, test.images, test.labels, data.num_classes, epochs=epochs, width=width, seed=seed
@@ -85,15 +86,12 @@ def measure(
     steps: int = STEPS,
     width: int = WIDTH,
     baseline: dict | None = None,
-    progress: Progress | None = None,
 ) -> list[dict]:
     """One entry per (k, seed) in ``pairs``: the test accuracy of the real-only and of the augmented classifier.
     ``baseline`` keeps real-only accuracies across calls (they do not depend on the generator)."""
     baseline = {} if baseline is None else baseline
     train, entries = data.train, []
-    for done, (k, seed) in enumerate(pairs):
-        if progress:
-            progress(done / len(pairs), f"k = {k} real images per class, seed {seed}")
+    for k, seed in pairs:
         idx = stratified_subset(train.labels, k, seed)
         real_images, real_labels = train.images[idx].float() / 255, train.labels[idx]
         key = (data.name, len(train), k, seed, steps, width)
@@ -257,11 +255,12 @@ def augment_run(
     ]
     stored = stored_entries(run.run_dir, sha) if use_cache else {}
     missing = [(entry["k"], entry["seed"]) for entry in wanted if entry_key(entry) not in stored]
-    new = measure(
-        data, generate, missing, generated_per_class=m, steps=STEPS, width=WIDTH, baseline=baseline, progress=progress
-    )
-    if new:
-        store_entries(run.run_dir, new, sha)
+    new = []
+    for done, (k, seed) in enumerate(missing):  # stored one by one: an interrupted command keeps what it measured
+        if progress:
+            progress(done / len(missing), f"k = {k} real images per class, seed {seed}")
+        new += measure(data, generate, [(k, seed)], generated_per_class=m, steps=STEPS, width=WIDTH, baseline=baseline)
+        store_entries(run.run_dir, new[-1:], sha)
     found = {**stored, **{entry_key(entry): entry for entry in new}}
     return summarise([found[entry_key(entry)] for entry in wanted])
 
