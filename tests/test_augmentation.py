@@ -145,16 +145,27 @@ def test_results_are_stored_beside_the_run_and_read_back(cvae_copy, monkeypatch,
     "args, mentions",
     [
         (["checkpoints/no-such-run"], "no-such-run"),
-        (["checkpoints/vae-mnist5k"], "not class-conditional"),
         (["checkpoints/cvae-mnist5k", "--real-per-class", "0"], "--real-per-class"),
         (["checkpoints/cvae-mnist5k", "--real-per-class", "10", "451"], "more than class"),
         (["checkpoints/cvae-mnist5k", "--json", "checkpoints/cvae-mnist5k/metrics.json"], "inside the run folder"),
     ],
 )
-def test_bad_input_is_one_error_line(args, mentions):
+def test_bad_input_is_one_error_line(args, mentions, monkeypatch, capsys):
+    from evaluation.__main__ import main
+
+    monkeypatch.chdir(ROOT)
     before = (ROOT / "checkpoints/cvae-mnist5k/metrics.json").read_bytes()
-    assert_one_line_error(run_cli("evaluation", "augment", *args), mentions=mentions)
+    assert main(["augment", *args]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ") and mentions in line, line
     assert (ROOT / "checkpoints/cvae-mnist5k/metrics.json").read_bytes() == before
+
+
+def test_an_unconditional_run_is_refused_in_one_line():
+    """As a user types it: labelling a plain model's samples with the evaluation's classifier would leak labels."""
+    result = run_cli("evaluation", "augment", "checkpoints/vae-mnist5k", "checkpoints/cvae-mnist5k")
+    assert_one_line_error(result, mentions="not class-conditional")
+    assert not (ROOT / "checkpoints/vae-mnist5k" / augmentation.RESULTS_FILE).exists()
 
 
 def _store_gains(run_dir, gains: list[float], k: int = 10) -> None:
