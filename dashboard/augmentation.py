@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from evaluation.augmentation import DEFAULT_SEEDS, augment_run, augmentation_figure, stored_results, to_text
+from evaluation.augmentation import DEFAULT_SEEDS, augment_run, augmentation_figure, stored_by_run, to_text
 
 from . import export
 from .state import Selection
@@ -45,8 +45,8 @@ def render(selection: Selection) -> None:
     if not conditional:
         st.info("Select a class-conditional run (e.g. cvae-mnist5k) to see whether its images help a classifier.")
         return
-    results = {run.name: stored_results(run) for run in conditional}
-    missing = [run for run in conditional if not results[run.name]]
+    results = stored_by_run(conditional)
+    missing = [run for run in conditional if run.name not in results]
     if missing and st.button(
         "Compute for " + ", ".join(run.name for run in missing) + f" (k = {', '.join(map(str, QUICK_REAL_PER_CLASS))}"
         f", seeds {', '.join(map(str, DEFAULT_SEEDS))})",
@@ -55,8 +55,7 @@ def render(selection: Selection) -> None:
         "python -m evaluation augment RUN… --real-per-class 10 50 100",
     ):
         compute(missing)
-        results = {run.name: stored_results(run) for run in conditional}
-    results = {name: rows for name, rows in results.items() if rows}
+        results = stored_by_run(conditional)
     if not results:
         st.info("No stored augmentation results for the selected runs yet: compute them above.")
         return

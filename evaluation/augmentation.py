@@ -270,6 +270,12 @@ def stored_results(run) -> list[dict]:
     return summarise(list(stored_entries(run.run_dir).values()))
 
 
+def stored_by_run(runs) -> dict[str, list[dict]]:
+    """The stored summary rows of each conditional run that has some, by run name (the figure's input)."""
+    conditional = (run for run in runs if run.capabilities.conditional)
+    return {run.name: rows for run in conditional if (rows := stored_results(run))}
+
+
 # --- the figure and the table ---------------------------------------------------------------------------------
 
 
