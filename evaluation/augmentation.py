@@ -329,8 +329,12 @@ def augmentation_figure(results: dict[str, list[dict]]):
         return None
     figure.update_layout(
         title="Test accuracy of a classifier trained on k real images per class, with and without generated ones",
-        xaxis={"type": "log", "title": "real training images per class, k (log scale)"},
-        yaxis={"title": "test accuracy (mean over classifier seeds, 95 % t-interval)"},
+        xaxis={
+            "type": "log",
+            "title": "real training images per class, k (log scale)",
+            "tickvals": sorted({k for trace in figure.data for k in trace.x}),
+        },
+        yaxis={"title": "test accuracy (95 % t-interval over seeds)"},
         height=450,
         legend={"orientation": "h", "y": -0.25},
         margin={"b": 120},
