@@ -113,16 +113,17 @@ def measure(
     return entries
 
 
-def t_interval(values: list[float]) -> tuple[float, float | None, float | None]:
-    """Mean and its 95 % Student's t interval; no interval from one value."""
+def t_interval(values: list[float], lower: float = -math.inf, upper: float = math.inf):
+    """(mean, low, high): the mean and its 95 % Student's t interval, kept inside [``lower``, ``upper``] (an
+    accuracy never exceeds 1); (mean, None, None) from one value."""
     from scipy import stats
 
     mean = sum(values) / len(values)
     if len(values) < 2:
         return mean, None, None
-    spread = stats.t.ppf(0.975, len(values) - 1) * torch.tensor(values, dtype=torch.float64).std().item()
+    spread = float(stats.t.ppf(0.975, len(values) - 1)) * torch.tensor(values, dtype=torch.float64).std().item()
     spread /= math.sqrt(len(values))
-    return mean, mean - spread, mean + spread
+    return mean, max(mean - spread, lower), min(mean + spread, upper)
 
 
 def summarise(entries: list[dict]) -> list[dict]:
@@ -136,12 +137,12 @@ def summarise(entries: list[dict]) -> list[dict]:
         row = {"k": k, "generated_per_class": m, "steps": steps, "width": width, "seeds": [e["seed"] for e in group]}
         real = [e["real_accuracy"] for e in group]
         augmented = [e["augmented_accuracy"] for e in group]
-        for name, values in (
-            ("real", real),
-            ("augmented", augmented),
-            ("gain", [a - r for a, r in zip(augmented, real)]),
+        for name, values, lower in (
+            ("real", real, 0.0),
+            ("augmented", augmented, 0.0),
+            ("gain", [a - r for a, r in zip(augmented, real)], -1.0),
         ):
-            row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = t_interval(values)
+            row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = t_interval(values, lower, 1.0)
             row[f"{name}_per_seed"] = values
         row["interval"] = INTERVAL_METHOD
         rows.append(row)

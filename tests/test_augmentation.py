@@ -63,6 +63,7 @@ def test_t_interval_is_students_t_over_seeds():
     mean, low, high = augmentation.t_interval([1.0, 2.0, 3.0])  # sd 1, t(0.975, 2) = 4.303
     assert mean == 2.0 and high - mean == pytest.approx(4.302653 / 3**0.5, rel=1e-5) and low == 4.0 - high
     assert augmentation.t_interval([0.5]) == (0.5, None, None)
+    assert augmentation.t_interval([0.9, 1.0], 0.0, 1.0)[2] == 1.0  # an accuracy's interval stops at 1
 
 
 def test_copies_of_the_classifiers_own_real_images_gain_nothing(data, baseline):
