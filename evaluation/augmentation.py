@@ -41,7 +41,7 @@ WIDTH = 16  # channels of the recipe's first convolution (the extractor uses 48)
 SAMPLER = "prior"
 RECIPE_BATCH = 128  # features.train_classifier's batch size: epochs are counted in these
 VERSION = 1  # bump when the experiment changes: older entries are then recomputed
-MAX_PER_CLASS = 100_000
+MAX_PER_CLASS = 10_000  # generated images per class are held in memory: 10 classes of 28x28 at most ~300 MB
 MAX_SEEDS = 100
 MAX_FILE_BYTES = 4 * 2**20
 INTERVAL_METHOD = "Student's t over classifier seeds"
@@ -413,6 +413,8 @@ def build_parser() -> OneLineParser:
 
 
 def _augment(args) -> int:
+    from tqdm import tqdm
+
     from generators.outputs import Output, check_outputs
 
     from .analysis import load_runs
@@ -424,8 +426,6 @@ def _augment(args) -> int:
     runs = load_runs(args.run_dirs)
     for run in runs:  # refuse a bad run before minutes are spent on the others
         check_run(run, real_per_class)
-    from tqdm import tqdm
-
     baseline, results = {}, {}
     # disable=None: a bar on a terminal only, so piped or captured stderr holds nothing but errors
     with tqdm(total=len(runs), unit="run", disable=None, bar_format="{l_bar}{bar}| {n:.2f}/{total} [{elapsed}]") as bar:
