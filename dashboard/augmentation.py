@@ -14,10 +14,10 @@ from .state import Selection
 QUICK_REAL_PER_CLASS = (10, 100)  # the button's small default: about a minute per run on a laptop CPU
 
 EXPLANATION = """
-Each point is the test accuracy of the project's small classifier trained on **k real images per class** (dashed:
-real only) or on the same k plus the run's **generated images** with the labels they were drawn for; the bars are
-95 % intervals over classifier seeds. Where the coloured line sits clearly above the dashed one at small k, the
-generator adds information a few real images lack; where the lines meet at large k, the real images already say it.
+Each point is the test accuracy of the project's small classifier trained on **k real images per class** alone
+(dashed) or with the run's **generated images** added under the labels they were drawn for, with 95 % intervals over
+classifier seeds. A coloured line clearly above the dashed one at small k means the generator adds what a few real
+images lack; where the lines meet at large k, the real images already say it.
 """
 
 
