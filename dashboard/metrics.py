@@ -22,7 +22,7 @@ from evaluation.groups import group_rows
 from evaluation.rows import available_ns, comparison_n, rows_at, stored_rows
 from generators.checkpoints import read_history
 
-from . import export
+from . import augmentation, export
 from .state import Run, Selection, checkpoints_dir, sections, when_opened
 
 N_CHOICES = (500, 1000, 2000, 5000)
@@ -250,6 +250,7 @@ def render(selection: Selection) -> None:
             **{title: lambda names=names: render_metric_charts(rows, n, names) for title, names in CHART_PARTS.items()},
             "Training curves": lambda: render_training(selection, rows),
             "What each run was given": lambda: render_fairness(selection),
+            "Augmentation": lambda: augmentation.render(selection),
         },
         "metrics_part",
     )

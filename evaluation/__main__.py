@@ -4,6 +4,8 @@ python -m evaluation findings RUN_DIR... [--json | --markdown] -> the textbook c
 python -m evaluation report RUN_DIR... --out report.zip -> the dashboard's report zip (see evaluation.analysis).
 python -m evaluation compress RUN_DIR... [--n N] [--json F] -> bits per image against distortion, with JPEG/WebP/PNG
 (see evaluation.compression).
+python -m evaluation augment RUN_DIR... [--real-per-class K...] [--seeds S...] -> do generated images help a
+classifier trained on few real ones? (see evaluation.augmentation).
 
 Bad input (a missing or corrupt run, n <= 0, an output file in a missing folder, Inception offline) gives
 one line on stderr and exit code 2.
@@ -162,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         from .compression import main as compress_main
 
         return compress_main(argv[1:])
+    if argv[:1] == ["augment"]:
+        from .augmentation import augment_main
+
+        return augment_main(argv[1:])
     return run_command(lambda: _evaluate(parse_args(argv)))
 
 

@@ -19,6 +19,7 @@ from generators.checkpoints import read_regular_file
 from generators.errors import UserError
 
 from . import findings as findings_module
+from .augmentation import augmentation_figure, stored_by_run
 from .charts import CURVE_POINTS, metric_figures, training_figures
 from .fairness import fairness_frame
 from .figures import figure_bytes
@@ -116,6 +117,9 @@ def report_figures(inputs: ReportInputs, rows: list[dict]) -> dict:
             figures["train_size_fid"] = figure
         figures["samples"] = samples_figure(inputs.runs, inputs.n_samples, inputs.seed, "prior")
         figures["nearest_neighbours"] = gallery_figure(inputs.runs, inputs.seed, inputs.extractors)
+        augmentation = augmentation_figure(stored_by_run(inputs.runs))
+        if augmentation is not None:  # computed by python -m evaluation augment or the Metrics tab
+            figures["augmentation"] = augmentation
     return figures
 
 
@@ -145,6 +149,9 @@ def _fixed_captions(inputs: ReportInputs, rows: list[dict]) -> dict[str, str]:
         "dashed line marks equal shares.",
         "sharpness": f"Sharpness of n = {n} samples per run: their Laplacian variance relative to real images "
         "(1 = as sharp as real digits, lower = blurrier).",
+        "augmentation": "Test accuracy of the project's small classifier trained on k real images per class (dashed: "
+        "real only) and on the same plus each class-conditional run's generated images, against k (log scale): mean "
+        "and 95 % Student's t interval over classifier seeds (augmentation.json).",
         "samples": f"Prior samples of every run from one seed ({inputs.seed}), " + _per_run(draws, "draws") + ".",
         "beta_rate_distortion": f"Rate (KL term) against distortion (reconstruction term) at the end of training, "
         f"one point per β ({betas}) of the β sweep's n = {len(sweep)} runs of one recipe.",

@@ -259,6 +259,37 @@ def gan_needs_more_data(runs, rows) -> Finding:
     return Finding(claim, verdict, f"GAN — {gan_text}. VAE — {vae_text}.")
 
 
+def generated_images_help(runs, rows) -> Finding:
+    """Per conditional run, the paired gain of adding its generated images at the fewest real images per class
+    stored (``evaluation.augmentation``): supported when its 95 % interval over classifier seeds is above zero."""
+    from .augmentation import stored_results
+
+    claim = "Generated images help a classifier trained on few real images."
+    conditional = [run for run in runs if run.capabilities.conditional]
+    if not conditional:
+        return Finding(
+            claim, NOT_MEASURED, "needs a class-conditional run among the selected runs (e.g. cvae-mnist5k)."
+        )
+    parts, verdicts = [], []
+    for run in conditional:
+        results = stored_results(run)
+        if not results:
+            parts.append(f"{run.name}: no stored results (`python -m evaluation augment {run.name}`, Metrics tab)")
+            verdicts.append(NOT_MEASURED)
+            continue
+        row = min(results, key=lambda r: (r["k"], -len(r["seeds"]), -r["generated_per_class"]))
+        low, high = row["gain_ci_low"], row["gain_ci_high"]
+        m = row["generated_per_class"]
+        text = f"{run.name}: k = {row['k']} real + {m} generated images per class, gain {row['gain']:+.3f}"
+        if low is None:
+            parts.append(text + " (one classifier seed: no interval; run it with --seeds 0 1 2)")
+            verdicts.append(NOT_MEASURED)
+            continue
+        parts.append(text + f", 95 % interval [{low:+.3f}, {high:+.3f}] ({row['interval']}, n = {len(row['seeds'])})")
+        verdicts.append(SUPPORTED if low > 0 else CONTRADICTED if high < 0 else NO_CLEAR)
+    return Finding(claim, combine_verdicts(verdicts), "; ".join(parts) + ".")
+
+
 CHECKS = (
     gan_sharper,
     vae_covers_more_modes,
@@ -269,6 +300,7 @@ CHECKS = (
     vae_more_stable,
     conditional_draws_its_class,
     gan_needs_more_data,
+    generated_images_help,
 )
 
 

@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "findings": ("evaluation", ("findings",), "the textbook claims tested on runs"),
     "report": ("evaluation", ("report",), "the report zip of runs (figures, tables, methods)"),
     "sanity": ("evaluation", ("sanity",), "every metric on real images and on corrupted copies of them"),
+    "augment": ("evaluation", ("augment",), "do generated images help a classifier trained on few real ones?"),
+    "compress": ("evaluation", ("compress",), "bits per image against distortion, beside JPEG, WebP and PNG"),
     "app": ("", (), "start the dashboard on the runs in ./checkpoints (--out-dir to change)"),
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the committed default runs in checkpoints/ (see checkpoints/README.md): train each recipe,
-# drop its resume.pt (optimizer state, not committed), then store its evaluation rows in metrics.json.
+# drop its resume.pt (optimizer state, not committed), then store its evaluation rows in metrics.json (and, for the
+# conditional runs, the augmentation experiment's augmentation.json).
 # Usage: scripts/make_checkpoints.sh [--evaluate-only] [RUN ...]   (default: all six runs)
 #   --evaluate-only  keep the trained weights, only recompute metrics.json (e.g. after the extractor changed)
 set -euo pipefail
@@ -32,6 +33,8 @@ declare -A FITTED=(
   [ae-mnist5k]="gmm"
   [cvae-mnist5k]="gmm two-stage"
 )
+# the class-conditional runs: does adding their generated images help a classifier trained on few real ones?
+declare -A AUGMENT=([cvae-mnist5k]=1 [cdcgan-mnist5k]=1)
 
 train() {  # train RUN: the recipe, from scratch, into $OUT/RUN
   local run=$1
@@ -47,6 +50,10 @@ evaluate() {  # evaluate RUN: the metrics.json rows that checkpoints/README.md a
   for sampler in ${FITTED[$1]:-}; do  # fit, store and score the run's fitted latent samplers
     "$PYTHON" -m evaluation "$dir" --n 5000 --seed 0 --sampler "$sampler" >/dev/null
   done
+  if [ -n "${AUGMENT[$1]:-}" ]; then  # the augmentation experiment's augmentation.json (k = 10 50 100, seeds 0 1 2)
+    rm -f "$dir/augmentation.json"
+    "$PYTHON" -m evaluation augment "$dir" >/dev/null
+  fi
   echo "evaluated $dir"
 }
 
