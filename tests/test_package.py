@@ -30,7 +30,19 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("generators", "evaluation", "dashboard", "genlab")
 BUILD_FILES = ("pyproject.toml", "README.md")
 PINNED = {"torch": "==2.14.1", "torchvision": "==0.29.1"}
-COMMANDS = ("train", "sample", "list", "sweep", "evaluate", "findings", "report", "sanity", "augment", "compress", "app")
+COMMANDS = (
+    "train",
+    "sample",
+    "list",
+    "sweep",
+    "evaluate",
+    "findings",
+    "report",
+    "sanity",
+    "augment",
+    "compress",
+    "app",
+)
 APP_START_S = 60
 
 
