@@ -190,7 +190,8 @@ def vae_more_stable(runs, rows) -> Finding:
     evidence = (
         f"each model's own objective ({vae[0].name}: `{vae[0].capabilities.objective}`, {gan[0].name}: "
         f"`{gan[0].capabilities.objective}`), std/|mean| over the last {HISTORY_TAIL_FRACTION:.0%} of "
-        f"training — {comparison.describe()}"
+        f"training — {comparison.describe()}. The two objectives differ (a likelihood bound against an adversarial "
+        "game), so this compares how steady each is relative to its own size, not how the samples changed"
     )
     return Finding(claim, verdict_of([comparison]), evidence + ".")
 
