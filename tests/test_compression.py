@@ -166,9 +166,17 @@ def test_cli_bad_run_is_one_line(tmp_path, capsys):
     assert error.startswith("error: ") and "encoder" in error
 
 
-def test_cli_on_a_committed_run_writes_rows_and_the_figure_draws_them(tmp_path):
+@pytest.fixture
+def vae_copy(tmp_path):
+    """A copy of the committed VAE run (compress writes its compression.json into the run folder)."""
+    run_dir = tmp_path / "runs" / "vae-mnist5k"
+    shutil.copytree(CHECKPOINTS / "vae-mnist5k", run_dir)
+    return run_dir
+
+
+def test_cli_on_a_committed_run_writes_rows_and_the_figure_draws_them(tmp_path, vae_copy):
     out = tmp_path / "compress.json"
-    result = run_cli("evaluation", "compress", str(CHECKPOINTS / "vae-mnist5k"), "--n", "20", "--json", str(out))
+    result = run_cli("evaluation", "compress", str(vae_copy), "--n", "20", "--json", str(out))
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())
     assert {row["name"] for row in rows} == {"vae-mnist5k", "JPEG", "WebP", "PNG"}
@@ -185,7 +193,78 @@ def test_cli_on_a_committed_run_writes_rows_and_the_figure_draws_them(tmp_path):
     assert Path(out).stat().st_size > 0
 
 
-def test_reconstruction_tab_draws_the_compression_figure_on_a_click(tmp_path, monkeypatch):
+def _stored(run_dir) -> dict:
+    return json.loads((run_dir / compression.RESULTS_FILE).read_text())["entries"]
+
+
+def test_rows_are_stored_in_the_run_and_read_back_without_recomputing(vae_copy, monkeypatch):
+    run = Run.read(vae_copy)
+    first = compression.compress_runs([run], N, steps=(HUGE_STEP, 1.0), bootstrap=10)
+    (key,) = _stored(vae_copy)
+    assert key == f"n={N}|steps=1e+06,1|bootstrap=10|seed=0|version={compression.VERSION}"
+    assert compression.RESULTS_FILE in {path.name for path in vae_copy.iterdir()}
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("stored rows were measured again")
+
+    monkeypatch.setattr(compression, "model_rows", no_measuring)
+    monkeypatch.setattr(compression, "codec_rows", no_measuring)
+    assert compression.compress_runs([run], N, steps=(HUGE_STEP, 1.0), bootstrap=10) == first
+
+
+def test_a_new_setting_is_measured_and_kept_beside_the_old_one(vae_copy):
+    run = Run.read(vae_copy)
+    compression.compress_runs([run], N, steps=(HUGE_STEP,), bootstrap=0)
+    compression.compress_runs([run], N // 2, steps=(HUGE_STEP,), bootstrap=0)
+    entries = _stored(vae_copy)
+    assert sorted(entry["n"] for entry in entries.values()) == [N // 2, N]
+    png = [row for entry in entries.values() for row in entry["codec_rows"] if row["name"] == "PNG"]
+    assert png and all(row["psnr"] is None for row in png)  # stored as JSON stores it: null
+
+
+def test_rows_of_other_weights_or_a_broken_file_are_recomputed(vae_copy, monkeypatch):
+    run = Run.read(vae_copy)
+    compression.compress_runs([run], N, steps=(HUGE_STEP,), bootstrap=0)
+    stored = json.loads((vae_copy / compression.RESULTS_FILE).read_text())
+    for entry in stored["entries"].values():
+        entry["weights_sha256"] = "0" * 64  # as if the weights were trained further since
+    (vae_copy / compression.RESULTS_FILE).write_text(json.dumps(stored))
+    assert compression.RESULTS.read(vae_copy) == {}
+    calls = []
+    measure = compression.model_rows
+    monkeypatch.setattr(compression, "model_rows", lambda *a, **k: calls.append(1) or measure(*a, **k))
+    compression.compress_runs([run], N, steps=(HUGE_STEP,), bootstrap=0)
+    (vae_copy / compression.RESULTS_FILE).write_text("{not json")
+    compression.compress_runs([run], N, steps=(HUGE_STEP,), bootstrap=0)
+    assert len(calls) == 2 and len(_stored(vae_copy)) == 1
+
+
+def test_stored_compression_takes_the_default_settings_at_the_largest_n(vae_copy):
+    run = Run.read(vae_copy)
+    assert compression.stored_compression([run]) == []
+    compression.compress_runs([run], N, steps=(HUGE_STEP,), bootstrap=0)  # not the default settings: left out
+    assert compression.stored_compression([run]) == []
+    small = compression.compress_runs([run], N // 4)
+    assert compression.stored_compression([run]) == small
+    large = compression.compress_runs([run], N // 2)
+    assert compression.stored_compression([run]) == large and {row["n"] for row in large} == {N // 2}
+
+
+def test_the_cli_reads_stored_rows_back_and_no_cache_recomputes(vae_copy, monkeypatch, capsys):
+    from evaluation.__main__ import main
+
+    assert main(["compress", str(vae_copy), "--n", "10"]) == 0
+    first = capsys.readouterr().out
+    before = (vae_copy / compression.RESULTS_FILE).stat().st_mtime_ns
+    assert main(["compress", str(vae_copy), "--n", "10"]) == 0
+    assert capsys.readouterr().out == first
+    assert (vae_copy / compression.RESULTS_FILE).stat().st_mtime_ns == before  # read back, not written again
+    assert main(["compress", str(vae_copy), "--n", "10", "--no-cache"]) == 0
+    assert capsys.readouterr().out == first  # the same numbers, measured again (seeded)
+    assert (vae_copy / compression.RESULTS_FILE).stat().st_mtime_ns > before
+
+
+def test_reconstruction_tab_computes_on_a_click_then_shows_the_stored_figure(tmp_path, monkeypatch):
     from dashboard import reconstruction
     from tests.test_app import assert_clean, open_app, part
 
@@ -201,3 +280,8 @@ def test_reconstruction_tab_draws_the_compression_figure_on_a_click(tmp_path, mo
     (chart,) = part(app, "Reconstruction", "recon_part", "Compression").get("plotly_chart")
     names = {trace.get("name") for trace in json.loads(chart.proto.spec)["data"]}
     assert {"vae-mnist5k: quantised code", "vae-mnist5k: bits-back bound", "JPEG: whole files"} <= names
+    assert (checkpoints / "vae-mnist5k" / compression.RESULTS_FILE).is_file()
+    fresh = open_app(checkpoints, monkeypatch)  # a new session: the stored rows are drawn without a click
+    (again,) = part(fresh, "Reconstruction", "recon_part", "Compression").get("plotly_chart")
+    assert json.loads(again.proto.spec)["data"] == json.loads(chart.proto.spec)["data"]
+    assert not part(fresh, "Reconstruction", "recon_part", "Compression").get("button")
