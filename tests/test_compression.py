@@ -11,6 +11,7 @@ import math
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -285,3 +286,43 @@ def test_reconstruction_tab_computes_on_a_click_then_shows_the_stored_figure(tmp
     (again,) = part(fresh, "Reconstruction", "recon_part", "Compression").get("plotly_chart")
     assert json.loads(again.proto.spec)["data"] == json.loads(chart.proto.spec)["data"]
     assert not part(fresh, "Reconstruction", "recon_part", "Compression").get("button")
+
+
+def test_the_report_zip_has_the_figure_caption_and_tables_only_when_rows_are_stored(tmp_path, monkeypatch):
+    import zipfile
+
+    from evaluation import bundle
+
+    folder = tmp_path / "checkpoints"
+    shutil.copytree(CHECKPOINTS / "vae-mnist5k", folder / "vae-mnist5k")
+    shutil.copytree(CHECKPOINTS / "_extractors", folder / "_extractors")
+    monkeypatch.setattr(bundle, "figure_bytes", lambda figure, fmt: f"figure {figure.layout.title.text}".encode())
+    run = Run.read(folder / "vae-mnist5k")
+
+    def report() -> zipfile.ZipFile:
+        inputs = bundle.report_inputs([run], n_samples=16, folder=folder, pool=[run])
+        return zipfile.ZipFile(io.BytesIO(bundle.build_zip(inputs)))
+
+    bare = report()
+    assert not [name for name in bare.namelist() if "compression" in name]
+    readme = bare.read("README.md").decode()
+    assert "Not included: the compression figure" in readme and "python -m evaluation compress" in readme
+    assert "compression" not in bare.read("figures.md").decode()
+
+    rows = compression.compress_runs([run], N)
+    archive = report()
+    names = set(archive.namelist())
+    assert {"figures/compression.png", "figures/compression.pdf"} <= names
+    assert (
+        archive.read("figures/compression.png").decode()
+        == f"figure {compression.compression_figure(rows).layout.title.text}"
+    )
+    (caption,) = [line for line in archive.read("figures.md").decode().splitlines() if "compression.png" in line]
+    assert f"n = {N} test images" in caption
+    table = pd.read_csv(io.BytesIO(archive.read("tables/compression.csv")))
+    assert len(table) == len(rows) and set(table["name"]) == {"vae-mnist5k", "JPEG", "WebP", "PNG"}
+    assert table["bits"].tolist() == pytest.approx([row["bits"] for row in rows])
+    markdown = archive.read("tables/compression.md").decode().splitlines()
+    assert len(markdown) == 2 + len(rows) and "bits/image" in markdown[0]
+    readme = archive.read("README.md").decode()
+    assert "`tables/compression.csv`" in readme and "Not included: the compression" not in readme
