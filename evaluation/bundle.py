@@ -164,8 +164,9 @@ def _fixed_captions(inputs: ReportInputs, rows: list[dict]) -> dict[str, str]:
         "real only) and on the same plus each class-conditional run's generated images, against k (log scale): mean "
         "and 95 % Student's t interval over classifier seeds (augmentation.json).",
         "samples": f"Prior samples of every run from one seed ({inputs.seed}), " + _per_run(draws, "draws") + ".",
-        "beta_rate_distortion": f"Rate (KL term) against distortion (reconstruction term) at the end of training, "
-        f"one point per β ({betas}) of the β sweep's n = {len(sweep)} runs of one recipe.",
+        "beta_rate_distortion": f"Rate (KL term / ln 2, bits per image) against distortion (the reconstruction loss "
+        f"term, in its own units) over the last training batches (not the test split), one point per β ({betas}) of "
+        f"the β sweep's n = {len(sweep)} runs of one recipe.",
         "beta_fid": f"FID of n = {sweep_n} prior samples per run against β ({betas}) for the β sweep's "
         f"{len(sweep)} runs of one recipe, with 95 % bootstrap intervals.",
     }
