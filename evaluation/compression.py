@@ -58,7 +58,7 @@ DEFAULT_N = 500
 RESULTS_FILE = "compression.json"
 VERSION = 1  # bump when the measurement changes: older entries are then recomputed
 ROW_LISTS = ("rows", "codec_rows")  # an entry's model rows and the codecs' rows on the same images
-ROW_NUMBERS = tuple(
+ROW_NUMBERS = ("header_bits",) + tuple(  # the numbers a stored row may hold (or null)
     f"{key}{suffix}" for key in ("bits", "psnr", "ssim", "mse") for suffix in ("", "_ci_low", "_ci_high")
 )
 STEPS = (4.0, 2.0, 1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125)  # Δ in prior standard deviations

@@ -4,6 +4,7 @@ form, a code rounded to a huge step costs nothing and decodes the prior's mode, 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import io
 import json
@@ -226,10 +227,17 @@ def test_a_new_setting_is_measured_and_kept_beside_the_old_one(vae_copy):
 def test_rows_of_other_weights_or_a_broken_file_are_recomputed(vae_copy, monkeypatch):
     run = Run.read(vae_copy)
     compression.compress_runs([run], N, steps=(HUGE_STEP,), bootstrap=0)
-    stored = json.loads((vae_copy / compression.RESULTS_FILE).read_text())
-    for entry in stored["entries"].values():
-        entry["weights_sha256"] = "0" * 64  # as if the weights were trained further since
-    (vae_copy / compression.RESULTS_FILE).write_text(json.dumps(stored))
+    path = vae_copy / compression.RESULTS_FILE
+    stored = json.loads(path.read_text())
+    ((key, entry),) = stored["entries"].items()
+    assert set(compression.RESULTS.read(vae_copy)) == {key}
+    for bad in ({"bits": "many"}, {"rate": "made up"}, {"header_bits": [1]}):
+        broken = copy.deepcopy(stored)
+        broken["entries"][key]["codec_rows"][0].update(bad)
+        path.write_text(json.dumps(broken))
+        assert compression.RESULTS.read(vae_copy) == {}, bad  # a hostile row: the entry is recomputed
+    entry["weights_sha256"] = "0" * 64  # as if the weights were trained further since
+    path.write_text(json.dumps(stored))
     assert compression.RESULTS.read(vae_copy) == {}
     calls = []
     measure = compression.model_rows
