@@ -19,7 +19,6 @@ from .state import (
     latent_codes,
     per_run_cache,
     run_dataset,
-    runs_cache,
     sections,
     shown_errors,
     test_images,
@@ -54,11 +53,10 @@ have nothing to offer (a JPEG's headers alone cost thousands of bits on a 28×28
 the headers a collection of images could share), while at higher rates they keep approaching the exact pixels and
 leave the model's capped PSNR far behind. PNG is lossless: a vertical line at its size. The autoencoder was trained
 without a prior, so its codes are costed under a Gaussian fitted to its training codes (a coder built after
-training); a class-conditional model also pays log2(classes) bits for the label. Rates here are bits per image; the
-β sweep's rate–distortion chart counts nats per image (1 nat = 1/ln 2 ≈ 1.44 bits).
+training); a class-conditional model also pays log2(classes) bits for the label. Rates are bits per image, here and
+in the β sweep's rate–distortion chart.
 """
 COMPRESSION_N = compression.DEFAULT_N
-COMPRESSION_KEY = "compression_runs"  # the runs whose curves were asked for (the button's click, remembered)
 
 
 @per_run_cache
@@ -194,25 +192,31 @@ def render_anomalies(selection: Selection) -> None:
             st.caption(auc_note(auc))
 
 
-@runs_cache
-def compression_rows(runs: tuple[Run, ...], n: int) -> list[dict]:
-    return compression.compress_runs(runs, n)
-
-
 def render_compression(encoders: list[Run]) -> None:
-    """The rate–distortion figure of the runs with an encoder and the codecs, computed when asked for."""
+    """The rate–distortion figure of the runs with an encoder and the codecs, as stored in the runs' folders; a
+    button measures (and stores) the runs that have none."""
     st.markdown(COMPRESSION_EXPLANATION)
     if not encoders:
         st.info("Compression needs a model with an encoder (VAE or autoencoder).")
         return
-    names = tuple(run.name for run in encoders)
-    if st.button(f"Compute bits per image against PSNR on {COMPRESSION_N} test images", key="compression_button"):
-        st.session_state[COMPRESSION_KEY] = names
-    if st.session_state.get(COMPRESSION_KEY) != names:
-        st.caption("Takes a few seconds per run; `python -m evaluation compress RUN…` prints the same rows.")
+    rows = compression.stored_compression(encoders)
+    n = rows[0]["n"] if rows else COMPRESSION_N  # the runs missing are measured on the images the others were
+    shown = {row["name"] for row in rows}
+    missing = [run for run in encoders if run.name not in shown]
+    if missing:
+        names = ", ".join(run.label for run in missing)
+        if st.button(f"Compute bits per image against PSNR on {n} test images for {names}", key="compression_button"):
+            with st.spinner("Encoding, quantising and decoding the test images; JPEG, WebP and PNG on the same ones"):
+                compression.compress_runs(encoders, n)
+            rows = compression.stored_compression(encoders)
+        else:
+            st.caption(
+                "Takes a few seconds per run; stored in each run's `compression.json`, which "
+                "`python -m evaluation compress RUN…` also writes and the report zip includes."
+            )
+    if not rows:
         return
-    rows = compression_rows(tuple(encoders), COMPRESSION_N)
-    export.chart(compression.compression_figure(rows), f"compression-n{COMPRESSION_N}", "compression")
+    export.chart(compression.compression_figure(rows), f"compression-n{rows[0]['n']}", "compression")
     when_opened(
         "Every point, with its 95 % intervals over images",
         "compression_table",

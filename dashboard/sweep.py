@@ -35,7 +35,8 @@ DEFAULT_SWEEP_STEPS = 600
 
 EXPLANATION = """
 The VAE loss is **distortion + β · rate**: distortion is the reconstruction error, rate is KL(q(z|x) ‖ p(z)),
-the number of nats the code spends on each image. β = 1 is the true ELBO. A **larger β** makes information in
+the information the code spends on each image (the chart shows it in bits, KL / ln 2, the unit of the
+Reconstruction tab's compression experiment). β = 1 is the true ELBO. A **larger β** makes information in
 the code expensive: the rate drops, more latent dimensions switch off, the codes fill N(0, I) more evenly
 (prior samples and interpolations get cleaner), but reconstructions get blurrier and lose detail. A **smaller
 β** does the opposite and drifts towards a plain autoencoder. No β is best at both: the curve of (rate,

@@ -29,9 +29,11 @@ from pathlib import Path
 
 import torch
 
-from generators.checkpoints import atomic_write_bytes, read_json_file
+from generators.checkpoints import atomic_write_bytes
 from generators.cli import OneLineParser, int_in, printable, seed_int
 from generators.errors import UserError, run_command
+
+from .store import ResultsFile
 
 RESULTS_FILE = "augmentation.json"
 DEFAULT_REAL_PER_CLASS = (10, 50, 100)
@@ -182,41 +184,25 @@ def entry_key(entry: dict) -> str:
     )
 
 
-def _valid_entry(entry) -> bool:
-    return isinstance(entry, dict) and all(
+def _valid_entry(entry: dict) -> bool:
+    return all(
         isinstance(entry.get(key), (int, float)) and not isinstance(entry.get(key), bool) for key in ENTRY_NUMBERS
     )
 
 
-def stored_entries(run_dir, weights_sha256: str | None = None) -> dict[str, dict]:
-    """The valid entries of the run's augmentation.json by key, only those made from the weights now in the run
-    (``weights_sha256``: its hash, computed when None); {} when the file is missing or unreadable (recomputed)."""
-    from .store import weights_sha256 as current_hash
+RESULTS = ResultsFile(
+    RESULTS_FILE, entry_key, _valid_entry, {"format": VERSION, "interval": INTERVAL_METHOD}, MAX_FILE_BYTES
+)
 
-    path = Path(run_dir) / RESULTS_FILE
-    if not path.is_file():
-        return {}
-    try:
-        stored = read_json_file(path, MAX_FILE_BYTES)
-    except UserError:
-        return {}
-    sha = weights_sha256 or current_hash(run_dir)
-    entries = stored.get("entries") if isinstance(stored, dict) else None
-    if not isinstance(entries, dict):
-        return {}
-    return {
-        key: entry
-        for key, entry in entries.items()
-        if _valid_entry(entry) and entry.get("weights_sha256") == sha and key == entry_key(entry)
-    }
+
+def stored_entries(run_dir, weights_sha256: str | None = None) -> dict[str, dict]:
+    """The usable entries of the run's augmentation.json by key (see ``store.ResultsFile``)."""
+    return RESULTS.read(run_dir, weights_sha256)
 
 
 def store_entries(run_dir, entries: list[dict], weights_sha256: str) -> None:
     """Add ``entries`` to the run's augmentation.json (atomically), beside the entries of other settings."""
-    stored = stored_entries(run_dir, weights_sha256)
-    stored.update({entry_key(entry): {**entry, "weights_sha256": weights_sha256} for entry in entries})
-    body = {"format": VERSION, "interval": INTERVAL_METHOD, "entries": dict(sorted(stored.items()))}
-    atomic_write_bytes(Path(run_dir) / RESULTS_FILE, json.dumps(body, indent=1).encode())
+    RESULTS.add(run_dir, entries, weights_sha256)
 
 
 def default_generated_per_class(data) -> int:

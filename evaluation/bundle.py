@@ -1,6 +1,7 @@
 """The report zip: every figure as PNG and PDF with a caption each (figures.md), the tables (a page-width LaTeX
-table, the full CSV with its columns' units, the summary in Markdown, the fairness table, the sanity panel once
-computed), a methods paragraph, the findings and each run's sample grid — made from run folders alone.
+table, the full CSV with its columns' units, the summary in Markdown, the fairness table, the sanity panel and the
+compression rows once computed), a methods paragraph, the findings and each run's sample grid — made from run
+folders alone.
 
 The dashboard's button and ``python -m evaluation report RUN… --out report.zip`` both call ``build_zip``, so the
 two zips hold the same files, the same tables for the same rows and figures made by the same code. What the
@@ -15,12 +16,16 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from generators.checkpoints import read_regular_file
 from generators.errors import UserError
 
 from . import findings as findings_module
 from .augmentation import augmentation_figure, stored_by_run
 from .charts import CURVE_POINTS, metric_figures, training_figures
+from .compression import compression_figure, stored_compression
+from .compression import table as compression_table
 from .fairness import fairness_frame
 from .figures import figure_bytes
 from .pictures import (
@@ -72,6 +77,10 @@ class ReportInputs:
         found = setting_sweeps(list(self.pool), self.dataset, "train_size") if self.runs else []
         return found[0] if found and len(found[0].points) > 1 else None
 
+    def compression(self) -> list[dict]:
+        """The compression rows stored in the runs' compression.json (``compression.stored_compression``)."""
+        return stored_compression(self.runs)
+
 
 def report_inputs(runs, seed: int = DEFAULT_SEED, n_samples: int = DEFAULT_SAMPLES, folder=None, pool=None):
     """``ReportInputs`` with the defaults of a command line: the folder holding the first run, and its runs."""
@@ -120,6 +129,8 @@ def report_figures(inputs: ReportInputs, rows: list[dict]) -> dict:
         augmentation = augmentation_figure(stored_by_run(inputs.runs))
         if augmentation is not None:  # computed by python -m evaluation augment or the Metrics tab
             figures["augmentation"] = augmentation
+        if compression := inputs.compression():  # computed by python -m evaluation compress or the Reconstruction tab
+            figures["compression"] = compression_figure(compression)
     return figures
 
 
@@ -153,11 +164,19 @@ def _fixed_captions(inputs: ReportInputs, rows: list[dict]) -> dict[str, str]:
         "real only) and on the same plus each class-conditional run's generated images, against k (log scale): mean "
         "and 95 % Student's t interval over classifier seeds (augmentation.json).",
         "samples": f"Prior samples of every run from one seed ({inputs.seed}), " + _per_run(draws, "draws") + ".",
-        "beta_rate_distortion": f"Rate (KL term) against distortion (reconstruction term) at the end of training, "
-        f"one point per β ({betas}) of the β sweep's n = {len(sweep)} runs of one recipe.",
+        "beta_rate_distortion": f"Rate (KL term / ln 2, bits per image) against distortion (the reconstruction loss "
+        f"term, in its own units) over the last training batches (not the test split), one point per β ({betas}) of "
+        f"the β sweep's n = {len(sweep)} runs of one recipe.",
         "beta_fid": f"FID of n = {sweep_n} prior samples per run against β ({betas}) for the β sweep's "
         f"{len(sweep)} runs of one recipe, with 95 % bootstrap intervals.",
     }
+    if compression := inputs.compression():
+        fixed["compression"] = (
+            f"Compression of the same n = {compression[0]['n']} test images: PSNR against bits per image (log scale) "
+            "of each model's quantised code over the step Δ, its bits-back bound (a star: a bound, not a file), JPEG "
+            "and WebP over their qualities (dotted: without shareable headers) and PNG (lossless: a vertical line); "
+            "tables/compression.csv holds every point with its 95 % bootstrap intervals over images."
+        )
     if (size_sweep := inputs.size_sweep()) is not None:
         fixed["train_size_fid"] = (
             f"FID of prior samples against the training-set size for {size_sweep.label}: the mean over training "
@@ -203,8 +222,28 @@ def figure_captions(inputs: ReportInputs, rows: list[dict], names) -> dict[str, 
     return captions
 
 
-def readme(inputs: ReportInputs, sanity_n: int | None) -> str:
-    """What is in the zip, and what is not and why (the sanity panel is included only when it was computed)."""
+def _compression_line(inputs: ReportInputs, stored: bool) -> list[str]:
+    """The README's line on the compression table: where it is, or how to compute it (runs with an encoder only)."""
+    if stored:
+        return [
+            "- `tables/compression.csv` and `tables/compression.md`: bits per image against PSNR / SSIM / MSE of the "
+            "runs' codes and of JPEG, WebP and PNG on the same test images (from each run's `compression.json`)."
+        ]
+    encoders = [run for run in inputs.runs if run.capabilities.encoder]
+    if not encoders:
+        return []
+    return [
+        "- Not included: the compression figure and tables (`figures/compression.*`, `tables/compression.*`), "
+        "which have not been computed for these runs. Compute them in the dashboard's *Reconstruction* tab "
+        "(*Compression*) or with `python -m evaluation compress RUN_DIR…` on the folders of "
+        + ", ".join(run.name for run in encoders)
+        + ", then build the zip again."
+    ]
+
+
+def readme(inputs: ReportInputs, sanity_n: int | None, compression_stored: bool = False) -> str:
+    """What is in the zip, and what is not and why (the sanity panel and the compression rows are included only
+    when they were computed)."""
     dataset = inputs.dataset or "the runs' dataset"
     lines = [
         "# Report",
@@ -231,6 +270,7 @@ def readme(inputs: ReportInputs, sanity_n: int | None) -> str:
             f"with `python -m evaluation sanity --dataset {dataset} --n 1000 --markdown sanity.md`, then build the "
             "zip again."
         )
+    lines += _compression_line(inputs, compression_stored)
     return "\n".join(lines) + "\n"
 
 
@@ -246,10 +286,11 @@ def tables(inputs: ReportInputs, rows: list[dict]) -> dict[str, str]:
     """The zip's tables and texts by path: the metric tables (when there are rows), the fairness table, the
     sanity panel (when computed), the methods paragraph, the findings and the README."""
     from .methods import methods_paragraph
-    from .report import columns_markdown, sanity_markdown, to_csv, to_latex, to_markdown
+    from .report import columns_markdown, markdown_table, sanity_markdown, to_csv, to_latex, to_markdown
 
     panel, sanity_n = sanity_panel(inputs)
-    files = {"README.md": readme(inputs, sanity_n)}
+    compression = inputs.compression()
+    files = {"README.md": readme(inputs, sanity_n, bool(compression))}
     if rows:
         files |= {
             "tables/metrics.csv": to_csv(rows),
@@ -260,6 +301,9 @@ def tables(inputs: ReportInputs, rows: list[dict]) -> dict[str, str]:
     files["tables/fairness.csv"] = fairness_frame(inputs.runs).to_csv(index=False)
     if panel:
         files["tables/sanity.md"] = sanity_markdown(panel)
+    if compression:
+        files["tables/compression.csv"] = pd.DataFrame(compression).to_csv(index=False)
+        files["tables/compression.md"] = "\n".join(markdown_table(compression_table(compression))) + "\n"
     runs = [
         ({**run.info, "run_name": run.name}, run.capabilities.title, run.model().parameter_counts())
         for run in inputs.runs
@@ -274,7 +318,8 @@ def build_zip(inputs: ReportInputs, progress=None) -> bytes:
     """README.md, figures/*.png + *.pdf (metric charts, training curves, β sweep, samples, nearest-neighbour
     gallery) with their captions in figures.md, tables/summary.tex (page width, headline columns),
     tables/metrics.csv (every column) with tables/columns.md, tables/metrics.md, tables/fairness.csv,
-    tables/sanity.md (when computed; README.md says when it is not), methods.md, findings.md, grids/*.png.
+    tables/sanity.md and tables/compression.csv + .md (when computed; README.md says when they are not),
+    methods.md, findings.md, grids/*.png.
     ``progress(fraction, text)`` is told about each figure exported."""
     rows = comparison_rows(inputs.runs)
     figures = report_figures(inputs, rows)

@@ -1,7 +1,7 @@
 """Is a model with an encoder a good lossy compressor of the test images? Bits per image against distortion (PSNR,
 SSIM, MSE), beside JPEG, WebP and PNG (Pillow) on the same images:
 
-    python -m evaluation compress RUN_DIR… [--n N] [--json FILE] [--force]
+    python -m evaluation compress RUN_DIR… [--n N] [--json FILE] [--force] [--no-cache]
 
 A model's rate is measured two ways, and each row says which:
 
@@ -22,6 +22,10 @@ log2(classes) bits per image (a uniform code) are added to its rates.
 The codecs' bits are whole files (8 × bytes), headers included; ``header_bits`` is the part of each file a
 collection of images could share (JPEG's tables — most of a 28×28 JPEG —, PNG's signature, IHDR and IEND, WebP's
 RIFF headers). Non-finite numbers (a lossless code's PSNR is infinite) are null in the JSON.
+
+Each run's rows, and the codecs' rows on the same test images, are stored in its ``compression.json``, one entry
+per (n, steps, bootstrap, seed), tied to the weights that made them; a rerun with the same settings reads them back,
+and the dashboard and the report zip show them without recomputing.
 """
 
 from __future__ import annotations
@@ -48,8 +52,15 @@ from generators.outputs import Output, check_outputs
 from .bootstrap import DEFAULT_B, interval
 from .reconstruction import reconstruction_scores
 from .scoring import check_finite, subset
+from .store import ResultsFile, weights_sha256
 
 DEFAULT_N = 500
+RESULTS_FILE = "compression.json"
+VERSION = 1  # bump when the measurement changes: older entries are then recomputed
+ROW_LISTS = ("rows", "codec_rows")  # an entry's model rows and the codecs' rows on the same images
+ROW_NUMBERS = ("header_bits",) + tuple(  # the numbers a stored row may hold (or null)
+    f"{key}{suffix}" for key in ("bits", "psnr", "ssim", "mse") for suffix in ("", "_ci_low", "_ci_high")
+)
 STEPS = (4.0, 2.0, 1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125)  # Δ in prior standard deviations
 QUALITIES = (1, 5, 10, 20, 30, 50, 75, 90, 100)
 FIT_IMAGES = 5000  # training images whose codes fit an autoencoder's Gaussian
@@ -269,23 +280,106 @@ def test_subset(data, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     return test.images[index], (test.labels[index] if test.labels is not None else None)
 
 
-def compress_runs(runs, n: int = DEFAULT_N, *, steps=STEPS, bootstrap: int = DEFAULT_B, seed: int = 0) -> list[dict]:
+def entry_key(entry: dict) -> str:
+    steps = ",".join(f"{step:g}" for step in entry["steps"])
+    return f"n={entry['n']}|steps={steps}|bootstrap={entry['bootstrap']}|seed={entry['seed']}|version={VERSION}"
+
+
+def _number(value, kind=(int, float)) -> bool:
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _valid_row(row) -> bool:
+    """What the figure and the table read of a row: names as text, a known rate, the bits and PSNR as numbers."""
+    return (
+        isinstance(row, dict)
+        and all(isinstance(row.get(key), str) for key in ("name", "setting", "dataset"))
+        and row.get("rate") in SHORT_RATES
+        and _number(row.get("n"), int)
+        and _number(row.get("bits"))
+        and all(row.get(key) is None or _number(row[key]) for key in ROW_NUMBERS)
+    )
+
+
+def _valid_entry(entry: dict) -> bool:
+    return (
+        all(_number(entry.get(key), int) for key in ("n", "bootstrap", "seed"))
+        and isinstance(entry.get("steps"), list)
+        and all(_number(step) for step in entry["steps"])
+        and all(
+            isinstance(entry.get(key), list) and entry[key] and all(map(_valid_row, entry[key])) for key in ROW_LISTS
+        )
+    )
+
+
+RESULTS = ResultsFile(RESULTS_FILE, entry_key, _valid_entry, {"format": VERSION})
+
+
+def _finite(rows: list[dict]) -> list[dict]:
+    """The rows with a non-finite number (a lossless code's infinite PSNR) as None: as JSON stores them."""
+    return [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in r.items()} for r in rows]
+
+
+def run_entry(run, n: int, *, steps, bootstrap: int, seed: int, use_cache: bool = True, codecs=None) -> dict:
+    """The run's entry at these settings: read back from its compression.json, or measured and stored there — its
+    model rows and the codecs' rows on the same test images (taken from ``codecs`` when it has them)."""
+    data = run.dataset()
+    images, labels = test_subset(data, n)
+    settings = {"n": len(images), "steps": list(steps), "bootstrap": bootstrap, "seed": seed}
+    sha = weights_sha256(run.run_dir)
+    if use_cache and (found := RESULTS.read(run.run_dir, sha).get(entry_key(settings))):
+        return found
+    model = model_rows(run, images.float() / 255, labels, steps=steps, bootstrap=bootstrap, seed=seed)
+    if codecs is None:
+        codecs = codec_rows(images, bootstrap=bootstrap, seed=seed)
+    entry = {
+        **settings,
+        "rows": _finite([{**row, "dataset": data.name} for row in model]),
+        "codec_rows": _finite([{**row, "dataset": data.name} for row in codecs]),
+    }
+    RESULTS.add(run.run_dir, [entry], sha)
+    return entry
+
+
+def _joined(entries: list[dict]) -> list[dict]:
+    """The model rows of ``entries``, then the codecs' rows once per dataset."""
+    codecs = {}
+    for entry in entries:
+        codecs.setdefault(entry["codec_rows"][0]["dataset"], entry["codec_rows"])
+    return [row for entry in entries for row in entry["rows"]] + [row for rows in codecs.values() for row in rows]
+
+
+def compress_runs(
+    runs, n: int = DEFAULT_N, *, steps=STEPS, bootstrap: int = DEFAULT_B, seed: int = 0, use_cache: bool = True
+) -> list[dict]:
     """The rows of every run with an encoder and, once per dataset, of the codecs, on the same ``n`` test images
-    (the whole test split when it is smaller); each row names its dataset."""
+    (the whole test split when it is smaller); each row names its dataset. Each run's rows are stored in its
+    compression.json and read back from there by a later call with the same settings (unless ``use_cache`` is
+    False)."""
     encoders = [run for run in runs if run.capabilities.encoder]
     if not encoders:
         raise UserError("compression needs a run whose model has an encoder (a VAE or an autoencoder); none given")
-    rows, datasets = [], {}
+    entries, codecs = [], {}
     for run in encoders:
-        data = run.dataset()
-        images, labels = test_subset(data, n)
-        if data.name not in datasets:
-            datasets[data.name] = codec_rows(images, bootstrap=bootstrap, seed=seed)
-        for row in model_rows(run, images.float() / 255, labels, steps=steps, bootstrap=bootstrap, seed=seed):
-            rows.append({**row, "dataset": data.name})
-    for name, codec in datasets.items():
-        rows.extend({**row, "dataset": name} for row in codec)
-    return rows
+        dataset = run.dataset().name
+        entry = run_entry(
+            run, n, steps=steps, bootstrap=bootstrap, seed=seed, use_cache=use_cache, codecs=codecs.get(dataset)
+        )
+        codecs.setdefault(dataset, entry["codec_rows"])
+        entries.append(entry)
+    return _joined(entries)
+
+
+def stored_compression(runs) -> list[dict]:
+    """The stored rows (at the default steps, bootstrap and seed: those of the command and the dashboard) of the
+    runs with an encoder, at the largest n any of them has; [] when none has. Nothing is computed."""
+    found = {}
+    for run in runs:
+        if run.capabilities.encoder:
+            for entry in RESULTS.read(run.run_dir).values():
+                if entry["steps"] == list(STEPS) and entry["bootstrap"] == DEFAULT_B and entry["seed"] == 0:
+                    found.setdefault(entry["n"], []).append(entry)
+    return _joined(found[max(found)]) if found else []
 
 
 # --- table, JSON and figure -----------------------------------------------------------------------------------
@@ -319,8 +413,7 @@ def table(rows: list[dict]) -> pd.DataFrame:
 
 def to_json(rows: list[dict]) -> str:
     """The rows as JSON, a non-finite number (a lossless code's infinite PSNR) as null."""
-    finite = [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in r.items()} for r in rows]
-    return json.dumps(finite, indent=2, allow_nan=False) + "\n"
+    return json.dumps(_finite(rows), indent=2, allow_nan=False) + "\n"
 
 
 def _line_name(row: dict, datasets: int) -> str:
@@ -396,6 +489,7 @@ def build_parser() -> OneLineParser:
         help=f"test images (default {DEFAULT_N}; the whole test split when it is smaller)",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    parser.add_argument("--no-cache", action="store_true", help="recompute even if compression.json has the rows")
     parser.add_argument("--force", action="store_true", help="replace an existing --json file even when it is not JSON")
     return parser
 
@@ -408,7 +502,7 @@ def _compress(args) -> int:
     for run in runs:
         if not run.capabilities.encoder:
             print(f"warning: {printable(run.name)} has no encoder; it is left out", file=sys.stderr)
-    rows = compress_runs(runs, args.n)
+    rows = compress_runs(runs, args.n, use_cache=not args.no_cache)
     for dataset, n in dict.fromkeys((row["dataset"], row["n"]) for row in rows):
         print(f"{n} test images of {dataset}; intervals: 95 % over images ({DEFAULT_B} bootstrap resamples)")
     print(table(rows).to_string(index=False, line_width=shutil.get_terminal_size((160, 24)).columns))

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from generators.checkpoints import WEIGHTS, atomic_write_bytes, file_sha256
+from generators.checkpoints import WEIGHTS, atomic_write_bytes, file_sha256, read_json_file
 from generators.checkpoints import read_regular_file as checked_read
 from generators.errors import UserError
 
@@ -149,3 +151,46 @@ def store_row(run_dir, key: str, row: dict) -> dict:
     stored[key] = row
     atomic_write_bytes(Path(run_dir) / METRICS_FILE, json.dumps(stored, indent=1).encode())
     return row
+
+
+@dataclass(frozen=True)
+class ResultsFile:
+    """A run's file of experiment results (augmentation.json, compression.json): ``{"format", ..., "entries":
+    {key: entry}}``, each entry filed under ``key(entry)`` (its settings) and carrying the ``weights_sha256`` of the
+    weights that made it. The file may be hostile: an entry that fails ``valid``, sits under another key or came
+    from other weights is ignored (recomputed), and an unreadable file reads as empty."""
+
+    name: str
+    key: Callable[[dict], str]
+    valid: Callable[[dict], bool]
+    header: dict
+    max_bytes: int = 4 * 2**20
+
+    def read(self, run_dir, sha: str | None = None) -> dict[str, dict]:
+        """The usable entries by key, of the weights now in ``run_dir`` (``sha``: their hash, computed when None)."""
+        path = Path(run_dir) / self.name
+        if not path.is_file():
+            return {}
+        try:
+            stored = read_json_file(path, self.max_bytes)
+        except UserError:
+            return {}
+        entries = stored.get("entries") if isinstance(stored, dict) else None
+        if not isinstance(entries, dict):
+            return {}
+        sha = sha or weights_sha256(run_dir)
+        return {
+            key: entry
+            for key, entry in entries.items()
+            if isinstance(entry, dict)
+            and self.valid(entry)
+            and entry.get("weights_sha256") == sha
+            and key == self.key(entry)
+        }
+
+    def add(self, run_dir, entries: list[dict], sha: str) -> None:
+        """Add ``entries`` (atomically) beside the stored entries of other settings; older weights' are dropped."""
+        stored = self.read(run_dir, sha)
+        stored.update({self.key(entry): {**entry, "weights_sha256": sha} for entry in entries})
+        body = {**self.header, "entries": dict(sorted(stored.items()))}
+        atomic_write_bytes(Path(run_dir) / self.name, json.dumps(body, indent=1, allow_nan=False).encode())

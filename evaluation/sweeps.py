@@ -28,6 +28,10 @@ NOT_RECIPE = {"data_dir", "device", "log_every", "dataset"}
 BUDGET_FIELDS = ("steps", "epochs", "minutes")
 # settings a sweep can vary besides the model's own options: where a run's info holds each
 TRAIN_SETTINGS = ("train_size", "batch_size")
+DISTORTION_TITLES = {  # a VAE's recon setting -> what its logged reconstruction loss is
+    "bce": "distortion: −log p(x|z), Bernoulli BCE summed over pixels (nats/image)",
+    "mse": "distortion: squared error summed over pixels in [0, 1] (per image)",
+}
 SETTING_TITLES = {"beta": "β", "latent_dim": "latent size", "train_size": "training-set size", "steps": "steps"}
 
 
@@ -295,13 +299,22 @@ def sweep_metric_figure(sweep: SettingSweep, key: str) -> go.Figure | None:
 
 
 def rate_distortion(by_beta: dict) -> pd.DataFrame:
-    """Per run: β, rate and distortion at the end of training (evaluation.diagnostics), ordered by rate."""
+    """Per run: β, rate (nats, and ``rate_bits`` = nats / ln 2: the compression experiment's unit) and distortion
+    at the end of training (evaluation.diagnostics), ordered by rate."""
     points = []
     for beta, run in by_beta.items():
         point = rate_distortion_point(pd.DataFrame(read_history(run.run_dir)))
         if point is not None:
-            points.append({"β": beta, "label": f"β={beta:g}", **point, "run": run.name})
+            bits = point["rate"] / math.log(2)
+            points.append({"β": beta, "label": f"β={beta:g}", **point, "rate_bits": bits, "run": run.name})
     return pd.DataFrame(points).sort_values("rate") if points else pd.DataFrame()
+
+
+def distortion_title(by_beta: dict) -> str:
+    """The distortion axis in the sweep's own units: its reconstruction loss, per image, as training logged it."""
+    kinds = {run.info.get("model_config", {}).get("recon") for run in by_beta.values()}
+    kind = kinds.pop() if len(kinds) == 1 else None
+    return DISTORTION_TITLES.get(kind, "distortion: reconstruction loss per image (the model's own units)")
 
 
 def log_beta_axis(betas) -> dict:
@@ -317,7 +330,7 @@ def sweep_figures(by_beta: dict) -> dict[str, go.Figure]:
     if not points.empty:
         figure = go.Figure(
             go.Scatter(
-                x=points["rate"],
+                x=points["rate_bits"],
                 y=points["distortion"],
                 text=points["label"],
                 mode="lines+markers+text",
@@ -328,11 +341,11 @@ def sweep_figures(by_beta: dict) -> dict[str, go.Figure]:
         )
         figure.update_layout(
             height=400,
-            xaxis_title="rate: KL(q(z|x) ‖ p(z)) (nats/image)",
-            yaxis_title="distortion: reconstruction loss (nats/image)",
+            xaxis_title="rate: KL(q(z|x) ‖ p(z)) / ln 2 (bits/image)",
+            yaxis_title=distortion_title(by_beta),
             title=(
                 "Rate–distortion: one point per β, joined in order of rate<br><sup>means over the training batches "
-                f"of the last {HISTORY_TAIL_FRACTION:.0%} of each run's steps (history.csv)</sup>"
+                f"of the last {HISTORY_TAIL_FRACTION:.0%} of each run's steps (history.csv), not the test split</sup>"
             ),
             margin={"t": 90},
         )

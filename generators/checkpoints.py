@@ -44,7 +44,7 @@ RUN_FILES = (WEIGHTS, RESUME, HISTORY, PREVIEW, LOCK)  # what training writes; m
 TEMP_MARK = ".tmp-"  # in the name of every temp file atomic_write_bytes leaves behind when killed
 RUN_MARKERS = (WEIGHTS, RESUME, LOCK)  # a folder holding any of these is a run folder (finished, resumable or live)
 # written beside the run by evaluation; samplers are sampler_*.safetensors
-OTHER_RUN_FILES = ("metrics.json", "augmentation.json")
+OTHER_RUN_FILES = ("metrics.json", "augmentation.json", "compression.json")
 
 # Size bounds of the files a run folder holds: every one of them may be hostile (a classmate's run folder).
 MAX_WEIGHTS_BYTES = 2 * 1024**3

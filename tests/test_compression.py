@@ -4,6 +4,7 @@ form, a code rounded to a huge step costs nothing and decodes the prior's mode, 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import io
 import json
@@ -11,6 +12,7 @@ import math
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -166,9 +168,17 @@ def test_cli_bad_run_is_one_line(tmp_path, capsys):
     assert error.startswith("error: ") and "encoder" in error
 
 
-def test_cli_on_a_committed_run_writes_rows_and_the_figure_draws_them(tmp_path):
+@pytest.fixture
+def vae_copy(tmp_path):
+    """A copy of the committed VAE run (compress writes its compression.json into the run folder)."""
+    run_dir = tmp_path / "runs" / "vae-mnist5k"
+    shutil.copytree(CHECKPOINTS / "vae-mnist5k", run_dir)
+    return run_dir
+
+
+def test_cli_on_a_committed_run_writes_rows_and_the_figure_draws_them(tmp_path, vae_copy):
     out = tmp_path / "compress.json"
-    result = run_cli("evaluation", "compress", str(CHECKPOINTS / "vae-mnist5k"), "--n", "20", "--json", str(out))
+    result = run_cli("evaluation", "compress", str(vae_copy), "--n", "20", "--json", str(out))
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())
     assert {row["name"] for row in rows} == {"vae-mnist5k", "JPEG", "WebP", "PNG"}
@@ -185,7 +195,85 @@ def test_cli_on_a_committed_run_writes_rows_and_the_figure_draws_them(tmp_path):
     assert Path(out).stat().st_size > 0
 
 
-def test_reconstruction_tab_draws_the_compression_figure_on_a_click(tmp_path, monkeypatch):
+def _stored(run_dir) -> dict:
+    return json.loads((run_dir / compression.RESULTS_FILE).read_text())["entries"]
+
+
+def test_rows_are_stored_in_the_run_and_read_back_without_recomputing(vae_copy, monkeypatch):
+    run = Run.read(vae_copy)
+    first = compression.compress_runs([run], N, steps=(HUGE_STEP, 1.0), bootstrap=10)
+    (key,) = _stored(vae_copy)
+    assert key == f"n={N}|steps=1e+06,1|bootstrap=10|seed=0|version={compression.VERSION}"
+    assert compression.RESULTS_FILE in {path.name for path in vae_copy.iterdir()}
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("stored rows were measured again")
+
+    monkeypatch.setattr(compression, "model_rows", no_measuring)
+    monkeypatch.setattr(compression, "codec_rows", no_measuring)
+    assert compression.compress_runs([run], N, steps=(HUGE_STEP, 1.0), bootstrap=10) == first
+
+
+def test_a_new_setting_is_measured_and_kept_beside_the_old_one(vae_copy):
+    run = Run.read(vae_copy)
+    compression.compress_runs([run], N, steps=(HUGE_STEP,), bootstrap=0)
+    compression.compress_runs([run], N // 2, steps=(HUGE_STEP,), bootstrap=0)
+    entries = _stored(vae_copy)
+    assert sorted(entry["n"] for entry in entries.values()) == [N // 2, N]
+    png = [row for entry in entries.values() for row in entry["codec_rows"] if row["name"] == "PNG"]
+    assert png and all(row["psnr"] is None for row in png)  # stored as JSON stores it: null
+
+
+def test_rows_of_other_weights_or_a_broken_file_are_recomputed(vae_copy, monkeypatch):
+    run = Run.read(vae_copy)
+    compression.compress_runs([run], N, steps=(HUGE_STEP,), bootstrap=0)
+    path = vae_copy / compression.RESULTS_FILE
+    stored = json.loads(path.read_text())
+    ((key, entry),) = stored["entries"].items()
+    assert set(compression.RESULTS.read(vae_copy)) == {key}
+    for bad in ({"bits": "many"}, {"rate": "made up"}, {"header_bits": [1]}):
+        broken = copy.deepcopy(stored)
+        broken["entries"][key]["codec_rows"][0].update(bad)
+        path.write_text(json.dumps(broken))
+        assert compression.RESULTS.read(vae_copy) == {}, bad  # a hostile row: the entry is recomputed
+    entry["weights_sha256"] = "0" * 64  # as if the weights were trained further since
+    path.write_text(json.dumps(stored))
+    assert compression.RESULTS.read(vae_copy) == {}
+    calls = []
+    measure = compression.model_rows
+    monkeypatch.setattr(compression, "model_rows", lambda *a, **k: calls.append(1) or measure(*a, **k))
+    compression.compress_runs([run], N, steps=(HUGE_STEP,), bootstrap=0)
+    (vae_copy / compression.RESULTS_FILE).write_text("{not json")
+    compression.compress_runs([run], N, steps=(HUGE_STEP,), bootstrap=0)
+    assert len(calls) == 2 and len(_stored(vae_copy)) == 1
+
+
+def test_stored_compression_takes_the_default_settings_at_the_largest_n(vae_copy):
+    run = Run.read(vae_copy)
+    assert compression.stored_compression([run]) == []
+    compression.compress_runs([run], N, steps=(HUGE_STEP,), bootstrap=0)  # not the default settings: left out
+    assert compression.stored_compression([run]) == []
+    small = compression.compress_runs([run], N // 4)
+    assert compression.stored_compression([run]) == small
+    large = compression.compress_runs([run], N // 2)
+    assert compression.stored_compression([run]) == large and {row["n"] for row in large} == {N // 2}
+
+
+def test_the_cli_reads_stored_rows_back_and_no_cache_recomputes(vae_copy, monkeypatch, capsys):
+    from evaluation.__main__ import main
+
+    assert main(["compress", str(vae_copy), "--n", "10"]) == 0
+    first = capsys.readouterr().out
+    before = (vae_copy / compression.RESULTS_FILE).stat().st_mtime_ns
+    assert main(["compress", str(vae_copy), "--n", "10"]) == 0
+    assert capsys.readouterr().out == first
+    assert (vae_copy / compression.RESULTS_FILE).stat().st_mtime_ns == before  # read back, not written again
+    assert main(["compress", str(vae_copy), "--n", "10", "--no-cache"]) == 0
+    assert capsys.readouterr().out == first  # the same numbers, measured again (seeded)
+    assert (vae_copy / compression.RESULTS_FILE).stat().st_mtime_ns > before
+
+
+def test_reconstruction_tab_computes_on_a_click_then_shows_the_stored_figure(tmp_path, monkeypatch):
     from dashboard import reconstruction
     from tests.test_app import assert_clean, open_app, part
 
@@ -201,3 +289,48 @@ def test_reconstruction_tab_draws_the_compression_figure_on_a_click(tmp_path, mo
     (chart,) = part(app, "Reconstruction", "recon_part", "Compression").get("plotly_chart")
     names = {trace.get("name") for trace in json.loads(chart.proto.spec)["data"]}
     assert {"vae-mnist5k: quantised code", "vae-mnist5k: bits-back bound", "JPEG: whole files"} <= names
+    assert (checkpoints / "vae-mnist5k" / compression.RESULTS_FILE).is_file()
+    fresh = open_app(checkpoints, monkeypatch)  # a new session: the stored rows are drawn without a click
+    (again,) = part(fresh, "Reconstruction", "recon_part", "Compression").get("plotly_chart")
+    assert json.loads(again.proto.spec)["data"] == json.loads(chart.proto.spec)["data"]
+    assert not part(fresh, "Reconstruction", "recon_part", "Compression").get("button")
+
+
+def test_the_report_zip_has_the_figure_caption_and_tables_only_when_rows_are_stored(tmp_path, monkeypatch):
+    import zipfile
+
+    from evaluation import bundle
+
+    folder = tmp_path / "checkpoints"
+    shutil.copytree(CHECKPOINTS / "vae-mnist5k", folder / "vae-mnist5k")
+    shutil.copytree(CHECKPOINTS / "_extractors", folder / "_extractors")
+    monkeypatch.setattr(bundle, "figure_bytes", lambda figure, fmt: f"figure {figure.layout.title.text}".encode())
+    run = Run.read(folder / "vae-mnist5k")
+
+    def report() -> zipfile.ZipFile:
+        inputs = bundle.report_inputs([run], n_samples=16, folder=folder, pool=[run])
+        return zipfile.ZipFile(io.BytesIO(bundle.build_zip(inputs)))
+
+    bare = report()
+    assert not [name for name in bare.namelist() if "compression" in name]
+    readme = bare.read("README.md").decode()
+    assert "Not included: the compression figure" in readme and "python -m evaluation compress" in readme
+    assert "compression" not in bare.read("figures.md").decode()
+
+    rows = compression.compress_runs([run], N)
+    archive = report()
+    names = set(archive.namelist())
+    assert {"figures/compression.png", "figures/compression.pdf"} <= names
+    assert (
+        archive.read("figures/compression.png").decode()
+        == f"figure {compression.compression_figure(rows).layout.title.text}"
+    )
+    (caption,) = [line for line in archive.read("figures.md").decode().splitlines() if "compression.png" in line]
+    assert f"n = {N} test images" in caption
+    table = pd.read_csv(io.BytesIO(archive.read("tables/compression.csv")))
+    assert len(table) == len(rows) and set(table["name"]) == {"vae-mnist5k", "JPEG", "WebP", "PNG"}
+    assert table["bits"].tolist() == pytest.approx([row["bits"] for row in rows])
+    markdown = archive.read("tables/compression.md").decode().splitlines()
+    assert len(markdown) == 2 + len(rows) and "bits/image" in markdown[0]
+    readme = archive.read("README.md").decode()
+    assert "`tables/compression.csv`" in readme and "Not included: the compression" not in readme

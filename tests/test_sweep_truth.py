@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from pathlib import Path
 
 import pytest
 
 from dashboard.sweep import train_args
 from evaluation.runs import Run
-from evaluation.sweeps import largest_sweep, recipe_of, sweeps
+from evaluation.sweeps import DISTORTION_TITLES, largest_sweep, recipe_of, sweep_figures, sweeps
 from generators.__main__ import build_parser, model_option_fields
 from generators.checkpoints import read_run_info
 
@@ -83,3 +84,28 @@ def test_the_sweep_label_names_its_recipe(runs):
     sweep = sweeps(runs, "mnist5k")[0]
     assert "z = 8" in sweep.label and "2500 steps" in sweep.label and "β 1, 4" in sweep.label
     assert dataclasses.is_dataclass(sweep)
+
+
+def _with_history(run: Run, folder: Path, kl: float, recon: float) -> Run:
+    """A copy of ``run``'s record whose history.csv logs a constant KL and reconstruction loss (nats/image)."""
+    folder.mkdir()
+    lines = ["step,loss,recon,kl,beta"] + [f"{step},{recon + kl},{recon},{kl},1.0" for step in range(1, 11)]
+    (folder / "history.csv").write_text("\n".join(lines) + "\n")
+    return Run(folder.name, folder, copy.deepcopy(run.info))
+
+
+def test_the_rate_distortion_chart_counts_the_rate_in_bits(tmp_path):
+    """A run whose training history logs a KL of k nats per image is drawn at k / ln 2 bits per image."""
+    vae = committed("vae-mnist5k")
+    by_beta = {
+        1.0: _with_history(vae, tmp_path / "b1", 20.0, 90.0),
+        4.0: _with_history(vae, tmp_path / "b4", 6.0, 130.0),
+    }
+    figure = sweep_figures(by_beta)["beta_rate_distortion"]
+    (points,) = figure.data
+    assert list(points.x) == pytest.approx([6.0 / math.log(2), 20.0 / math.log(2)])
+    assert list(points.y) == pytest.approx([130.0, 90.0]) and list(points.text) == ["β=4", "β=1"]
+    assert "bits/image" in figure.layout.xaxis.title.text and "nats" not in figure.layout.xaxis.title.text
+    recon = vae.info["model_config"]["recon"]
+    assert figure.layout.yaxis.title.text == DISTORTION_TITLES[recon]
+    assert "training batches" in figure.layout.title.text and "not the test split" in figure.layout.title.text
