@@ -48,7 +48,9 @@ On a data set whose generative factors are known (`sprites`: shape, scale, orien
 **factor map** measures what each dimension holds: the mutual information between the dimension (binned as for
 MIG) and each factor, divided by the factor's entropy — 0 = the dimension says nothing about the factor, 1 = it
 determines it. A disentangled code is one bright cell per row and per column; each traversal row is labelled by
-the factor its dimension holds most ("z3 = x (0.62)").
+the factor its dimension holds most ("z3 = x (0.62)"). On 2 000 images the plug-in estimate reads about
+0.02–0.06 for a dimension unrelated to a factor (most for the 40 orientations), not 0: read cells near that as
+"nothing".
 """
 
 
