@@ -271,7 +271,7 @@ def factor_map_figure(run: Run, found: dict) -> go.Figure:
         title=f"{run.label}: what each dimension holds<br><sup>mutual information / the factor's entropy, "
         f"{disentanglement.FACTOR_MAP_IMAGES} test images; codes: {found['codes_method']}</sup>",
         height=200 + 34 * len(nmi),
-        margin={"t": 130},
+        margin={"t": 160},
     )
     return figure
 
