@@ -84,8 +84,11 @@ def test_reevaluation_reproduces_recorded_metrics(name, tmp_path):
     for metric in ABSOLUTE_METRICS:
         assert row[metric] == pytest.approx(recorded[metric], abs=ABS_TOLERANCE), metric
     assert row["modes"] == recorded["modes"]
-    for metric in DISENTANGLEMENT_KEYS if recorded.get("mig") is not None else ():  # data sets with known factors
-        assert row[metric] == pytest.approx(recorded[metric], abs=ABS_TOLERANCE), metric
+    # data sets with known factors: within ABS_TOLERANCE, or inside the recorded 95 % interval (a GAN's codes come
+    # from an encoder fitted anew, whose float rounding follows the thread count: its FactorVAE score moves by more)
+    for metric in DISENTANGLEMENT_KEYS if recorded.get("mig") is not None else ():
+        low, high = recorded[f"{metric}_ci_low"], recorded[f"{metric}_ci_high"]
+        assert abs(row[metric] - recorded[metric]) <= ABS_TOLERANCE or low <= row[metric] <= high, metric
 
 
 @pytest.mark.parametrize("name", SPRITES_RUNS)
