@@ -53,6 +53,7 @@ train() {  # train RUN: the recipe, from scratch, into $OUT/RUN
 
 evaluate() {  # evaluate RUN: the metrics.json rows that checkpoints/README.md and tests/test_default_runs.py use
   local dir=$OUT/$1
+  local -x OMP_NUM_THREADS=${THREADS[$1]:-$OMP_NUM_THREADS}  # scored with the thread count it was trained with
   "$PYTHON" -m evaluation "$dir" --n 5000 --seed 0 >/dev/null
   "$PYTHON" -m evaluation "$dir" --n 1000 --seed 0 >/dev/null  # the row the test re-evaluates
   for sampler in ${FITTED[$1]:-}; do  # fit, store and score the run's fitted latent samplers
