@@ -11,7 +11,7 @@ import streamlit as st
 import torch
 from plotly.subplots import make_subplots
 
-from evaluation import diagnostics
+from evaluation import diagnostics, disentanglement
 
 from . import export
 from .images import png_bytes, to_pil
@@ -43,6 +43,14 @@ autoencoder's codes form separated islands with empty sea in between. A **traver
 dimension from −3 to +3 while keeping the others fixed: in a VAE a few dimensions carry meaning (stroke width,
 slant, digit identity) and the dimensions whose KL is ≈ 0 do nothing — the encoder switched them off
 ("posterior collapse" of that dimension). A larger β switches off more of them.
+
+On a data set whose generative factors are known (`sprites`: shape, scale, orientation, x and y position), the
+**factor map** measures what each dimension holds: the mutual information between the dimension (binned as for
+MIG) and each factor, divided by the factor's entropy — 0 = the dimension says nothing about the factor, 1 = it
+determines it. A disentangled code is one bright cell per row and per column; each traversal row is labelled by
+the factor its dimension holds most ("z3 = x (0.62)"). On 2 000 images the plug-in estimate reads about
+0.02–0.06 for a dimension unrelated to a factor (most for the 40 orientations), not 0: read cells near that as
+"nothing".
 """
 
 
@@ -205,8 +213,9 @@ def kl_figure(run: Run, usage: dict) -> go.Figure:
     return figure
 
 
-def traversal_figure(run: Run, images: torch.Tensor, dims: list[int]) -> go.Figure:
-    """The traversal grid with labelled rows (dimensions) and columns (values of the traversed dimension)."""
+def traversal_figure(run: Run, images: torch.Tensor, dims: list[int], held: list[str] | None = None) -> go.Figure:
+    """The traversal grid with labelled rows (dimensions, and the factor each holds most where the factors are
+    known: ``held``) and columns (values of the traversed dimension)."""
     cell = images.shape[-1] + 2  # make_grid's padding
     values = np.linspace(-TRAVERSAL_RANGE, TRAVERSAL_RANGE, TRAVERSAL_STEPS)
     # one PNG, not a pixel array: the browser draws an array pixel by pixel (seconds per figure on a laptop CPU)
@@ -218,13 +227,51 @@ def traversal_figure(run: Run, images: torch.Tensor, dims: list[int]) -> go.Figu
         title="value of the traversed dimension",
     )
     figure.update_yaxes(
-        tickvals=[cell * (i + 0.5) for i in range(len(dims))], ticktext=[f"z{d}" for d in dims], title="dimension"
+        tickvals=[cell * (i + 0.5) for i in range(len(dims))],
+        ticktext=[f"z{d} = {held[d]}" if held else f"z{d}" for d in dims],
+        title="dimension = the factor it holds most (normalised MI)" if held else "dimension",
     )
     figure.update_layout(
         title=f"{run.label}: latent traversals<br><sup>other dimensions fixed at one prior draw</sup>",
-        width=140 + 56 * TRAVERSAL_STEPS,
+        width=(270 if held else 140) + 56 * TRAVERSAL_STEPS,
         height=140 + 56 * len(dims),
-        margin={"l": 70, "r": 10, "t": 60, "b": 60},
+        margin={"l": 200 if held else 70, "r": 10, "t": 60, "b": 60},
+    )
+    return figure
+
+
+@per_run_cache
+def factor_map(run: Run) -> dict | None:
+    """Normalised MI of each latent dimension with each known factor of the run's data set (None when its
+    factors are not known, e.g. digits)."""
+    data = run_dataset(run)
+    return None if data.factors is None else disentanglement.factor_map(run.model(), data)
+
+
+def factor_map_figure(run: Run, found: dict) -> go.Figure:
+    """Dimensions × factors heatmap of the normalised mutual information, each cell written out."""
+    nmi = found["nmi"]
+    figure = go.Figure(
+        go.Heatmap(
+            z=nmi,
+            x=list(found["names"]),
+            y=[f"z{j}" for j in range(len(nmi))],
+            zmin=0,
+            zmax=1,
+            colorscale="Blues",
+            text=np.round(nmi, 2),
+            texttemplate="%{text:.2f}",
+            colorbar={"title": "MI / H(factor)"},
+            hovertemplate="%{y} and %{x}: %{z:.3f}<extra></extra>",
+        )
+    )
+    figure.update_xaxes(title="known factor", side="top")
+    figure.update_yaxes(title="latent dimension", autorange="reversed")
+    figure.update_layout(
+        title=f"{run.label}: what each dimension holds<br><sup>mutual information / the factor's entropy, "
+        f"{disentanglement.FACTOR_MAP_IMAGES} test images; codes: {found['codes_method']}</sup>",
+        height=200 + 34 * len(nmi),
+        margin={"t": 160},
     )
     return figure
 
@@ -269,6 +316,7 @@ def render_traversals(selection: Selection) -> None:
     for run in selection.runs:
         latent_dim = run.info["model_config"]["latent_dim"]
         usage = activity(run) if run.capabilities.posterior else None
+        found = factor_map(run)
         ranked = list(np.argsort(-np.asarray(usage["kl_per_dim"]))) if usage else list(range(latent_dim))
         default = sorted(int(d) for d in ranked[: min(6, latent_dim)])
         dims = st.multiselect(
@@ -281,11 +329,14 @@ def render_traversals(selection: Selection) -> None:
         left, right = st.columns(2)
         if dims:
             with left:
-                figure = traversal_figure(run, traversal(run, tuple(dims), selection.seed), dims)
+                held = found["labels"] if found else None
+                figure = traversal_figure(run, traversal(run, tuple(dims), selection.seed), dims, held)
                 export.chart(figure, f"{run.name}-traversals-seed{selection.seed}", f"latent-trav-{run.name}")
         if usage is not None:
             with right:
                 export.chart(kl_figure(run, usage), f"{run.name}-kl-per-dimension", f"latent-kl-{run.name}")
+        if found is not None:
+            export.chart(factor_map_figure(run, found), f"{run.name}-factor-map", f"latent-factors-{run.name}")
 
 
 def render(selection: Selection) -> None:

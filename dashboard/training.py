@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import streamlit as st
 
-from generators.data import TORCHVISION_SETS
+from generators.checkpoints import read_run_info
+from generators.data import SPRITE_SETS, TORCHVISION_SETS
 from generators.default_runs import default_recipe
 from generators.registry import MODELS
 
-from . import jobs
+from . import jobs, sidebar
 from .state import Selection, checkpoints_dir
 
-DATASETS = ("mnist5k", *TORCHVISION_SETS)
+DATASETS = ("mnist5k", *SPRITE_SETS, *TORCHVISION_SETS)
 BUDGETS = {"steps": (10, 100_000, 600), "epochs": (1, 500, 5), "minutes": (1, 600, 2)}
 SWEEP_PREFIX = "sweep-"
 
@@ -62,11 +64,10 @@ def time_estimate(recipe: dict | None, budget: str, amount: float) -> str:
     return f"about {per_step * steps:.0f} s on a machine like the one that trained {recipe['run']} (mnist5k)"
 
 
-def add_to_comparison(run: str) -> None:
-    """Select a finished run in the sidebar (a callback: widget state may only change before the widget runs)."""
-    chosen = list(st.session_state.get("runs", []))
-    if run not in chosen:
-        st.session_state["runs"] = [*chosen, run]
+def add_to_comparison(run_dir: Path) -> None:
+    """Select a finished run in the sidebar, with its data set (a callback: widget state may only change before
+    the widget runs)."""
+    sidebar.compare(run_dir.name, read_run_info(run_dir)["dataset"])
 
 
 def render_finished(job) -> None:
@@ -74,7 +75,7 @@ def render_finished(job) -> None:
     if job.status != "finished" or not (job.run_dir / "model.safetensors").is_file():
         return
     c1, c2, c3 = st.columns(3)
-    if c1.button("Add to the comparison", key=f"add-{job.run}", on_click=add_to_comparison, args=(job.run,)):
+    if c1.button("Add to the comparison", key=f"add-{job.run}", on_click=add_to_comparison, args=(job.run_dir,)):
         st.rerun(scope="app")  # this part is a fragment: the sidebar and every tab must see the new selection
     if c2.button("Compute its metrics (n = 1000)", key=f"metrics-{job.run}"):
         from .metrics import compute
@@ -103,7 +104,8 @@ def render(selection: Selection) -> None:
             "Dataset",
             DATASETS,
             key="train_dataset",
-            help="mnist5k is built in; the others are downloaded once (needs internet).",
+            help="mnist5k is built in and the sprites are drawn by the lab (offline); the others are downloaded once "
+            "(needs internet).",
         )
         seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
         recipe = default_recipe(model, checkpoints_dir())

@@ -208,10 +208,14 @@ def _evaluate(args) -> int:
 
     from . import report
     from .runner import check_inputs
+    from .runs import check_one_dataset
 
     args.run_dirs = distinct_runs(args.run_dirs)
-    for run_dir in args.run_dirs:  # fail on a bad run before spending minutes on the good ones
-        check_inputs(run_dir, sampler=args.sampler, extractor=args.extractor)
+    datasets = [  # fail on a bad run, or runs of two data sets, before spending minutes on the good ones
+        (Path(run_dir).name, check_inputs(run_dir, sampler=args.sampler, extractor=args.extractor)["dataset"])
+        for run_dir in args.run_dirs
+    ]
+    check_one_dataset(datasets)
     seeds = args.seeds or [args.seed if args.seed is not None else 0]
     rows = []
     # disable=None: a bar on a terminal only, so piped or captured stderr holds nothing but errors

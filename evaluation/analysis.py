@@ -26,7 +26,7 @@ from generators.registry import load_plugins
 
 from . import findings as findings_module
 from .bundle import DEFAULT_SAMPLES, DEFAULT_SEED
-from .runs import Run, read_runs
+from .runs import Run, check_one_dataset, read_runs
 
 MAX_GRID_SAMPLES = 1024
 FINDINGS_FORMATS = ("text", "json", "markdown")
@@ -73,14 +73,17 @@ def build_report_parser() -> OneLineParser:
 
 
 def load_runs(run_dirs) -> list[Run]:
-    """The runs of the folders given (plugins loaded first), or one ``UserError`` naming the bad folder."""
+    """The runs of the folders given (plugins loaded first), all of one data set, or one ``UserError`` naming the
+    bad folder or the data sets mixed."""
     if isinstance(run_dirs, (str, Path)):
         run_dirs = [run_dirs]
     run_dirs = [getattr(run, "run_dir", run) for run in run_dirs]
     if not run_dirs:
         raise UserError("give at least one run folder")
     load_plugins()
-    return read_runs(run_dirs)
+    runs = read_runs(run_dirs)
+    check_one_dataset((run.name, run.info["dataset"]) for run in runs)
+    return runs
 
 
 def tested_claims(runs: list[Run]) -> list[findings_module.Finding]:

@@ -443,3 +443,38 @@ def score_run(model, data, *, n: int, seed: int = 0, bootstrap: int = 0) -> dict
 
     scores = disentanglement_scores(codes, factors, spec.sizes, codes_of, source, bootstrap=bootstrap, seed=seed)
     return {**scores, "codes_method": method}
+
+
+# --- which factor each dimension holds (the Latent space tab) -------------------------------------------------------
+
+FACTOR_MAP_IMAGES = 2000  # test images whose codes the map is measured on
+
+
+def normalised_mi(codes, factors, sizes) -> np.ndarray:
+    """(D, K) mutual information of each code dimension (binned as for MIG) with each factor, divided by the
+    factor's entropy: 0 = the dimension says nothing about the factor, 1 = it determines it (up to the bins)."""
+    mi, h_factor = mutual_information(discretize(codes), np.asarray(factors, dtype=np.int64), sizes)
+    return np.divide(mi, h_factor, out=np.zeros_like(mi), where=h_factor > 0)
+
+
+def dimension_labels(nmi: np.ndarray, names) -> list[str]:
+    """For each code dimension, the factor it holds the most information about and that normalised MI,
+    e.g. ``"x (0.62)"``."""
+    best = nmi.argmax(1)
+    return [f"{names[k]} ({nmi[j, k]:.2f})" for j, k in enumerate(best)]
+
+
+def factor_map(model, data, *, images: int = FACTOR_MAP_IMAGES, seed: int = 0) -> dict:
+    """The normalised MI of each of ``model``'s code dimensions with each known factor of ``data``, on up to
+    ``images`` test images (codes as for the metrics: ``run_codes``): the matrix, the factor names, each
+    dimension's label and how the codes were made."""
+    spec = data.factors
+    split = data.test
+    count = min(images, len(split))
+    factors = split.factors[:count].numpy()
+    shape = spec.names.index("shape") if "shape" in spec.names else None
+    labels = split.factors[:count, shape] if model.capabilities.conditional and shape is not None else None
+    encode, method = run_codes(model, seed=seed)
+    codes = encode_images(encode, split.images[:count], labels)
+    nmi = normalised_mi(codes, factors, spec.sizes)
+    return {"nmi": nmi, "names": spec.names, "labels": dimension_labels(nmi, spec.names), "codes_method": method}

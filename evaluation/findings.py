@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from generators.checkpoints import read_history
+from generators.data import has_known_factors
 
 from .comparison import (
     CONTRADICTED,
@@ -38,6 +39,9 @@ ROLES = {  # which selected runs play "the GAN", "the VAE" and "the autoencoder"
     "VAE": lambda caps: caps.posterior,
     "autoencoder": lambda caps: caps.encoder and not caps.posterior,
 }
+
+
+PLAIN = {"autoencoder": "plain autoencoder"}
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,46 @@ def latent_use(row: dict) -> str:
         f"KL per dimension {', '.join(f'{value:.2g}' for value in kl)} nats ({faint} of {len(kl)} under "
         f"{FAINT_KL_NATS:g} nats; active units by posterior-mean variance > {ACTIVE_UNIT_THRESHOLD:g}: "
         f"{row.get('active_units', '—')})"
+    )
+
+
+def beta_disentangles(runs, rows) -> Finding:
+    """β-VAE's claim (Higgins et al. 2017) on the smallest and largest β of one recipe: MIG rises with β."""
+    claim = "A larger β gives a more disentangled latent space (higher MIG)."
+    pair = beta_pair(runs)
+    if pair is None:
+        return Finding(claim, NOT_MEASURED, BETA_NEEDS)
+    low, high = pair
+    mig = compare(rows.get(high.name, {}), rows.get(low.name, {}), "mig")
+    evidence = f"β={high.beta:g} ({high.name}) vs β={low.beta:g} ({low.name}): {mig.describe()}"
+    if mig.outcome == UNTESTED:
+        evidence += " — compute the metrics (the Metrics tab, or `python -m evaluation RUN…`) to test it"
+    found = Finding(claim, verdict_of([mig]), evidence + ".")
+    return without_factors(found, high) or found
+
+
+def more_disentangled(role: str):
+    """The claim that the VAE's latent space is more disentangled (higher MIG) than ``role``'s."""
+
+    def check(runs, rows) -> Finding:
+        claim = f"The VAE's latent space is more disentangled than the {PLAIN.get(role, role)}'s (higher MIG)."
+        vae, other = pick(runs, rows, "VAE"), pick(runs, rows, role)
+        found = _claim(claim, vae, other, ("mig",), ("VAE", role))
+        return (without_factors(found, vae[0]) if vae and other else None) or found
+
+    check.__name__ = f"vae_more_disentangled_than_{role.lower()}"
+    return check
+
+
+def without_factors(found: Finding, run: Run) -> Finding | None:
+    """ "Not measured yet" that says why when a run's data set has no known factors to score against (digits)."""
+    if found.verdict != NOT_MEASURED or has_known_factors(run.info["dataset"]):
+        return None
+    return Finding(
+        found.claim,
+        NOT_MEASURED,
+        f"{run.info['dataset']} has no known generative factors to score a latent space against; compare runs "
+        "trained on a data set with known factors (`--dataset sprites`).",
     )
 
 
@@ -298,6 +342,9 @@ CHECKS = (
     beta_prior_samples,
     beta_costs_reconstruction,
     ae_prior_garbage,
+    beta_disentangles,
+    more_disentangled("GAN"),
+    more_disentangled("autoencoder"),
     vae_more_stable,
     conditional_draws_its_class,
     gan_needs_more_data,

@@ -161,3 +161,24 @@ def lab_folder(runs: list[Run]) -> Path:
     """The folder holding the first run: where its neighbours (a β sweep), the feature extractors
     (``_extractors``) and the stored sanity panels (``_sanity``) are."""
     return Path(runs[0].run_dir).resolve().parent if runs else Path("checkpoints")
+
+
+def check_one_dataset(datasets) -> None:
+    """Refuse runs of different data sets with one line: their numbers are measured on different images (and
+    features), so no table, chart or finding compares them. ``datasets``: (run name, its data set) pairs."""
+    groups: dict[str, list[str]] = {}
+    for name, dataset in datasets:
+        groups.setdefault(dataset, []).append(name)
+    if len(groups) > 1:
+        listed = "; ".join(f"{dataset}: {', '.join(names)}" for dataset, names in groups.items())
+        raise UserError(
+            f"the runs were trained on different data sets ({listed}); compare the runs of one data set at a time"
+        )
+
+
+def by_dataset(runs) -> dict[str, list]:
+    """The runs grouped by the data set they were trained on, data sets in order of their first run."""
+    groups: dict[str, list] = {}
+    for run in runs:
+        groups.setdefault(run.info["dataset"], []).append(run)
+    return groups

@@ -321,6 +321,11 @@ def check_dataset_name(name: str) -> None:
         raise UserError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}")
 
 
+def has_known_factors(name: str) -> bool:
+    """Whether the data set ``name`` comes with the generative factors of its images (the sprites sets)."""
+    return name in SPRITE_SETS or name.startswith("dsprites:")
+
+
 def load_dataset(
     name: str = "mnist5k", data_dir: str | Path = "data", image_size: int | None = None, channels: int | None = None
 ) -> ImageData:
@@ -334,7 +339,7 @@ def load_dataset(
         data = _mnist5k()
     elif name in TORCHVISION_SETS:
         data = _torchvision(name, Path(data_dir))
-    elif name in SPRITE_SETS or name.startswith("dsprites:"):
+    elif has_known_factors(name):
         data = _factor_dataset(name, image_size, channels)
     else:
         data = _folder(name[len("folder:") :], channels, image_size)

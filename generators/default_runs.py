@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DEFAULT_RUNS = ("vae-mnist5k", "vae-beta4-mnist5k", "ae-mnist5k", "dcgan-mnist5k", "cvae-mnist5k", "cdcgan-mnist5k")
-SELECTED_AT_START = DEFAULT_RUNS[:4]  # the dashboard opens on the classic four; the conditional two are a click away
+MNIST_RUNS = ("vae-mnist5k", "vae-beta4-mnist5k", "ae-mnist5k", "dcgan-mnist5k", "cvae-mnist5k", "cdcgan-mnist5k")
+SPRITES_RUNS = ("vae-sprites", "vae-beta4-sprites", "ae-sprites", "dcgan-sprites")  # known factors: disentanglement
+DEFAULT_RUNS = (*MNIST_RUNS, *SPRITES_RUNS)
+DEFAULT_DATASET = "mnist5k"  # the data set the dashboard opens on
+SELECTED_AT_START = MNIST_RUNS[:4]  # the dashboard opens on the classic four; the conditional two are a click away
 FIRST_RUN_MODEL = "vae"
 FIRST_RUN_NAME = "vae-mnist5k"
 

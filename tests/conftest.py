@@ -62,3 +62,16 @@ def evaluate_tiny_runs(out_dir: Path) -> None:
     shutil.copyfile(quick, extractor_path(cache_dir, "mnist5k", data.image_shape))
     for run_dir in sorted(p for p in out_dir.iterdir() if not p.name.startswith("_")):
         evaluate_run(run_dir, n=METRICS_N, iwae_k=4, inversion_steps=10, cache_dir=cache_dir)
+
+
+@pytest.fixture(scope="session")
+def mixed_runs(dashboard_runs, tmp_path_factory) -> Path:
+    """A checkpoints folder with runs of two data sets: two tiny mnist5k runs and a tiny VAE on sprites."""
+    from generators.training import TrainConfig, run_training
+
+    out_dir = tmp_path_factory.mktemp("mixed") / "checkpoints"
+    for name in ("vae-mnist5k", "dcgan-mnist5k"):
+        shutil.copytree(dashboard_runs / name, out_dir / name)
+    cfg = TrainConfig(dataset="sprites", steps=TINY_STEPS, batch_size=32, seed=0, device="cpu", log_every=1)
+    run_training("vae", tiny_options("vae", latent_dim=5), cfg, out_dir / "vae-sprites", show_progress=False)
+    return out_dir

@@ -118,3 +118,22 @@ def test_a_missing_run_is_one_line_from_a_real_process(tmp_path):
     result = run_cli("evaluation", "report", str(tmp_path / "nope"), "--out", str(tmp_path / "r.zip"))
     assert_one_line_error(result, mentions="does not exist")
     assert not (tmp_path / "r.zip").exists()
+
+
+def test_runs_of_two_data_sets_are_refused_with_one_line(mixed_runs, tmp_path, capsys):
+    """Findings, the report and the metric table never put a sprites run beside a digit run."""
+    from evaluation.__main__ import main
+
+    runs = [str(mixed_runs / name) for name in ("vae-mnist5k", "vae-sprites")]
+    table = tmp_path / "t.json"
+    for argv in (
+        ["findings", *runs],
+        ["report", *runs, "--out", str(tmp_path / "r.zip")],
+        [*runs, "--json", str(table)],
+    ):
+        assert main(argv) == 2, argv
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (argv, lines)
+        assert "different data sets (mnist5k: vae-mnist5k; sprites: vae-sprites)" in lines[0], lines[0]
+    assert not (tmp_path / "r.zip").exists() and not table.exists()
+    assert main(["findings", runs[1]]) == 0  # one data set alone is fine

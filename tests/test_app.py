@@ -7,6 +7,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -426,3 +427,36 @@ def test_every_chart_of_every_tab_downloads_as_png_and_pdf_and_is_counted(dashbo
             shown += image_urls(node)
     assert charted >= 10  # the maps, curves, histograms and metric charts are all there
     assert len(shown) >= 20 and all(url.endswith(".png") for url in shown), shown
+
+
+def test_the_sidebar_compares_runs_of_one_data_set_only(mixed_runs, monkeypatch):
+    at = open_app(mixed_runs, monkeypatch)
+    assert_clean(at)
+    picker = at.selectbox(key="dataset")
+    assert picker.options == ["mnist5k (2 runs)", "sprites (1 run)"] and picker.value == "mnist5k"
+    assert at.multiselect(key="runs").options == ["dcgan-mnist5k", "vae-mnist5k"]
+    assert at.multiselect(key="runs").value == ["vae-mnist5k", "dcgan-mnist5k"]  # the default runs' order
+    picker.set_value("sprites").run()
+    assert_clean(at)
+    assert at.multiselect(key="runs").options == at.multiselect(key="runs").value == ["vae-sprites"]
+    assert len(image_urls(tab(at, "Samples"))) == 1  # the sprites run alone, never beside a digit run
+    at.selectbox(key="dataset").set_value("mnist5k").run()
+    assert at.multiselect(key="runs").value == ["vae-mnist5k", "dcgan-mnist5k"]
+    assert len(image_urls(tab(at, "Samples"))) == 2
+
+
+def test_latent_space_of_a_sprites_run_names_the_factor_each_dimension_holds(mixed_runs, monkeypatch):
+    at = open_app(mixed_runs, monkeypatch)
+    at.selectbox(key="dataset").set_value("sprites").run()
+    charts = part(at, "Latent space", "latent_part", LATENT_TRAVERSALS).get("plotly_chart")
+    assert_clean(at)
+    figures = [json.loads(chart.proto.spec) for chart in charts]
+    (heatmap,) = [f for f in figures if f["data"][0]["type"] == "heatmap"]
+    assert heatmap["data"][0]["x"] == ["shape", "scale", "orientation", "x", "y"]
+    assert heatmap["data"][0]["y"] == [f"z{j}" for j in range(5)]
+    (traversals,) = [f for f in figures if "latent traversals" in f["layout"]["title"]["text"]]
+    rows = traversals["layout"]["yaxis"]["ticktext"]
+    nmi = np.array(plotly_values(heatmap["data"][0]["z"]), dtype=float).reshape(5, 5)
+    factors = heatmap["data"][0]["x"]
+    dims = [int(row.split(" = ")[0][1:]) for row in rows]
+    assert rows == [f"z{d} = {factors[nmi[d].argmax()]} ({nmi[d].max():.2f})" for d in dims]

@@ -165,3 +165,16 @@ def test_conditional_finding_tests_label_accuracy_against_chance(tmp_path):
     assert found[claim].verdict == findings.SUPPORTED and "worst class 0.930" in found[claim].evidence
     near_chance = [{"run": "c", "label_accuracy": 0.12, "n_fake": 100}]  # 0.12 ± 0.064 includes chance (0.1)
     assert {f.claim: f for f in findings.assess([cvae], near_chance)}[claim].verdict == findings.NO_CLEAR
+
+
+def test_adding_a_finished_run_to_the_comparison_switches_to_its_data_set(monkeypatch):
+    from dashboard import sidebar
+
+    state = {"dataset": "mnist5k", "runs": ["vae-mnist5k", "ae-mnist5k"]}
+    monkeypatch.setattr(sidebar.st, "session_state", state)
+    sidebar.compare("dcgan-mnist5k", "mnist5k")  # the same data set: added to the runs shown
+    assert state == {"dataset": "mnist5k", "runs": ["vae-mnist5k", "ae-mnist5k", "dcgan-mnist5k"]}
+    sidebar.compare("vae-sprites", "sprites")  # another data set: the page switches to it, never mixes them
+    assert state == {"dataset": "sprites", "runs": ["vae-sprites"]}
+    sidebar.compare("vae-sprites", "sprites")  # twice: still once
+    assert state["runs"] == ["vae-sprites"]

@@ -181,3 +181,37 @@ def test_factor_vae_votes_from_a_pool_of_images_match_rendered_ones():
     codes_of = lambda g, images: g + rng.normal(0, 0.05, g.shape)  # noqa: E731
     out = dz.factor_vae_score(codes_of, source, pool.std(0), votes=100, batch=32)
     assert out["factor_vae_score"] == 1.0
+
+
+def test_the_factor_map_of_a_code_that_is_the_factors_is_diagonal_and_names_them():
+    """Through a model's encoder: images whose pixels hold the factor values, an encoder that reads them back in
+    a shuffled order plus a dead dimension. Each used dimension is labelled by its own factor, its row of the
+    heatmap is bright on that factor only; the dead dimension holds nothing."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from generators.base import Capabilities
+    from generators.data import ImageSplit
+    from generators.sprites import FACTOR_NAMES
+
+    rng = np.random.default_rng(1)
+    factors = torch.from_numpy(_factors(rng, 2000))
+    order = [3, 0, 4, 2, 1]  # dimension j holds factor order[j]; the last dimension is dead
+    model = SimpleNamespace(
+        capabilities=Capabilities(title="toy", encoder=True, posterior=True, latent_shape=(6,)),
+        device=torch.device("cpu"),
+        encode=lambda x: torch.cat([x.flatten(1)[:, order] * 255, torch.zeros(len(x), 1)], 1),
+    )
+    split = ImageSplit(factors.to(torch.uint8)[:, None, None, :], None, factors)
+    data = SimpleNamespace(test=split, factors=SimpleNamespace(names=FACTOR_NAMES, sizes=SIZES))
+    found = dz.factor_map(model, data)
+    nmi = found["nmi"]
+    assert nmi.shape == (6, 5) and found["names"] == FACTOR_NAMES
+    assert [label.split(" (")[0] for label in found["labels"][:5]] == [FACTOR_NAMES[k] for k in order]
+    held = nmi[np.arange(5), order]
+    assert held.min() > 0.75  # bins of 1-2 values: ≥ log 20 / log 40 for every factor
+    off = nmi[:5].copy()
+    off[np.arange(5), order] = 0
+    assert off.max() < 0.1 and np.allclose(nmi[5], 0)  # independent factors (plug-in bias ≈ 0.05), a dead dim
+    assert found["labels"][0] == f"x ({nmi[0, 3]:.2f})" and found["codes_method"] == "posterior mean"

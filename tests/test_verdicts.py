@@ -3,7 +3,7 @@ reported (a claim contradicted by its own interval must say so)."""
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from evaluation.comparison import (
@@ -84,3 +84,84 @@ def test_a_fid_difference_against_the_beta_claim_is_not_hidden_by_an_untested_pa
     small_beta["recon_mse"], big_beta["recon_mse"] = 0.01, 0.03  # no interval: untested
     verdict = verdict_of([compare(big_beta, small_beta, "fid"), compare(small_beta, big_beta, "recon_mse")])
     assert verdict == CONTRADICTED  # it said "not measured yet" while its own FID difference contradicted it
+
+
+# --- the disentanglement claims (MIG, on a data set with known factors) ------------------------------------------
+
+DISENTANGLED = (
+    "A larger β gives a more disentangled latent space (higher MIG).",
+    "The VAE's latent space is more disentangled than the GAN's (higher MIG).",
+    "The VAE's latent space is more disentangled than the plain autoencoder's (higher MIG).",
+)
+
+
+def sprite_runs(tmp_path, dataset: str = "sprites") -> list:
+    """A VAE (β = 1), a β = 4 VAE of the same recipe, an autoencoder and a GAN trained on ``dataset``."""
+    from evaluation.runs import Run
+
+    def record(name, model, config):
+        return Run(name, tmp_path / name, {"model": model, "model_config": config, "dataset": dataset, "step": 9})
+
+    return [
+        record("v", "vae", {"beta": 1.0}),
+        record("v4", "vae", {"beta": 4.0}),
+        record("a", "ae", {}),
+        record("g", "dcgan", {}),
+    ]
+
+
+def mig_rows(migs: dict, half_widths: dict) -> list[dict]:
+    return [
+        {"run": name, "mig": value, "mig_ci_low": value - half_widths[name], "mig_ci_high": value + half_widths[name]}
+        for name, value in migs.items()
+    ]
+
+
+def disentanglement_verdicts(runs, rows) -> list[str]:
+    from evaluation import findings
+
+    found = {f.claim: f for f in findings.assess(runs, rows)}
+    return [found[claim].verdict for claim in DISENTANGLED]
+
+
+def expected(a: float, b: float, width_a: float, width_b: float) -> str:
+    """A better than B on MIG: the difference's interval from two symmetric 95 % intervals is a − b ± √(wa² + wb²)."""
+    spread = (width_a**2 + width_b**2) ** 0.5
+    return SUPPORTED if a - b > spread else CONTRADICTED if a - b < -spread else NO_CLEAR
+
+
+migs = st.floats(0, 1, allow_nan=False)
+widths = st.floats(0.001, 0.3, allow_nan=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.tuples(migs, migs, migs, migs), st.tuples(widths, widths, widths, widths))
+def test_the_disentanglement_verdicts_follow_the_mig_intervals(tmp_path_factory, values, half_widths):
+    names = ("v", "v4", "a", "g")
+    value, width = dict(zip(names, values)), dict(zip(names, half_widths))
+    pairs = (("v4", "v"), ("v", "g"), ("v", "a"))  # each claim: the first beats the second
+    for high, low in pairs:  # away from the boundary, where rounding could go either way
+        spread = (width[high] ** 2 + width[low] ** 2) ** 0.5
+        assume(abs(abs(value[high] - value[low]) - spread) > 1e-9)
+    runs = sprite_runs(tmp_path_factory.getbasetemp())
+    got = disentanglement_verdicts(runs, mig_rows(value, width))
+    assert got == [expected(value[a], value[b], width[a], width[b]) for a, b in pairs]
+
+
+def test_disentanglement_claims_say_what_is_missing(tmp_path):
+    sprites = sprite_runs(tmp_path)
+    no_mig = [{"run": name, "fid": 3.0} for name in ("v", "v4", "a", "g")]
+    assert disentanglement_verdicts(sprites, no_mig) == [NOT_MEASURED] * 3
+    from evaluation import findings
+
+    found = {f.claim: f.evidence for f in findings.assess(sprites, no_mig)}
+    assert all("compute the metrics" in found[claim] for claim in DISENTANGLED)
+    digits = sprite_runs(tmp_path, "mnist5k")  # no known factors: the claim cannot be measured there at all
+    found = {f.claim: f for f in findings.assess(digits, no_mig)}
+    assert all(
+        found[c].verdict == NOT_MEASURED and "no known generative factors" in found[c].evidence for c in DISENTANGLED
+    )
+    one_vae = [sprites[0], sprites[3]]  # no β pair, no autoencoder
+    found = {f.claim: f for f in findings.assess(one_vae, mig_rows({"v": 0.4, "g": 0.1}, {"v": 0.01, "g": 0.01}))}
+    assert [found[c].verdict for c in DISENTANGLED] == [NOT_MEASURED, SUPPORTED, NOT_MEASURED]
+    assert "two VAE runs" in found[DISENTANGLED[0]].evidence and "autoencoder" in found[DISENTANGLED[2]].evidence
