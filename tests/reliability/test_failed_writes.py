@@ -144,7 +144,7 @@ def test_atomic_write_whose_cleanup_fails_is_still_one_line(tmp_path, monkeypatc
 @pytest.fixture
 def stub_evaluation(monkeypatch):
     """The table writing of ``python -m evaluation`` without scoring anything: one fixed row."""
-    monkeypatch.setattr(runner, "check_inputs", lambda *a, **k: None)
+    monkeypatch.setattr(runner, "check_inputs", lambda *a, **k: {"dataset": "mnist5k"})  # the run info it checked
     monkeypatch.setattr(runner, "evaluate_run", lambda run_dir, **k: {"run": str(run_dir)})
     monkeypatch.setattr(report, "to_text", lambda rows, width=None: "table")
     for fmt in evaluation_cli.FORMATS:

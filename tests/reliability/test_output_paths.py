@@ -21,7 +21,7 @@ from .support import assert_one_line_error, cli_in_process, snapshot, tiny_flags
 @pytest.fixture
 def stub_evaluation(monkeypatch):
     """``python -m evaluation`` without scoring anything: one fixed row, so only the output handling runs."""
-    monkeypatch.setattr(runner, "check_inputs", lambda *a, **k: None)
+    monkeypatch.setattr(runner, "check_inputs", lambda *a, **k: {"dataset": "mnist5k"})
     monkeypatch.setattr(runner, "evaluate_run", lambda run_dir, **k: {"run": str(run_dir)})
     monkeypatch.setattr(report, "to_text", lambda rows, width=None: "table")
     for fmt in evaluation_cli.FORMATS:

@@ -100,7 +100,7 @@ def test_training_out_of_memory_says_which_option_to_lower(made, tmp_path, capsy
 
 
 def test_evaluation_out_of_memory_says_which_option_to_lower(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(runner, "check_inputs", lambda *a, **k: None)
+    monkeypatch.setattr(runner, "check_inputs", lambda *a, **k: {"dataset": "mnist5k"})
     monkeypatch.setattr(runner, "evaluate_run", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
     capsys.readouterr()
     code = evaluation_cli.main([str(tmp_path / "r")])
@@ -232,7 +232,7 @@ def test_evaluating_dot_from_inside_a_run_names_the_row(cached_row, monkeypatch)
 
 @pytest.fixture
 def stub_evaluation(monkeypatch):
-    monkeypatch.setattr(runner, "check_inputs", lambda *a, **k: None)
+    monkeypatch.setattr(runner, "check_inputs", lambda *a, **k: {"dataset": "mnist5k"})
     monkeypatch.setattr(runner, "evaluate_run", lambda run_dir, **k: {"run": Path(run_dir).name, "fid": 1.0})
     monkeypatch.setattr(report, "to_text", lambda rows, width=None: "table")
     monkeypatch.setattr(report, "to_json", lambda rows: json.dumps(rows))
