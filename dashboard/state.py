@@ -224,10 +224,14 @@ def when_opened(label: str, key: str, draw) -> None:
             draw()
 
 
+CHOICE_KEYS = "choice_keys"  # the session keys the tabs' runs created: their widgets' keys among them
+
+
 def render_tab(title: str, render, selection: Selection) -> None:
     """One tab's body (run as a fragment): its errors stay in it. In test mode it counts its runs and, at its
     end, says how many charts it drew (so a browser script can wait until all of them are on screen)."""
     counting = os.environ.get(RENDER_COUNTS_ENV) == "1"
+    before = set(st.session_state.keys())
     if counting:
         counts = st.session_state.setdefault("render_counts", {})
         counts[title] = counts.get(title, 0) + 1
@@ -235,5 +239,24 @@ def render_tab(title: str, render, selection: Selection) -> None:
         st.session_state[CHART_COUNT_KEY] = 0
     with shown_errors(title):
         render(selection)
+    keep_choices(set(st.session_state.keys()) - before)
     if counting:
         st.caption(f"charts in {title}: {st.session_state.pop(CHART_COUNT_KEY)}")
+
+
+def keep_choices(new_keys: set[str]) -> None:
+    """Keep every choice made in a tab (``new_keys``: the keys its run created) while another tab or part is open.
+
+    Only the open tab and its open part are drawn, and Streamlit forgets the value of a widget a run does not draw:
+    back on the tab, the box would show one value while the page used its default. A widget's value stored as a
+    plain session value is kept; a widget drawn in this run (and a button) refuses the assignment and keeps its own.
+    """
+    from streamlit.errors import StreamlitAPIException
+
+    known = st.session_state.setdefault(CHOICE_KEYS, set())
+    known |= new_keys
+    for key in known & set(st.session_state.keys()):
+        try:
+            st.session_state[key] = st.session_state[key]
+        except StreamlitAPIException:
+            pass

@@ -460,3 +460,22 @@ def test_latent_space_of_a_sprites_run_names_the_factor_each_dimension_holds(mix
     factors = heatmap["data"][0]["x"]
     dims = [int(row.split(" = ")[0][1:]) for row in rows]
     assert rows == [f"z{d} = {factors[nmi[d].argmax()]} ({nmi[d].max():.2f})" for d in dims]
+
+
+def test_a_choice_survives_a_visit_to_another_tab_or_part(dashboard_runs, monkeypatch):
+    """Only the open tab (and its open part) is drawn, and Streamlit forgets the value of a widget a run does not
+    draw: a choice made in a tab must still be there, and still be used, after the user looked at another one."""
+    at = open_app(dashboard_runs, monkeypatch)
+    tab(at, "Interpolation").radio(key="interp_path").set_value("linear").run()
+    tab(at, "Samples")
+    tab(at, "Metrics")
+    assert tab(at, "Interpolation").radio(key="interp_path").value == "linear"
+    part(at, "Reconstruction", "recon_part", "Denoising").slider(key="denoise_sigma").set_value(0.8).run()
+    part(at, "Reconstruction", "recon_part", "Anomaly detection")
+    tab(at, "Samples")
+    denoising = part(at, "Reconstruction", "recon_part", "Denoising")
+    assert denoising.slider(key="denoise_sigma").value == 0.8
+    captions = [img.caption for element in denoising.get("image") for img in element.proto.imgs]
+    assert "noisy inputs (σ = 0.80)" in captions, f"the page does not use the choice: {captions}"
+    assert_clean(at)
+    assert not at.warning or all("Session State API" not in w.value for w in at.warning)
