@@ -41,9 +41,8 @@ def render() -> tuple[Selection, list[Run]]:
             "Data set",
             list(groups),
             key=DATASET_KEY,
-            format_func=lambda name: f"{name} ({len(groups[name])} run{'s' * (len(groups[name]) != 1)})",
             help="Runs are compared within one data set: their scores are measured on different images otherwise.",
-        )
+        )  # no run count in its labels: Streamlit keeps a choice by its label, and a new run would change it
         names = [run.name for run in groups.get(dataset, [])]
         chosen = [name for name in st.session_state.get(RUNS_KEY, []) if name in names]
         if RUNS_KEY not in st.session_state or not chosen and st.session_state[RUNS_KEY]:

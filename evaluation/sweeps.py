@@ -28,9 +28,9 @@ NOT_RECIPE = {"data_dir", "device", "log_every", "dataset"}
 BUDGET_FIELDS = ("steps", "epochs", "minutes")
 # settings a sweep can vary besides the model's own options: where a run's info holds each
 TRAIN_SETTINGS = ("train_size", "batch_size")
-DISTORTION_TITLES = {  # a VAE's recon setting -> what its logged reconstruction loss is
-    "bce": "distortion: −log p(x|z), Bernoulli BCE summed over pixels (nats/image)",
-    "mse": "distortion: squared error summed over pixels in [0, 1] (per image)",
+DISTORTION_TITLES = {  # a VAE's recon setting -> what its logged reconstruction loss is (summed over pixels)
+    "bce": "distortion: BCE −log p(x|z) (nats/image)",
+    "mse": "distortion: squared error (sum/image)",
 }
 SETTING_TITLES = {"beta": "β", "latent_dim": "latent size", "train_size": "training-set size", "steps": "steps"}
 

@@ -435,9 +435,13 @@ def tour_train(page, checkpoints: Path) -> str:
     assert (info["model"], info["seed"], info["step"]) == ("ae", 3, 10), info
     assert info["model_config"]["latent_dim"] == 4 and info["train_config"]["precision"] == "bf16", info
     # Add to the comparison: the run is selected in the sidebar and drawn in the Samples tab
-    page.get_by_role("button", name="Add to the comparison").click()
     chosen = widget(page, "runs")
+    compared = chosen.inner_text()
+    page.get_by_role("button", name="Add to the comparison").click()
     chosen.get_by_text(run_dir.name).wait_for(timeout=RENDER_MS)
+    assert all(name in chosen.inner_text() for name in ("vae-mnist5k", "ae-mnist5k")), (
+        f"adding a run dropped the others: {compared!r} became {chosen.inner_text()!r}"
+    )
     # its metrics
     page.get_by_role("button", name="Compute its metrics (n = 1000)").click()
     page.get_by_text(f"Metrics of {run_dir.name} stored").wait_for(timeout=2 * RENDER_MS)
