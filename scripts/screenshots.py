@@ -24,6 +24,21 @@ SHOTS = {
 OUT = ROOT / "docs" / "screenshots"
 
 
+def shoot(page, tab: str, name: str) -> None:
+    """Click the tab (or a tab's part) ``tab``, wait until its charts are drawn, screenshot it as ``name``.png."""
+    page.get_by_role("tab", name=tab, exact=True).click()
+    page.wait_for_timeout(500)
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=120_000)
+    page.wait_for_function(  # plotly draws after the script has finished
+        "() => !document.querySelector('[data-testid=stSkeleton]') && [...document.querySelectorAll("
+        "'[data-testid=stPlotlyChart]')].every(c => c.querySelector('.main-svg'))",
+        timeout=120_000,
+    )
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(OUT / f"{name}.png"))
+    print(f"wrote {OUT / f'{name}.png'}")
+
+
 def main() -> int:
     from playwright.sync_api import sync_playwright
 
@@ -37,19 +52,13 @@ def main() -> int:
                 page.goto(url)
                 wait_for_sample_grids(page, 4)
                 for title, name in SHOTS.items():
-                    page.get_by_role("tab", name=title, exact=True).click()
-                    page.wait_for_timeout(500)
-                    page.wait_for_function(
-                        "() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=120_000
-                    )
-                    page.wait_for_function(  # plotly draws after the script has finished
-                        "() => !document.querySelector('[data-testid=stSkeleton]') && [...document.querySelectorAll("
-                        "'[data-testid=stPlotlyChart]')].every(c => c.querySelector('.main-svg'))",
-                        timeout=120_000,
-                    )
-                    page.wait_for_timeout(500)
-                    page.screenshot(path=str(OUT / f"{name}.png"))
-                    print(f"wrote {OUT / f'{name}.png'}")
+                    shoot(page, title, name)
+                # latent interpretability: the sprites runs' factor map and labelled traversals
+                page.locator(".st-key-dataset").get_by_role("button", name="Open").click()
+                page.get_by_role("option", name="sprites", exact=True).click()
+                wait_for_sample_grids(page, 4)
+                page.get_by_role("tab", name="Latent space", exact=True).click()
+                shoot(page, "Traversals and KL per dimension", "latent-sprites")
         finally:
             browser.close()
     return 0
