@@ -15,6 +15,10 @@ Intervals: the mean ± Student's t (95 %) over the seeds (n − 1 degrees of fre
 Only class-conditional runs are measured: their images come with the labels they were drawn for. An unconditional
 run is refused — labelling its samples with the evaluation's classifier would hand the augmented classifier the
 knowledge of a classifier trained on the whole labelled train split, which is exactly what the experiment withholds.
+A conditional generator passes on what its own training labels taught it, too: trained on the whole split, it
+tests whether a generator that saw more labelled data helps a classifier that sees only k per class — not whether
+k images alone can be augmented. For that, train the generator on k per class as well (``--train-size``);
+``generator_note`` says which case a run is.
 
 Results are stored in the run's ``augmentation.json``, one entry per (k, m, seed, recipe), tied to the weights that
 made them; a rerun with the same settings reads them back.
@@ -441,3 +445,18 @@ def _augment(args) -> int:
 
 def augment_main(argv: list[str]) -> int:
     return run_command(lambda: _augment(build_parser().parse_args(argv)))
+
+
+def generator_note(runs) -> str:
+    """What the runs' generators were trained on, and so what their gain can show (see the module's docstring)."""
+    by_data: dict[str, list[str]] = {}
+    for run in runs:
+        size = run.info["train_config"].get("train_size")
+        data = f"{size} labelled training images" if size else "the whole labelled training split"
+        by_data.setdefault(data, []).append(run.name)
+    seen = "; ".join(f"{', '.join(names)}: {data}" for data, names in by_data.items())
+    return (
+        f"Caveat — the generators were trained on ({seen}), so their images carry what those labels taught them: a "
+        "gain shows that a generator trained on more labelled data helps a classifier that sees only k per class, "
+        "not that k images alone can be augmented (train the generator with --train-size k × classes for that)"
+    )

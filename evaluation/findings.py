@@ -307,7 +307,7 @@ def gan_needs_more_data(runs, rows) -> Finding:
 def generated_images_help(runs, rows) -> Finding:
     """Per conditional run, the paired gain of adding its generated images at the fewest real images per class
     stored (``evaluation.augmentation``): supported when its 95 % interval over classifier seeds is above zero."""
-    from .augmentation import stored_results
+    from .augmentation import generator_note, stored_results
 
     claim = "Generated images help a classifier trained on few real images."
     conditional = [run for run in runs if run.capabilities.conditional]
@@ -332,7 +332,9 @@ def generated_images_help(runs, rows) -> Finding:
             continue
         parts.append(text + f", 95 % interval [{low:+.3f}, {high:+.3f}] ({row['interval']}, n = {len(row['seeds'])})")
         verdicts.append(SUPPORTED if low > 0 else CONTRADICTED if high < 0 else NO_CLEAR)
-    return Finding(claim, combine_verdicts(verdicts), "; ".join(parts) + ".")
+    measured = [run for run in conditional if stored_results(run)]
+    caveat = f" {generator_note(measured)}." if measured else ""
+    return Finding(claim, combine_verdicts(verdicts), "; ".join(parts) + "." + caveat)
 
 
 CHECKS = (

@@ -251,3 +251,17 @@ def test_the_metrics_tab_part_computes_and_draws_the_results(tmp_path, dashboard
     assert names == ["real only", "real + 450 generated per class (cvae-mnist5k)"]
     entries = json.loads((checkpoints / "cvae-mnist5k" / augmentation.RESULTS_FILE).read_text())["entries"]
     assert sorted((e["k"], e["seed"]) for e in entries.values()) == [(k, s) for k in (2, 4) for s in SEEDS]
+
+
+def test_the_note_says_what_each_generator_was_trained_on():
+    """A conditional generator passes on what its own labels taught it: the finding says how much it saw."""
+    from types import SimpleNamespace
+
+    from evaluation.augmentation import generator_note
+
+    def run(name, size):
+        return SimpleNamespace(name=name, info={"train_config": {"train_size": size}})
+
+    note = generator_note([run("a", None), run("b", 100), run("c", None)])
+    assert "a, c: the whole labelled training split" in note and "b: 100 labelled training images" in note
+    assert "not that k images alone can be augmented" in note
