@@ -21,7 +21,7 @@ from evaluation.sweeps import (
     sweeps,
     swept_settings,
 )
-from generators.default_runs import default_recipe
+from generators.default_runs import DEFAULT_DATASET, default_recipe
 from generators.registry import MODELS, command_line_options
 
 from . import export, jobs
@@ -77,10 +77,10 @@ def new_sweep(model: str, dataset: str) -> Sweep:
 
 def render(selection: Selection) -> None:
     all_runs, _broken = scan_runs()
-    c1, c2 = st.columns([1, 3])
-    dataset = c1.selectbox("Dataset", ["mnist5k"], key="sweep_dataset")
+    dataset = selection.runs[0].info["dataset"] if selection.runs else DEFAULT_DATASET
+    st.caption(f"Sweeps of the runs on **{dataset}**, the data set chosen in the sidebar.")
     settings = list(dict.fromkeys(["beta", *swept_settings(all_runs, dataset)]))
-    setting = c2.selectbox(
+    setting = st.selectbox(
         "Swept setting",
         settings,
         format_func=setting_title,
