@@ -40,7 +40,8 @@ from generators.data import load_dataset
 from generators.default_runs import default_recipe
 from generators.default_runs import default_run_dir as committed_run_dir
 from generators.registry import MODELS, build_model, load_plugins
-from generators.training import TrainConfig, Trainer
+from generators.trainer import Trainer
+from generators.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 3  # steady state only (the one-off first and last waited checkpoints are outside the clock): 3 epochs hold

@@ -407,7 +407,7 @@ def _augment(args) -> int:
 
     from generators.outputs import Output, check_outputs
 
-    from .analysis import load_runs
+    from .runs import load_runs
 
     outputs = check_outputs([Output("--json", Path(args.json), "json")], force=args.force) if args.json else []
     if len(args.seeds) > MAX_SEEDS:

@@ -9,8 +9,6 @@ gallery (each sample's closest training images) that the dashboard and the repor
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 COPY_QUANTILE = 0.05
@@ -49,23 +47,3 @@ def nearest_gallery(samples: torch.Tensor, train_images: torch.Tensor, extractor
     train_feats = extractor.features_and_logits(train_images.float() / 255)[0]
     distances, indices = nearest_train(sample_feats, train_feats, k)
     return [{"indices": i.tolist(), "distances": d.tolist()} for i, d in zip(indices, distances)]
-
-
-def run_gallery(
-    run_dir, *, samples: int = 8, k: int = 3, seed: int = 0, sampler: str = "prior", cache_dir=None
-) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
-    """(sample images, the run's training images (uint8), ``nearest_gallery`` rows) for a run folder, with the
-    run's own feature extractor: what the dashboard's and the report's gallery show."""
-    from generators.checkpoints import load_run
-    from generators.data import load_run_dataset
-    from generators.samplers import latent_sampler
-
-    from .features import DEFAULT_CACHE_DIR, get_extractor
-    from .runner import draw_samples
-
-    model, info = load_run(Path(run_dir))
-    data = load_run_dataset(info)
-    net = get_extractor(info["dataset"], data.image_shape, cache_dir=cache_dir or DEFAULT_CACHE_DIR, data=data)
-    draw = latent_sampler(model, sampler, Path(run_dir))
-    images = draw_samples(model, draw, samples, torch.Generator().manual_seed(seed), name=Path(run_dir).name)
-    return images, data.train.images, nearest_gallery(images, data.train.images, net, k)

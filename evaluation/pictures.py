@@ -86,7 +86,7 @@ def samples_figure(runs, n: int, seed: int, sampler: str = DEFAULT_SAMPLER, choi
 def gallery(run, seed: int, cache_dir) -> tuple[torch.Tensor, list[dict], torch.Tensor]:
     """Samples, their nearest training images' rows, and the training images they point into (features by the
     run's extractor, cached in ``cache_dir``)."""
-    from .memorization import run_gallery
+    from .runner import run_gallery
 
     images, train, rows = run_gallery(
         run.run_dir, samples=GALLERY_SAMPLES, k=GALLERY_NEIGHBOURS, seed=seed, cache_dir=cache_dir

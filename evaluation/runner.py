@@ -30,7 +30,7 @@ from generators.data import load_run_dataset
 from generators.errors import UserError
 from generators.registry import capabilities_of
 from generators.samplers import SAMPLERS, latent_sampler, needs_encoder
-from generators.training import first_non_finite
+from generators.trainer import first_non_finite
 
 from .bootstrap import DEFAULT_B
 from .diagnostics import anomaly_detection, anomaly_test_images
@@ -40,6 +40,7 @@ from .features import DEFAULT_CACHE_DIR, get_extractor, inception_extractor, req
 from .heldout import held_out_share
 from .inversion import INVERSION_LR, INVERSION_RESTARTS, INVERSION_STEPS, inversion_method, invert
 from .likelihood import latent_usage, likelihood_bounds
+from .memorization import nearest_gallery
 from .metric_specs import METRICS
 from .protocol import REFERENCE, make_protocol
 from .reconstruction import encode_decode, reconstruction_scores
@@ -209,6 +210,19 @@ def draw_samples(model, draw, n: int, generator: torch.Generator, name: str = "t
     images = torch.cat(images)
     check_finite(images, f"the samples of {name}")  # a NaN made after the last layer (e.g. by a functional op)
     return images.clamp(0, 1)
+
+
+def run_gallery(
+    run_dir, *, samples: int = 8, k: int = 3, seed: int = 0, sampler: str = "prior", cache_dir=None
+) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
+    """(sample images, the run's training images (uint8), ``nearest_gallery`` rows) for a run folder, with the
+    run's own feature extractor: what the dashboard's and the report's gallery show."""
+    model, info = load_run(Path(run_dir))
+    data = load_run_dataset(info)
+    net = get_extractor(info["dataset"], data.image_shape, cache_dir=cache_dir or DEFAULT_CACHE_DIR, data=data)
+    draw = latent_sampler(model, sampler, Path(run_dir))
+    images = draw_samples(model, draw, samples, torch.Generator().manual_seed(seed), name=Path(run_dir).name)
+    return images, data.train.images, nearest_gallery(images, data.train.images, net, k)
 
 
 def evaluate_run(

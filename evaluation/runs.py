@@ -1,5 +1,5 @@
 """A run folder as the analysis sees it: its name, folder and stored info (``Run``), read from folders a user
-names (``read_runs``) or from a folder of runs (``scan``).
+names (``read_runs``, or ``load_runs``: plugins loaded first) or from a folder of runs (``scan``).
 
 The findings, the fairness table, the report's figures and its zip take these records. The slow steps they need
 (loading the model, the dataset, the weights' hash, drawing samples, the nearest-neighbour gallery) are methods,
@@ -17,7 +17,7 @@ from pathlib import Path
 from generators.base import Capabilities
 from generators.checkpoints import LOCK, WEIGHTS, list_runs, load_run, read_run_info
 from generators.errors import UserError
-from generators.registry import capabilities_of
+from generators.registry import capabilities_of, load_plugins
 
 EXTRACTORS_FOLDER = "_extractors"  # beside the runs: the evaluation's feature extractors
 SANITY_FOLDER = "_sanity"  # beside the runs: stored sanity panels
@@ -182,3 +182,17 @@ def by_dataset(runs) -> dict[str, list]:
     for run in runs:
         groups.setdefault(run.info["dataset"], []).append(run)
     return groups
+
+
+def load_runs(run_dirs) -> list[Run]:
+    """The runs of the folders given (plugins loaded first), all of one data set, or one ``UserError`` naming the
+    bad folder or the data sets mixed."""
+    if isinstance(run_dirs, (str, Path)):
+        run_dirs = [run_dirs]
+    run_dirs = [getattr(run, "run_dir", run) for run in run_dirs]
+    if not run_dirs:
+        raise UserError("give at least one run folder")
+    load_plugins()
+    runs = read_runs(run_dirs)
+    check_one_dataset((run.name, run.info["dataset"]) for run in runs)
+    return runs

@@ -34,6 +34,7 @@ from .base import Generator
 from .cli import MAX_CLASSES, MAX_SEED, MAX_STEPS
 from .errors import UserError, WriteFailed
 from .registry import model_class
+from .train_config import TrainConfig
 
 WEIGHTS = "model.safetensors"
 RESUME = "resume.pt"
@@ -209,7 +210,7 @@ def save_resume_state(run_dir: Path, state: dict) -> None:
 
 def load_resume_state(run_dir: Path) -> dict:
     """``resume.pt`` as plain tensors and containers (never unpickled otherwise); the harness then checks that
-    it fits the model (``generators.training.check_resume_state``)."""
+    it fits the model (``generators.run_folder.check_resume_state``)."""
     path = Path(run_dir) / RESUME
     if not path.exists():
         raise UserError(f"{path} is missing: this run cannot be resumed (train it again with --overwrite)")
@@ -313,8 +314,6 @@ def validate_run_info(info, where: Path) -> dict:
 
     Checked against ``RunInfoSchema``, then by the model's config class (types and limits, e.g. a latent size of
     10**9 is refused here, before anything is built) and by ``TrainConfig``."""
-    from .training import TrainConfig  # the harness imports this module
-
     try:
         RunInfoSchema.model_validate(info)
     except ValidationError as exc:

@@ -40,6 +40,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from .errors import EXIT_BAD_INPUT, EXIT_CTRL_C, UserError
+from .machine import choose_device
 
 LINGER_SECONDS = 5  # how long a failed rank other than 0 waits for rank 0 to report and exit
 # what a collective raises in a process whose peer has died (gloo: "Connection closed by peer")
@@ -79,8 +80,6 @@ class Group:
 
     def device(self, name: str) -> torch.device:
         """The device of this process: under torchrun one GPU per process (``cuda:LOCAL_RANK``) or the CPU."""
-        from .training import choose_device
-
         if not self.active:
             return choose_device(name)
         if name == "auto":

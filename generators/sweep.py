@@ -132,7 +132,7 @@ def state_of(point: Point, cli) -> str:
     that never reached its first checkpoint: trained again). A run of another recipe under the point's name is
     refused: skipping or resuming it would put a foreign run in the sweep."""
     from .checkpoints import WEIGHTS, read_run_info
-    from .training import budget_reached
+    from .train_config import budget_reached
 
     if not point.run_dir.exists():
         return "new"

@@ -33,7 +33,8 @@ from generators.data import load_dataset
 from generators.distributed import Group, NetworksInDDP
 from generators.errors import UserError
 from generators.registry import MODELS, build_model
-from generators.training import TrainConfig, Trainer, epoch_batches, run_training
+from generators.trainer import Trainer, epoch_batches
+from generators.training import TrainConfig, run_training
 
 from .ddp_driver import fingerprint
 from .reliability.support import BATCH, STEPS_PER_EPOCH, TINY, make_image_folder, wait_for

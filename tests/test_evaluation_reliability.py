@@ -244,7 +244,7 @@ def test_the_dashboards_compute_survives_a_crash_and_evaluates_the_other_runs(mo
 
 
 def test_the_gallery_of_a_run_pairs_each_sample_with_its_nearest_training_images(runs, extractor_dir):
-    from evaluation.memorization import run_gallery
+    from evaluation.runner import run_gallery
 
     images, train, rows = run_gallery(runs / "vae", samples=4, k=2, cache_dir=extractor_dir)
     assert images.shape == (4, 1, 28, 28) and 0 <= images.min() and images.max() <= 1

@@ -15,14 +15,8 @@ from generators.checkpoints import HistoryWriter, load_run, read_history, read_r
 from generators.dcgan import EMA_UPDATES_OF_OLD_RUNS
 from generators.machine import describe_machine
 from generators.registry import MODELS, build_model, model_class
-from generators.training import (
-    CheckpointWriter,
-    TrainConfig,
-    epoch_batches,
-    first_non_finite,
-    preview_png,
-    run_training,
-)
+from generators.trainer import CheckpointWriter, epoch_batches, first_non_finite, preview_png
+from generators.training import TrainConfig, run_training
 from tests import helpers
 
 RANDOM_OPTIONS = {"ema": 0.9, "diffaug": "translation,cutout"}  # every option that draws random numbers

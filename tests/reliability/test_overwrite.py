@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from generators import checkpoints, training
+from generators import checkpoints, run_folder
 from generators.checkpoints import LOCK, load_run, read_run_info
 from generators.errors import UserError, WriteFailed
 from generators.training import Diverged, Interrupted
@@ -188,7 +188,7 @@ def test_successful_overwrite_replaces_the_run_and_leaves_nothing(old, monkeypat
     images, out, runs = old
     run_dir = runs["vae"][0]
     if not atomic_exchange:
-        monkeypatch.setattr(training, "_exchange", lambda a, b: False)
+        monkeypatch.setattr(run_folder, "_exchange", lambda a, b: False)
     result = train_tiny(images, "vae", run_dir, 6, overwrite=True)
     model, info = load_run(run_dir)
     assert result["step"] == info["step"] == 6
@@ -243,13 +243,13 @@ def test_ctrl_c_during_the_swap_completes_it(old, monkeypatch):
     at its next check with a checkpoint in the new run, and nothing is left half-moved."""
     images, out, runs = old
     run_dir = runs["vae"][0]
-    real_exchange = training._exchange
+    real_exchange = run_folder._exchange
 
     def exchange(a, b):
         os.kill(os.getpid(), signal.SIGINT)
         return real_exchange(a, b)
 
-    monkeypatch.setattr(training, "_exchange", exchange)
+    monkeypatch.setattr(run_folder, "_exchange", exchange)
     with pytest.raises(Interrupted):
         train_tiny(images, "vae", run_dir, 50, overwrite=True)
     step = load_run(run_dir)[1]["step"]  # the new run: the old one is gone, the new one loads whole
