@@ -495,7 +495,7 @@ def build_parser() -> OneLineParser:
 
 
 def _compress(args) -> int:
-    from .analysis import load_runs
+    from .runs import load_runs
 
     outputs = check_outputs([Output("--json", Path(args.json), "json")] if args.json else [], force=args.force)
     runs = load_runs(args.run_dirs)
