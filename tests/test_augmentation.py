@@ -130,6 +130,8 @@ def test_results_are_stored_beside_the_run_and_read_back(cvae_copy, monkeypatch,
     argv = ["augment", str(cvae_copy), "--real-per-class", "5", "--seeds", "0", "1", "--generated-per-class", "5"]
     assert main(argv) == 0
     first = capsys.readouterr().out
+    (header,) = [line for line in first.splitlines() if "k real/class" in line]  # one block: never wrapped
+    assert header.split()[0] == "run" and header.split()[-1] == "seeds"
     stored = json.loads((cvae_copy / augmentation.RESULTS_FILE).read_text())["entries"]
     assert sorted(e["seed"] for e in stored.values()) == [0, 1] and {e["k"] for e in stored.values()} == {5}
 

@@ -264,6 +264,8 @@ def test_the_cli_reads_stored_rows_back_and_no_cache_recomputes(vae_copy, monkey
 
     assert main(["compress", str(vae_copy), "--n", "10"]) == 0
     first = capsys.readouterr().out
+    (header,) = [line for line in first.splitlines() if "model / codec" in line]  # one block: never wrapped
+    assert "header bits" in header and not any(line.strip().startswith("header bits") for line in first.splitlines())
     before = (vae_copy / compression.RESULTS_FILE).stat().st_mtime_ns
     assert main(["compress", str(vae_copy), "--n", "10"]) == 0
     assert capsys.readouterr().out == first
