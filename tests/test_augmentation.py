@@ -130,8 +130,8 @@ def test_results_are_stored_beside_the_run_and_read_back(cvae_copy, monkeypatch,
     argv = ["augment", str(cvae_copy), "--real-per-class", "5", "--seeds", "0", "1", "--generated-per-class", "5"]
     assert main(argv) == 0
     first = capsys.readouterr().out
-    (header,) = [line for line in first.splitlines() if "k real/class" in line]  # one block: never wrapped
-    assert header.split()[0] == "run" and header.split()[-1] == "seeds"
+    (header,) = [line for line in first.splitlines() if "per class (k)" in line]  # one block: never wrapped
+    assert header.split()[0] == "run" and header.endswith("classifier seeds")
     stored = json.loads((cvae_copy / augmentation.RESULTS_FILE).read_text())["entries"]
     assert sorted(e["seed"] for e in stored.values()) == [0, 1] and {e["k"] for e in stored.values()} == {5}
 
@@ -253,3 +253,6 @@ def test_the_metrics_tab_part_computes_and_draws_the_results(tmp_path, dashboard
     assert names == ["real only", "real + 450 generated per class (cvae-mnist5k)"]
     entries = json.loads((checkpoints / "cvae-mnist5k" / augmentation.RESULTS_FILE).read_text())["entries"]
     assert sorted((e["k"], e["seed"]) for e in entries.values()) == [(k, s) for k in (2, 4) for s in SEEDS]
+    (shown,) = metrics.dataframe  # a real table with readable column names, one row per k
+    assert shown.value.columns[:3].tolist() == ["run", "real images per class (k)", "generated per class"]
+    assert shown.value["real images per class (k)"].tolist() == [2, 4] and not metrics.code
