@@ -305,6 +305,7 @@ def test_the_report_zip_has_the_figure_caption_and_tables_only_when_rows_are_sto
 
     folder = tmp_path / "checkpoints"
     shutil.copytree(CHECKPOINTS / "vae-mnist5k", folder / "vae-mnist5k")
+    (folder / "vae-mnist5k" / compression.RESULTS_FILE).unlink(missing_ok=True)  # the committed run has its rows
     shutil.copytree(CHECKPOINTS / "_extractors", folder / "_extractors")
     monkeypatch.setattr(bundle, "figure_bytes", lambda figure, fmt: f"figure {figure.layout.title.text}".encode())
     run = Run.read(folder / "vae-mnist5k")
@@ -318,6 +319,7 @@ def test_the_report_zip_has_the_figure_caption_and_tables_only_when_rows_are_sto
     readme = bare.read("README.md").decode()
     assert "Not included: the compression figure" in readme and "python -m evaluation compress" in readme
     assert "compression" not in bare.read("figures.md").decode()
+    assert "**Compression.**" not in bare.read("methods.md").decode()
 
     rows = compression.compress_runs([run], N)
     archive = report()
@@ -336,3 +338,20 @@ def test_the_report_zip_has_the_figure_caption_and_tables_only_when_rows_are_sto
     assert len(markdown) == 2 + len(rows) and "bits/image" in markdown[0]
     readme = archive.read("README.md").decode()
     assert "`tables/compression.csv`" in readme and "Not included: the compression" not in readme
+    (method,) = [line for line in archive.read("methods.md").decode().splitlines() if "**Compression.**" in line]
+    steps = ", ".join(f"{step:g}" for step in sorted(compression.STEPS))
+    assert f"n = {N} held-out test images" in method and f"Δ = {steps} (in prior" in method
+    qualities = ", ".join(map(str, sorted({q for codec in compression.CODECS for q in codec.qualities if q})))
+    assert (
+        f"JPEG, WebP and PNG (Pillow; the lossy ones at qualities {qualities})." in method
+        and "bits-back bound" in method
+    )
+
+
+def test_the_compression_text_names_the_tab_that_holds_the_rate_distortion_chart():
+    from dashboard.reconstruction import COMPRESSION_EXPLANATION
+    from dashboard.tabs import TAB_TITLES
+
+    text = " ".join(COMPRESSION_EXPLANATION.split())
+    (tab,) = [title for title in TAB_TITLES if f"the {title} tab's β rate–distortion chart" in text]
+    assert tab == "Sweeps"
