@@ -168,12 +168,17 @@ def test_cli_bad_run_is_one_line(tmp_path, capsys):
     assert error.startswith("error: ") and "encoder" in error
 
 
+def copy_of_vae(run_dir: Path) -> Path:
+    """A copy of the committed VAE run without the compression.json it was committed with: the tests measure and
+    store their own rows (compress writes them into the run folder)."""
+    shutil.copytree(CHECKPOINTS / "vae-mnist5k", run_dir)
+    (run_dir / compression.RESULTS_FILE).unlink(missing_ok=True)
+    return run_dir
+
+
 @pytest.fixture
 def vae_copy(tmp_path):
-    """A copy of the committed VAE run (compress writes its compression.json into the run folder)."""
-    run_dir = tmp_path / "runs" / "vae-mnist5k"
-    shutil.copytree(CHECKPOINTS / "vae-mnist5k", run_dir)
-    return run_dir
+    return copy_of_vae(tmp_path / "runs" / "vae-mnist5k")
 
 
 def test_cli_on_a_committed_run_writes_rows_and_the_figure_draws_them(tmp_path, vae_copy):
@@ -280,7 +285,7 @@ def test_reconstruction_tab_computes_on_a_click_then_shows_the_stored_figure(tmp
     from tests.test_app import assert_clean, open_app, part
 
     checkpoints = tmp_path / "checkpoints"
-    shutil.copytree(CHECKPOINTS / "vae-mnist5k", checkpoints / "vae-mnist5k")
+    copy_of_vae(checkpoints / "vae-mnist5k")
     monkeypatch.setattr(reconstruction, "COMPRESSION_N", N)
     app = open_app(checkpoints, monkeypatch)
     section = part(app, "Reconstruction", "recon_part", "Compression")
@@ -304,8 +309,7 @@ def test_the_report_zip_has_the_figure_caption_and_tables_only_when_rows_are_sto
     from evaluation import bundle
 
     folder = tmp_path / "checkpoints"
-    shutil.copytree(CHECKPOINTS / "vae-mnist5k", folder / "vae-mnist5k")
-    (folder / "vae-mnist5k" / compression.RESULTS_FILE).unlink(missing_ok=True)  # the committed run has its rows
+    copy_of_vae(folder / "vae-mnist5k")
     shutil.copytree(CHECKPOINTS / "_extractors", folder / "_extractors")
     monkeypatch.setattr(bundle, "figure_bytes", lambda figure, fmt: f"figure {figure.layout.title.text}".encode())
     run = Run.read(folder / "vae-mnist5k")
