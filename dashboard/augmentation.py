@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from evaluation.augmentation import DEFAULT_SEEDS, augment_run, augmentation_figure, stored_by_run, to_text
+from evaluation.augmentation import (
+    DEFAULT_SEEDS,
+    TABLE_NOTE,
+    augment_run,
+    augmentation_figure,
+    stored_by_run,
+    table,
+)
 
 from . import export
 from .state import Selection
@@ -60,5 +67,6 @@ def render(selection: Selection) -> None:
         st.info("No stored augmentation results for the selected runs yet: compute them above.")
         return
     export.chart(augmentation_figure(results), "augmentation", "metrics-augmentation")
-    st.code(to_text(results), language=None)
+    st.dataframe(table(results), hide_index=True)
+    st.caption(TABLE_NOTE)
     st.markdown(EXPLANATION)

@@ -39,6 +39,11 @@ on −log p(x)), the reconstruction error for an autoencoder and the discriminat
 ROC AUC = 1 means the score separates digits from the odd inputs perfectly, 0.5 means not at all, and below 0.5
 the score is inverted: it finds the odd inputs *more* normal than digits (a discriminator often does, because it
 only ever learnt to tell real digits from its own generator's fakes, not from noise).
+
+**Compression**: a model with an encoder is also a lossy compressor. Its code, rounded and entropy-coded under
+the prior, costs a few dozen bits per image; the Compression part plots bits per image against PSNR beside JPEG,
+WebP and PNG on the same test images. At those few dozen bits the pixel codecs have nothing to offer, while at
+higher rates they keep approaching the exact pixels and the model's PSNR stays capped by its decoder's blur.
 """
 
 COMPRESSION_EXPLANATION = """
@@ -54,7 +59,8 @@ the headers a collection of images could share), while at higher rates they keep
 leave the model's capped PSNR far behind. PNG is lossless: a vertical line at its size. The autoencoder was trained
 without a prior, so its codes are costed under a Gaussian fitted to its training codes (a coder built after
 training); a class-conditional model also pays log2(classes) bits for the label. Rates are bits per image, here and
-in the β sweep's rate–distortion chart.
+in the Sweeps tab's β rate–distortion chart (there the bits-back rate, KL / ln 2, averaged over the last training
+batches rather than measured on these test images).
 """
 COMPRESSION_N = compression.DEFAULT_N
 
@@ -211,7 +217,7 @@ def render_compression(encoders: list[Run]) -> None:
             rows = compression.stored_compression(encoders)
         else:
             st.caption(
-                "Takes a few seconds per run; stored in each run's `compression.json`, which "
+                "About a minute for three runs on a 2-core CPU; stored in each run's `compression.json`, which "
                 "`python -m evaluation compress RUN…` also writes and the report zip includes."
             )
     if not rows:
@@ -233,7 +239,15 @@ def warm(selection: Selection) -> None:
 def render(selection: Selection) -> None:
     if not selection.runs:
         return
-    count = st.slider("Images", 4, 16, 8, key="recon_count")
+    count = st.slider(
+        "Images",
+        4,
+        16,
+        8,
+        key="recon_count",
+        help="How many test images Reconstructions and Denoising show; Anomaly detection and Compression always "
+        "score their own fixed sets of test images, whatever this says.",
+    )
     encoders = [run for run in selection.runs if run.capabilities.encoder]
 
     def denoising():

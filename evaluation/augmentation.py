@@ -31,6 +31,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from generators.checkpoints import atomic_write_bytes
@@ -341,29 +342,34 @@ def _with_interval(row: dict, name: str, signed: bool = False) -> str:
     return f"{text} [{number.format(row[f'{name}_ci_low'])}, {number.format(row[f'{name}_ci_high'])}]"
 
 
-def to_text(results: dict[str, list[dict]]) -> str:
-    """The results as a table for a terminal, one line per run and k."""
-    import pandas as pd
-
-    frame = pd.DataFrame(
+def table(results: dict[str, list[dict]]) -> pd.DataFrame:
+    """One row per run and k, with readable column names (the terminal's table and the dashboard's)."""
+    return pd.DataFrame(
         [
             {
                 "run": run,
-                "k real/class": row["k"],
-                "m generated/class": row["generated_per_class"],
-                "real only": _with_interval(row, "real"),
-                "real + generated": _with_interval(row, "augmented"),
+                "real images per class (k)": row["k"],
+                "generated per class": row["generated_per_class"],
+                "accuracy: real only": _with_interval(row, "real"),
+                "accuracy: real + generated": _with_interval(row, "augmented"),
                 "gain": _with_interval(row, "gain", signed=True),
-                "seeds": ",".join(str(seed) for seed in row["seeds"]),
+                "classifier seeds": ", ".join(str(seed) for seed in row["seeds"]),
             }
             for run, rows in results.items()
             for row in rows
         ]
     )
-    return (
-        "Test accuracy on the held-out test split, mean [95 % interval, " + INTERVAL_METHOD + "]; gain = real + "
-        "generated − real only, paired by seed\n" + frame.to_string(index=False)
-    )
+
+
+TABLE_NOTE = (
+    "Test accuracy on the held-out test split, mean [95 % interval, " + INTERVAL_METHOD + "]; gain = real + "
+    "generated − real only, paired by seed"
+)
+
+
+def to_text(results: dict[str, list[dict]]) -> str:
+    """The results as a table for a terminal, one line per run and k."""
+    return TABLE_NOTE + "\n" + table(results).to_string(index=False)
 
 
 # --- the command line ---------------------------------------------------------------------------------------------

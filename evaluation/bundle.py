@@ -308,7 +308,8 @@ def tables(inputs: ReportInputs, rows: list[dict]) -> dict[str, str]:
         ({**run.info, "run_name": run.name}, run.capabilities.title, run.model().parameter_counts())
         for run in inputs.runs
     ]
-    files["methods.md"] = methods_paragraph(runs, rows)
+    augmentation = stored_by_run(inputs.runs)  # its figure is drawn exactly when there are stored results
+    files["methods.md"] = methods_paragraph(runs, rows, augmentation, compression)
     found = findings_module.assess(list(inputs.runs), rows)
     files["findings.md"] = findings_module.to_markdown(found, list(inputs.runs))
     return files

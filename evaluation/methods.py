@@ -196,9 +196,63 @@ def evaluation_lines(rows: list[dict]) -> list[str]:
     ]
 
 
-def methods_paragraph(runs: list[tuple[dict, str, dict[str, int]]], rows: list[dict]) -> str:
+def _numbers(values) -> str:
+    return ", ".join(f"{value:g}" for value in sorted(set(values)))
+
+
+def augmentation_lines(results: dict[str, list[dict]]) -> list[str]:
+    """The augmentation experiment as it was run, read from its stored summary rows (``augmentation.json``)."""
+    from .augmentation import INTERVAL_METHOD, RECIPE_BATCH
+
+    rows = [row for run_rows in results.values() for row in run_rows]
+    seed_lists = {tuple(row["seeds"]) for row in rows}
+    seeds = _numbers(seed for row in rows for seed in row["seeds"])
+    per_point = "" if len(seed_lists) == 1 else f" ({min(map(len, seed_lists))} to {max(map(len, seed_lists))} per k)"
+    return [
+        "",
+        f"**Augmentation.** For {join_names(list(results))}, the project's small convolutional classifier "
+        f"({_numbers(row['width'] for row in rows)} channels in its first convolution, "
+        f"{_numbers(row['steps'] for row in rows)} gradient steps in batches of {RECIPE_BATCH}) was trained on "
+        f"k = {_numbers(row['k'] for row in rows)} real training images per class alone, and for as many steps "
+        f"with m = {_numbers(row['generated_per_class'] for row in rows)} generated images per class added under "
+        "the labels they were drawn for; both were scored on the held-out test split. Each point is the mean over "
+        f"classifier seeds {seeds}{per_point} with a 95 % interval ({INTERVAL_METHOD}); the gain (real + generated "
+        "− real only) is paired by seed.",
+    ]
+
+
+def compression_lines(rows: list[dict]) -> list[str]:
+    """The compression experiment as it was run, read from its stored rows (``compression.json``)."""
+    from .compression import BITS_BACK_RATE, CODE_RATE, FILE_RATE, FITTED_RATE
+
+    models = [row for row in rows if row["rate"] in (CODE_RATE, FITTED_RATE)]
+    codecs = [row for row in rows if row["rate"] == FILE_RATE]
+    qualities = [row["param"] for row in codecs if row["param"] is not None]
+    fitted = sorted({row["name"] for row in rows if row["rate"] == FITTED_RATE})
+    bits_back = sorted({row["name"] for row in rows if row["rate"] == BITS_BACK_RATE})
+    return [
+        "",
+        f"**Compression.** The same n = {_numbers(row['n'] for row in rows)} held-out test images were compressed "
+        f"by {join_names(list(dict.fromkeys(row['name'] for row in models)))}: each encoder's code rounded to a grid "
+        f"of step Δ = {_numbers(row['param'] for row in models)} (in prior standard deviations) and costed at −log2 "
+        "of the probability its prior gives the cell"
+        + (f" ({join_names(fitted)}: a Gaussian fitted to its training codes)" if fitted else "")
+        + (f", and the bits-back bound KL(q(z|x) ‖ p(z)) / ln 2 of {join_names(bits_back)}" if bits_back else "")
+        + f"; beside {join_names(list(dict.fromkeys(row['name'] for row in codecs)))} (Pillow"
+        + (f"; the lossy ones at qualities {_numbers(qualities)})" if qualities else ")")
+        + ". Intervals are 95 % bootstrap intervals over the images.",
+    ]
+
+
+def methods_paragraph(
+    runs: list[tuple[dict, str, dict[str, int]]],
+    rows: list[dict],
+    augmentation: dict[str, list[dict]] | None = None,
+    compression: list[dict] | None = None,
+) -> str:
     """Markdown. ``runs``: (stored run info with ``run_name``, display title, parameter counts) per run;
-    ``rows``: the metric rows the report's table shows."""
+    ``rows``: the metric rows the report's table shows; ``augmentation`` (summary rows by run) and ``compression``
+    (rows): the stored results of those experiments, given only when the report includes their figures."""
     datasets = sorted({info["dataset"] for info, _, _ in runs})
     data = "; ".join(DATASET_TEXT.get(name, f"the image folder {name}") for name in datasets)
     lines = [
@@ -215,4 +269,8 @@ def methods_paragraph(runs: list[tuple[dict, str, dict[str, int]]], rows: list[d
         lines += ["", machine_sentence([info for info, _, _ in runs])]
     if rows:
         lines += evaluation_lines(rows)
+    if augmentation:
+        lines += augmentation_lines(augmentation)
+    if compression:
+        lines += compression_lines(compression)
     return "\n".join(lines) + "\n"

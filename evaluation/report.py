@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from types import SimpleNamespace
 
 import pandas as pd
@@ -20,6 +21,8 @@ import pandas as pd
 from .metric_specs import METRICS, UNITLESS, Metric, headline_metrics
 from .protocol import compare_protocols
 from .store import LIST_KEYS
+
+COLUMN_KEY = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")  # snake_case: a column key, not a word
 
 # (row key, column label, format) of the columns that describe a run rather than score it
 INFO_COLUMNS = {
@@ -214,11 +217,18 @@ def fact_sentence(rows: list[dict], describe) -> str | None:
     return "; ".join(f"{text} for {join_names(labels)}" for text, labels in parts)
 
 
+def readable_warning(text: str) -> str:
+    """A warning with each column key it names (``fid_ratio``, as older evaluations stored it) replaced by the
+    column's label (``FID / floor``), the name the tables show."""
+    return COLUMN_KEY.sub(lambda found: METRICS[found[0]].label if found[0] in METRICS else found[0], text)
+
+
 def warning_lines(rows: list[dict]) -> list[str]:
-    """Each warning once, with the rows it concerns ("all rows" when it concerns every one of several)."""
+    """Each warning once, in the tables' column names, with the rows it concerns ("all rows" when it concerns
+    every one of several)."""
     groups: dict[str, list[str]] = {}
     for row in rows:
-        for text in row.get("warnings") or []:
+        for text in map(readable_warning, row.get("warnings") or []):
             labels = groups.setdefault(text, [])
             if row_label(row) not in labels:
                 labels.append(row_label(row))

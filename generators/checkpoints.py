@@ -30,7 +30,7 @@ from safetensors import safe_open
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save
 
-from .base import Generator
+from .base import Generator, ModelConfig
 from .cli import MAX_CLASSES, MAX_SEED, MAX_STEPS
 from .errors import UserError, WriteFailed
 from .registry import model_class
@@ -342,9 +342,9 @@ def validate_run_info(info, where: Path) -> dict:
     return info
 
 
-def build_checked(name: str, config: dict) -> Generator:
-    """Build a model only after counting its parameters on the meta device (no memory): a config with huge
-    widths is refused in a millisecond instead of exhausting memory."""
+def checked_config(name: str, config: dict | ModelConfig) -> ModelConfig:
+    """The model's config, validated, after counting its parameters on the meta device (no memory): a config
+    with huge widths is refused in a millisecond instead of exhausting memory."""
     cls = model_class(name)
     config = cls.Config.from_dict(config) if isinstance(config, dict) else config
     with torch.device("meta"):
@@ -354,7 +354,12 @@ def build_checked(name: str, config: dict) -> Generator:
             f"this {cls.title} would have {count:,} parameters, more than the {MAX_PARAMETERS:,} allowed: "
             f"use smaller widths or latent size"
         )
-    return cls(config)
+    return config
+
+
+def build_checked(name: str, config: dict | ModelConfig) -> Generator:
+    """Build a model once ``checked_config`` accepts it."""
+    return model_class(name)(checked_config(name, config))
 
 
 def read_run_info(run_dir: Path) -> dict:

@@ -73,8 +73,8 @@ def parse_settings(texts: list[str], model_options) -> list[tuple[str, list[str]
         if key in {k for k, _ in parsed}:
             raise UserError(f"--set {key} is given twice: put all its values in one --set {key}=V1,V2,…")
         items = [v.strip() for v in values.split(",")]
-        if not all(items) or len(set(items)) != len(items):
-            raise UserError(f"--set {printable(text)[:60]}: give distinct values separated by commas")
+        if not all(items):
+            raise UserError(f"--set {printable(text)[:60]}: give values separated by commas")
         parsed.append((key, items))
     return parsed
 
@@ -110,21 +110,43 @@ def grid(args, train_options: list[str], cli) -> list[Point]:
                 where = ", ".join(f"{key}={value}" for key, value in combo)
                 raise UserError(f"sweep point {where}: {str(exc).removeprefix('error: ')}") from None
             points.append(Point(combo, seed, parsed, Path(args.out_root) / name))
-    check_data(points, cli)
+    check_distinct(settings, points)
+    check_models(points, cli)
     return points
 
 
-def check_data(points: list[Point], cli) -> None:
-    """Every point's training subset exists (``--train-size`` within the split), checked once per data set."""
-    from .training import run_data
+def check_distinct(settings: list[tuple[str, list[str]]], points: list[Point]) -> None:
+    """Two values of a setting that parse to the same value (``beta=1,1.0``, ``train_size=300,300``) would train
+    the same run twice: refused (not merged), naming both as typed."""
+    for index, (key, values) in enumerate(settings):
+        typed = {point.settings[index][1]: getattr(point.args, key) for point in points}
+        for later, text in enumerate(values):
+            same = next((earlier for earlier in values[:later] if typed[earlier] == typed[text]), None)
+            if same is not None:
+                raise UserError(
+                    f"--set {key}: {printable(same)} and {printable(text)} are the same value; give each value once"
+                )
 
-    seen = set()
+
+def check_models(points: list[Point], cli) -> None:
+    """What ``train`` checks once it has a run's data, for every point: its training subset exists
+    (``--train-size`` within the split; the data loaded once per data set) and its model config, completed by the
+    data's image shape and classes, is valid and not too large."""
+    from .checkpoints import checked_config
+    from .registry import model_class
+    from .training import dataset_fields, run_data
+
+    loaded = {}
     for point in points:
-        _, cfg = cli.train_settings(point.args, point.seed)
+        options, cfg = cli.train_settings(point.args, point.seed)
         key = (cfg.dataset, cfg.data_dir, cfg.image_size, cfg.channels, cfg.train_size, str(cfg.exclude_classes))
-        if key not in seen:
-            seen.add(key)
-            run_data(cfg)
+        if key not in loaded:
+            loaded[key] = run_data(cfg)
+        try:
+            checked_config(point.args.model, {**options, **dataset_fields(model_class(point.args.model), loaded[key])})
+        except UserError as exc:
+            where = ", ".join(f"{name}={value}" for name, value in point.settings)
+            raise UserError(f"sweep point {where}: {str(exc).removeprefix('error: ')}") from None
 
 
 def state_of(point: Point, cli) -> str:

@@ -130,6 +130,8 @@ def test_results_are_stored_beside_the_run_and_read_back(cvae_copy, monkeypatch,
     argv = ["augment", str(cvae_copy), "--real-per-class", "5", "--seeds", "0", "1", "--generated-per-class", "5"]
     assert main(argv) == 0
     first = capsys.readouterr().out
+    (header,) = [line for line in first.splitlines() if "per class (k)" in line]  # one block: never wrapped
+    assert header.split()[0] == "run" and header.endswith("classifier seeds")
     stored = json.loads((cvae_copy / augmentation.RESULTS_FILE).read_text())["entries"]
     assert sorted(e["seed"] for e in stored.values()) == [0, 1] and {e["k"] for e in stored.values()} == {5}
 
@@ -251,6 +253,39 @@ def test_the_metrics_tab_part_computes_and_draws_the_results(tmp_path, dashboard
     assert names == ["real only", "real + 450 generated per class (cvae-mnist5k)"]
     entries = json.loads((checkpoints / "cvae-mnist5k" / augmentation.RESULTS_FILE).read_text())["entries"]
     assert sorted((e["k"], e["seed"]) for e in entries.values()) == [(k, s) for k in (2, 4) for s in SEEDS]
+    (shown,) = metrics.dataframe  # a real table with readable column names, one row per k
+    assert shown.value.columns[:3].tolist() == ["run", "real images per class (k)", "generated per class"]
+    assert shown.value["real images per class (k)"].tolist() == [2, 4] and not metrics.code
+
+
+def test_the_methods_describe_the_experiment_exactly_when_the_report_draws_it(cvae_copy):
+    """methods.md gets the classifier recipe, k, m, seeds and interval of the stored results, and only when the
+    report's figures include the augmentation figure."""
+    from evaluation import bundle
+    from evaluation.store import weights_sha256
+
+    shutil.copytree(ROOT / "checkpoints" / "_extractors", cvae_copy.parent / "_extractors")
+
+    def report() -> tuple[bool, str]:
+        run = Run.read(cvae_copy)
+        inputs = bundle.report_inputs([run], n_samples=16, folder=cvae_copy.parent, pool=[run])
+        return "augmentation" in bundle.report_figures(inputs, []), bundle.tables(inputs, [])["methods.md"]
+
+    drawn, methods = report()
+    assert not drawn and "Augmentation" not in methods
+    entries = [
+        {"k": k, "generated_per_class": 90, "seed": seed, "steps": 37, "width": 6}
+        | {"real_accuracy": 0.5, "augmented_accuracy": 0.6 + seed / 100}
+        for k in (10, 40)
+        for seed in (0, 1, 2)
+    ]  # a recipe other than the code's defaults: the text must be read from the stored results
+    augmentation.store_entries(cvae_copy, entries, weights_sha256(cvae_copy))
+    drawn, methods = report()
+    (line,) = [line for line in methods.splitlines() if "**Augmentation.**" in line]
+    assert drawn and "cvae-mnist5k" in line
+    assert "(6 channels in its first convolution, 37 gradient steps" in line
+    assert "k = 10, 40 real training images per class" in line and "m = 90 generated images per class" in line
+    assert f"classifier seeds 0, 1, 2 with a 95 % interval ({augmentation.INTERVAL_METHOD})" in line
 
 
 def test_the_note_says_what_each_generator_was_trained_on():

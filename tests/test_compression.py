@@ -168,12 +168,17 @@ def test_cli_bad_run_is_one_line(tmp_path, capsys):
     assert error.startswith("error: ") and "encoder" in error
 
 
+def copy_of_vae(run_dir: Path) -> Path:
+    """A copy of the committed VAE run without the compression.json it was committed with: the tests measure and
+    store their own rows (compress writes them into the run folder)."""
+    shutil.copytree(CHECKPOINTS / "vae-mnist5k", run_dir)
+    (run_dir / compression.RESULTS_FILE).unlink(missing_ok=True)
+    return run_dir
+
+
 @pytest.fixture
 def vae_copy(tmp_path):
-    """A copy of the committed VAE run (compress writes its compression.json into the run folder)."""
-    run_dir = tmp_path / "runs" / "vae-mnist5k"
-    shutil.copytree(CHECKPOINTS / "vae-mnist5k", run_dir)
-    return run_dir
+    return copy_of_vae(tmp_path / "runs" / "vae-mnist5k")
 
 
 def test_cli_on_a_committed_run_writes_rows_and_the_figure_draws_them(tmp_path, vae_copy):
@@ -264,6 +269,8 @@ def test_the_cli_reads_stored_rows_back_and_no_cache_recomputes(vae_copy, monkey
 
     assert main(["compress", str(vae_copy), "--n", "10"]) == 0
     first = capsys.readouterr().out
+    (header,) = [line for line in first.splitlines() if "model / codec" in line]  # one block: never wrapped
+    assert "header bits" in header and not any(line.strip().startswith("header bits") for line in first.splitlines())
     before = (vae_copy / compression.RESULTS_FILE).stat().st_mtime_ns
     assert main(["compress", str(vae_copy), "--n", "10"]) == 0
     assert capsys.readouterr().out == first
@@ -278,7 +285,7 @@ def test_reconstruction_tab_computes_on_a_click_then_shows_the_stored_figure(tmp
     from tests.test_app import assert_clean, open_app, part
 
     checkpoints = tmp_path / "checkpoints"
-    shutil.copytree(CHECKPOINTS / "vae-mnist5k", checkpoints / "vae-mnist5k")
+    copy_of_vae(checkpoints / "vae-mnist5k")
     monkeypatch.setattr(reconstruction, "COMPRESSION_N", N)
     app = open_app(checkpoints, monkeypatch)
     section = part(app, "Reconstruction", "recon_part", "Compression")
@@ -302,7 +309,7 @@ def test_the_report_zip_has_the_figure_caption_and_tables_only_when_rows_are_sto
     from evaluation import bundle
 
     folder = tmp_path / "checkpoints"
-    shutil.copytree(CHECKPOINTS / "vae-mnist5k", folder / "vae-mnist5k")
+    copy_of_vae(folder / "vae-mnist5k")
     shutil.copytree(CHECKPOINTS / "_extractors", folder / "_extractors")
     monkeypatch.setattr(bundle, "figure_bytes", lambda figure, fmt: f"figure {figure.layout.title.text}".encode())
     run = Run.read(folder / "vae-mnist5k")
@@ -316,6 +323,7 @@ def test_the_report_zip_has_the_figure_caption_and_tables_only_when_rows_are_sto
     readme = bare.read("README.md").decode()
     assert "Not included: the compression figure" in readme and "python -m evaluation compress" in readme
     assert "compression" not in bare.read("figures.md").decode()
+    assert "**Compression.**" not in bare.read("methods.md").decode()
 
     rows = compression.compress_runs([run], N)
     archive = report()
@@ -334,3 +342,20 @@ def test_the_report_zip_has_the_figure_caption_and_tables_only_when_rows_are_sto
     assert len(markdown) == 2 + len(rows) and "bits/image" in markdown[0]
     readme = archive.read("README.md").decode()
     assert "`tables/compression.csv`" in readme and "Not included: the compression" not in readme
+    (method,) = [line for line in archive.read("methods.md").decode().splitlines() if "**Compression.**" in line]
+    steps = ", ".join(f"{step:g}" for step in sorted(compression.STEPS))
+    assert f"n = {N} held-out test images" in method and f"Δ = {steps} (in prior" in method
+    qualities = ", ".join(map(str, sorted({q for codec in compression.CODECS for q in codec.qualities if q})))
+    assert (
+        f"JPEG, WebP and PNG (Pillow; the lossy ones at qualities {qualities})." in method
+        and "bits-back bound" in method
+    )
+
+
+def test_the_compression_text_names_the_tab_that_holds_the_rate_distortion_chart():
+    from dashboard.reconstruction import COMPRESSION_EXPLANATION
+    from dashboard.tabs import TAB_TITLES
+
+    text = " ".join(COMPRESSION_EXPLANATION.split())
+    (tab,) = [title for title in TAB_TITLES if f"the {title} tab's β rate–distortion chart" in text]
+    assert tab == "Sweeps"

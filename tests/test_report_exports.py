@@ -39,6 +39,20 @@ def test_latex_table_is_page_width_with_the_headline_columns_only():
     assert "12.50 [11.00, 14.00]" in tex  # value [95 % interval]
 
 
+def test_warnings_name_a_column_by_its_label():
+    """A warning stored by an older evaluation names a column by its key (fid_ratio): every export shows the
+    column's label instead, as the table's header does."""
+    from evaluation.metric_specs import metric
+    from evaluation.report import to_markdown, to_text
+
+    stored = "a floor at smaller n is higher, so fid_ratio is optimistic; fid_floor too"
+    row = {**ROW, "warnings": [stored]}
+    label, floor = metric("fid_ratio").label, metric("fid_floor").label
+    assert f"so {label} is optimistic; {floor} too" in to_latex([row]) and "fid\\_ratio" not in to_latex([row])
+    for text in (to_markdown([row]), to_text([row], width=200)):
+        assert f"so {label} is optimistic; {floor} too" in text and "fid_ratio is" not in text
+
+
 def test_methods_paragraph_says_what_was_done():
     info = {
         "run_name": "vae-x",

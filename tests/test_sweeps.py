@@ -167,10 +167,27 @@ def test_a_sweep_resumes_unfinished_points_and_skips_finished_ones(tmp_path, cap
         (["--set", "train_size=300,9000"], "--train-size"),
         (["--set", "beta=1", "--beta", "2"], "--beta"),
         (["--set", "g_width=8"], "does not apply to vae"),
+        (["--set", "beta=0.5,-1"], "--beta must be >= 0"),  # a model config check: before β = 0.5 trains
+        (["--set", "beta=1,1.0"], "1 and 1.0 are the same value"),  # compared as numbers, not as text
+        (["--set", "train_size=300,300"], "300 and 300 are the same value"),
     ],
 )
 def test_a_bad_grid_is_refused_before_any_point_trains(tmp_path, capsys, grid, mentions):
     assert_one_line_error(sweep_cli(capsys, tmp_path, *grid, "--steps", "1"), mentions=mentions)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_point_whose_model_is_too_large_is_refused_before_any_point_trains(tmp_path, capsys):
+    """The model's size is checked with the data's image shape, for every point, before the first trains."""
+    from .helpers import tiny_options
+
+    widths = {key: value for key, value in tiny_options("vae").items() if key != "latent_dim"}
+    small = [part for key, value in widths.items() for part in (f"--{key.replace('_', '-')}", str(value))]
+    result = generators_cli(
+        capsys, "sweep", "vae", *small, "--set", "latent_dim=4,100000000", "--steps", "1",
+        "--out-root", str(tmp_path), "--quiet",
+    )  # fmt: skip
+    assert_one_line_error(result, mentions="latent_dim=100000000")
     assert list(tmp_path.iterdir()) == []
 
 
