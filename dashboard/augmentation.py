@@ -11,6 +11,7 @@ from evaluation.augmentation import (
     TABLE_NOTE,
     augment_run,
     augmentation_figure,
+    generator_note,
     stored_by_run,
     table,
 )
@@ -69,4 +70,5 @@ def render(selection: Selection) -> None:
     export.chart(augmentation_figure(results), "augmentation", "metrics-augmentation")
     st.dataframe(table(results), hide_index=True)
     st.caption(TABLE_NOTE)
+    st.caption(generator_note([run for run in conditional if run.name in results]) + ".")
     st.markdown(EXPLANATION)

@@ -322,6 +322,10 @@ def tour_reconstruction(page) -> None:
     changes(page, title, slide(page, "denoise_sigma"), "noise level", "images")
     changes(page, title, section(page, "Anomaly detection"), "the anomaly part", "charts")
     changes(page, title, radio(page, "ood_kind", "test digits with black and white swapped"), "odd inputs", "charts")
+    changes(page, title, section(page, "Compression"), "the compression part", "text")
+    compute = click(widget(page, "compression_button").locator("button"))
+    after = changes(page, title, compute, "compute the compression curves", "charts")
+    assert after["charts"], "no compression chart after the click"
     expander_opens(page, "What these experiments show")
 
 
@@ -488,6 +492,8 @@ def tour_metrics(page, trained: str) -> None:
     changes(page, title, section(page, "Classes, sharpness, FID against n"), "the second chart part", "charts")
     changes(page, title, section(page, "Training curves"), "the training curves", "charts")
     changes(page, title, section(page, "What each run was given"), "what each run was given", "text")
+    after = changes(page, title, section(page, "Augmentation"), "the augmentation part", "text")
+    assert "Select a class-conditional run" in after["text"]  # the tour's runs are all unconditional
     changes(page, title, opens(page, "Each run's full configuration"), "each run's configuration", "text")
     changes(page, title, opens(page, "Every column of every row at n = 500"), "the full table", "text")
     after = changes(page, title, choose_action(page, "metrics_view_n", "100"), "rows at n = 100", "text")
