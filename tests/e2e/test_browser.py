@@ -426,6 +426,8 @@ def tour_train(page, checkpoints: Path) -> str:
     title = "Train"
     open_tab(page, title)
     choose(page, title, "train_model", "Autoencoder")
+    changes(page, title, radio(page, "train_budget", "minutes"), "a budget in minutes", "text")
+    changes(page, title, radio(page, "train_budget", "steps"), "a budget in steps", "text")
     act(page, title, type_number(page, "train_seed", 3), "seed")
     act(page, title, type_number(page, "train_amount_steps_ae", 10), "steps")
     act(page, title, type_number(page, "train_latent_ae", 4), "latent size")
@@ -464,7 +466,24 @@ def tour_train(page, checkpoints: Path) -> str:
     page.get_by_text(f"{run_dir.name} finished").wait_for(timeout=RENDER_MS)
     wait_for_step(run_dir, 20)
     assert_no_error(page, "Train")
+    cancel_a_long_run_on_sprites(page, checkpoints)
     return run_dir.name
+
+
+def cancel_a_long_run_on_sprites(page, checkpoints: Path) -> None:
+    """The data set box reaches the run; Cancel stops a long run, which keeps its last checkpoint."""
+    title = "Train"
+    choose(page, title, "train_dataset", "sprites")
+    act(page, title, type_number(page, "train_amount_steps_ae", 100_000), "a long run")
+    before = {p.name for p in checkpoints.iterdir()}
+    widget(page, "train_start").locator("button").click()
+    page.get_by_text(re.compile(r": step \d+ of 100000")).wait_for(timeout=RENDER_MS)
+    page.get_by_role("button", name="Cancel (keeps a checkpoint)").click()
+    page.get_by_text(re.compile(r"was cancelled; its last checkpoint was kept")).wait_for(timeout=RENDER_MS)
+    (run_dir,) = [p for p in checkpoints.iterdir() if p.name not in before]
+    info = run_info(run_dir)
+    assert info["dataset"] == "sprites" and 0 < info["step"] < 100_000, info
+    assert_no_error(page, "Train, after Cancel")
 
 
 def wait_for_step(run_dir: Path, step: int, timeout_s: float = 120) -> None:
