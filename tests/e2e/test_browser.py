@@ -511,10 +511,10 @@ def tour_metrics(page, trained: str) -> None:
     changes(page, title, section(page, "Classes, sharpness, FID against n"), "the second chart part", "charts")
     changes(page, title, section(page, "Training curves"), "the training curves", "charts")
     changes(page, title, section(page, "What each run was given"), "what each run was given", "text")
-    after = changes(page, title, section(page, "Augmentation"), "the augmentation part", "text")
-    assert "Select a class-conditional run" in after["text"]  # the tour's runs are all unconditional
     changes(page, title, opens(page, "Each run's full configuration"), "each run's configuration", "text")
     changes(page, title, opens(page, "Every column of every row at n = 500"), "the full table", "text")
+    after = changes(page, title, section(page, "Augmentation"), "the augmentation part", "text")
+    assert "Select a class-conditional run" in after["text"]  # the tour's runs are all unconditional
     after = changes(page, title, choose_action(page, "metrics_view_n", "100"), "rows at n = 100", "text")
     assert "Headline metrics at n = 100" in after["text"]
     expander_opens(page, "What the metrics mean")
