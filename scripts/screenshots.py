@@ -24,8 +24,8 @@ SHOTS = {
 OUT = ROOT / "docs" / "screenshots"
 
 
-def shoot(page, tab: str, name: str) -> None:
-    """Click the tab (or a tab's part) ``tab``, wait until its charts are drawn, screenshot it as ``name``.png."""
+def settle(page, tab: str) -> None:
+    """Click the tab (or a tab's part) ``tab`` and wait until its charts are drawn."""
     page.get_by_role("tab", name=tab, exact=True).click()
     page.wait_for_timeout(500)
     page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=120_000)
@@ -35,6 +35,14 @@ def shoot(page, tab: str, name: str) -> None:
         timeout=120_000,
     )
     page.wait_for_timeout(500)
+
+
+def shoot(page, tab: str, name: str, showing: str | None = None) -> None:
+    """Screenshot the tab ``tab`` as ``name``.png, scrolled to the first chart whose text holds ``showing``."""
+    settle(page, tab)
+    if showing:
+        page.locator("[data-testid=stPlotlyChart]", has_text=showing).first.scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
     page.screenshot(path=str(OUT / f"{name}.png"))
     print(f"wrote {OUT / f'{name}.png'}")
 
@@ -56,9 +64,8 @@ def main() -> int:
                 # latent interpretability: the sprites runs' factor map and labelled traversals
                 page.locator(".st-key-dataset").get_by_role("button", name="Open").click()
                 page.get_by_role("option", name="sprites", exact=True).click()
-                wait_for_sample_grids(page, 4)
-                page.get_by_role("tab", name="Latent space", exact=True).click()
-                shoot(page, "Traversals and KL per dimension", "latent-sprites")
+                settle(page, "Latent space")
+                shoot(page, "Traversals and KL per dimension", "latent-sprites", "what each dimension holds")
         finally:
             browser.close()
     return 0
