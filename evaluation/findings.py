@@ -315,13 +315,14 @@ def generated_images_help(runs, rows) -> Finding:
         return Finding(
             claim, NOT_MEASURED, "needs a class-conditional run among the selected runs (e.g. cvae-mnist5k)."
         )
-    parts, verdicts = [], []
+    parts, verdicts, measured = [], [], []
     for run in conditional:
         results = stored_results(run)
         if not results:
             parts.append(f"{run.name}: no stored results (`python -m evaluation augment {run.name}`, Metrics tab)")
             verdicts.append(NOT_MEASURED)
             continue
+        measured.append(run)
         row = min(results, key=lambda r: (r["k"], -len(r["seeds"]), -r["generated_per_class"]))
         low, high = row["gain_ci_low"], row["gain_ci_high"]
         m = row["generated_per_class"]
@@ -332,7 +333,6 @@ def generated_images_help(runs, rows) -> Finding:
             continue
         parts.append(text + f", 95 % interval [{low:+.3f}, {high:+.3f}] ({row['interval']}, n = {len(row['seeds'])})")
         verdicts.append(SUPPORTED if low > 0 else CONTRADICTED if high < 0 else NO_CLEAR)
-    measured = [run for run in conditional if stored_results(run)]
     caveat = f" {generator_note(measured)}." if measured else ""
     return Finding(claim, combine_verdicts(verdicts), "; ".join(parts) + "." + caveat)
 

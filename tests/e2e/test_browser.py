@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,22 @@ def server(dashboard_runs, tmp_path_factory):
         yield url, checkpoints
 
 
+@contextmanager
+def dashboard_page(url: str, width: int = 1400):
+    """A Chromium page on the dashboard at ``url``, ``width`` px wide, once the first sample grids are drawn."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 1000}, accept_downloads=True)
+            page.goto(url)
+            wait_for_sample_grids(page, 4)
+            yield page
+        finally:
+            browser.close()
+
+
 def assert_no_error(page, where: str) -> None:
     errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
     assert errors.count() == 0, f"{where}: {errors.first.inner_text()}"
@@ -70,44 +87,35 @@ def download(page, selector: str, path: Path) -> bytes:
 
 
 def test_every_tab_renders_a_seed_change_reruns_samples_only_and_figures_download(server, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     url, _checkpoints = server
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-            page.goto(url)
-            wait_for_sample_grids(page, 4)
-            page.screenshot(path=str(ARTIFACTS / "dashboard-samples.png"), full_page=True)
-            counts = {}
-            for title in TAB_TITLES:
-                counts[title] = open_tab(page, title)
-                assert_no_error(page, title)
-            # a seed change re-draws the sample grids and re-runs the Samples tab alone
-            samples_before = open_tab(page, "Samples")
-            set_seed(page, 3, sample_sources(page), 4)
-            page.get_by_text(f"render count Samples: {samples_before + 1}").wait_for(timeout=RENDER_MS)
-            assert open_tab(page, "Metrics") == counts["Metrics"] + 1  # once for being opened, not for the seed
-            # report figures: the labelled samples figure as PNG and PDF
-            open_tab(page, "Samples")
-            png = download(page, ".st-key-samples-figure-png button", tmp_path / "samples.png")
-            pdf = download(page, ".st-key-samples-figure-pdf button", tmp_path / "samples.pdf")
-            assert png.startswith(b"\x89PNG\r\n\x1a\n") and pdf.startswith(b"%PDF-")
-            # the report zip: figures as PNG and PDF, the page-width LaTeX table, the methods paragraph
-            open_tab(page, "Findings & report")
-            page.locator(".st-key-report_build button").click()
-            page.locator(".st-key-report_download button").wait_for(timeout=RENDER_MS)
-            download(page, ".st-key-report_download button", tmp_path / "report.zip")
-            names = zipfile.ZipFile(tmp_path / "report.zip").namelist()
-            assert "tables/summary.tex" in names and "methods.md" in names
-            assert any(n.startswith("figures/") and n.endswith(".png") for n in names)
-            assert any(n.startswith("figures/") and n.endswith(".pdf") for n in names)
-            page.screenshot(path=str(ARTIFACTS / "dashboard-report.png"), full_page=True)
-            assert_no_error(page, "after the downloads")
-        finally:
-            browser.close()
+    with dashboard_page(url) as page:
+        page.screenshot(path=str(ARTIFACTS / "dashboard-samples.png"), full_page=True)
+        counts = {}
+        for title in TAB_TITLES:
+            counts[title] = open_tab(page, title)
+            assert_no_error(page, title)
+        # a seed change re-draws the sample grids and re-runs the Samples tab alone
+        samples_before = open_tab(page, "Samples")
+        set_seed(page, 3, sample_sources(page), 4)
+        page.get_by_text(f"render count Samples: {samples_before + 1}").wait_for(timeout=RENDER_MS)
+        assert open_tab(page, "Metrics") == counts["Metrics"] + 1  # once for being opened, not for the seed
+        # report figures: the labelled samples figure as PNG and PDF
+        open_tab(page, "Samples")
+        png = download(page, ".st-key-samples-figure-png button", tmp_path / "samples.png")
+        pdf = download(page, ".st-key-samples-figure-pdf button", tmp_path / "samples.pdf")
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and pdf.startswith(b"%PDF-")
+        # the report zip: figures as PNG and PDF, the page-width LaTeX table, the methods paragraph
+        open_tab(page, "Findings & report")
+        page.locator(".st-key-report_build button").click()
+        page.locator(".st-key-report_download button").wait_for(timeout=RENDER_MS)
+        download(page, ".st-key-report_download button", tmp_path / "report.zip")
+        names = zipfile.ZipFile(tmp_path / "report.zip").namelist()
+        assert "tables/summary.tex" in names and "methods.md" in names
+        assert any(n.startswith("figures/") and n.endswith(".png") for n in names)
+        assert any(n.startswith("figures/") and n.endswith(".pdf") for n in names)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-report.png"), full_page=True)
+        assert_no_error(page, "after the downloads")
 
 
 # What a user sees of the page: its text (without the test-mode render counters), every picture (its address, which
@@ -330,27 +338,18 @@ def tour_reconstruction(page) -> None:
 
 
 def test_every_control_of_the_default_tour_has_a_visible_effect(server, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     url, checkpoints = server
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-            page.goto(url)
-            wait_for_sample_grids(page, 4)
-            tour_samples(page, tmp_path)
-            tour_interpolation(page, tmp_path)
-            tour_anatomy(page)
-            tour_reconstruction(page)
-            tour_latent(page)
-            tour_sanity(page)
-            trained = tour_train(page, checkpoints)
-            tour_metrics(page, trained)
-            tour_report(page, tmp_path)
-            tour_sweeps(page)
-        finally:
-            browser.close()
+    with dashboard_page(url) as page:
+        tour_samples(page, tmp_path)
+        tour_interpolation(page, tmp_path)
+        tour_anatomy(page)
+        tour_reconstruction(page)
+        tour_latent(page)
+        tour_sanity(page)
+        trained = tour_train(page, checkpoints)
+        tour_metrics(page, trained)
+        tour_report(page, tmp_path)
+        tour_sweeps(page)
 
 
 def tour_latent(page) -> None:
@@ -569,30 +568,21 @@ def tour_sweeps(page) -> None:
 
 
 def test_narrow_screen_shows_every_tab_and_whole_controls_without_the_sidebar(server):
-    from playwright.sync_api import sync_playwright
-
     url, _checkpoints = server
 
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        try:
-            page = browser.new_page(viewport={"width": 800, "height": 1000})
-            page.goto(url)
-            wait_for_sample_grids(page, 4)
-            page.wait_for_function(
-                "() => document.querySelector('[data-testid=stSidebar]').getBoundingClientRect().right <= 0",
-                timeout=10_000,
-            )
-            for title in TAB_TITLES:
-                tab = page.get_by_role("tab", name=title, exact=True)
-                box = tab.bounding_box()
-                assert box and box["x"] >= 0 and box["x"] + box["width"] <= 800, f"tab {title} is out of sight"
-                tab.click()
-                wait_until_drawn(page, title)
-                assert_no_error(page, f"{title} at 800 px")
-                assert page.evaluate(CUT_CONTROLS) == [], f"{title} at 800 px: controls cut short"
-                assert page.evaluate(CLIPPED_TITLES) == [], f"{title} at 800 px: chart titles clipped"
-                if title == "Samples":
-                    page.screenshot(path=str(ARTIFACTS / "dashboard-800px.png"))
-        finally:
-            browser.close()
+    with dashboard_page(url, 800) as page:
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=stSidebar]').getBoundingClientRect().right <= 0",
+            timeout=10_000,
+        )
+        for title in TAB_TITLES:
+            tab = page.get_by_role("tab", name=title, exact=True)
+            box = tab.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= 800, f"tab {title} is out of sight"
+            tab.click()
+            wait_until_drawn(page, title)
+            assert_no_error(page, f"{title} at 800 px")
+            assert page.evaluate(CUT_CONTROLS) == [], f"{title} at 800 px: controls cut short"
+            assert page.evaluate(CLIPPED_TITLES) == [], f"{title} at 800 px: chart titles clipped"
+            if title == "Samples":
+                page.screenshot(path=str(ARTIFACTS / "dashboard-800px.png"))
