@@ -29,9 +29,10 @@ JOBS_KEY = "training_jobs"
 
 
 def unique_run_name(model: str, dataset: str) -> str:
-    """``model-dataset-MMDD-HHMM-xxxx``: short, and distinct across sessions that click "start" in one minute."""
+    """``model-dataset-MMDD-HHMM-xxxxxxxx``: short, and distinct across sessions that click "start" in one minute
+    (eight hex digits: two of 50 names in a minute share them with a chance of 3e-7; four gave 2 %)."""
     dataset = dataset.replace("folder:", "").replace("/", "_").strip("_") or "folder"
-    return f"{model}-{dataset}-{time.strftime('%m%d-%H%M')}-{uuid.uuid4().hex[:4]}"
+    return f"{model}-{dataset}-{time.strftime('%m%d-%H%M')}-{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
