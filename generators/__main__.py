@@ -146,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="torch.compile the networks (a minute of compiling first; falls back when this machine cannot)",
     )
+    train.add_argument(
+        "--lr-schedule",
+        choices=("constant", "cosine"),
+        help="learning rates over the budget: constant (default), or cosine from the model's rates down to 0 at "
+        "the last step (needs --steps or --epochs)",
+    )
     train.add_argument("--resume", action="store_true", help="continue the run in --run")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run of that name")
     train.add_argument("--progress-json", help="also write progress to this file (used by the dashboard)")
@@ -308,6 +314,7 @@ def train_settings(args, seed: int):
         compile=args.compile,
         train_size=args.train_size,
         exclude_classes=args.exclude_classes,
+        lr_schedule=args.lr_schedule,
     )
     return options, cfg
 

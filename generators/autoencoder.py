@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import MAX_EXTRA_CONVS, MAX_HIDDEN_DIM, MAX_LR, MAX_WIDTH, Generator, ModelConfig
+from .base import MAX_EXTRA_CONVS, MAX_HIDDEN_DIM, MAX_LR, MAX_WIDTH, Generator, ModelConfig, adam
 from .cli import checked_float, checked_int
 from .errors import UserError
 from .nets import ConvDecoder, ConvEncoder
@@ -104,7 +104,7 @@ class Autoencoder(Generator):
         return "Gaussian decoder with unit variance (recon=mse)"
 
     def configure_optimizers(self, train_cfg) -> dict[str, torch.optim.Optimizer]:
-        return {"adam": torch.optim.Adam(self.parameters(), lr=self.config.lr)}
+        return {"adam": adam(self.parameters(), lr=self.config.lr)}
 
     def training_step(self, batch, optimizers) -> dict[str, float]:
         x = batch[0]

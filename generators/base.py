@@ -129,6 +129,14 @@ def balanced_labels(n: int, num_classes: int) -> torch.Tensor:
     return torch.arange(n) % num_classes
 
 
+def adam(parameters, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Adam:
+    """Adam, fused into one kernel per step where the parameters' device has it (CPU, CUDA): the same update,
+    fewer small kernels, about 5 % of the VAE's step on a 2-core CPU (BENCHMARKS.md)."""
+    parameters = list(parameters)
+    fused = bool(parameters) and all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in parameters)
+    return torch.optim.Adam(parameters, lr=lr, betas=betas, fused=fused or None)
+
+
 class Generator(nn.Module):
     """A generative image model: sample from a prior, decode latents, train itself one batch at a time.
 

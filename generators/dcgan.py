@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 from torch.quasirandom import SobolEngine
 
-from .base import MAX_LR, MAX_WIDTH, Generator, ModelConfig
+from .base import MAX_LR, MAX_WIDTH, Generator, ModelConfig, adam
 from .cli import checked_float, checked_int
 from .errors import UserError
 from .nets import downsampling_sizes, stage_widths
@@ -217,8 +217,8 @@ class DCGAN(Generator):
     def configure_optimizers(self, train_cfg) -> dict[str, torch.optim.Optimizer]:
         cfg, betas = self.config, (self.config.beta1, self.config.beta2)
         return {
-            "g": torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, betas=betas),
-            "d": torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr_d, betas=betas),
+            "g": adam(self.generator.parameters(), lr=cfg.lr_g, betas=betas),
+            "d": adam(self.discriminator.parameters(), lr=cfg.lr_d, betas=betas),
         }
 
     def parameter_counts(self) -> dict[str, int]:

@@ -19,7 +19,7 @@ import torch
 from .checkpoints import HISTORY, LOCK, RUN_FILES, TEMP_MARK, WEIGHTS, lock_holder, process_alive, run_lock
 from .cli import MAX_STEPS
 from .errors import UserError
-from .train_config import SUBSET_FIELDS, TrainConfig
+from .train_config import OPTIONAL_FIELDS, TrainConfig
 from .trainer import CheckpointWriter, Diverged, Trainer, first_non_finite
 
 
@@ -43,11 +43,11 @@ def resumed_settings(
     if stored["model"] != model_name:
         raise UserError(f"{run_dir} holds a {stored['model']} run, not {model_name}")
     check_resume_options(model_options, stored["model_config"], run_dir)
-    for key in SUBSET_FIELDS:  # the run keeps the images it was trained on
+    for key in OPTIONAL_FIELDS:  # the run keeps the images it was trained on, and its learning-rate schedule
         given, kept = getattr(cfg, key), stored["train_config"].get(key)
         if given is not None and given != kept:
             flag = "--" + key.replace("_", "-")
-            raise UserError(f"{run_dir} was trained with {flag} {kept}, not {given}; a resumed run keeps its data")
+            raise UserError(f"{run_dir} was trained with {flag} {kept}, not {given}; a resumed run keeps it")
     budget = {k: getattr(cfg, k) for k in ("epochs", "steps", "minutes")}
     if all(v is None for v in budget.values()):
         budget = {k: stored["train_config"].get(k) for k in budget}

@@ -5,6 +5,7 @@ of the harness, so the run files (``generators/checkpoints.py``) can read a stor
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from .base import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
@@ -14,6 +15,9 @@ from .precision import PRECISIONS
 
 DEFAULT_EPOCHS = 10
 SUBSET_FIELDS = ("train_size", "exclude_classes")
+LR_SCHEDULES = ("constant", "cosine")
+# stored only when set, so a run that does not use them has the same stored config as runs made before they existed
+OPTIONAL_FIELDS = (*SUBSET_FIELDS, "lr_schedule")
 
 
 @dataclass
@@ -35,6 +39,8 @@ class TrainConfig:
     # fewer training images (generators.data.training_subset); the test split stays whole
     train_size: int | None = None
     exclude_classes: list[int] | None = None
+    # the learning rates over the budget: constant (None), or cosine from the model's rates down to 0 at its end
+    lr_schedule: str | None = None
 
     def __post_init__(self) -> None:
         """Types and ranges of every field: the values come from the command line or from a stored run file."""
@@ -64,6 +70,11 @@ class TrainConfig:
             raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r:.40}")
         if self.compile is not None and not isinstance(self.compile, bool):
             raise UserError(f"compile must be true or false, got {self.compile!r:.40}")
+        if self.lr_schedule is not None:
+            if self.lr_schedule not in LR_SCHEDULES:
+                raise UserError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r:.40}")
+            if self.lr_schedule != "constant" and self.minutes is not None:
+                raise UserError(f"--lr-schedule {self.lr_schedule} needs --steps or --epochs: it decays to the end")
         if self.train_size is not None:
             checked_int("--train-size", self.train_size, 1, MAX_STEPS)
         if self.exclude_classes is not None:
@@ -88,11 +99,19 @@ def budget_reached(info: dict, cfg: TrainConfig) -> bool:
     return int(info.get("epoch", 0)) >= (cfg.epochs or DEFAULT_EPOCHS)
 
 
+def lr_factor(schedule: str | None, step: int, total: int | None) -> float:
+    """The share of its base learning rate that step ``step + 1`` of ``total`` trains with."""
+    if schedule in (None, "constant") or not total:
+        return 1.0
+    return 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0)))
+
+
 def stored_train_config(cfg: TrainConfig) -> dict:
-    """The train config a run stores; the subset fields only when set, so a run on the whole split has the same
-    stored config as the runs made before they existed (and groups and sweeps with them)."""
+    """The train config a run stores; the optional fields only when set, so a run on the whole split with a
+    constant learning rate has the same stored config as the runs made before they existed (and groups and sweeps
+    with them)."""
     stored = asdict(cfg)
-    for key in SUBSET_FIELDS:
+    for key in OPTIONAL_FIELDS:
         if stored[key] is None:
             del stored[key]
     return stored

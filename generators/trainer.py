@@ -36,7 +36,7 @@ from .data import ImageData
 from .errors import UserError
 from .machine import describe_machine
 from .precision import StepRunner
-from .train_config import DEFAULT_EPOCHS, TrainConfig
+from .train_config import DEFAULT_EPOCHS, TrainConfig, lr_factor
 
 PREVIEW_SEED = 1234  # preview grids always decode the same 64 latents, so epochs are comparable
 
@@ -155,6 +155,9 @@ class Trainer:
         # format); weights, optimizer state and checkpoints stay fp32
         self.runner = StepRunner(self.model, self.device, cfg.precision or "fp32", bool(cfg.compile), say=say)
         self.optimizers = model.configure_optimizers(cfg)
+        for optimizer in self.optimizers.values():  # the rates the model asked for: the schedule scales these
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
         self.callback, self.show_progress = callback, show_progress
         n_train, ranks = len(data.train), self.world_size
         if cfg.batch_size <= n_train and cfg.batch_size % ranks:
@@ -371,6 +374,7 @@ class Trainer:
         try:
             while not self._budget_done(seconds):
                 for images, labels in self._loader():
+                    self._schedule_lr(total)
                     with self.runner.step(self.optimizers) as optimizers:
                         logs = self.model.training_step(
                             (images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)),
@@ -405,6 +409,15 @@ class Trainer:
         finally:
             bar.close()
         return {"step": self.step, "epoch": self.epoch, "seconds": elapsed()}
+
+    def _schedule_lr(self, total: int | None) -> None:
+        """Set this step's learning rates from the schedule (a function of the step: resuming needs no state)."""
+        if self.cfg.lr_schedule in (None, "constant"):
+            return
+        factor = lr_factor(self.cfg.lr_schedule, self.step, total)
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * factor
 
     def _report(self, bar, logs: dict, img_per_s: float, seconds: float, total: int | None) -> None:
         shown = {k: v for k, v in logs.items() if not k.startswith("kl_dim_")}
