@@ -70,6 +70,10 @@ def check_resume_state(state: dict, trainer: Trainer, path: Path) -> None:
             refuse(f"{key} is {value!r:.40}, not a whole number in [{low}, {high}]")
     if state["epoch"] > state["step"]:
         refuse(f"epoch {state['epoch']} is past step {state['step']}")
+    scaler = state.get("grad_scaler", {})
+    scale = scaler.get("scale", 1.0) if isinstance(scaler, dict) else None
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
+        refuse(f"its fp16 loss scale is {scale!r:.40}, not a positive finite number")
     seconds = state.get("seconds")
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 1e12:
         refuse(f"seconds is {seconds!r:.40}, not a finite number of seconds")

@@ -210,6 +210,8 @@ class Trainer:
                 opt.load_state_dict(state["optimizers"][name])
             self.step, self.epoch = int(state["step"]), int(state["epoch"])
             self.batch_in_epoch, self.seconds_before = int(state["batch_in_epoch"]), float(state["seconds"])
+            if self.runner.scaler is not None and state.get("grad_scaler"):  # absent: resumed from another precision
+                self.runner.scaler.load_state_dict(state["grad_scaler"])
             # every rank continues its own noise stream; with another number of processes than before, the
             # data order is still the same (global batches) but the others start fresh streams
             rngs = state.get("rng_by_rank", [state["rng"]])
@@ -246,6 +248,8 @@ class Trainer:
         }
         if len(rngs) > 1:
             state["rng_by_rank"] = rngs
+        if self.runner.scaler is not None:  # fp16: the loss scale it has found goes on from where it was
+            state["grad_scaler"] = self.runner.scaler.state_dict()
         return state
 
     def checkpoint(self, seconds: float, preview: bool = False, wait: bool = False) -> None:

@@ -16,6 +16,7 @@ import torch
 
 from generators import precision
 from generators.checkpoints import load_resume_state, read_history, read_run_info
+from generators.errors import UserError
 from generators.precision import StepRunner, auto_precision, resolve_precision
 from generators.registry import MODELS, build_model, model_class
 from generators.training import TrainConfig, run_training
@@ -140,6 +141,25 @@ def test_fp16_steps_go_through_the_grad_scaler(digits):
     assert all(v == v for v in logs.values()) and scaled[0] > 1
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
     assert all(opt.state for opt in optimizers.values())  # both optimizers stepped
+
+
+def test_an_fp16_run_resumes_with_its_loss_scale(tmp_path):
+    """resume.pt keeps the grad scaler's state: 6 fp16 steps, then 6 more resumed, end where 12 straight ones do
+    (a fresh scaler would restart at 65 536 and skip steps while it finds its scale again); a bad stored scale is
+    refused in one line."""
+    straight = train(tmp_path, "ae", "straight", steps=12, precision="fp16")
+    resumed = train(tmp_path, "ae", "resumed", steps=6, precision="fp16")
+    stored = load_resume_state(resumed)["grad_scaler"]
+    assert 0 < stored["scale"] < 2.0**16  # it has backed off from the initial scale, as a fresh scaler would again
+    train(tmp_path, "ae", "resumed", steps=12, resume=True)
+    a, b = load_resume_state(straight), load_resume_state(resumed)
+    assert a["grad_scaler"] == b["grad_scaler"]
+    for key, value in a["model"].items():
+        assert torch.allclose(value, b["model"][key], atol=1e-6, rtol=0), key
+    broken = dict(b, grad_scaler={**b["grad_scaler"], "scale": float("nan")})
+    torch.save(broken, resumed / "resume.pt")
+    with pytest.raises(UserError, match="fp16 loss scale is nan"):
+        train(tmp_path, "ae", "resumed", steps=14, resume=True)
 
 
 def test_auto_picks_bf16_only_where_the_hardware_has_it(monkeypatch):
