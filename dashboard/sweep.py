@@ -58,9 +58,16 @@ def train_args(sweep: Sweep, beta: float) -> list[str]:
     options = command_line_options(sweep.model, sweep.recipe["model_config"])
     train = sweep.recipe["train_config"]
     args = command_args(
-        sweep.model, sweep.dataset, "steps", sweep.steps, {**options, "beta": beta}, train["seed"], train["batch_size"]
+        sweep.model,
+        sweep.dataset,
+        "steps",
+        sweep.steps,
+        {**options, "beta": beta},
+        train["seed"],
+        train["batch_size"],
+        precision=train.get("precision") or "fp32",
     )
-    for flag in ("image_size", "channels"):
+    for flag in ("image_size", "channels", "lr_schedule"):
         if train.get(flag) is not None:
             args += [f"--{flag.replace('_', '-')}", str(train[flag])]
     return args

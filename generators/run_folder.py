@@ -19,7 +19,7 @@ import torch
 from .checkpoints import HISTORY, LOCK, RUN_FILES, TEMP_MARK, WEIGHTS, lock_holder, process_alive, run_lock
 from .cli import MAX_STEPS
 from .errors import UserError
-from .train_config import OPTIONAL_FIELDS, TrainConfig
+from .train_config import OPTIONAL_FIELDS, SUBSET_FIELDS, TrainConfig
 from .trainer import CheckpointWriter, Diverged, Trainer, first_non_finite
 
 
@@ -47,7 +47,8 @@ def resumed_settings(
         given, kept = getattr(cfg, key), stored["train_config"].get(key)
         if given is not None and given != kept:
             flag = "--" + key.replace("_", "-")
-            raise UserError(f"{run_dir} was trained with {flag} {kept}, not {given}; a resumed run keeps it")
+            kept_what = "its data" if key in SUBSET_FIELDS else "its learning-rate schedule"
+            raise UserError(f"{run_dir} was trained with {flag} {kept}, not {given}; a resumed run keeps {kept_what}")
     budget = {k: getattr(cfg, k) for k in ("epochs", "steps", "minutes")}
     if all(v is None for v in budget.values()):
         budget = {k: stored["train_config"].get(k) for k in budget}

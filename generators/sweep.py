@@ -20,7 +20,16 @@ SWEPT_TRAIN_SETTINGS = ("train_size", "steps", "epochs", "minutes", "batch_size"
 OWN_FLAGS = ("--seed", "--seeds", "--run", "--run-name", "--out-dir", "--resume", "--overwrite", "--progress-json")
 MAX_POINTS = 200
 # what a run found at a point's folder must share with the point to be skipped or resumed
-RECIPE_TRAIN_FIELDS = ("dataset", "image_size", "channels", "batch_size", "seed", "train_size", "exclude_classes")
+RECIPE_TRAIN_FIELDS = (
+    "dataset",
+    "image_size",
+    "channels",
+    "batch_size",
+    "seed",
+    "train_size",
+    "exclude_classes",
+    "lr_schedule",
+)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,10 @@ def test_another_point_is_trained_with_the_sweeps_own_recipe(runs, name):
     run = committed(name)
     assert args.model == run.model_name and args.dataset == run.info["dataset"]
     assert args.steps == run.info["step"]
-    assert args.batch_size == run.info["train_config"]["batch_size"] and args.seed == run.info["train_config"]["seed"]
+    stored = run.info["train_config"]
+    assert args.batch_size == stored["batch_size"] and args.seed == stored["seed"]
+    assert (args.precision or "fp32") == (stored.get("precision") or "fp32")
+    assert args.lr_schedule == stored.get("lr_schedule")
     given = {field: getattr(args, field) for field in model_option_fields() if getattr(args, field) is not None}
     offered = set(model_option_fields())  # the rest (image shape, a conditional model's classes) come from the data
     expected = {k: v for k, v in run.info["model_config"].items() if k in offered}
