@@ -137,45 +137,10 @@ def render_beta(all_runs, dataset: str) -> None:
         return
     c1, c2 = st.columns([2, 4])
     betas = c1.multiselect("β values", BETA_CHOICES, default=[0.5, 1.0, 4.0], key="sweep_betas")
-    found = sweeps(all_runs, dataset)
-    options = {sweep.label: sweep for sweep in found}
-    options |= {
-        f"new: {sweep.label.rsplit(' — ', 1)[0]}": sweep for sweep in map(lambda m: new_sweep(m, dataset), models)
-    }
-    sweep = options[
-        c2.selectbox(
-            "Sweep (one model and one recipe; only β differs)",
-            list(options),
-            key="sweep_recipe",
-            help="Only runs of the same model, options, training settings and steps are drawn together.",
-        )
-    ]
-    if len(found) > 1:
-        st.caption(
-            "Not drawn (other models or recipes): "
-            + "; ".join(f"{other.label}" for other in found if other is not sweep)
-            + ". Pick one above to see it."
-        )
-    existing = sweep.runs
-    missing = [beta for beta in betas if beta not in existing]
-    if missing:
-        st.caption(
-            "Reused: "
-            + (", ".join(f"β={b:g} → {r.name}" for b, r in existing.items() if b in betas) or "none")
-            + ". To train: "
-            + ", ".join(f"β={b:g}" for b in missing)
-            + f" (this recipe, {sweep.steps} steps each, one after the other)."
-        )
-        title = MODELS[sweep.model].title
-        if st.button(f"Train {len(missing)} {title} run(s) of {sweep.steps} steps", key="sweep_start"):
-            for beta in missing:
-                run = f"{SWEEP_PREFIX}{jobs.unique_run_name(sweep.model, dataset)}-beta{beta:g}"
-                jobs.submit(train_args(sweep, beta), run, queued=True)
-            st.rerun()
-    else:
-        st.caption(f"Every chosen β already has a run of this recipe ({sweep.steps} steps); they are reused.")
+    sweep = beta_sweep_choice(c2, all_runs, dataset, models)
+    render_missing_betas(sweep, betas, dataset)
     jobs.monitor(lambda job: job.run.startswith(SWEEP_PREFIX))
-    chosen = {beta: run for beta, run in existing.items() if beta in betas}
+    chosen = {beta: run for beta, run in sweep.runs.items() if beta in betas}
     for name, figure in sweep_figures(chosen).items():
         export.chart(figure, f"{name}-{len(chosen)}-runs", f"sweep-{name}")
     unmeasured = [] if comparison_n(list(chosen.values())) else list(chosen.values())
@@ -190,3 +155,49 @@ def render_beta(all_runs, dataset: str) -> None:
             st.rerun()
     with st.expander("The β trade-off"):
         st.markdown(EXPLANATION)
+
+
+def beta_sweep_choice(column, all_runs, dataset: str, models: list[str]) -> Sweep:
+    """The β sweep to draw and extend: one found among the runs, or a new one of a model's committed recipe."""
+    found = sweeps(all_runs, dataset)
+    options = {sweep.label: sweep for sweep in found}
+    options |= {
+        f"new: {sweep.label.rsplit(' — ', 1)[0]}": sweep for sweep in map(lambda m: new_sweep(m, dataset), models)
+    }
+    sweep = options[
+        column.selectbox(
+            "Sweep (one model and one recipe; only β differs)",
+            list(options),
+            key="sweep_recipe",
+            help="Only runs of the same model, options, training settings and steps are drawn together.",
+        )
+    ]
+    if len(found) > 1:
+        st.caption(
+            "Not drawn (other models or recipes): "
+            + "; ".join(f"{other.label}" for other in found if other is not sweep)
+            + ". Pick one above to see it."
+        )
+    return sweep
+
+
+def render_missing_betas(sweep: Sweep, betas: list[float], dataset: str) -> None:
+    """Which chosen β values reuse a run and which are still to train, and a button that queues the latter."""
+    existing = sweep.runs
+    missing = [beta for beta in betas if beta not in existing]
+    if not missing:
+        st.caption(f"Every chosen β already has a run of this recipe ({sweep.steps} steps); they are reused.")
+        return
+    st.caption(
+        "Reused: "
+        + (", ".join(f"β={b:g} → {r.name}" for b, r in existing.items() if b in betas) or "none")
+        + ". To train: "
+        + ", ".join(f"β={b:g}" for b in missing)
+        + f" (this recipe, {sweep.steps} steps each, one after the other)."
+    )
+    title = MODELS[sweep.model].title
+    if st.button(f"Train {len(missing)} {title} run(s) of {sweep.steps} steps", key="sweep_start"):
+        for beta in missing:
+            run = f"{SWEEP_PREFIX}{jobs.unique_run_name(sweep.model, dataset)}-beta{beta:g}"
+            jobs.submit(train_args(sweep, beta), run, queued=True)
+        st.rerun()
