@@ -25,9 +25,9 @@ from generators.default_runs import DEFAULT_DATASET, default_recipe
 from generators.registry import MODELS, command_line_options
 
 from . import export, jobs
-from .metrics import compute
+from .compute import compute_metrics
+from .jobs import SWEEP_PREFIX, command_args
 from .state import Selection, checkpoints_dir, scan_runs
-from .training import SWEEP_PREFIX, command_args
 
 BETA_CHOICES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 SWEEP_METRICS_N = 1000
@@ -117,7 +117,9 @@ def render_metric_against(all_runs, dataset: str, setting: str) -> None:
     if not keys:
         st.info(f"These runs need metrics at one shared n first; compute them at n = {SWEEP_METRICS_N}.")
         if st.button(f"Compute their metrics ({SWEEP_METRICS_N} samples each)", key=f"sweep_metrics_{setting}"):
-            compute([run for members in sweep.points.values() for run in members], SWEEP_METRICS_N, recompute=False)
+            compute_metrics(
+                [run for members in sweep.points.values() for run in members], SWEEP_METRICS_N, recompute=False
+            )
             st.rerun()
         return
     key = c2.selectbox(
@@ -151,7 +153,7 @@ def render_beta(all_runs, dataset: str) -> None:
             + "."
         )
         if st.button(f"Compute their metrics ({SWEEP_METRICS_N} samples each)", key="sweep_metrics"):
-            compute(unmeasured, SWEEP_METRICS_N, recompute=False)
+            compute_metrics(unmeasured, SWEEP_METRICS_N, recompute=False)
             st.rerun()
     with st.expander("The β trade-off"):
         st.markdown(EXPLANATION)

@@ -226,7 +226,7 @@ def test_the_dashboards_compute_survives_a_crash_and_evaluates_the_other_runs(mo
     from types import SimpleNamespace
 
     import evaluation.isolated as isolated
-    from dashboard import metrics
+    from dashboard.compute import compute_metrics
 
     real, done = isolated.evaluate_isolated, []
 
@@ -239,7 +239,7 @@ def test_the_dashboards_compute_survives_a_crash_and_evaluates_the_other_runs(mo
     monkeypatch.setattr(isolated, "evaluate_isolated", with_target)
     runs = [SimpleNamespace(name=name, run_dir=tmp_path / name) for name in ("bad", "good")]
     with pytest.raises(UserError, match=r"evaluation of bad crashed \(signal SEGV\)"):
-        metrics.compute(runs, n=N, recompute=True)
+        compute_metrics(runs, n=N, recompute=True)
     assert done == ["good"]
 
 

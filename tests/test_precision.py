@@ -176,7 +176,7 @@ def test_bad_precision_is_one_line(tmp_path):
 
 
 def test_the_train_tab_passes_the_precision_it_is_given():
-    from dashboard.training import command_args
+    from dashboard.jobs import command_args
 
     args = command_args("vae", "mnist5k", "steps", 10, {}, 0, 128)
     assert "--precision" not in args  # fp32: the CLI's default, and a resumed run keeps its own
