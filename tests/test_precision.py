@@ -18,10 +18,11 @@ from generators import precision
 from generators.checkpoints import load_resume_state, read_history, read_run_info
 from generators.precision import StepRunner, auto_precision, resolve_precision
 from generators.registry import MODELS, build_model, model_class
-from generators.training import TrainConfig, run_training
-from tests.helpers import tiny_options
+from generators.train_config import TrainConfig
+from generators.training import run_training
+from tests.helpers import tiny_options, tiny_train_config
 
-STEPS, TAIL, BATCH = 240, 60, 32
+STEPS, TAIL = 240, 60
 # relative gap allowed between bf16's and fp32's mean loss over the last TAIL steps. Measured gaps (2026-12-05,
 # this CPU with AVX-512 BF16): vae, ae 0.03 % or less, cvae 1.1 %; the GANs' d_loss 0.1 %, g_loss 3.3-3.5 % (G's
 # loss is the noisiest reading of the game).
@@ -41,7 +42,7 @@ def tail_means(run_dir) -> dict[str, float]:
 
 
 def train(tmp_path, name, run, steps=STEPS, resume=False, **speed):
-    cfg = TrainConfig(steps=steps, batch_size=BATCH, seed=0, device="cpu", **speed)
+    cfg = tiny_train_config(steps, **speed)
     run_training(name, tiny_options(name), cfg, tmp_path / run, resume=resume, show_progress=False)
     return tmp_path / run
 

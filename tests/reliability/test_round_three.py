@@ -23,9 +23,7 @@ from generators.errors import UserError
 from generators.training import run_training
 from generators.vae import VAE
 
-from .support import assert_one_line_error, cli_in_process, make_image_folder, tiny_config, tiny_flags
-
-TINY_CVAE = {"base_width": 2, "hidden_dim": 8, "latent_dim": 2}
+from .support import TINY, assert_one_line_error, cli_in_process, make_image_folder, tiny_config, tiny_flags
 
 
 def train_args(images, out_dir, *extra, model="ae"):
@@ -149,7 +147,8 @@ def test_sanity_on_a_dataset_too_small_to_split_is_one_line(tmp_path, capsys):
 def cvae_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cvae")
     images = make_image_folder(root / "images", n=60, classes=3)  # 20 a class: 2 held out each
-    run_training("cvae", TINY_CVAE, tiny_config(images, steps=2), root / "run", show_progress=False)
+    cvae = TINY["vae"]  # the conditional VAE takes the VAE's options
+    run_training("cvae", cvae, tiny_config(images, steps=2), root / "run", show_progress=False)
     return images, root / "run"
 
 
