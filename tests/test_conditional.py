@@ -339,7 +339,7 @@ def test_conditional_scores_of_real_held_out_digits_reach_the_ceiling_and_floor(
     assert scores["intra_fid"] < scores["intra_fid_floor"]
 
 
-# ---- the committed conditional default runs against issue 13's goals (numbers recorded by make checkpoints) -------
+# ---- the committed conditional default runs against their quality goals (numbers recorded by make checkpoints) ---
 
 
 def recorded(run: str, sampler: str) -> dict:

@@ -40,7 +40,7 @@ def mnist5k():
 @pytest.fixture(scope="session")
 def extractor_dir(tmp_path_factory, mnist5k):
     """The default extractor in a temp cache (never written into the repo's checkpoints/): a copy of the
-    committed one when it is there, else trained once per session."""
+    committed one when it is there, else trained once per test session."""
     cache = tmp_path_factory.mktemp("extractors")
     committed = extractor_path(ROOT / "checkpoints" / "_extractors", "mnist5k", mnist5k.image_shape)
     if committed.is_file():

@@ -1,6 +1,6 @@
-"""Evaluation with hostile or broken inputs (issue 16): non-finite models, native crashes in a child process,
-degenerate datasets, stale or malformed stored results. Each case must end in one clear error (exit 2 from
-the CLI) or in a result that says what it is, never a crash or a traceback."""
+"""Evaluation with hostile or broken inputs: non-finite models, native crashes in a child process, degenerate
+datasets, stale or malformed stored results. Each case must end in one clear error (exit 2 from the CLI) or in a
+result that says what it is, never a crash or a traceback."""
 
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ def test_a_compiled_run_reaches_the_loss_of_an_eager_one(tmp_path):
 
 @pytest.mark.parametrize("name", ["vae", "dcgan"])
 def test_resume_across_precisions(tmp_path, name):
-    """fp32 -> bf16 -> fp32: each session trains in the precision it is given (or the run's own when none is
+    """fp32 -> bf16 -> fp32: each resumed leg trains in the precision it is given (or the run's own when none is
     given), and weights and optimizer state stay fp32 on disk."""
     run = train(tmp_path, name, "run", steps=10, precision="fp32")
     train(tmp_path, name, "run", steps=20, resume=True, precision="bf16")
