@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import streamlit as st
 import torch
@@ -31,6 +33,16 @@ abrupt jumps or non-digits half way: its codes are not organised for walking bet
 ENDPOINTS = {"random": "two random latents", "real": "two real test images"}  # the first is the default
 PATHS = {"slerp": "spherical (slerp)", "linear": "linear"}
 DEFAULT_FRAMES = 8
+
+
+class Walk(NamedTuple):
+    """One interpolation setting: the arguments after the run of ``strip_frames`` and ``strip_pngs``."""
+
+    source: str  # a key of ENDPOINTS
+    seed: int
+    indices: tuple[int, int]  # the two test images of a real walk
+    frames: int
+    spherical: bool
 
 
 def path(z0: torch.Tensor, z1: torch.Tensor, frames: int, spherical: bool) -> torch.Tensor:
@@ -85,6 +97,34 @@ def warm(selection: Selection) -> None:
 def render(selection: Selection) -> None:
     if not selection.runs:
         return
+    source, spherical, frames = path_choices()
+    indices = real_endpoints(selection.runs[0]) if source == "real" else (0, 1)
+    frame = st.slider(
+        "Frame",
+        0,
+        frames - 1,
+        frames // 2,
+        key="interp_frame",
+        help="Shows this step of every run's path large, below its strip.",
+    )
+    path_name = "slerp" if spherical else "linear"
+    ends = f"test{indices[0]}-{indices[1]}" if source == "real" else f"seed{selection.seed}"
+    walk = Walk(source, selection.seed, indices, frames, spherical)
+    strips = [render_strip(run, walk, frame, selection.scale, f"{ends}-{path_name}") for run in selection.runs]
+    st.markdown("**All models in one labelled figure** (rows = models, t = 0 → 1 left to right)")
+    title = f"Interpolation ({path_name}, {ends.replace('-', ' ')})"
+    export.download_buttons(
+        lambda: strips_figure(strips, frames, title),
+        f"interpolation-{ends}-{path_name}",
+        "interp-figure",
+    )
+    render_styles(selection)
+    with st.expander("What makes a latent space smooth?"):
+        st.markdown(EXPLANATION)
+
+
+def path_choices() -> tuple[str, bool, int]:
+    """The walk's endpoints (random latents or real images), its path (slerp or straight) and its frame count."""
     c1, c2, c3 = st.columns(3)
     source = c1.radio(
         "Endpoints",
@@ -104,69 +144,53 @@ def render(selection: Selection) -> None:
         == "slerp"
     )
     frames = c3.slider("Frames", 3, 16, DEFAULT_FRAMES, key="interp_frames")
-    indices = (0, 1)
-    if source == "real":
-        size = len(run_dataset(selection.runs[0]).test)
-        first, second = default_pair(selection.runs[0])
-        a, b = st.columns(2)
-        indices = (
-            int(a.number_input("First test image", 0, size - 1, first, key="interp_a")),
-            int(b.number_input("Second test image", 0, size - 1, second, key="interp_b")),
-        )
-        originals, _ = test_images(selection.runs[0], indices)
-        st.image(
-            to_pil(originals, nrow=2, scale=4),
-            caption=f"the two originals (test images #{indices[0]} and "
-            f"#{indices[1]}): every path starts and ends at their codes",
-            output_format="PNG",
-        )
-        st.caption(
-            "Models with an encoder encode the images; a model without one (the GAN) gets its codes by latent "
-            "inversion (gradient descent on z until G(z) matches the image)."
-        )
-    frame = st.slider(
-        "Frame",
-        0,
-        frames - 1,
-        frames // 2,
-        key="interp_frame",
-        help="Shows this step of every run's path large, below its strip.",
+    return source, spherical, frames
+
+
+def real_endpoints(run: Run) -> tuple[int, int]:
+    """The two test images a real walk joins, picked by index and shown, with how each model gets their codes."""
+    size = len(run_dataset(run).test)
+    first, second = default_pair(run)
+    a, b = st.columns(2)
+    indices = (
+        int(a.number_input("First test image", 0, size - 1, first, key="interp_a")),
+        int(b.number_input("Second test image", 0, size - 1, second, key="interp_b")),
     )
-    path_name = "slerp" if spherical else "linear"
-    ends = f"test{indices[0]}-{indices[1]}" if source == "real" else f"seed{selection.seed}"
-    strips = []
-    for run in selection.runs:
-        images = strip_frames(run, source, selection.seed, indices, frames, spherical)
-        strip, pictures = strip_pngs(run, source, selection.seed, indices, frames, spherical, selection.scale)
-        strips.append((run.label, images))
-        st.markdown(f"**{run.label}**")
-        st.image(strip, width="stretch", output_format="PNG")
-        left, middle, right = st.columns([1, 1, 3])
-        left.image(pictures[frame], caption=f"frame {frame} (t = {frame / (frames - 1):.2f})", output_format="PNG")
-        name = f"{run.name}-interpolation-{ends}-{path_name}-{frames}frames"
-        middle.download_button(
-            "PNG strip", strip, file_name=f"{name}.png", mime="image/png", key=f"interp-png-{run.name}"
-        )
-        middle.download_button(
-            "Animated GIF",
-            lambda images=images: gif_bytes(
-                [to_pil(image[None], nrow=1, scale=selection.scale * 2) for image in images]
-            ),
-            file_name=f"{name}.gif",
-            mime="image/gif",
-            on_click="ignore",
-            key=f"interp-gif-{run.name}",
-        )
-    st.markdown("**All models in one labelled figure** (rows = models, t = 0 → 1 left to right)")
-    title = f"Interpolation ({path_name}, {ends.replace('-', ' ')})"
-    export.download_buttons(
-        lambda: strips_figure(strips, frames, title),
-        f"interpolation-{ends}-{path_name}",
-        "interp-figure",
+    originals, _ = test_images(run, indices)
+    st.image(
+        to_pil(originals, nrow=2, scale=4),
+        caption=f"the two originals (test images #{indices[0]} and "
+        f"#{indices[1]}): every path starts and ends at their codes",
+        output_format="PNG",
     )
-    render_styles(selection)
-    with st.expander("What makes a latent space smooth?"):
-        st.markdown(EXPLANATION)
+    st.caption(
+        "Models with an encoder encode the images; a model without one (the GAN) gets its codes by latent "
+        "inversion (gradient descent on z until G(z) matches the image)."
+    )
+    return indices
+
+
+def render_strip(run: Run, walk: Walk, frame: int, scale: int, setting: str) -> tuple[str, torch.Tensor]:
+    """One run's strip, its ``frame`` enlarged, and the strip's PNG and GIF downloads; returns (label, frames).
+    ``setting`` names the endpoints and the path in the file names."""
+    frames = walk.frames
+    images = strip_frames(run, *walk)
+    strip, pictures = strip_pngs(run, *walk, scale)
+    st.markdown(f"**{run.label}**")
+    st.image(strip, width="stretch", output_format="PNG")
+    left, middle, right = st.columns([1, 1, 3])
+    left.image(pictures[frame], caption=f"frame {frame} (t = {frame / (frames - 1):.2f})", output_format="PNG")
+    name = f"{run.name}-interpolation-{setting}-{frames}frames"
+    middle.download_button("PNG strip", strip, file_name=f"{name}.png", mime="image/png", key=f"interp-png-{run.name}")
+    middle.download_button(
+        "Animated GIF",
+        lambda: gif_bytes([to_pil(image[None], nrow=1, scale=scale * 2) for image in images]),
+        file_name=f"{name}.gif",
+        mime="image/gif",
+        on_click="ignore",
+        key=f"interp-gif-{run.name}",
+    )
+    return run.label, images
 
 
 def strips_figure(strips: list[tuple[str, torch.Tensor]], frames: int, title: str):

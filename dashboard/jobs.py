@@ -26,6 +26,40 @@ from .state import checkpoints_dir
 EXIT_CANCELLED = 128 + signal.SIGTERM
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 JOBS_KEY = "training_jobs"
+SWEEP_PREFIX = "sweep-"  # the run names of the Sweeps tab's jobs: the Train tab lists the others
+
+
+def command_args(
+    model: str,
+    dataset: str,
+    budget: str,
+    amount: float,
+    options: dict,
+    seed: int,
+    batch_size: int,
+    precision: str = "fp32",
+) -> list[str]:
+    """The ``python -m generators train`` arguments for the form's choices (``options``: model options)."""
+    args = [
+        model,
+        "--dataset",
+        dataset,
+        f"--{budget}",
+        f"{amount:g}",
+        "--seed",
+        str(seed),
+        "--batch-size",
+        str(batch_size),
+    ]
+    if precision != "fp32":  # the CLI's default; a resumed run keeps its own
+        args += ["--precision", precision]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            args += [flag] if value else []
+        elif value not in ("", None):
+            args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return args
 
 
 def unique_run_name(model: str, dataset: str) -> str:

@@ -4,8 +4,6 @@ and the fairness table come from ``evaluation`` (rows, charts, fairness); this t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
@@ -23,7 +21,8 @@ from evaluation.rows import available_ns, comparison_n, rows_at, stored_rows
 from generators.checkpoints import read_history
 
 from . import augmentation, export
-from .state import Run, Selection, checkpoints_dir, sections, when_opened
+from .compute import compute_metrics
+from .state import Run, Selection, sections, when_opened
 
 N_CHOICES = (500, 1000, 2000, 5000)
 DONE_KEY = "metrics_done"
@@ -72,39 +71,6 @@ def training_alarms(run: Run, row: dict | None) -> list[str]:
     return [f"{run.name}: {alarm}" for alarm in alarms]
 
 
-def extractor_cache() -> Path:
-    """The evaluation's feature extractors live beside the runs (``_`` folders are not runs)."""
-    return checkpoints_dir() / "_extractors"
-
-
-def compute(runs, n: int, recompute: bool) -> None:
-    """Evaluate each run (stored in its metrics.json), with one progress bar for all of them.
-
-    Each run is evaluated in a child process (``evaluation.isolated``), so a crash in native code ends that
-    evaluation, not the server; the runs that failed are reported together after the others are done.
-    """
-    from evaluation.isolated import evaluate_isolated
-    from generators.errors import UserError
-
-    bar = st.progress(0.0, text="Starting the evaluation…")
-    failures = []
-    for i, run in enumerate(runs):
-
-        def report(fraction: float, message: str, i=i, run=run) -> None:
-            overall = (i + min(max(fraction, 0.0), 1.0)) / len(runs)
-            bar.progress(overall, text=f"{run.name}: {message}")
-
-        try:
-            evaluate_isolated(
-                run.run_dir, n=n, progress=report, use_cache=not recompute, cache_dir=str(extractor_cache())
-            )
-        except UserError as exc:
-            failures.append(str(exc))
-    bar.progress(1.0, text="Done: the metrics are stored in each run's metrics.json.")
-    if failures:
-        raise UserError(" | ".join(failures))
-
-
 def render_compute_form(selection: Selection, shown_n: int | None) -> None:
     with st.form("compute_metrics"):
         st.markdown(
@@ -126,7 +92,7 @@ def render_compute_form(selection: Selection, shown_n: int | None) -> None:
             if not todo:
                 st.info(f"Every selected run already has metrics at n = {n}; tick the box to recompute them.")
                 return
-            compute(todo, n, recompute)
+            compute_metrics(todo, n, recompute)
             st.session_state[DONE_KEY] = f"Done: computed {len(todo)} run(s) at n = {n}; showing n = {n}."
             st.session_state[SHOW_N_KEY] = n
             st.rerun()
@@ -156,7 +122,7 @@ def render_protocol_check(selection: Selection, rows: list[dict], n: int | None)
             "Tables and charts below mix them."
         )
         if st.button(f"Recompute every selected run at n = {n} under one protocol", key=f"reprotocol-{sampler}"):
-            compute(list(selection.runs), n, recompute=True)
+            compute_metrics(list(selection.runs), n, recompute=True)
             st.rerun()
 
 

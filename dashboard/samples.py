@@ -77,18 +77,7 @@ def render(selection: Selection) -> None:
     c1, c2, c3, c4 = st.columns([1, 2, 2, 3])
     if c1.button("Regenerate", on_click=sidebar.bump_seed, help="Draw new latents (the sidebar seed goes up by one)."):
         st.rerun(scope="app")  # this tab is a fragment: the sidebar (and every tab) must see the new seed
-    options = samplers_for(selection.runs)
-    sampler = (
-        c2.segmented_control(
-            "Sampler",
-            options,
-            default=DEFAULT_SAMPLER,
-            key="samples_sampler",
-            help="prior: z ~ N(0, I). gmm / two-stage: a sampler fitted to the encoded "
-            "training set (models with an encoder only).",
-        )
-        or DEFAULT_SAMPLER
-    )
+    sampler = sampler_choice(c2, selection.runs)
     per_row = c3.slider(
         "Grids per row",
         1,
@@ -97,40 +86,65 @@ def render(selection: Selection) -> None:
         key="samples_per_row",
         help="Fewer grids per row = larger digits.",
     )
-    if len(options) < len(SAMPLERS):
-        hidden = " and ".join(kind for kind in SAMPLERS if kind not in options)
-        without = ", ".join(run.name for run in selection.runs if not run.capabilities.encoder)
-        c2.caption(
-            f"{hidden} fit a sampler to the encoded training set, so every selected run needs an encoder: "
-            f"deselect {without} to use them."
-        )
+    explain_hidden_samplers(c2, selection.runs)
     choice = class_choice(selection)
     c4.caption(f"Seed {selection.seed}: {draws_caption(selection, choice)} ({sampler} sampler).")
     for start in range(0, len(selection.runs), per_row):
-        columns = st.columns(per_row)
-        for column, run in zip(columns, selection.runs[start : start + per_row]):
+        for column, run in zip(st.columns(per_row), selection.runs[start : start + per_row]):
             with column, shown_errors(f"Samples of {run.label}"):  # one failing run leaves the others' grids
-                st.markdown(f"**{run.label}**")
-                fitting = f"; its {sampler} sampler is fitted first if it has none (a minute or two, once)"
-                with st.spinner(f"Drawing {run.name}" + (fitting if sampler != DEFAULT_SAMPLER else "") + "…"):
-                    png = sample_grid_png(run, selection.n_samples, selection.seed, selection.scale, sampler, choice)
-                st.image(
-                    png,
-                    caption=f"latent size {run.info['model_config']['latent_dim']}",
-                    width="stretch",
-                    output_format="PNG",
-                )
-                st.download_button(
-                    "PNG",
-                    png,
-                    mime="image/png",
-                    on_click="ignore",
-                    key=f"samples-png-{run.name}",
-                    file_name=f"{run.name}-samples-{sampler}-seed{selection.seed}-n{selection.n_samples}.png",
-                )
+                render_grid(run, selection, sampler, choice)
     st.markdown("**All models in one labelled figure** (for a report)")
     export.download_buttons(
         lambda: samples_figure(selection, sampler, choice), f"samples-{sampler}-seed{selection.seed}", "samples-figure"
     )
     with st.expander("Why do the models' samples differ?"):
         st.markdown(EXPLANATION)
+
+
+def sampler_choice(column, runs) -> str:
+    """The sampler every grid draws with, among those every selected run can use."""
+    return (
+        column.segmented_control(
+            "Sampler",
+            samplers_for(runs),
+            default=DEFAULT_SAMPLER,
+            key="samples_sampler",
+            help="prior: z ~ N(0, I). gmm / two-stage: a sampler fitted to the encoded "
+            "training set (models with an encoder only).",
+        )
+        or DEFAULT_SAMPLER
+    )
+
+
+def explain_hidden_samplers(column, runs) -> None:
+    """Say which samplers are not offered and which runs (those without an encoder) to deselect to get them."""
+    options = samplers_for(runs)
+    if len(options) < len(SAMPLERS):
+        hidden = " and ".join(kind for kind in SAMPLERS if kind not in options)
+        without = ", ".join(run.name for run in runs if not run.capabilities.encoder)
+        column.caption(
+            f"{hidden} fit a sampler to the encoded training set, so every selected run needs an encoder: "
+            f"deselect {without} to use them."
+        )
+
+
+def render_grid(run, selection: Selection, sampler: str, choice: str) -> None:
+    """One run's sample grid, with its latent size and its PNG download."""
+    st.markdown(f"**{run.label}**")
+    fitting = f"; its {sampler} sampler is fitted first if it has none (a minute or two, once)"
+    with st.spinner(f"Drawing {run.name}" + (fitting if sampler != DEFAULT_SAMPLER else "") + "…"):
+        png = sample_grid_png(run, selection.n_samples, selection.seed, selection.scale, sampler, choice)
+    st.image(
+        png,
+        caption=f"latent size {run.info['model_config']['latent_dim']}",
+        width="stretch",
+        output_format="PNG",
+    )
+    st.download_button(
+        "PNG",
+        png,
+        mime="image/png",
+        on_click="ignore",
+        key=f"samples-png-{run.name}",
+        file_name=f"{run.name}-samples-{sampler}-seed{selection.seed}-n{selection.n_samples}.png",
+    )

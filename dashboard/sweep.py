@@ -25,9 +25,9 @@ from generators.default_runs import DEFAULT_DATASET, default_recipe
 from generators.registry import MODELS, command_line_options
 
 from . import export, jobs
-from .metrics import compute
+from .compute import compute_metrics
+from .jobs import SWEEP_PREFIX, command_args
 from .state import Selection, checkpoints_dir, scan_runs
-from .training import SWEEP_PREFIX, command_args
 
 BETA_CHOICES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 SWEEP_METRICS_N = 1000
@@ -124,7 +124,9 @@ def render_metric_against(all_runs, dataset: str, setting: str) -> None:
     if not keys:
         st.info(f"These runs need metrics at one shared n first; compute them at n = {SWEEP_METRICS_N}.")
         if st.button(f"Compute their metrics ({SWEEP_METRICS_N} samples each)", key=f"sweep_metrics_{setting}"):
-            compute([run for members in sweep.points.values() for run in members], SWEEP_METRICS_N, recompute=False)
+            compute_metrics(
+                [run for members in sweep.points.values() for run in members], SWEEP_METRICS_N, recompute=False
+            )
             st.rerun()
         return
     key = c2.selectbox(
@@ -144,13 +146,35 @@ def render_beta(all_runs, dataset: str) -> None:
         return
     c1, c2 = st.columns([2, 4])
     betas = c1.multiselect("β values", BETA_CHOICES, default=[0.5, 1.0, 4.0], key="sweep_betas")
+    sweep = beta_sweep_choice(c2, all_runs, dataset, models)
+    render_missing_betas(sweep, betas, dataset)
+    jobs.monitor(lambda job: job.run.startswith(SWEEP_PREFIX))
+    chosen = {beta: run for beta, run in sweep.runs.items() if beta in betas}
+    for name, figure in sweep_figures(chosen).items():
+        export.chart(figure, f"{name}-{len(chosen)}-runs", f"sweep-{name}")
+    unmeasured = [] if comparison_n(list(chosen.values())) else list(chosen.values())
+    if unmeasured:
+        st.info(
+            f"FID against β needs metrics at one shared n; compute them at n = {SWEEP_METRICS_N} for: "
+            + ", ".join(run.name for run in unmeasured)
+            + "."
+        )
+        if st.button(f"Compute their metrics ({SWEEP_METRICS_N} samples each)", key="sweep_metrics"):
+            compute_metrics(unmeasured, SWEEP_METRICS_N, recompute=False)
+            st.rerun()
+    with st.expander("The β trade-off"):
+        st.markdown(EXPLANATION)
+
+
+def beta_sweep_choice(column, all_runs, dataset: str, models: list[str]) -> Sweep:
+    """The β sweep to draw and extend: one found among the runs, or a new one of a model's committed recipe."""
     found = sweeps(all_runs, dataset)
     options = {sweep.label: sweep for sweep in found}
     options |= {
         f"new: {sweep.label.rsplit(' — ', 1)[0]}": sweep for sweep in map(lambda m: new_sweep(m, dataset), models)
     }
     sweep = options[
-        c2.selectbox(
+        column.selectbox(
             "Sweep (one model and one recipe; only β differs)",
             list(options),
             key="sweep_recipe",
@@ -163,37 +187,26 @@ def render_beta(all_runs, dataset: str) -> None:
             + "; ".join(f"{other.label}" for other in found if other is not sweep)
             + ". Pick one above to see it."
         )
+    return sweep
+
+
+def render_missing_betas(sweep: Sweep, betas: list[float], dataset: str) -> None:
+    """Which chosen β values reuse a run and which are still to train, and a button that queues the latter."""
     existing = sweep.runs
     missing = [beta for beta in betas if beta not in existing]
-    if missing:
-        st.caption(
-            "Reused: "
-            + (", ".join(f"β={b:g} → {r.name}" for b, r in existing.items() if b in betas) or "none")
-            + ". To train: "
-            + ", ".join(f"β={b:g}" for b in missing)
-            + f" (this recipe, {sweep.steps} steps each, one after the other)."
-        )
-        title = MODELS[sweep.model].title
-        if st.button(f"Train {len(missing)} {title} run(s) of {sweep.steps} steps", key="sweep_start"):
-            for beta in missing:
-                run = f"{SWEEP_PREFIX}{jobs.unique_run_name(sweep.model, dataset)}-beta{beta:g}"
-                jobs.submit(train_args(sweep, beta), run, queued=True)
-            st.rerun()
-    else:
+    if not missing:
         st.caption(f"Every chosen β already has a run of this recipe ({sweep.steps} steps); they are reused.")
-    jobs.monitor(lambda job: job.run.startswith(SWEEP_PREFIX))
-    chosen = {beta: run for beta, run in existing.items() if beta in betas}
-    for name, figure in sweep_figures(chosen).items():
-        export.chart(figure, f"{name}-{len(chosen)}-runs", f"sweep-{name}")
-    unmeasured = [] if comparison_n(list(chosen.values())) else list(chosen.values())
-    if unmeasured:
-        st.info(
-            f"FID against β needs metrics at one shared n; compute them at n = {SWEEP_METRICS_N} for: "
-            + ", ".join(run.name for run in unmeasured)
-            + "."
-        )
-        if st.button(f"Compute their metrics ({SWEEP_METRICS_N} samples each)", key="sweep_metrics"):
-            compute(unmeasured, SWEEP_METRICS_N, recompute=False)
-            st.rerun()
-    with st.expander("The β trade-off"):
-        st.markdown(EXPLANATION)
+        return
+    st.caption(
+        "Reused: "
+        + (", ".join(f"β={b:g} → {r.name}" for b, r in existing.items() if b in betas) or "none")
+        + ". To train: "
+        + ", ".join(f"β={b:g}" for b in missing)
+        + f" (this recipe, {sweep.steps} steps each, one after the other)."
+    )
+    title = MODELS[sweep.model].title
+    if st.button(f"Train {len(missing)} {title} run(s) of {sweep.steps} steps", key="sweep_start"):
+        for beta in missing:
+            run = f"{SWEEP_PREFIX}{jobs.unique_run_name(sweep.model, dataset)}-beta{beta:g}"
+            jobs.submit(train_args(sweep, beta), run, queued=True)
+        st.rerun()

@@ -13,44 +13,12 @@ from generators.default_runs import default_recipe
 from generators.registry import MODELS
 
 from . import jobs, sidebar
-from .state import Selection, checkpoints_dir
+from .compute import compute_metrics
+from .jobs import SWEEP_PREFIX, command_args
+from .state import Selection, checkpoints_dir, scan_runs
 
 DATASETS = ("mnist5k", *SPRITE_SETS, *TORCHVISION_SETS)
 BUDGETS = {"steps": (10, 100_000, 600), "epochs": (1, 500, 5), "minutes": (1, 600, 2)}
-SWEEP_PREFIX = "sweep-"
-
-
-def command_args(
-    model: str,
-    dataset: str,
-    budget: str,
-    amount: float,
-    options: dict,
-    seed: int,
-    batch_size: int,
-    precision: str = "fp32",
-) -> list[str]:
-    """The ``python -m generators train`` arguments for the form's choices (``options``: model options)."""
-    args = [
-        model,
-        "--dataset",
-        dataset,
-        f"--{budget}",
-        f"{amount:g}",
-        "--seed",
-        str(seed),
-        "--batch-size",
-        str(batch_size),
-    ]
-    if precision != "fp32":  # the CLI's default; a resumed run keeps its own
-        args += ["--precision", precision]
-    for name, value in options.items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            args += [flag] if value else []
-        elif value not in ("", None):
-            args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-    return args
 
 
 def time_estimate(recipe: dict | None, budget: str, amount: float) -> str:
@@ -78,12 +46,9 @@ def render_finished(job) -> None:
     if c1.button("Add to the comparison", key=f"add-{job.run}", on_click=add_to_comparison, args=(job.run_dir,)):
         st.rerun(scope="app")  # this part is a fragment: the sidebar and every tab must see the new selection
     if c2.button("Compute its metrics (n = 1000)", key=f"metrics-{job.run}"):
-        from .metrics import compute
-        from .state import scan_runs
-
         run = next((r for r in scan_runs()[0] if r.name == job.run), None)
         if run is not None:
-            compute([run], 1000, recompute=False)
+            compute_metrics([run], 1000, recompute=False)
             st.success(f"Metrics of {job.run} stored; see the Metrics tab.")
     more = c3.number_input("More steps", 10, 100_000, 600, key=f"more-{job.run}")
     if c3.button("Resume it for more steps", key=f"resume-{job.run}"):

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import tiny_options
+from tests.helpers import train_tiny_run
 
 # Small networks and a few steps: the dashboard tests check wiring and behaviour, not image quality.
-TINY_RUNS = {  # the default runs' names and latent size, with tiny nets
-    "vae-mnist5k": ("vae", tiny_options("vae", latent_dim=8)),
-    "vae-beta4-mnist5k": ("vae", tiny_options("vae", latent_dim=8, beta=4.0)),
-    "ae-mnist5k": ("ae", tiny_options("ae", latent_dim=8)),
-    "dcgan-mnist5k": ("dcgan", tiny_options("dcgan", latent_dim=8)),
+TINY_RUNS = {  # the default runs' names and latent size (and β), with tiny nets
+    "vae-mnist5k": ("vae", {"latent_dim": 8}),
+    "vae-beta4-mnist5k": ("vae", {"latent_dim": 8, "beta": 4.0}),
+    "ae-mnist5k": ("ae", {"latent_dim": 8}),
+    "dcgan-mnist5k": ("dcgan", {"latent_dim": 8}),
 }
 TINY_STEPS = 12
 METRICS_N = 100
@@ -30,13 +30,10 @@ def dashboard_runs(tmp_path_factory) -> Path:
     The evaluation's feature extractor is cached in ``<folder>/_extractors``, where the dashboard looks for
     it (never the repo's checkpoints/).
     """
-    from generators.training import TrainConfig, run_training
-
     root = tmp_path_factory.mktemp("dashboard")
     out_dir = root / "checkpoints"
     for name, (model, options) in TINY_RUNS.items():
-        cfg = TrainConfig(steps=TINY_STEPS, batch_size=32, seed=0, device="cpu", log_every=1)
-        run_training(model, options, cfg, out_dir / name, show_progress=False)
+        train_tiny_run(model, out_dir / name, TINY_STEPS, options=options)
     evaluate_tiny_runs(out_dir)
     return out_dir
 
@@ -67,11 +64,8 @@ def evaluate_tiny_runs(out_dir: Path) -> None:
 @pytest.fixture(scope="session")
 def mixed_runs(dashboard_runs, tmp_path_factory) -> Path:
     """A checkpoints folder with runs of two data sets: two tiny mnist5k runs and a tiny VAE on sprites."""
-    from generators.training import TrainConfig, run_training
-
     out_dir = tmp_path_factory.mktemp("mixed") / "checkpoints"
     for name in ("vae-mnist5k", "dcgan-mnist5k"):
         shutil.copytree(dashboard_runs / name, out_dir / name)
-    cfg = TrainConfig(dataset="sprites", steps=TINY_STEPS, batch_size=32, seed=0, device="cpu", log_every=1)
-    run_training("vae", tiny_options("vae", latent_dim=5), cfg, out_dir / "vae-sprites", show_progress=False)
+    train_tiny_run("vae", out_dir / "vae-sprites", TINY_STEPS, options={"latent_dim": 5}, dataset="sprites")
     return out_dir

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+TINY_BATCH = 32
 
 
 def tiny_options(model: str, **overrides) -> dict:
@@ -15,6 +16,23 @@ def tiny_options(model: str, **overrides) -> dict:
     from generators.registry import model_class
 
     return {**model_class(model).Config.tiny_options(), **overrides}
+
+
+def tiny_train_config(steps: int, **overrides):
+    """The one tiny training: ``steps`` steps at batch 32 on the CPU, seed 0 (``overrides``: other TrainConfig
+    fields, e.g. ``dataset``)."""
+    from generators.train_config import TrainConfig
+
+    return TrainConfig(**{"steps": steps, "batch_size": TINY_BATCH, "device": "cpu", **overrides})
+
+
+def train_tiny_run(model: str, run_dir: Path, steps: int, *, options: dict | None = None, **config) -> dict:
+    """Train ``model`` with its tiny options (``options`` replace some) and the tiny training (``config``
+    replaces some of its fields) into ``run_dir``; returns what ``run_training`` returns."""
+    from generators.training import run_training
+
+    cfg = tiny_train_config(steps, **config)
+    return run_training(model, tiny_options(model, **(options or {})), cfg, run_dir, show_progress=False)
 
 
 def tiny_flags(model: str, **overrides) -> list[str]:

@@ -377,15 +377,13 @@ def test_a_user_error_in_one_tab_is_one_message_not_a_traceback(tmp_path, dashbo
 def conditional_runs(tmp_path_factory, dashboard_runs):
     """A tiny run of every class-conditional registered model, beside the quick extractor."""
     from generators.registry import MODELS
-    from generators.training import TrainConfig, run_training
-    from tests.helpers import tiny_options
+    from tests.helpers import train_tiny_run
 
     out = tmp_path_factory.mktemp("conditional") / "checkpoints"
     shutil.copytree(dashboard_runs / "_extractors", out / "_extractors")
     for name, cls in MODELS.items():
         if cls.capabilities_for(cls.Config()).conditional:
-            cfg = TrainConfig(steps=TINY_STEPS, batch_size=32, seed=0, device="cpu")
-            run_training(name, tiny_options(name, latent_dim=8), cfg, out / f"{name}-mnist5k", show_progress=False)
+            train_tiny_run(name, out / f"{name}-mnist5k", TINY_STEPS, options={"latent_dim": 8})
     return out
 
 

@@ -101,7 +101,7 @@ def test_sprites_runs_carry_every_disentanglement_score_with_its_interval(name):
     assert row["codes_method"].startswith(codes[read_run_info(run_path(name))["model"]])
 
 
-GOALS = {  # issue 5: (run, sampler) -> (max FID ratio, min coverage, min classes hit), at n = 5 000
+GOALS = {  # quality goals: (run, sampler) -> (max FID ratio, min coverage, min classes hit), at n = 5 000
     ("dcgan-mnist5k", "prior"): (5.0, 0.85, 10),
     ("vae-mnist5k", "prior"): (25.0, 0.75, 10),
     ("vae-mnist5k", "gmm"): (8.0, 0.85, 10),
@@ -120,7 +120,7 @@ def test_recorded_quality_meets_goal(run_and_sampler):
 
 
 def test_autoencoder_prior_samples_are_worse_than_the_vae():
-    """The AE was never pulled towards N(0, I); the issue expects its prior samples clearly worse."""
+    """The AE was never pulled towards N(0, I), so its prior samples must be clearly worse than the VAE's."""
     ae = recorded_row(run_path("ae-mnist5k"), 5000, "prior")
     vae = recorded_row(run_path("vae-mnist5k"), 5000, "prior")
     assert ae["fid_ratio"] > vae["fid_ratio"]

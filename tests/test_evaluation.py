@@ -27,8 +27,7 @@ from evaluation.sharpness import sharpness_ratio
 from evaluation.smoothness import interpolation_smoothness
 from generators.data import load_dataset
 from generators.registry import build_model
-from generators.training import TrainConfig, run_training
-from tests.helpers import ROOT, assert_one_line_error, run_cli
+from tests.helpers import ROOT, assert_one_line_error, run_cli, tiny_options, train_tiny_run
 
 ACCURACY_FLOOR = 0.97
 
@@ -41,7 +40,7 @@ def mnist5k():
 @pytest.fixture(scope="session")
 def extractor_dir(tmp_path_factory, mnist5k):
     """The default extractor in a temp cache (never written into the repo's checkpoints/): a copy of the
-    committed one when it is there, else trained once per session."""
+    committed one when it is there, else trained once per test session."""
     cache = tmp_path_factory.mktemp("extractors")
     committed = extractor_path(ROOT / "checkpoints" / "_extractors", "mnist5k", mnist5k.image_shape)
     if committed.is_file():
@@ -60,12 +59,8 @@ def extractor(extractor_dir, mnist5k):
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    options = {
-        "vae": {"latent_dim": 4, "base_width": 8, "hidden_dim": 32},
-        "dcgan": {"latent_dim": 8, "g_width": 8, "d_width": 8},
-    }
-    for name, opts in options.items():
-        run_training(name, opts, TrainConfig(steps=10, batch_size=32, device="cpu"), out / name, show_progress=False)
+    train_tiny_run("vae", out / "vae", 10)
+    train_tiny_run("dcgan", out / "dcgan", 10, options={"latent_dim": 8})
     return out
 
 
@@ -214,7 +209,7 @@ def test_reconstruction_intervals_have_the_width_of_the_mean_of_per_image_errors
 
 def test_gan_inversion_recovers_images_generated_from_a_known_z():
     torch.manual_seed(0)
-    model = build_model("dcgan", {"latent_dim": 8, "g_width": 8, "d_width": 8}).eval()
+    model = build_model("dcgan", tiny_options("dcgan", latent_dim=8)).eval()
     with torch.no_grad():
         targets = model.decode(torch.randn(6, 8, generator=torch.Generator().manual_seed(9)))
     z, recon = invert(model, targets, steps=300, restarts=3, lr=0.05, generator=torch.Generator().manual_seed(10))
@@ -225,7 +220,7 @@ def test_gan_inversion_recovers_images_generated_from_a_known_z():
 
 def test_elbo_is_at_most_the_iwae_bound_and_equal_for_one_sample():
     torch.manual_seed(0)
-    model = build_model("vae", {"latent_dim": 4, "base_width": 8, "hidden_dim": 32}).eval()
+    model = build_model("vae", tiny_options("vae")).eval()
     images = torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(11))
     bounds = likelihood_bounds(model, images, k=50, generator=torch.Generator().manual_seed(12))
     assert bounds["elbo_nats"] <= bounds["iwae_nats"]

@@ -1,5 +1,5 @@
-"""Known answers for issue 14's evaluation side: bootstrap intervals, FID against n and fid_inf, copy rate,
-protocols, and the metric sanity panel."""
+"""Known answers for the evaluation's intervals and checks: bootstrap intervals, FID against n and fid_inf, copy
+rate, protocols, and the metric sanity panel."""
 
 from __future__ import annotations
 

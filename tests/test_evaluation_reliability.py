@@ -1,6 +1,6 @@
-"""Evaluation with hostile or broken inputs (issue 16): non-finite models, native crashes in a child process,
-degenerate datasets, stale or malformed stored results. Each case must end in one clear error (exit 2 from
-the CLI) or in a result that says what it is, never a crash or a traceback."""
+"""Evaluation with hostile or broken inputs: non-finite models, native crashes in a child process, degenerate
+datasets, stale or malformed stored results. Each case must end in one clear error (exit 2 from the CLI) or in a
+result that says what it is, never a crash or a traceback."""
 
 from __future__ import annotations
 
@@ -22,8 +22,7 @@ from evaluation.isolated import evaluate_isolated
 from evaluation.store import METRICS_FILE, is_current
 from generators.data import load_dataset
 from generators.errors import UserError
-from generators.training import TrainConfig, run_training
-from tests.helpers import ROOT, assert_one_line_error, run_cli
+from tests.helpers import ROOT, assert_one_line_error, run_cli, train_tiny_run
 
 N = 120  # samples per evaluation: enough for every metric, quick on a CPU
 QUICK = {"n": N, "iwae_k": 2, "inversion_steps": 2, "bootstrap": 20}
@@ -45,12 +44,8 @@ def extractor_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    options = {
-        "vae": {"latent_dim": 4, "base_width": 8, "hidden_dim": 32},
-        "dcgan": {"latent_dim": 8, "g_width": 8, "d_width": 8},
-    }
-    for name, opts in options.items():
-        run_training(name, opts, TrainConfig(steps=3, batch_size=16, device="cpu"), out / name, show_progress=False)
+    train_tiny_run("vae", out / "vae", 3, batch_size=16)
+    train_tiny_run("dcgan", out / "dcgan", 3, options={"latent_dim": 8}, batch_size=16)
     return out
 
 
@@ -132,9 +127,7 @@ def image_folder(root: Path, per_class: int, pixels) -> str:
 
 def folder_run(tmp_path: Path, per_class: int, pixels) -> Path:
     dataset = image_folder(tmp_path / "data", per_class, pixels)
-    cfg = TrainConfig(steps=2, batch_size=4, device="cpu", dataset=dataset, image_size=28, channels=1)
-    opts = {"latent_dim": 2, "base_width": 4, "hidden_dim": 8}
-    run_training("vae", opts, cfg, tmp_path / "run", show_progress=False)
+    train_tiny_run("vae", tmp_path / "run", 2, batch_size=4, dataset=dataset, image_size=28, channels=1)
     return tmp_path / "run"
 
 
@@ -226,7 +219,7 @@ def test_the_dashboards_compute_survives_a_crash_and_evaluates_the_other_runs(mo
     from types import SimpleNamespace
 
     import evaluation.isolated as isolated
-    from dashboard import metrics
+    from dashboard.compute import compute_metrics
 
     real, done = isolated.evaluate_isolated, []
 
@@ -239,7 +232,7 @@ def test_the_dashboards_compute_survives_a_crash_and_evaluates_the_other_runs(mo
     monkeypatch.setattr(isolated, "evaluate_isolated", with_target)
     runs = [SimpleNamespace(name=name, run_dir=tmp_path / name) for name in ("bad", "good")]
     with pytest.raises(UserError, match=r"evaluation of bad crashed \(signal SEGV\)"):
-        metrics.compute(runs, n=N, recompute=True)
+        compute_metrics(runs, n=N, recompute=True)
     assert done == ["good"]
 
 

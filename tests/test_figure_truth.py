@@ -330,7 +330,7 @@ def test_image_panel_titles_fit_their_columns():
 
 def test_interpolation_default_pair_is_two_different_digits(tmp_path):
     """mnist5k's test split is sorted by class (its first 50 images are zeros): the default pair must still be
-    two different digits, the same for every session."""
+    two different digits, the same for every browser session."""
     from dashboard.interpolation import default_pair
     from dashboard.state import Run, run_dataset
 

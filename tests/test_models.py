@@ -7,6 +7,7 @@ import torch
 
 from generators.data import load_dataset
 from generators.registry import MODELS, build_model
+from tests.helpers import tiny_options
 
 SHAPES = [(1, 28, 28), (3, 32, 32), (1, 64, 64)]
 
@@ -106,9 +107,7 @@ def test_dcgan_ema_warms_up_then_keeps_its_decay():
     """EMA decay = min(ema, (1 + t) / (10 + t)) after t updates: the first average keeps 1/10 of the old copy,
     so a short run is not dominated by G's random initial weights; late updates use the configured decay."""
     torch.manual_seed(0)
-    model = build_model(
-        "dcgan", {"image_shape": (1, 28, 28), "latent_dim": 8, "g_width": 8, "d_width": 8, "ema": 0.999}
-    ).train()
+    model = build_model("dcgan", tiny_options("dcgan", latent_dim=8, ema=0.999)).train()
     optimizers = model.configure_optimizers(None)
     batch = (torch.rand(8, 1, 28, 28), torch.zeros(8, dtype=torch.long))
 
@@ -130,7 +129,7 @@ def test_dcgan_batchnorm_calibration_matches_the_closed_form():
     closer than 256 random draws would (about 0.2 sd and 30 % at worst), repeat exactly, and leave the global
     RNG alone."""
     torch.manual_seed(0)
-    model = build_model("dcgan", {"image_shape": (1, 28, 28), "latent_dim": 16, "g_width": 8, "d_width": 8})
+    model = build_model("dcgan", tiny_options("dcgan", latent_dim=16))
     linear, norm = model.generator.fc[0], model.generator.fc[1]
     true_sd = linear.weight.pow(2).sum(1).sqrt()
     rng_before = torch.get_rng_state()

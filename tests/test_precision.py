@@ -19,10 +19,11 @@ from generators.checkpoints import load_resume_state, read_history, read_run_inf
 from generators.errors import UserError
 from generators.precision import StepRunner, auto_precision, resolve_precision
 from generators.registry import MODELS, build_model, model_class
-from generators.training import TrainConfig, run_training
-from tests.helpers import tiny_options
+from generators.train_config import TrainConfig
+from generators.training import run_training
+from tests.helpers import tiny_options, tiny_train_config
 
-STEPS, TAIL, BATCH = 240, 60, 32
+STEPS, TAIL = 240, 60
 # relative gap allowed between bf16's and fp32's mean loss over the last TAIL steps. Measured gaps (2026-12-05,
 # this CPU with AVX-512 BF16): vae, ae 0.03 % or less, cvae 1.1 %; the GANs' d_loss 0.1 %, g_loss 3.3-3.5 % (G's
 # loss is the noisiest reading of the game).
@@ -42,7 +43,7 @@ def tail_means(run_dir) -> dict[str, float]:
 
 
 def train(tmp_path, name, run, steps=STEPS, resume=False, **speed):
-    cfg = TrainConfig(steps=steps, batch_size=BATCH, seed=0, device="cpu", **speed)
+    cfg = tiny_train_config(steps, **speed)
     run_training(name, tiny_options(name), cfg, tmp_path / run, resume=resume, show_progress=False)
     return tmp_path / run
 
@@ -74,7 +75,7 @@ def test_a_compiled_run_reaches_the_loss_of_an_eager_one(tmp_path):
 
 @pytest.mark.parametrize("name", ["vae", "dcgan"])
 def test_resume_across_precisions(tmp_path, name):
-    """fp32 -> bf16 -> fp32: each session trains in the precision it is given (or the run's own when none is
+    """fp32 -> bf16 -> fp32: each resumed leg trains in the precision it is given (or the run's own when none is
     given), and weights and optimizer state stay fp32 on disk."""
     run = train(tmp_path, name, "run", steps=10, precision="fp32")
     train(tmp_path, name, "run", steps=20, resume=True, precision="bf16")
@@ -196,7 +197,7 @@ def test_bad_precision_is_one_line(tmp_path):
 
 
 def test_the_train_tab_passes_the_precision_it_is_given():
-    from dashboard.training import command_args
+    from dashboard.jobs import command_args
 
     args = command_args("vae", "mnist5k", "steps", 10, {}, 0, 128)
     assert "--precision" not in args  # fp32: the CLI's default, and a resumed run keeps its own

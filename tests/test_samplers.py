@@ -24,6 +24,7 @@ from generators.samplers import (
     training_codes,
     weights_hash,
 )
+from tests.helpers import tiny_options
 
 FAST_TWO_STAGE_STEPS = 300
 
@@ -76,7 +77,7 @@ def fast_two_stage(monkeypatch):
 def ae_run(tmp_path):
     """A run folder holding an untrained tiny autoencoder, and 300 digits to fit on."""
     torch.manual_seed(0)
-    model = build_model("ae", {"latent_dim": 3, "base_width": 4, "hidden_dim": 16}).eval()
+    model = build_model("ae", tiny_options("ae")).eval()
     save_weights(tmp_path, model.state_dict(), {"model": "ae", "model_config": model.config.to_dict()})
     return model, tmp_path, torch.rand(300, 1, 28, 28)
 
@@ -110,7 +111,7 @@ def test_a_gmm_file_from_before_the_hash_is_refit(ae_run):
 
 def test_conditional_encoder_codes_use_each_images_own_label():
     torch.manual_seed(0)
-    model = build_model("cvae", {"latent_dim": 3, "base_width": 4, "hidden_dim": 16, "num_classes": 3}).eval()
+    model = build_model("cvae", tiny_options("cvae", num_classes=3)).eval()
     images = torch.randint(0, 256, (9, 1, 28, 28), dtype=torch.uint8)
     labels = torch.tensor([2, 2, 2, 0, 0, 0, 1, 1, 1])
     codes = training_codes(model, None, ImageSplit(images, labels))
@@ -120,7 +121,7 @@ def test_conditional_encoder_codes_use_each_images_own_label():
 
 
 def test_a_model_without_encoder_is_refused_a_fitted_sampler(tmp_path):
-    model = build_model("dcgan", {"latent_dim": 4, "g_width": 4, "d_width": 4})
+    model = build_model("dcgan", tiny_options("dcgan"))
     for kind in FITTED_SAMPLERS:
         with pytest.raises(UserError, match=f"--sampler {kind} needs a model with an encoder"):
             latent_sampler(model, kind, tmp_path)

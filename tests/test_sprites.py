@@ -142,13 +142,11 @@ def sprites_runs(tmp_path_factory, data):
 
     from evaluation.features import extractor_path, get_extractor
     from generators.data import ImageData, ImageSplit
-    from generators.training import TrainConfig, run_training
-    from tests.helpers import tiny_options
+    from tests.helpers import train_tiny_run
 
     root = tmp_path_factory.mktemp("sprites")
     for model in ("vae", "dcgan"):
-        cfg = TrainConfig(dataset="sprites", steps=3, batch_size=32, seed=0, device="cpu")
-        run_training(model, tiny_options(model), cfg, root / model, show_progress=False)
+        train_tiny_run(model, root / model, 3, dataset="sprites")
     cache = root / "_extractors"
     few = ImageData(
         data.name, ImageSplit(data.train.images[:1000], data.train.labels[:1000]), data.test, data.class_names

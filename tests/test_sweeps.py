@@ -317,12 +317,10 @@ def test_the_data_finding_needs_both_sweeps(tmp_path):
 
 def test_evaluation_reports_the_held_out_share_of_a_run_trained_without_a_class(tmp_path):
     from evaluation.runner import evaluate_run
-    from generators.training import TrainConfig, run_training
 
-    from .helpers import ROOT, tiny_options
+    from .helpers import ROOT, train_tiny_run
 
-    cfg = TrainConfig(steps=2, batch_size=32, device="cpu", exclude_classes=[9], train_size=400)
-    run_training("vae", tiny_options("vae"), cfg, tmp_path / "no9", show_progress=False)
+    train_tiny_run("vae", tmp_path / "no9", 2, exclude_classes=[9], train_size=400)
     row = evaluate_run(
         tmp_path / "no9",
         n=100,

@@ -1,5 +1,5 @@
-"""A verdict never contradicts its evidence: property tests over random intervals, and the cases the issue
-reported (a claim contradicted by its own interval must say so)."""
+"""A verdict never contradicts its evidence: property tests over random intervals, and the known
+case of a claim its own interval contradicts (the verdict must say so)."""
 
 from __future__ import annotations
 

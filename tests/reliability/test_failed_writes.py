@@ -1,7 +1,7 @@
-"""Every write path when the disk refuses (issue 16): train ``--resume`` on a read-only run folder, the lock,
-``sample --out`` in a read-only folder, the evaluation tables. One clear line, nothing left behind, and still one
-line when the cleanup fails too. Tests run as root, where chmod protects nothing, so ``os.open``, ``open``,
-``os.replace`` and ``unlink`` are replaced with versions that fail (as in test_write_failures.py)."""
+"""Every write path when the disk refuses: train ``--resume`` on a read-only run folder, the lock, ``sample --out``
+in a read-only folder, the evaluation tables. One clear line, nothing left behind, and still one line when the
+cleanup fails too. Tests run as root, where chmod protects nothing, so ``os.open``, ``open``, ``os.replace`` and
+``unlink`` are replaced with versions that fail (as in test_write_failures.py)."""
 
 from __future__ import annotations
 

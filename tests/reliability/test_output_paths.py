@@ -1,6 +1,6 @@
-"""Output paths may never destroy anything (issue 24, items 1-2): every file a user names for output (evaluation
-tables, ``train --progress-json``, ``sample --out``) is refused, in one line with exit 2, when it lies in a run
-folder, when it would replace a file of another kind without ``--force``, or when one command names it twice."""
+"""Output paths may never destroy anything: every file a user names for output (evaluation tables,
+``train --progress-json``, ``sample --out``) is refused, in one line with exit 2, when it lies in a run folder,
+when it would replace a file of another kind without ``--force``, or when one command names it twice."""
 
 from __future__ import annotations
 

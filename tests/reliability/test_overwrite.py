@@ -1,7 +1,7 @@
-"""Critical 1 of issue 16: ``--overwrite`` never loses the good run. The new run is built in a hidden sibling
-folder and swapped in only after its first good checkpoint that follows a training step; every failure before
-that (bad options, a dataset too small, a diverging first step, NaN weights, a failed write, a signal) leaves
-the old run byte-identical (every file hashed) and no hidden folder behind."""
+"""``--overwrite`` never loses the good run. The new run is built in a hidden sibling folder and swapped in only
+after its first good checkpoint that follows a training step; every failure before that (bad options, a dataset
+too small, a diverging first step, NaN weights, a failed write, a signal) leaves the old run byte-identical
+(every file hashed) and no hidden folder behind."""
 
 from __future__ import annotations
 

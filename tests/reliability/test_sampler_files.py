@@ -1,4 +1,4 @@
-"""Fitted-sampler files are untrusted and fits must work where the callers are (issue 24, items 3, 4 and 8).
+"""Fitted-sampler files are untrusted and fits must work where the callers are.
 
 A two-stage sampler file that carries the run's own weights hash is trusted (not refitted), so everything in
 it is checked before a network is built from it: its sizes against bounds, every tensor's shape against those

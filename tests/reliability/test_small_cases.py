@@ -1,6 +1,6 @@
-"""The smaller cases of issue 16: SIGTERM while sampling, control characters in run names, ``--device meta``,
-``--dataset folder:`` with no path, images too large to decode, unreadable entries in a dataset folder and
-``--progress-json`` naming a folder."""
+"""Smaller faults: SIGTERM while sampling, control characters in run names, ``--device meta``, ``--dataset folder:``
+with no path, images too large to decode, unreadable entries in a dataset folder and ``--progress-json`` naming a
+folder."""
 
 from __future__ import annotations
 

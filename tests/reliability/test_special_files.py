@@ -1,6 +1,6 @@
-"""Special files where a run file belongs (issue 16): a symlink to /dev/zero (endless), a FIFO (blocks whoever
-opens it for reading), a folder. Every reader reads regular files only, with a size bound, and never blocks:
-one line naming the file instead. A ``SIGALRM`` after 20 s turns a hang into a failure instead of a stuck suite."""
+"""Special files where a run file belongs: a symlink to /dev/zero (endless), a FIFO (blocks whoever opens it for
+reading), a folder. Every reader reads regular files only, with a size bound, and never blocks: one line naming
+the file instead. A ``SIGALRM`` after 20 s turns a hang into a failure instead of a stuck suite."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Run-folder contents are untrusted input (issue 16): a classmate's or a hand-edited run may hold run info of
-any shape, a ``resume.pt`` that does not fit, a GMM sampler of another latent size, a stored dataset path that
-would walk the whole disk. Each is refused with one line naming the file, before anything is built from it,
-and one bad run never hides the good ones."""
+"""Run-folder contents are untrusted input: a classmate's or a hand-edited run may hold run info of any shape, a
+``resume.pt`` that does not fit, a GMM sampler of another latent size, a stored dataset path that would walk the
+whole disk. Each is refused with one line naming the file, before anything is built from it, and one bad run
+never hides the good ones."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""Issue 24, items 5-7 and 9-12 and the weak cases: sizes and names, small data and mismatched metadata, rows
-labelled by their folder, bounded reads, and the smaller command-line cases. Each fails on the code before the
-fix (see RELIABILITY.md, section I)."""
+"""Sizes and names, small data and mismatched metadata, rows labelled by their folder, bounded reads, and smaller
+command-line cases (RELIABILITY.md, section I)."""
 
 from __future__ import annotations
 
@@ -23,9 +22,7 @@ from generators.errors import UserError
 from generators.training import run_training
 from generators.vae import VAE
 
-from .support import assert_one_line_error, cli_in_process, make_image_folder, tiny_config, tiny_flags
-
-TINY_CVAE = {"base_width": 2, "hidden_dim": 8, "latent_dim": 2}
+from .support import TINY, assert_one_line_error, cli_in_process, make_image_folder, tiny_config, tiny_flags
 
 
 def train_args(images, out_dir, *extra, model="ae"):
@@ -38,7 +35,7 @@ def train(capsys, model, images, out_dir, *extra):
     return cli_in_process(capsys, argv[0], model, *argv[1:])
 
 
-# -- item 5: thousands of classes ------------------------------------------------------------------------------
+# -- thousands of classes -------------------------------------------------------------------------------------------
 
 
 def test_a_conditional_model_on_thousands_of_class_folders_is_refused_up_front(tmp_path, capsys):
@@ -71,7 +68,7 @@ def test_an_unconditional_model_on_many_class_folders_is_not_bounded(tmp_path):
     check_classes(args)  # no error: labels are not part of an unconditional model
 
 
-# -- item 6: out of memory ---------------------------------------------------------------------------------------
+# -- out of memory --------------------------------------------------------------------------------------------------
 
 ALLOCATOR = RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried "
                          "to allocate 163840000000 bytes. Error code 12 (Cannot allocate memory)")  # fmt: skip
@@ -115,7 +112,7 @@ def test_a_bug_that_is_not_memory_keeps_its_traceback(run, tmp_path, monkeypatch
         main(["sample", str(run), "--n", "4", "--out", str(tmp_path / "s.npy")])
 
 
-# -- item 7: name lengths in bytes -------------------------------------------------------------------------------
+# -- name lengths in bytes ------------------------------------------------------------------------------------------
 
 
 def test_a_long_cjk_run_name_is_refused_by_its_bytes(made, tmp_path, capsys):
@@ -132,7 +129,7 @@ def test_a_name_that_only_overflows_with_its_seed_suffix_is_refused_before_train
     assert not (tmp_path / "runs").exists()  # not even -s1 was trained
 
 
-# -- item 9: sanity checks the split sizes like evaluation does ----------------------------------------------------
+# -- sanity checks the split sizes like evaluation does -------------------------------------------------------------
 
 
 def test_sanity_on_a_dataset_too_small_to_split_is_one_line(tmp_path, capsys):
@@ -142,14 +139,15 @@ def test_sanity_on_a_dataset_too_small_to_split_is_one_line(tmp_path, capsys):
     assert_one_line_error(code, capsys.readouterr().err, "held-out", "needs at least")
 
 
-# -- item 10: metadata that contradicts itself ----------------------------------------------------------------------
+# -- metadata that contradicts itself -------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def cvae_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cvae")
     images = make_image_folder(root / "images", n=60, classes=3)  # 20 a class: 2 held out each
-    run_training("cvae", TINY_CVAE, tiny_config(images, steps=2), root / "run", show_progress=False)
+    cvae = TINY["vae"]  # the conditional VAE takes the VAE's options
+    run_training("cvae", cvae, tiny_config(images, steps=2), root / "run", show_progress=False)
     return images, root / "run"
 
 
@@ -198,7 +196,7 @@ def test_class_folders_changed_after_training_are_refused(cvae_run, tmp_path):
     clear_dataset_cache()
 
 
-# -- item 11: rows are labelled by the folder they were read from ----------------------------------------------------
+# -- rows are labelled by the folder they were read from ------------------------------------------------------------
 
 
 @pytest.fixture
@@ -257,7 +255,7 @@ def test_the_same_run_twice_is_scored_once(stub_evaluation, tmp_path, capsys):
     assert "given twice" in capsys.readouterr().err
 
 
-# -- item 12: a bounded read never allocates its bound ---------------------------------------------------------------
+# -- a bounded read never allocates its bound -----------------------------------------------------------------------
 
 
 def test_reading_a_small_file_under_a_huge_bound_allocates_little(tmp_path):
@@ -285,7 +283,7 @@ def test_a_bounded_read_still_reads_a_file_that_grew_up_to_the_bound(tmp_path, m
         read_regular_file(path, 50)
 
 
-# -- weak cases -------------------------------------------------------------------------------------------------
+# -- smaller command-line cases -------------------------------------------------------------------------------------
 
 
 def test_seeds_check_every_name_before_training_the_first(made, tmp_path, capsys):
