@@ -24,11 +24,21 @@ from generators.data import load_dataset
 from generators.precision import StepRunner, auto_precision
 from generators.registry import MODELS, build_model
 
-SETTINGS = {
+ALL_SETTINGS = {
     "fp32": ("fp32", False),
     "bf16": ("bf16", False),
     "fp32_compiled": ("fp32", True),
     "bf16_compiled": ("bf16", True),
+}
+# PRECISION_BENCH_SETTINGS="bf16": a quick run without the compiled settings (minutes of compiling each); fp32
+# eager, the baseline of every ratio, is always measured
+SETTINGS = {
+    "fp32": ALL_SETTINGS["fp32"],
+    **{
+        name: ALL_SETTINGS[name]
+        for name in os.environ.get("PRECISION_BENCH_SETTINGS", " ".join(ALL_SETTINGS)).split()
+        if name in ALL_SETTINGS
+    },
 }
 WARMUP = 4  # steps: the first compiles (two or three graphs per network: D sees real and fake images)
 STEPS = int(os.environ.get("PRECISION_BENCH_STEPS", 15))  # per round and setting

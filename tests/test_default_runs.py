@@ -119,6 +119,20 @@ def test_recorded_quality_meets_goal(run_and_sampler):
     )
 
 
+HELD_OUT_GOALS = {  # (run, sampler) -> the most FID on the test split may exceed its floor by (n = 5 000)
+    ("vae-mnist5k", "prior"): 6.0,
+    ("vae-mnist5k", "gmm"): 3.0,
+}
+
+
+@pytest.mark.parametrize("run_and_sampler", HELD_OUT_GOALS, ids=lambda k: "-".join(k))
+def test_recorded_held_out_fid_meets_goal(run_and_sampler):
+    """The goals the bf16 recipes were retrained for, on the project's held-out FID (test split / its floor)."""
+    row = recorded_row(run_path(run_and_sampler[0]), 5000, run_and_sampler[1])
+    ratio = row["fid_test"] / row["fid_test_floor"]
+    assert ratio <= HELD_OUT_GOALS[run_and_sampler], f"{run_and_sampler}: held-out FID / floor {ratio:.2f}"
+
+
 def test_autoencoder_prior_samples_are_worse_than_the_vae():
     """The AE was never pulled towards N(0, I), so its prior samples must be clearly worse than the VAE's."""
     ae = recorded_row(run_path("ae-mnist5k"), 5000, "prior")

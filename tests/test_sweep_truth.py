@@ -85,7 +85,8 @@ def test_another_point_is_trained_with_the_sweeps_own_recipe(runs, name):
 
 def test_the_sweep_label_names_its_recipe(runs):
     sweep = sweeps(runs, "mnist5k")[0]
-    assert "z = 8" in sweep.label and "2500 steps" in sweep.label and "β 1, 4" in sweep.label
+    steps = committed("vae-mnist5k").info["step"]
+    assert "z = 8" in sweep.label and f"{steps} steps" in sweep.label and "β 1, 4" in sweep.label
     assert dataclasses.is_dataclass(sweep)
 
 
