@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from generators.checkpoints import atomic_write_bytes
-from generators.cli import MAX_SAMPLES, OneLineParser, int_in, out_of_memory_hint, printable, seed_int
-from generators.errors import UserError, run_command
+from generators.errors import OneLineParser, UserError, out_of_memory_hint, run_command
+from generators.limits import MAX_SAMPLES, int_in, printable, seed_int
 from generators.outputs import Output, check_outputs
 from generators.registry import load_plugins
 from generators.samplers import SAMPLERS

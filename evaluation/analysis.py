@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from generators.checkpoints import atomic_write_bytes
-from generators.cli import OneLineParser, int_in, printable, seed_int
-from generators.errors import run_command
+from generators.errors import OneLineParser, run_command
+from generators.limits import int_in, printable, seed_int
 from generators.outputs import Output, check_outputs
 
 from . import findings as findings_module

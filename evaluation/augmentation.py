@@ -35,8 +35,8 @@ import pandas as pd
 import torch
 
 from generators.checkpoints import atomic_write_bytes
-from generators.cli import OneLineParser, int_in, printable, seed_int
-from generators.errors import UserError, run_command
+from generators.errors import OneLineParser, UserError, run_command
+from generators.limits import int_in, printable, seed_int
 
 from .store import ResultsFile
 

@@ -44,8 +44,8 @@ import torch
 from PIL import Image
 
 from generators.checkpoints import atomic_write_bytes
-from generators.cli import MAX_SAMPLES, OneLineParser, int_in, printable
-from generators.errors import UserError, run_command
+from generators.errors import OneLineParser, UserError, run_command
+from generators.limits import MAX_SAMPLES, int_in, printable
 from generators.outputs import Output, check_outputs
 
 from .bootstrap import DEFAULT_B, interval

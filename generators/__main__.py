@@ -16,7 +16,9 @@ import threading
 import time
 from pathlib import Path
 
-from .cli import (
+from .distributed import rank_zero_speaks
+from .errors import OneLineParser, UserError, WriteFailed, out_of_memory_hint, run_command
+from .limits import (
     MAX_BATCH_SIZE,
     MAX_CLASSES,
     MAX_EPOCHS,
@@ -24,18 +26,14 @@ from .cli import (
     MAX_MINUTES,
     MAX_SAMPLES,
     MAX_STEPS,
-    OneLineParser,
     check_name_bytes,
     float_in,
     int_in,
-    out_of_memory_hint,
     positive_int,
     printable,
     run_name,
     seed_int,
 )
-from .distributed import rank_zero_speaks
-from .errors import UserError, WriteFailed, run_command
 from .outputs import Output, check_outputs
 from .registry import MODELS, load_plugins
 from .samplers import SAMPLERS

@@ -14,8 +14,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .cli import checked_float, checked_int
 from .errors import UserError
+from .limits import checked_float, checked_int
 
 MIN_IMAGE_SIZE = 16
 MAX_IMAGE_SIZE = 256

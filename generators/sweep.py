@@ -11,8 +11,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cli import printable
 from .errors import UserError
+from .limits import printable
 
 # train settings a sweep may vary besides the model's own options (what a run learns from, and for how long)
 SWEPT_TRAIN_SETTINGS = ("train_size", "steps", "epochs", "minutes", "batch_size")

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import torch
 
 from .autoencoder import Autoencoder, AutoencoderConfig, reconstruction_loss
-from .cli import MAX_STEPS, checked_float, checked_int
 from .errors import UserError
+from .limits import MAX_STEPS, checked_float, checked_int
 
 MAX_BETA = 1e6
 

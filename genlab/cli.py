@@ -76,7 +76,8 @@ def has_subcommand(module: str, name: str) -> bool:
 
 
 def app_parser() -> argparse.ArgumentParser:
-    from generators.cli import OneLineParser, int_in
+    from generators.errors import OneLineParser
+    from generators.limits import int_in
 
     parser = OneLineParser(
         prog=f"{PROG} app",
