@@ -70,9 +70,18 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand: train, sample, sweep, list."""
     parser = OneLineParser(prog="python -m generators", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    add_train_parser(sub)
+    add_sample_parser(sub)
+    add_sweep_parser(sub, seed_int, MAX_TRAINING_SEEDS)
+    listing = sub.add_parser("list", help="list the runs in a folder")
+    listing.add_argument("--out-dir", default="checkpoints")
+    return parser
 
+
+def add_train_parser(sub) -> None:
     train = sub.add_parser(
         "train",
         help="train a model into a run folder",
@@ -83,6 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
         " processes.",
     )
     train.add_argument("model", help=f"one of {', '.join(MODELS)}")
+    add_data_options(train)
+    add_budget_options(train)
+    add_run_naming_options(train)
+    add_compute_options(train)
+    train.add_argument("--resume", action="store_true", help="continue the run in --run")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run of that name")
+    train.add_argument("--progress-json", help="also write progress to this file (used by the dashboard)")
+    train.add_argument("--force", action="store_true", help=FORCE_HELP)
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_options(train)
+
+
+def add_data_options(train: argparse.ArgumentParser) -> None:
+    """What a run learns from: the data set, its image format, and which of its images."""
     train.add_argument("--dataset", default="mnist5k", help="mnist5k | mnist | fashion-mnist | cifar10 | folder:PATH")
     train.add_argument("--data-dir", default="data", help="where torchvision datasets are downloaded/kept")
     train.add_argument("--image-size", type=positive_int, help="resize images to this square size")
@@ -102,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="train without the images of these classes (e.g. 9): does the model still draw them? (evaluation "
         "reports the share of samples in them)",
     )
+
+
+def add_budget_options(train: argparse.ArgumentParser) -> None:
+    """How long a run trains (one of epochs, steps, minutes) and on how many images per step."""
     budget = train.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int_in(1, MAX_EPOCHS))
     budget.add_argument("--steps", type=int_in(1, MAX_STEPS))
@@ -112,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=128,
         help="global batch: under torchrun, split over the processes",
     )
+
+
+def add_run_naming_options(train: argparse.ArgumentParser) -> None:
+    """Where a run goes and its training seed(s): several seeds make a group of runs named RUN-s<SEED>."""
     train.add_argument(
         "--run",
         "--run-name",
@@ -130,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"train the same recipe once per seed (at most {MAX_TRAINING_SEEDS}), into RUN-s<SEED> "
         "each: a training-seed group that evaluation and the dashboard show as mean ± std",
     )
+
+
+def add_compute_options(train: argparse.ArgumentParser) -> None:
+    """Where and how the steps compute: the device, the precision, torch.compile."""
     train.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     train.add_argument(
         "--precision",
@@ -144,13 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="torch.compile the networks (a minute of compiling first; falls back when this machine cannot)",
     )
-    train.add_argument("--resume", action="store_true", help="continue the run in --run")
-    train.add_argument("--overwrite", action="store_true", help="replace an existing run of that name")
-    train.add_argument("--progress-json", help="also write progress to this file (used by the dashboard)")
-    train.add_argument("--force", action="store_true", help=FORCE_HELP)
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_model_options(train)
 
+
+def add_sample_parser(sub) -> None:
     sample = sub.add_parser("sample", help="draw samples from a trained run into a .npy file")
     sample.add_argument("run_dir")
     sample.add_argument("--n", type=int_in(1, MAX_SAMPLES), required=True)
@@ -175,14 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="FILE.npy: uint8 array (N, C, H, W), values 0..255; a class-conditional run also writes each "
         "image's class to FILE.labels.npy (int64, shape (N,))",
     )
-
     sample.add_argument("--force", action="store_true", help=FORCE_HELP)
-
-    add_sweep_parser(sub, seed_int, MAX_TRAINING_SEEDS)
-
-    listing = sub.add_parser("list", help="list the runs in a folder")
-    listing.add_argument("--out-dir", default="checkpoints")
-    return parser
 
 
 def default_run_name(model: str, dataset: str) -> str:
