@@ -39,6 +39,7 @@ from .registry import MODELS, load_plugins
 from .samplers import SAMPLERS
 from .sweep import add_sweep_parser, run_sweep
 
+PROGRAM = "python -m generators"  # the name in usage and error lines; genlab passes its own (genlab train ...)
 EXIT_DIVERGED = 1
 FORCE_HELP = "replace an existing output file even when it is not of the output's kind (never a run's own files)"
 MAX_TRAINING_SEEDS = 20
@@ -69,9 +70,11 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
             )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of every subcommand: train, sample, sweep, list."""
-    parser = OneLineParser(prog="python -m generators", description=__doc__)
+def build_parser(program: str = PROGRAM) -> argparse.ArgumentParser:
+    """The parser of every subcommand (train, sample, sweep, list), named ``program`` in its usage and error
+    lines (``args.program``: so a sweep parses its points under the same name)."""
+    parser = OneLineParser(prog=program, description=__doc__)
+    parser.set_defaults(program=program)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     add_train_parser(sub)
     add_sample_parser(sub)
@@ -472,7 +475,7 @@ def cmd_list(args) -> int:
     for run_dir, reason in broken:
         print(f"warning: skipped {printable(str(run_dir))}: {printable(reason)}", file=sys.stderr)
     if not runs:
-        print(f"no runs in {args.out_dir}/ yet: train one with `python -m generators train vae`")
+        print(f"no runs in {args.out_dir}/ yet: train one with `{args.program} train vae`")
         return 0
     rows = [
         tuple(
@@ -495,10 +498,12 @@ def cmd_list(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, program: str = PROGRAM) -> int:
+    """``program``: what the user typed for ``python -m generators`` (``genlab`` for ``genlab train``)."""
+
     def command() -> int:
         load_plugins()
-        parser = build_parser()
+        parser = build_parser(program)
         args, extra = parser.parse_known_args(argv)
         if args.command == "sweep":  # every other option is a train option, checked by the train parser
             return run_sweep(args, extra, sys.modules[__name__])

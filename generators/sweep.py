@@ -103,7 +103,7 @@ def grid(args, train_options: list[str], cli) -> list[Point]:
             name = run_name(stem, combo, seed)
             argv = ["train", args.model, *train_options, *flags, "--seed", str(seed), "--run", name]
             try:
-                parsed = cli.build_parser().parse_args([*argv, "--out-dir", args.out_root])
+                parsed = cli.build_parser(args.program).parse_args([*argv, "--out-dir", args.out_root])
                 cli.check_classes(parsed)
                 cli.train_settings(parsed, seed)
             except UserError as exc:
