@@ -46,6 +46,8 @@ class VAE(Autoencoder):
     title = "VAE"
     Config = VAEConfig
     has_posterior = True
+    has_beta = True
+    logs_rate_distortion = True
     code_multiplier = 2
 
     def __init__(self, config: VAEConfig):
