@@ -1,7 +1,7 @@
 # Shortcuts. `make checkpoints` regenerates the committed default runs (see checkpoints/README.md).
 PYTHON ?= .venv/bin/python
-DEFAULT_RUNS := vae-mnist5k vae-beta4-mnist5k ae-mnist5k dcgan-mnist5k cvae-mnist5k cdcgan-mnist5k \
-	vae-sprites vae-beta4-sprites ae-sprites dcgan-sprites
+# the default runs and their recipes are defined once, in generators/default_runs.py
+DEFAULT_RUNS := $(shell $(PYTHON) -m generators.default_runs names)
 
 .PHONY: help checkpoints metrics report $(DEFAULT_RUNS) test test-default-runs
 
