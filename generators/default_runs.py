@@ -27,9 +27,11 @@ DEFAULT_THREADS = 2
 
 @dataclass(frozen=True)
 class DefaultRun:
+    """One committed run: how ``make checkpoints`` trains it and what it scores it with."""
+
     name: str
     recipe: str  # the `python -m generators train` arguments (the model first; --run, --out-dir come after)
-    threads: int | None = None  # its own thread count (the rounding it was trained with); None: DEFAULT_THREADS
+    threads: int | None = None  # its own thread count (the rounding it was trained with); None: see ``threads``
     fitted_samplers: tuple[str, ...] = ()  # scored with these too (they need an encoder; generators/samplers.py)
     augment: bool = False  # do its generated images help a classifier trained on few real ones? (conditional runs)
     compress: bool = False  # bits per image against distortion, beside JPEG, WebP and PNG (runs with an encoder)
