@@ -9,6 +9,7 @@ help:
 	@echo "make checkpoints          train + evaluate all default runs into checkpoints/ (about 5 CPU minutes each)"
 	@echo "make RUN                  only one of: $(DEFAULT_RUNS)"
 	@echo "make metrics              re-evaluate the committed runs without retraining them"
+	@echo "  (bash scripts/make_checkpoints.sh --dry-run [RUN ...] prints the commands they run)"
 	@echo "make report               report.zip of the four runs the dashboard opens on (its Build the report zip)"
 	@echo "make test                 the whole test suite"
 	@echo "make test-default-runs    check that the committed runs load, sample and reproduce their metrics"
