@@ -1,7 +1,7 @@
 # Shortcuts. `make checkpoints` regenerates the committed default runs (see checkpoints/README.md).
 PYTHON ?= .venv/bin/python
-DEFAULT_RUNS := vae-mnist5k vae-beta4-mnist5k ae-mnist5k dcgan-mnist5k cvae-mnist5k cdcgan-mnist5k \
-	vae-sprites vae-beta4-sprites ae-sprites dcgan-sprites
+# the default runs and their recipes are defined once, in generators/default_runs.py
+DEFAULT_RUNS := $(shell $(PYTHON) -m generators.default_runs names)
 
 .PHONY: help checkpoints metrics report $(DEFAULT_RUNS) test test-default-runs
 
@@ -9,6 +9,7 @@ help:
 	@echo "make checkpoints          train + evaluate all default runs into checkpoints/ (about 5 CPU minutes each)"
 	@echo "make RUN                  only one of: $(DEFAULT_RUNS)"
 	@echo "make metrics              re-evaluate the committed runs without retraining them"
+	@echo "  (bash scripts/make_checkpoints.sh --dry-run [RUN ...] prints the commands they run)"
 	@echo "make report               report.zip of the four runs the dashboard opens on (its Build the report zip)"
 	@echo "make test                 the whole test suite"
 	@echo "make test-default-runs    check that the committed runs load, sample and reproduce their metrics"

@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from generators.checkpoints import atomic_write_bytes
-from generators.cli import MAX_SAMPLES, OneLineParser, int_in, out_of_memory_hint, printable, seed_int
-from generators.errors import UserError, run_command
+from generators.errors import OneLineParser, UserError, out_of_memory_hint, run_command
+from generators.limits import MAX_SAMPLES, int_in, printable, seed_int
 from generators.outputs import Output, check_outputs
 from generators.registry import load_plugins
 from generators.samplers import SAMPLERS
@@ -29,6 +29,7 @@ from .bootstrap import DEFAULT_B
 from .inversion import INVERSION_STEPS
 from .runner import EXTRACTORS
 
+PROGRAM = "python -m evaluation"  # the name in usage and error lines; genlab passes its own (genlab evaluate)
 FORMATS = ("json", "markdown", "latex", "csv")
 SANITY_FORMATS = ("json", "markdown")
 MAX_IWAE_K = 10_000
@@ -36,8 +37,8 @@ MAX_INVERSION_STEPS = 100_000
 MAX_SEEDS = 100
 
 
-def build_parser() -> OneLineParser:
-    parser = OneLineParser(prog="python -m evaluation", description=__doc__.splitlines()[0])
+def build_parser(prog: str = PROGRAM) -> OneLineParser:
+    parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders to score")
     parser.add_argument("--n", type=int_in(1, MAX_SAMPLES), default=5000, help="samples per seed (and real images)")
     seeds = parser.add_mutually_exclusive_group()
@@ -81,10 +82,8 @@ def _add_force(parser) -> None:
     )
 
 
-def build_sanity_parser() -> OneLineParser:
-    parser = OneLineParser(
-        prog="python -m evaluation sanity", description="every metric on real images and corrupted copies of them"
-    )
+def build_sanity_parser(prog: str = f"{PROGRAM} sanity") -> OneLineParser:
+    parser = OneLineParser(prog=prog, description="every metric on real images and corrupted copies of them")
     parser.add_argument("--dataset", default="mnist5k", help="dataset to corrupt (default mnist5k)")
     parser.add_argument("--n", type=int_in(6, MAX_SAMPLES), default=5000, help="training images in the reference")
     parser.add_argument("--extractor-dir", default="checkpoints/_extractors", help="where extractors are cached")
@@ -126,8 +125,8 @@ def label_rows(rows: list[dict], run_dirs: list[str]) -> None:
             row["run"] = str(run_dir).rstrip("/") or str(run_dir)
 
 
-def parse_args(argv: list[str] | None = None):
-    args = build_parser().parse_args(argv)
+def parse_args(argv: list[str] | None = None, prog: str = PROGRAM):
+    args = build_parser(prog).parse_args(argv)
     if args.seeds and len(args.seeds) > MAX_SEEDS:
         raise UserError(f"--seeds takes at most {MAX_SEEDS} seeds, got {len(args.seeds)}")
     return args
@@ -152,23 +151,26 @@ def evaluate_with_args(run_dir, args, seeds, progress) -> dict:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, program: str = PROGRAM) -> int:
+    """``program``: what the user typed for ``python -m evaluation`` (``genlab evaluate``; ``genlab`` before a
+    subcommand: ``genlab findings``)."""
     argv = sys.argv[1:] if argv is None else argv
+    command = f"{program} {argv[0]}" if argv else program
     if argv[:1] == ["sanity"]:
-        return run_command(lambda: _sanity(build_sanity_parser().parse_args(argv[1:])))
+        return run_command(lambda: _sanity(build_sanity_parser(command).parse_args(argv[1:])))
     if argv[:1] in (["findings"], ["report"]):
         from .analysis import findings_main, report_main
 
-        return (findings_main if argv[0] == "findings" else report_main)(argv[1:])
+        return (findings_main if argv[0] == "findings" else report_main)(argv[1:], command)
     if argv[:1] == ["compress"]:
         from .compression import main as compress_main
 
-        return compress_main(argv[1:])
+        return compress_main(argv[1:], command)
     if argv[:1] == ["augment"]:
         from .augmentation import augment_main
 
-        return augment_main(argv[1:])
-    return run_command(lambda: _evaluate(parse_args(argv)))
+        return augment_main(argv[1:], command)
+    return run_command(lambda: _evaluate(parse_args(argv, program)))
 
 
 def _sanity(args) -> int:

@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from generators.checkpoints import atomic_write_bytes
-from generators.cli import OneLineParser, int_in, printable, seed_int
-from generators.errors import run_command
+from generators.errors import OneLineParser, run_command
+from generators.limits import int_in, printable, seed_int
 from generators.outputs import Output, check_outputs
 
 from . import findings as findings_module
@@ -31,9 +31,9 @@ MAX_GRID_SAMPLES = 1024
 FINDINGS_FORMATS = ("text", "json", "markdown")
 
 
-def build_findings_parser() -> OneLineParser:
+def build_findings_parser(prog: str = "python -m evaluation findings") -> OneLineParser:
     parser = OneLineParser(
-        prog="python -m evaluation findings",
+        prog=prog,
         description="the textbook VAE-vs-GAN claims tested on the runs' stored metrics (one shared n)",
     )
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders to compare")
@@ -43,9 +43,9 @@ def build_findings_parser() -> OneLineParser:
     return parser
 
 
-def build_report_parser() -> OneLineParser:
+def build_report_parser(prog: str = "python -m evaluation report") -> OneLineParser:
     parser = OneLineParser(
-        prog="python -m evaluation report",
+        prog=prog,
         description="the report zip of the runs: figures, tables, methods, findings (the dashboard's button)",
     )
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders to compare")
@@ -130,9 +130,9 @@ def _report(args) -> int:
     return 0
 
 
-def findings_main(argv: list[str]) -> int:
-    return run_command(lambda: _findings(build_findings_parser().parse_args(argv)))
+def findings_main(argv: list[str], prog: str = "python -m evaluation findings") -> int:
+    return run_command(lambda: _findings(build_findings_parser(prog).parse_args(argv)))
 
 
-def report_main(argv: list[str]) -> int:
-    return run_command(lambda: _report(build_report_parser().parse_args(argv)))
+def report_main(argv: list[str], prog: str = "python -m evaluation report") -> int:
+    return run_command(lambda: _report(build_report_parser(prog).parse_args(argv)))

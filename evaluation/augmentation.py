@@ -35,8 +35,8 @@ import pandas as pd
 import torch
 
 from generators.checkpoints import atomic_write_bytes
-from generators.cli import OneLineParser, int_in, printable, seed_int
-from generators.errors import UserError, run_command
+from generators.errors import OneLineParser, UserError, run_command
+from generators.limits import int_in, printable, seed_int
 
 from .store import ResultsFile
 
@@ -375,9 +375,9 @@ def to_text(results: dict[str, list[dict]]) -> str:
 # --- the command line ---------------------------------------------------------------------------------------------
 
 
-def build_parser() -> OneLineParser:
+def build_parser(prog: str = "python -m evaluation augment") -> OneLineParser:
     parser = OneLineParser(
-        prog="python -m evaluation augment",
+        prog=prog,
         description="do generated images help a classifier trained on few real ones? (conditional runs)",
     )
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="class-conditional run folders")
@@ -449,8 +449,8 @@ def _augment(args) -> int:
     return 0
 
 
-def augment_main(argv: list[str]) -> int:
-    return run_command(lambda: _augment(build_parser().parse_args(argv)))
+def augment_main(argv: list[str], prog: str = "python -m evaluation augment") -> int:
+    return run_command(lambda: _augment(build_parser(prog).parse_args(argv)))
 
 
 def generator_note(runs) -> str:

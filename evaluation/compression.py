@@ -44,8 +44,8 @@ import torch
 from PIL import Image
 
 from generators.checkpoints import atomic_write_bytes
-from generators.cli import MAX_SAMPLES, OneLineParser, int_in, printable
-from generators.errors import UserError, run_command
+from generators.errors import OneLineParser, UserError, run_command
+from generators.limits import MAX_SAMPLES, int_in, printable
 from generators.outputs import Output, check_outputs
 
 from .bootstrap import DEFAULT_B, interval
@@ -475,9 +475,9 @@ def compression_figure(rows: list[dict]) -> go.Figure:
 # --- the command ----------------------------------------------------------------------------------------------
 
 
-def build_parser() -> OneLineParser:
+def build_parser(prog: str = "python -m evaluation compress") -> OneLineParser:
     parser = OneLineParser(
-        prog="python -m evaluation compress",
+        prog=prog,
         description="bits per image against PSNR / SSIM / MSE of the runs' codes, beside JPEG, WebP and PNG",
     )
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders (models with an encoder)")
@@ -511,5 +511,5 @@ def _compress(args) -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
-    return run_command(lambda: _compress(build_parser().parse_args(argv)))
+def main(argv: list[str], prog: str = "python -m evaluation compress") -> int:
+    return run_command(lambda: _compress(build_parser(prog).parse_args(argv)))

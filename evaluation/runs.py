@@ -68,8 +68,8 @@ class Run:
 
     @property
     def beta(self) -> float | None:
-        """The weight of the KL term, for models whose config has one."""
-        value = self.info["model_config"].get("beta")
+        """The weight of the KL term, for models that declare one (``Capabilities.beta``)."""
+        value = self.info["model_config"].get("beta") if self.capabilities.beta else None
         return None if value is None else float(value)
 
     @property

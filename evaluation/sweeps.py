@@ -92,10 +92,10 @@ def setting_value(info: dict, setting: str) -> float | None:
 
 
 def sweeps(runs, dataset: str) -> list[Sweep]:
-    """The finished runs with a posterior and a β on ``dataset``, grouped by recipe; most β values first."""
+    """The finished runs with a β (``Capabilities.beta``) on ``dataset``, grouped by recipe; most β values first."""
     groups: dict[str, list] = {}
     for run in sorted(runs, key=lambda r: r.name):
-        if run.capabilities.posterior and run.beta is not None and run.info["dataset"] == dataset and not run.training:
+        if run.capabilities.beta and run.info["dataset"] == dataset and not run.training:
             groups.setdefault(json.dumps(recipe_of(run), sort_keys=True), []).append(run)
     found = []
     for members in groups.values():
@@ -299,10 +299,12 @@ def sweep_metric_figure(sweep: SettingSweep, key: str) -> go.Figure | None:
 
 
 def rate_distortion(by_beta: dict) -> pd.DataFrame:
-    """Per run: β, rate (nats, and ``rate_bits`` = nats / ln 2: the compression experiment's unit) and distortion
-    at the end of training (evaluation.diagnostics), ordered by rate."""
+    """Per run that logs them (``Capabilities.rate_distortion``): β, rate (nats, and ``rate_bits`` = nats / ln 2: the
+    compression experiment's unit) and distortion at the end of training (evaluation.diagnostics), ordered by rate."""
     points = []
     for beta, run in by_beta.items():
+        if not run.capabilities.rate_distortion:
+            continue
         point = rate_distortion_point(pd.DataFrame(read_history(run.run_dir)))
         if point is not None:
             bits = point["rate"] / math.log(2)

@@ -16,7 +16,9 @@ import threading
 import time
 from pathlib import Path
 
-from .cli import (
+from .distributed import rank_zero_speaks
+from .errors import OneLineParser, UserError, WriteFailed, out_of_memory_hint, run_command
+from .limits import (
     MAX_BATCH_SIZE,
     MAX_CLASSES,
     MAX_EPOCHS,
@@ -24,23 +26,20 @@ from .cli import (
     MAX_MINUTES,
     MAX_SAMPLES,
     MAX_STEPS,
-    OneLineParser,
     check_name_bytes,
     float_in,
     int_in,
-    out_of_memory_hint,
     positive_int,
     printable,
     run_name,
     seed_int,
 )
-from .distributed import rank_zero_speaks
-from .errors import UserError, WriteFailed, run_command
 from .outputs import Output, check_outputs
 from .registry import MODELS, load_plugins
 from .samplers import SAMPLERS
 from .sweep import add_sweep_parser, run_sweep
 
+PROGRAM = "python -m generators"  # the name in usage and error lines; genlab passes its own (genlab train ...)
 EXIT_DIVERGED = 1
 FORCE_HELP = "replace an existing output file even when it is not of the output's kind (never a run's own files)"
 MAX_TRAINING_SEEDS = 20
@@ -71,10 +70,21 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
             )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m generators", description=__doc__)
+def build_parser(program: str = PROGRAM) -> argparse.ArgumentParser:
+    """The parser of every subcommand (train, sample, sweep, list), named ``program`` in its usage and error
+    lines (``args.program``: so a sweep parses its points under the same name)."""
+    parser = OneLineParser(prog=program, description=__doc__)
+    parser.set_defaults(program=program)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    add_train_parser(sub)
+    add_sample_parser(sub)
+    add_sweep_parser(sub, seed_int, MAX_TRAINING_SEEDS)
+    listing = sub.add_parser("list", help="list the runs in a folder")
+    listing.add_argument("--out-dir", default="checkpoints")
+    return parser
 
+
+def add_train_parser(sub) -> None:
     train = sub.add_parser(
         "train",
         help="train a model into a run folder",
@@ -85,6 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
         " processes.",
     )
     train.add_argument("model", help=f"one of {', '.join(MODELS)}")
+    add_data_options(train)
+    add_budget_options(train)
+    add_run_naming_options(train)
+    add_compute_options(train)
+    train.add_argument("--resume", action="store_true", help="continue the run in --run")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run of that name")
+    train.add_argument("--progress-json", help="also write progress to this file (used by the dashboard)")
+    train.add_argument("--force", action="store_true", help=FORCE_HELP)
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_options(train)
+
+
+def add_data_options(train: argparse.ArgumentParser) -> None:
+    """What a run learns from: the data set, its image format, and which of its images."""
     train.add_argument("--dataset", default="mnist5k", help="mnist5k | mnist | fashion-mnist | cifar10 | folder:PATH")
     train.add_argument("--data-dir", default="data", help="where torchvision datasets are downloaded/kept")
     train.add_argument("--image-size", type=positive_int, help="resize images to this square size")
@@ -104,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="train without the images of these classes (e.g. 9): does the model still draw them? (evaluation "
         "reports the share of samples in them)",
     )
+
+
+def add_budget_options(train: argparse.ArgumentParser) -> None:
+    """How long a run trains (one of epochs, steps, minutes), on how many images per step, at which learning rates."""
     budget = train.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int_in(1, MAX_EPOCHS))
     budget.add_argument("--steps", type=int_in(1, MAX_STEPS))
@@ -114,6 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=128,
         help="global batch: under torchrun, split over the processes",
     )
+    train.add_argument(
+        "--lr-schedule",
+        choices=("constant", "cosine"),
+        help="learning rates over the budget: constant (default), or cosine from the model's rates down to 0 at "
+        "the last step (needs --steps or --epochs)",
+    )
+
+
+def add_run_naming_options(train: argparse.ArgumentParser) -> None:
+    """Where a run goes and its training seed(s): several seeds make a group of runs named RUN-s<SEED>."""
     train.add_argument(
         "--run",
         "--run-name",
@@ -132,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"train the same recipe once per seed (at most {MAX_TRAINING_SEEDS}), into RUN-s<SEED> "
         "each: a training-seed group that evaluation and the dashboard show as mean ± std",
     )
+
+
+def add_compute_options(train: argparse.ArgumentParser) -> None:
+    """Where and how the steps compute: the device, the precision, torch.compile."""
     train.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     train.add_argument(
         "--precision",
@@ -146,19 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="torch.compile the networks (a minute of compiling first; falls back when this machine cannot)",
     )
-    train.add_argument(
-        "--lr-schedule",
-        choices=("constant", "cosine"),
-        help="learning rates over the budget: constant (default), or cosine from the model's rates down to 0 at "
-        "the last step (needs --steps or --epochs)",
-    )
-    train.add_argument("--resume", action="store_true", help="continue the run in --run")
-    train.add_argument("--overwrite", action="store_true", help="replace an existing run of that name")
-    train.add_argument("--progress-json", help="also write progress to this file (used by the dashboard)")
-    train.add_argument("--force", action="store_true", help=FORCE_HELP)
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_model_options(train)
 
+
+def add_sample_parser(sub) -> None:
     sample = sub.add_parser("sample", help="draw samples from a trained run into a .npy file")
     sample.add_argument("run_dir")
     sample.add_argument("--n", type=int_in(1, MAX_SAMPLES), required=True)
@@ -183,14 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="FILE.npy: uint8 array (N, C, H, W), values 0..255; a class-conditional run also writes each "
         "image's class to FILE.labels.npy (int64, shape (N,))",
     )
-
     sample.add_argument("--force", action="store_true", help=FORCE_HELP)
-
-    add_sweep_parser(sub, seed_int, MAX_TRAINING_SEEDS)
-
-    listing = sub.add_parser("list", help="list the runs in a folder")
-    listing.add_argument("--out-dir", default="checkpoints")
-    return parser
 
 
 def default_run_name(model: str, dataset: str) -> str:
@@ -457,7 +482,7 @@ def cmd_list(args) -> int:
     for run_dir, reason in broken:
         print(f"warning: skipped {printable(str(run_dir))}: {printable(reason)}", file=sys.stderr)
     if not runs:
-        print(f"no runs in {args.out_dir}/ yet: train one with `python -m generators train vae`")
+        print(f"no runs in {args.out_dir}/ yet: train one with `{args.program} train vae`")
         return 0
     rows = [
         tuple(
@@ -480,10 +505,12 @@ def cmd_list(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, program: str = PROGRAM) -> int:
+    """``program``: what the user typed for ``python -m generators`` (``genlab`` for ``genlab train``)."""
+
     def command() -> int:
         load_plugins()
-        parser = build_parser()
+        parser = build_parser(program)
         args, extra = parser.parse_known_args(argv)
         if args.command == "sweep":  # every other option is a train option, checked by the train parser
             return run_sweep(args, extra, sys.modules[__name__])

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import MAX_EXTRA_CONVS, MAX_HIDDEN_DIM, MAX_LR, MAX_WIDTH, Generator, ModelConfig, adam
-from .cli import checked_float, checked_int
 from .errors import UserError
+from .limits import checked_float, checked_int
 from .nets import ConvDecoder, ConvEncoder
 
 

@@ -14,8 +14,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .cli import checked_float, checked_int
 from .errors import UserError
+from .limits import checked_float, checked_int
 
 MIN_IMAGE_SIZE = 16
 MAX_IMAGE_SIZE = 256
@@ -96,12 +96,22 @@ class ConditionalConfig(ModelConfig):
 class Capabilities:
     """What a model can do, so code outside ``generators/`` asks this and never a model's name.
 
+    - ``latent_shape``: ``(latent_dim,)``: every code is flat, ``(N, latent_dim)`` (``prior``, ``encode``,
+      ``posterior``), which the maps, samplers, compression and disentanglement read.
     - ``encoder``: ``encode(x) -> z`` exists (maps, reconstruction by encode-decode, GMM/two-stage samplers).
     - ``posterior``: ``posterior(x) -> (mu, logvar)``, ``decode_logits(z)`` and ``log_likelihood(logits, x)``
       exist, so the ELBO, KL per dimension and active units can be computed.
     - ``discriminator``: ``realness(x) -> logits`` exists and the history logs ``d_real``/``d_fake``
       (loss-balance diagnostics).
+    - ``beta``: the config has a float field ``beta``, the weight of the KL term, which the β views read (β sweeps,
+      the β findings, the run's label).
+    - ``rate_distortion``: every training step logs ``kl`` (the rate, nats per image) and ``recon`` (the
+      distortion, the reconstruction loss per image): the rate–distortion view reads them from the history.
     - ``num_classes``: the number of classes a class-conditional model is conditioned on (None: unconditional).
+    - ``objective``: the history column of the model's own training objective (stability is judged on it).
+
+    A class declares them with its flags (``has_encoder``, ``has_beta``, ``logs_rate_distortion``, ...);
+    registering it checks each declared convention on a tiny model (``generators.conventions``).
     """
 
     title: str
@@ -109,8 +119,10 @@ class Capabilities:
     encoder: bool = False
     posterior: bool = False
     discriminator: bool = False
+    beta: bool = False
+    rate_distortion: bool = False
     num_classes: int | None = None
-    objective: str = "loss"  # history column of the model's own training objective (stability is judged on it)
+    objective: str = "loss"
 
     @property
     def conditional(self) -> bool:
@@ -159,6 +171,8 @@ class Generator(nn.Module):
     has_encoder: ClassVar[bool] = False
     has_posterior: ClassVar[bool] = False
     has_discriminator: ClassVar[bool] = False
+    has_beta: ClassVar[bool] = False  # its config's float field ``beta`` weights the KL term (see Capabilities)
+    logs_rate_distortion: ClassVar[bool] = False  # each training step logs ``kl`` and ``recon`` (see Capabilities)
     objective: ClassVar[str] = "loss"  # the history column holding the quantity the model's training minimises
 
     def __init__(self, config: ModelConfig):
@@ -174,6 +188,8 @@ class Generator(nn.Module):
             encoder=cls.has_encoder,
             posterior=cls.has_posterior,
             discriminator=cls.has_discriminator,
+            beta=cls.has_beta,
+            rate_distortion=cls.logs_rate_distortion,
             num_classes=getattr(config, "num_classes", None),
             objective=cls.objective,
         )

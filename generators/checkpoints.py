@@ -31,8 +31,8 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save
 
 from .base import Generator, ModelConfig
-from .cli import MAX_CLASSES, MAX_SEED, MAX_STEPS
 from .errors import UserError, WriteFailed
+from .limits import MAX_CLASSES, MAX_SEED, MAX_STEPS
 from .registry import model_class
 from .train_config import TrainConfig
 

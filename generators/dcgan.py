@@ -19,8 +19,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 from torch.quasirandom import SobolEngine
 
 from .base import MAX_LR, MAX_WIDTH, Generator, ModelConfig, adam
-from .cli import checked_float, checked_int
 from .errors import UserError
+from .limits import checked_float, checked_int
 from .nets import downsampling_sizes, stage_widths
 
 AUGMENTATIONS = ("translation", "cutout")

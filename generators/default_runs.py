@@ -1,16 +1,75 @@
-"""The committed default runs (made by ``make checkpoints``; recipes in checkpoints/README.md), defined once.
+"""The committed default runs, defined once: their names and order, how each is trained (its recipe and thread
+count) and how it is scored (fitted samplers, the augmentation and compression experiments).
 
-The dashboard selects these first, the benchmarks measure their recipes, and the first-run button of an empty
-dashboard trains ``FIRST_RUN_MODEL`` into ``FIRST_RUN_NAME``.
+``make checkpoints`` (scripts/make_checkpoints.sh) reads them from here through the command line below; the
+dashboard selects them first, the benchmarks measure their recipes, and the first-run button of an empty
+dashboard trains ``FIRST_RUN_MODEL`` into ``FIRST_RUN_NAME``. checkpoints/README.md says why each recipe is so.
+
+    python -m generators.default_runs names              # the runs, in the order make checkpoints trains them
+    python -m generators.default_runs recipe RUN         # its python -m generators train arguments
+    python -m generators.default_runs threads RUN        # the thread count it is trained and scored with
+    python -m generators.default_runs samplers RUN       # the fitted latent samplers it is also scored with
+    python -m generators.default_runs augment|compress RUN   # yes or no: does it get that experiment?
 """
 
 from __future__ import annotations
 
+import os
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-MNIST_RUNS = ("vae-mnist5k", "vae-beta4-mnist5k", "ae-mnist5k", "dcgan-mnist5k", "cvae-mnist5k", "cdcgan-mnist5k")
-SPRITES_RUNS = ("vae-sprites", "vae-beta4-sprites", "ae-sprites", "dcgan-sprites")  # known factors: disentanglement
-DEFAULT_RUNS = (*MNIST_RUNS, *SPRITES_RUNS)
+# The runs train one after another, each on all cores (the budgets were set on a 2-core CPU). The thread count
+# changes float rounding, so it is fixed: the same command on the same machine gives the same weights. A run
+# without its own count takes OMP_NUM_THREADS from the environment, else this.
+DEFAULT_THREADS = 2
+
+
+@dataclass(frozen=True)
+class DefaultRun:
+    """One committed run: how ``make checkpoints`` trains it and what it scores it with."""
+
+    name: str
+    recipe: str  # the `python -m generators train` arguments (the model first; --run, --out-dir come after)
+    threads: int | None = None  # its own thread count (the rounding it was trained with); None: see ``threads``
+    fitted_samplers: tuple[str, ...] = ()  # scored with these too (they need an encoder; generators/samplers.py)
+    augment: bool = False  # do its generated images help a classifier trained on few real ones? (conditional runs)
+    compress: bool = False  # bits per image against distortion, beside JPEG, WebP and PNG (runs with an encoder)
+
+    @property
+    def train_args(self) -> list[str]:
+        return self.recipe.split()
+
+
+# The VAE family shares one architecture (z = 8, one extra 3x3 conv per stage), so β and the KL term are the only
+# differences between them; the DCGAN is a narrow one trained fast (lr 2e-3) with an EMA of G. The conditional runs
+# (cvae, cdcgan) use the same nets and options as their unconditional twins.
+VAE_NETS = "--latent-dim 8 --extra-convs 1 --batch-size 128 --seed 0 --steps 2500"
+GAN_NETS = "--g-width 32 --d-width 32 --lr-g 2e-3 --lr-d 2e-3 --ema 0.995 --latent-dim 8 --batch-size 64 --seed 0"
+# The sprites runs (known factors, for the disentanglement metrics): the plain nets (no extra conv), batch 64. They
+# were trained with one thread (on a machine shared with other jobs, where a second thread mostly waits).
+SPRITE_NETS = "--dataset sprites --latent-dim 8 --batch-size 64 --seed 0"
+SPRITE_GAN = "--g-width 32 --d-width 32 --lr-g 2e-3 --lr-d 2e-3 --ema 0.995"
+
+MNIST = (
+    DefaultRun("vae-mnist5k", f"vae {VAE_NETS}", fitted_samplers=("gmm", "two-stage"), compress=True),
+    DefaultRun("vae-beta4-mnist5k", f"vae --beta 4 {VAE_NETS}", fitted_samplers=("gmm",), compress=True),
+    DefaultRun("ae-mnist5k", f"ae {VAE_NETS}", fitted_samplers=("gmm",), compress=True),
+    DefaultRun("dcgan-mnist5k", f"dcgan {GAN_NETS} --steps 3500"),
+    DefaultRun("cvae-mnist5k", f"cvae {VAE_NETS}", fitted_samplers=("gmm", "two-stage"), augment=True, compress=True),
+    DefaultRun("cdcgan-mnist5k", f"cdcgan {GAN_NETS} --steps 2500", augment=True),
+)
+SPRITES = (
+    DefaultRun("vae-sprites", f"vae {SPRITE_NETS} --steps 1500", threads=1),
+    DefaultRun("vae-beta4-sprites", f"vae --beta 4 {SPRITE_NETS} --steps 1500", threads=1),
+    DefaultRun("ae-sprites", f"ae {SPRITE_NETS} --steps 1500", threads=1),
+    DefaultRun("dcgan-sprites", f"dcgan {SPRITE_GAN} {SPRITE_NETS} --steps 1500", threads=1),
+)
+RUNS = {run.name: run for run in (*MNIST, *SPRITES)}
+
+MNIST_RUNS = tuple(run.name for run in MNIST)
+SPRITES_RUNS = tuple(run.name for run in SPRITES)  # known factors: disentanglement
+DEFAULT_RUNS = tuple(RUNS)
 DEFAULT_DATASET = "mnist5k"  # the data set the dashboard opens on
 SELECTED_AT_START = MNIST_RUNS[:4]  # the dashboard opens on the classic four; the conditional two are a click away
 FIRST_RUN_MODEL = "vae"
@@ -50,3 +109,36 @@ def default_recipe(model: str, out_dir) -> dict | None:
         "steps": info.get("step"),
         "seconds": info.get("seconds"),
     }
+
+
+def threads(run: DefaultRun) -> int | str:
+    """The thread count ``run`` is trained and scored with: its own, else OMP_NUM_THREADS, else DEFAULT_THREADS."""
+    return run.threads or os.environ.get("OMP_NUM_THREADS") or DEFAULT_THREADS
+
+
+FIELDS = {
+    "recipe": lambda run: run.recipe,
+    "threads": threads,
+    "samplers": lambda run: " ".join(run.fitted_samplers),
+    "augment": lambda run: "yes" if run.augment else "no",
+    "compress": lambda run: "yes" if run.compress else "no",
+}
+
+
+def main(argv: list[str]) -> int:
+    """``names``, or ``FIELD RUN``: what scripts/make_checkpoints.sh and the Makefile read (see the module's doc)."""
+    if argv == ["names"]:
+        print("\n".join(RUNS))
+        return 0
+    if len(argv) == 2 and argv[0] in FIELDS and argv[1] in RUNS:
+        print(FIELDS[argv[0]](RUNS[argv[1]]))
+        return 0
+    if len(argv) == 2 and argv[0] in FIELDS:
+        print(f"error: unknown default run {argv[1]} (one of {' '.join(RUNS)})", file=sys.stderr)
+    else:
+        print(f"error: usage: python -m generators.default_runs names | {{{','.join(FIELDS)}}} RUN", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -16,6 +16,7 @@ import os
 from .autoencoder import Autoencoder
 from .base import Generator, ModelConfig
 from .cdcgan import CDCGAN
+from .conventions import check_conventions
 from .cvae import CVAE
 from .dcgan import DCGAN
 from .errors import UserError
@@ -33,7 +34,8 @@ MODELS: dict[str, type[Generator]] = {
 
 
 def check_model_class(name: str, cls: type) -> None:
-    """Refuse, with one line, a class that could not be built from a stored config or the command line."""
+    """Refuse, with one line, a class that could not be built from a stored config or the command line, or that
+    breaks a convention of the capabilities it declares (``generators.conventions``)."""
     if not (isinstance(cls, type) and issubclass(cls, Generator)):
         raise UserError(f"model {name!r}: {cls!r} is not a subclass of generators.base.Generator")
     config = getattr(cls, "Config", None)
@@ -48,6 +50,7 @@ def check_model_class(name: str, cls: type) -> None:
         raise UserError(f"model {name!r}: config field(s) {', '.join(missing)} need a default value")
     if not isinstance(getattr(cls, "title", None), str) or not cls.title:
         raise UserError(f"model {name!r}: the class needs a display title (title = '...')")
+    check_conventions(name, cls)
 
 
 def register(name: str, cls: type[Generator]) -> type[Generator]:

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from .checkpoints import HISTORY, LOCK, RUN_FILES, TEMP_MARK, WEIGHTS, lock_holder, process_alive, run_lock
-from .cli import MAX_STEPS
 from .errors import UserError
+from .limits import MAX_STEPS
 from .train_config import OPTIONAL_FIELDS, SUBSET_FIELDS, TrainConfig
 from .trainer import CheckpointWriter, Diverged, Trainer, first_non_finite
 

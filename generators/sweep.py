@@ -11,8 +11,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cli import printable
 from .errors import UserError
+from .limits import printable
 
 # train settings a sweep may vary besides the model's own options (what a run learns from, and for how long)
 SWEPT_TRAIN_SETTINGS = ("train_size", "steps", "epochs", "minutes", "batch_size")
@@ -112,7 +112,7 @@ def grid(args, train_options: list[str], cli) -> list[Point]:
             name = run_name(stem, combo, seed)
             argv = ["train", args.model, *train_options, *flags, "--seed", str(seed), "--run", name]
             try:
-                parsed = cli.build_parser().parse_args([*argv, "--out-dir", args.out_root])
+                parsed = cli.build_parser(args.program).parse_args([*argv, "--out-dir", args.out_root])
                 cli.check_classes(parsed)
                 cli.train_settings(parsed, seed)
             except UserError as exc:

@@ -9,8 +9,17 @@ import math
 from dataclasses import asdict, dataclass
 
 from .base import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
-from .cli import MAX_BATCH_SIZE, MAX_CLASSES, MAX_EPOCHS, MAX_MINUTES, MAX_SEED, MAX_STEPS, checked_float, checked_int
 from .errors import UserError
+from .limits import (
+    MAX_BATCH_SIZE,
+    MAX_CLASSES,
+    MAX_EPOCHS,
+    MAX_MINUTES,
+    MAX_SEED,
+    MAX_STEPS,
+    checked_float,
+    checked_int,
+)
 from .precision import PRECISIONS
 
 DEFAULT_EPOCHS = 10

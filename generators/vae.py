@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import torch
 
 from .autoencoder import Autoencoder, AutoencoderConfig, reconstruction_loss
-from .cli import MAX_STEPS, checked_float, checked_int
 from .errors import UserError
+from .limits import MAX_STEPS, checked_float, checked_int
 
 MAX_BETA = 1e6
 
@@ -46,6 +46,8 @@ class VAE(Autoencoder):
     title = "VAE"
     Config = VAEConfig
     has_posterior = True
+    has_beta = True
+    logs_rate_distortion = True
     code_multiplier = 2
 
     def __init__(self, config: VAEConfig):

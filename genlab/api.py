@@ -205,7 +205,7 @@ def figures(runs, *, seed: int = 0, samples: int = 64) -> dict:
     from evaluation.pictures import samples_figure
     from evaluation.rows import comparison_rows
     from evaluation.sweeps import sweep_figures
-    from generators.cli import checked_int
+    from generators.limits import checked_int
 
     records = _runs(runs)
     inputs = report_inputs(records, seed=seed, n_samples=checked_int("samples", samples, 1, 1024))

@@ -63,6 +63,14 @@ def module_main(module: str):
     return main
 
 
+def program_name(name: str) -> str:
+    """What stands for ``python -m MODULE`` in the usage and error lines of ``genlab NAME``: ``genlab`` when NAME is
+    the module's own subcommand (genlab train = python -m generators train), else ``genlab NAME`` (genlab evaluate
+    = python -m evaluation), so every line names the command the user typed."""
+    _, prefix, _ = COMMANDS[name]
+    return PROG if prefix else f"{PROG} {name}"
+
+
 def has_subcommand(module: str, name: str) -> bool:
     """Whether ``python -m <module>`` offers the subcommand ``name`` (commands other modules may not have yet)."""
     if module == "generators":
@@ -76,7 +84,8 @@ def has_subcommand(module: str, name: str) -> bool:
 
 
 def app_parser() -> argparse.ArgumentParser:
-    from generators.cli import OneLineParser, int_in
+    from generators.errors import OneLineParser
+    from generators.limits import int_in
 
     parser = OneLineParser(
         prog=f"{PROG} app",
@@ -135,7 +144,7 @@ def dispatch(argv: list[str]) -> int:
     module, prefix, _ = COMMANDS[name]
     if name == "sweep" and not has_subcommand(module, name):
         raise UserError(f"{PROG} sweep is not available yet in this version; train each β with {PROG} train")
-    return module_main(module)([*prefix, *rest])
+    return module_main(module)([*prefix, *rest], program=program_name(name))
 
 
 def main(argv: list[str] | None = None) -> int:

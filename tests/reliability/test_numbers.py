@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 import evaluation.__main__ as evaluation_cli
 from generators import training
-from generators.cli import MAX_SAMPLES, MAX_SEED
 from generators.errors import UserError
+from generators.limits import MAX_SAMPLES, MAX_SEED
 from generators.registry import MODELS
 from generators.training import TrainConfig
 

@@ -16,9 +16,9 @@ import evaluation.__main__ as evaluation_cli
 from evaluation import report, runner
 from evaluation.store import settings_key, store_row, weights_sha256
 from generators.checkpoints import MAX_WEIGHTS_BYTES, WEIGHTS, read_regular_file, read_run_info
-from generators.cli import MAX_CLASSES, MAX_RUN_NAME_BYTES
 from generators.data import clear_dataset_cache, load_run_dataset
 from generators.errors import UserError
+from generators.limits import MAX_CLASSES, MAX_RUN_NAME_BYTES
 from generators.training import run_training
 from generators.vae import VAE
 

@@ -1,7 +1,8 @@
-"""Pieces shared by the command lines (``python -m generators``, ``python -m evaluation``, benchmarks).
+"""The limits of every number and name a user or a run file can give, and the checks that hold them.
 
-Every number a user or a run file can give is checked here against a documented range (RELIABILITY.md,
-"Limits"): NaN and infinity fail ``<= 0`` tests, and sizes without an upper bound hang or die in the allocator.
+Each is checked against a documented range (RELIABILITY.md, "Limits"): NaN and infinity fail ``<= 0`` tests, and
+sizes without an upper bound hang or die in the allocator. ``checked_int``/``checked_float`` check a value (a model
+config, a run file); ``int_in``, ``float_in``, ``seed_int`` and ``run_name`` are the command lines' argparse types.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from contextlib import contextmanager
 
 from .errors import UserError
 
@@ -48,18 +48,6 @@ def checked_float(flag: str, value, low: float, high: float, *, low_open: bool =
         where = f" in {left}{low:g}, {high:g}{right}" if math.isfinite(low) or math.isfinite(high) else ""
         raise UserError(f"{flag} must be a finite number{where}, got {value}")
     return value
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse prints usage plus an error; users get the one line that says what is wrong. Abbreviations are
-    off: ``--extractor`` must never be read as ``--extractor-dir``."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message):
-        raise UserError(f"{self.prog}: {message} (see --help)")
 
 
 def _argument_type(check, name: str):
@@ -146,25 +134,3 @@ def check_name_bytes(name: str, flag: str = "--run") -> None:
             f"{flag}: the folder name {printable(name[:40])}… is {size} bytes; at most {MAX_RUN_NAME_BYTES} bytes "
             "(suffixes such as -s<seed> included) fit a file name"
         )
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is the allocator giving up (Python's MemoryError, torch's CPU or CUDA allocator)."""
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and any(
-        mark in text
-        for mark in ("can't allocate memory", "Cannot allocate memory", "out of memory", "DefaultCPUAllocator")
-    )
-
-
-@contextmanager
-def out_of_memory_hint(what: str, advice: str):
-    """Turn running out of memory inside the block into one line saying what to do (which option to lower)."""
-    try:
-        yield
-    except (MemoryError, RuntimeError) as exc:
-        if not is_out_of_memory(exc):
-            raise
-        raise UserError(f"out of memory while {what}: {advice}") from None
