@@ -5,8 +5,6 @@ never drawn on one curve. The sweeps and their figures are ``evaluation.sweeps``
 
 from __future__ import annotations
 
-import dataclasses
-
 import streamlit as st
 
 from evaluation.metric_specs import metric
@@ -45,12 +43,8 @@ distortion) points is the trade-off (Alemi et al. 2018, "Fixing a broken ELBO").
 
 
 def beta_models() -> list[str]:
-    """Registered models with a posterior and a β option: the ones a β sweep can train."""
-    return [
-        name
-        for name, cls in MODELS.items()
-        if cls.has_posterior and "beta" in {f.name for f in dataclasses.fields(cls.Config)}
-    ]
+    """Registered models that declare a β (a posterior and a KL weight): the ones a β sweep can train."""
+    return [name for name, cls in MODELS.items() if cls.has_posterior and cls.has_beta]
 
 
 def train_args(sweep: Sweep, beta: float) -> list[str]:

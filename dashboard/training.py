@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import streamlit as st
@@ -84,7 +83,7 @@ def render(selection: Selection) -> None:
         options["latent_dim"] = int(
             c6.number_input("Latent size", 2, 512, int(options.get("latent_dim", 8)), key=f"train_latent_{model}")
         )
-        if "beta" in {f.name for f in dataclasses.fields(MODELS[model].Config)}:
+        if MODELS[model].has_beta:
             options["beta"] = st.number_input(
                 "β (weight of the KL term; 1 = the ELBO)",
                 0.0,
