@@ -68,7 +68,11 @@ def test_run_loads_and_samples_reproducibly(name):
     assert torch.isfinite(first).all() and first.min() >= 0 and first.max() <= 1
     assert torch.equal(first, again)
     assert torch.allclose(first[:4], alone, atol=1e-5), "a sample must not depend on the batch it is drawn in"
-    assert first.std(0).mean() > 0.05, "the samples are (nearly) all the same image"
+    caps = model.capabilities
+    if caps.posterior or caps.discriminator:  # N(0, I) is what these were trained to sample from
+        assert first.std(0).mean() > 0.05, "the samples are (nearly) all the same image"
+    # a plain autoencoder's codes were never pulled towards N(0, I): its prior samples may all fall in one corner
+    # of its code space (that is the lesson of its rows; its fitted sampler is scored instead)
 
 
 @pytest.mark.parametrize("name", DEFAULT_RUNS)
