@@ -95,7 +95,7 @@ def sweeps(runs, dataset: str) -> list[Sweep]:
     """The finished runs with a β (``Capabilities.beta``) on ``dataset``, grouped by recipe; most β values first."""
     groups: dict[str, list] = {}
     for run in sorted(runs, key=lambda r: r.name):
-        if run.capabilities.beta and run.info["dataset"] == dataset and not run.training:
+        if run.beta is not None and run.info["dataset"] == dataset and not run.training:  # declared and stored
             groups.setdefault(json.dumps(recipe_of(run), sort_keys=True), []).append(run)
     found = []
     for members in groups.values():
