@@ -62,10 +62,13 @@ MNIST = (
     DefaultRun("cdcgan-mnist5k", f"cdcgan {GAN_NETS} --steps 2500", augment=True),
 )
 SPRITES = (
-    DefaultRun("vae-sprites", f"vae {SPRITE_NETS} --steps 9000", threads=1),
-    DefaultRun("vae-beta4-sprites", f"vae --beta 4 {SPRITE_NETS} --steps 9000", threads=1),
-    DefaultRun("ae-sprites", f"ae {SPRITE_NETS} --steps 9000", threads=1),
-    DefaultRun("dcgan-sprites", f"dcgan {SPRITE_GAN} {SPRITE_NETS} --steps 2400", threads=1),
+    DefaultRun("vae-sprites", f"vae {SPRITE_NETS} --steps 17000", threads=1),
+    DefaultRun("vae-beta4-sprites", f"vae --beta 4 {SPRITE_NETS} --steps 17000", threads=1),
+    DefaultRun("ae-sprites", f"ae {SPRITE_NETS} --steps 17000", threads=1),
+    DefaultRun("dcgan-sprites", f"dcgan {SPRITE_GAN} {SPRITE_NETS} --steps 4500", threads=1),
+    # two more points of the β sweep (MIG against β, one recipe): the Sweeps tab and the findings read all four
+    DefaultRun("vae-beta0.5-sprites", f"vae --beta 0.5 {SPRITE_NETS} --steps 17000", threads=1),
+    DefaultRun("vae-beta2-sprites", f"vae --beta 2 {SPRITE_NETS} --steps 17000", threads=1),
 )
 RUNS = {run.name: run for run in (*MNIST, *SPRITES)}
 

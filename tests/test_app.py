@@ -480,7 +480,8 @@ def test_a_choice_survives_a_visit_to_another_tab_or_part(dashboard_runs, monkey
 
 
 def test_the_sweeps_tab_draws_mig_against_beta_of_the_committed_sprites_runs(monkeypatch):
-    """The Sweeps tab follows the sidebar's data set: on sprites, MIG against β is the two committed VAEs' MIG."""
+    """The Sweeps tab follows the sidebar's data set: on sprites, MIG against β is the committed VAEs' MIG, one
+    point per β of the one recipe (0.5, 1, 2, 4)."""
     from evaluation.rows import comparison_n, row_at
     from evaluation.runs import read_runs
 
@@ -491,9 +492,11 @@ def test_the_sweeps_tab_draws_mig_against_beta_of_the_committed_sprites_runs(mon
     assert_clean(at)
     sweeps.selectbox(key="sweep_metric_beta").set_value("mig").run()
     assert_clean(at)
-    runs = read_runs([checkpoints / "vae-sprites", checkpoints / "vae-beta4-sprites"])
+    names = ("vae-beta0.5-sprites", "vae-sprites", "vae-beta2-sprites", "vae-beta4-sprites")
+    runs = read_runs([checkpoints / name for name in names])
     n = comparison_n(runs)
     expected = {run.beta: row_at(run, n)["mig"] for run in runs}
+    assert sorted(expected) == [0.5, 1.0, 2.0, 4.0]
     chart = next(
         json.loads(c.proto.spec)
         for c in tab(at, "Sweeps").get("plotly_chart")
