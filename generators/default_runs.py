@@ -51,7 +51,7 @@ GAN_NETS = "--g-width 32 --d-width 32 --lr-g 2e-3 --lr-d 2e-3 --ema 0.995 --late
 # The sprites runs (known factors, for the disentanglement metrics): the plain nets (no extra conv), batch 64, one
 # thread each (five CPU minutes; two such runs train side by side on the 2-core machine).
 SPRITE_NETS = "--dataset sprites --latent-dim 8 --batch-size 64 --seed 0 --precision bf16"
-SPRITE_GAN = "--g-width 32 --d-width 32 --lr-g 2e-3 --lr-d 2e-3 --ema 0.995"
+SPRITE_GAN = "--g-width 32 --d-width 32 --lr-g 2e-3 --lr-d 2e-3 --ema 0.995 --loss hinge --spectral-norm"
 
 MNIST = (
     DefaultRun("vae-mnist5k", f"vae {VAE_NETS}", fitted_samplers=("gmm", "two-stage"), compress=True),
