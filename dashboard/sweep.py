@@ -28,6 +28,7 @@ from .jobs import SWEEP_PREFIX, command_args
 from .state import Selection, checkpoints_dir, scan_runs
 
 BETA_CHOICES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+PROPOSED_BETAS = (0.5, 1.0, 4.0)  # a new sweep's points: below, at and above the plain VAE
 SWEEP_METRICS_N = 1000
 DEFAULT_SWEEP_STEPS = 600
 
@@ -139,8 +140,11 @@ def render_beta(all_runs, dataset: str) -> None:
         st.info("No registered model has a posterior and a β option, so there is nothing to sweep.")
         return
     c1, c2 = st.columns([2, 4])
-    betas = c1.multiselect("β values", BETA_CHOICES, default=[0.5, 1.0, 4.0], key="sweep_betas")
     sweep = beta_sweep_choice(c2, all_runs, dataset, models)
+    # every β the sweep already has a run of is drawn, beside the classic three to train
+    proposed = sorted(set(sweep.runs) | set(PROPOSED_BETAS))
+    choices = sorted(set(BETA_CHOICES) | set(sweep.runs))
+    betas = c1.multiselect("β values", choices, default=proposed, key="sweep_betas")
     render_missing_betas(sweep, betas, dataset)
     jobs.monitor(lambda job: job.run.startswith(SWEEP_PREFIX))
     chosen = {beta: run for beta, run in sweep.runs.items() if beta in betas}

@@ -490,6 +490,7 @@ def test_the_sweeps_tab_draws_mig_against_beta_of_the_committed_sprites_runs(mon
     at.selectbox(key="dataset").set_value("sprites").run()
     sweeps = tab(at, "Sweeps")
     assert_clean(at)
+    assert sweeps.multiselect(key="sweep_betas").value == [0.5, 1.0, 2.0, 4.0]  # every β with a run is drawn
     sweeps.selectbox(key="sweep_metric_beta").set_value("mig").run()
     assert_clean(at)
     names = ("vae-beta0.5-sprites", "vae-sprites", "vae-beta2-sprites", "vae-beta4-sprites")
