@@ -11,6 +11,7 @@ import dataclasses
 import re
 import sys
 
+from generators.data import has_known_factors
 from generators.machine import describe_machine
 
 from .report import fact_sentence, join_names, row_label
@@ -183,7 +184,8 @@ def evaluation_lines(rows: list[dict]) -> list[str]:
         "",
         f"**Evaluation.** Each model drew {sizes}. Features come from `{row.get('extractor_id')}`, a small "
         "convolutional classifier this project trains on the training split"
-        + (f" (test accuracy {acc:.1%})" if acc is not None else "")
+        + (" to tell the class and every generative factor" if has_known_factors(str(row.get("dataset"))) else "")
+        + (f" (test accuracy {acc:.1%} on the class)" if acc is not None else "")
         + ". FID, KID and precision/recall/density/coverage (k = 5) are therefore measured in the feature space of "
         "this classifier, not of Inception-v3: they compare these runs with each other, but are not comparable with "
         f"the (Inception) FID values reported in papers. They compare the samples with {row.get('n_real')} real "

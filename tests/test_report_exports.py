@@ -92,3 +92,10 @@ def test_figures_export_as_png_pdf_and_svg():
     assert figure_bytes(figure, "png").startswith(b"\x89PNG\r\n\x1a\n")
     assert figure_bytes(figure, "pdf").startswith(b"%PDF-")
     assert b"<svg" in figure_bytes(figure, "svg")[:500]
+
+
+def test_methods_paragraph_says_the_extractor_of_a_factor_set_knows_the_factors():
+    info = {"run_name": "vae-s", "model": "vae", "dataset": "sprites", "model_config": {}, "train_config": {}}
+    sprites_text = methods_paragraph([(info, "VAE", {"model": 1})], [{**ROW, "dataset": "sprites"}])
+    digits_text = methods_paragraph([({**info, "dataset": "mnist5k"}, "VAE", {"model": 1})], [ROW])
+    assert "every generative factor" in sprites_text and "every generative factor" not in digits_text

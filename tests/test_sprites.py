@@ -12,7 +12,7 @@ import torch
 from generators import sprites
 from generators.data import load_dataset
 from generators.errors import UserError
-from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers import ROOT, assert_one_line_error, run_cli
 
 
 def test_the_factor_grid_is_dsprites():
@@ -136,7 +136,7 @@ def test_a_missing_dsprites_file_is_refused_by_the_cli(tmp_path):
 
 @pytest.fixture(scope="module")
 def sprites_runs(tmp_path_factory, data):
-    """A tiny VAE and a tiny DCGAN trained a few steps on sprites, and a quick extractor (shape classifier) where
+    """A tiny VAE and a tiny DCGAN trained a few steps on sprites, and a quick extractor (one epoch, narrow) where
     evaluation looks for the default one."""
     import shutil
 
@@ -148,9 +148,9 @@ def sprites_runs(tmp_path_factory, data):
     for model in ("vae", "dcgan"):
         train_tiny_run(model, root / model, 3, dataset="sprites")
     cache = root / "_extractors"
-    few = ImageData(
-        data.name, ImageSplit(data.train.images[:1000], data.train.labels[:1000]), data.test, data.class_names
-    )
+    train = data.train
+    few = ImageSplit(train.images[:1000], train.labels[:1000], train.factors[:1000])
+    few = ImageData(data.name, few, data.test, data.class_names, data.factors)
     get_extractor("sprites", data.image_shape, cache_dir=cache, data=few, epochs=1, width=8)
     shutil.copyfile(next(cache.rglob("*-e1w8.*")), extractor_path(cache, "sprites", data.image_shape))
     return root
@@ -191,3 +191,43 @@ def test_the_sanity_command_for_sprites_holds_the_known_answer_rows(sprites_runs
     assert cases[-3:] == list(FACTOR_CASES) and cases[0] == "held-out (baseline)"
     assert rows[-3]["mig"] > rows[-2]["mig"] and rows[-3]["mig"] > rows[-1]["mig"]
     assert "shuffled factors" in sanity_markdown(rows)
+
+
+@pytest.fixture(scope="module")
+def committed_extractor(data):
+    """The sprites extractor committed in checkpoints/_extractors (loaded only if it has a head per factor)."""
+    from evaluation.features import extractor_path, load_extractor
+
+    path = extractor_path(ROOT / "checkpoints" / "_extractors", "sprites", data.image_shape)
+    net = load_extractor(path, data.factors.sizes)
+    assert net is not None, f"{path} is missing or has no head for every factor"
+    return net
+
+
+def test_the_committed_sprites_extractor_reads_every_factor_back(data, committed_extractor):
+    """FID on sprites is measured in features that must see shape, size and place. Orientation is left out: a
+    square a quarter-turn on, or an ellipse half a turn on, is the same image."""
+    predicted, true = committed_extractor.predict_factors(data.test.float_images()), data.test.factors
+    exact = (predicted == true).float().mean(0)
+    within_one = ((predicted - true).abs() <= 1).float().mean(0)
+    assert exact[0] >= 0.93 and exact[1] >= 0.95, exact  # shape, scale
+    assert within_one[3] >= 0.9 and within_one[4] >= 0.9, within_one  # x, y within one of 32 steps
+    assert committed_extractor.test_accuracy >= 0.93
+
+
+def test_sprites_fid_sees_place_and_corners(data, committed_extractor):
+    """Real sprites of the right shape and size but all in the middle, or with their corners rounded off, are
+    far from the real ones in the extractor's features: FID many times the real-against-real floor."""
+    from evaluation.fid import frechet_distance
+
+    def features(images):
+        return committed_extractor.features_and_logits(images.float() / 255)[0]
+
+    reference = features(data.train.images[:2000])
+    floor = frechet_distance(reference, features(data.test.images))
+    centred = data.test.factors.clone()
+    centred[:, 3:] = 16
+    moved = frechet_distance(reference, features(sprites.render(centred, 32)))
+    blurred = torch.nn.functional.avg_pool2d(data.test.images.float(), 5, 1, 2)  # a 5-pixel box blur
+    rounded = frechet_distance(reference, features((blurred > 127).to(torch.uint8) * 255))
+    assert moved > 20 * floor and rounded > 5 * floor, (floor, moved, rounded)
