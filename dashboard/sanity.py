@@ -56,7 +56,7 @@ def gallery_figure(selection: Selection):
 
 
 def render_sanity(dataset: str) -> None:
-    from evaluation.report import SANITY_KEYS, summary_frame
+    from evaluation.report import sanity_keys, summary_frame
 
     c1, c2 = st.columns([1, 3])
     n = c1.selectbox("Reference size n", SANITY_N_CHOICES, index=0, key="sanity_n")
@@ -70,7 +70,7 @@ def render_sanity(dataset: str) -> None:
     if not rows:
         st.info("The sanity panel has not been computed for this dataset and n yet.")
         return
-    st.dataframe(summary_frame(rows, SANITY_KEYS), hide_index=True, key="sanity-table")
+    st.dataframe(summary_frame(rows, sanity_keys(rows)), hide_index=True, key="sanity-table")
     st.markdown("\n".join(f"- **{row['case']}**: {row['meaning']}" for row in rows))
 
 

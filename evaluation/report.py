@@ -79,6 +79,14 @@ SANITY_KEYS = (
     "modes",
     "sharpness",
 )
+FACTOR_SANITY_KEYS = ("mig", "dci_disentanglement", "dci_informativeness", "factor_vae_score", "sap")
+
+
+def sanity_keys(rows: list[dict]) -> tuple[str, ...]:
+    """The sanity panel's columns; on a data set with known factors also the scores of its known-answer codes."""
+    with_factors = any(row.get("mig") is not None for row in rows)
+    return SANITY_KEYS + (FACTOR_SANITY_KEYS if with_factors else ())
+
 
 # the headline: what the dashboard shows first and the page-width LaTeX table holds (every column: CSV / JSON)
 HEADLINE_KEYS = ("run", "sampler", *(m.key for m in headline_metrics() if m.key not in ("kid_mean", "recon_ssim")))
@@ -328,7 +336,7 @@ def to_markdown(rows: list[dict]) -> str:
 
 def sanity_markdown(rows: list[dict]) -> str:
     """The sanity panel: one row per corruption of real images, what each means, and the reference."""
-    lines = [*markdown_table(summary_frame(rows, SANITY_KEYS)), ""]
+    lines = [*markdown_table(summary_frame(rows, sanity_keys(rows))), ""]
     lines += [f"- **{row['case']}**: {row['meaning']}" for row in rows]
     if rows:
         first = rows[0]
