@@ -172,6 +172,15 @@ def test_a_sprites_run_is_scored_for_disentanglement(sprites_runs, monkeypatch, 
     assert row in load_metrics(sprites_runs / model).values()  # the store reads the row back as written
 
 
+def test_the_sanity_panels_half_of_three_shapes_is_two_shapes_not_one(data):
+    from evaluation.sanity import CASES
+
+    make = {case.name: case.make for case in CASES}
+    counts = torch.bincount(data.test.labels, minlength=3)
+    assert len(make["half the classes"](data, 10**6, None)) == counts[:2].sum()
+    assert len(make["one class"](data, 10**6, None)) == counts[0]
+
+
 def test_the_sanity_panel_ranks_the_known_answers(data):
     from evaluation.sanity import factor_rows
 
