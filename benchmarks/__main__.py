@@ -13,6 +13,8 @@
 - precision_speedup: training images/s of the best of fp32 eager, bf16, fp32 compiled and bf16 compiled over fp32
   eager, per model, with the winning setting (precision_best) and what --precision auto picks (precision_auto);
   paired steps in one run (benchmarks/precision_bench.py).
+- sprites_render_s: seconds to render the sprites splits (20 000 + 2 000 images) at 32 px, in colour, at 64 px;
+  sprites_eval_seconds: one full evaluation of ``vae-sprites`` at n = 5 000, disentanglement included.
 - browser_*: the dashboard in Chromium on the default runs (benchmarks/browser_bench.py): first sample grids,
   all tabs rendered, a seed change, a tab switch.
 Ratios, not absolute times, are what to compare across machines.
@@ -35,6 +37,7 @@ import torch
 
 from benchmarks.ddp_bench import ddp_figures
 from benchmarks.precision_bench import precision_figures
+from benchmarks.sprites_bench import sprites_figures
 from generators.checkpoints import load_run
 from generators.data import load_dataset
 from generators.default_runs import default_recipe
@@ -219,6 +222,7 @@ GROUPS = {
     "browser": browser_figures,
     "ddp": ddp_figures,
     "precision": precision_figures,
+    "sprites": lambda: sprites_figures(ROOT / "checkpoints" / "vae-sprites"),
 }
 
 
