@@ -5,6 +5,8 @@ never drawn on one curve. The sweeps and their figures are ``evaluation.sweeps``
 
 from __future__ import annotations
 
+import dataclasses
+
 import streamlit as st
 
 from evaluation.metric_specs import metric
@@ -90,14 +92,16 @@ def render(selection: Selection) -> None:
         help="The settings along which some runs differ in nothing else (training seeds aside). Train a sweep "
         "with `python -m generators sweep MODEL --set train_size=500,1000,2000 --seeds 0 1 --steps 2000`.",
     )
+    chosen = None
     if setting == "beta":
-        render_beta(all_runs, dataset)
+        chosen = render_beta(all_runs, dataset)
         st.subheader("Any metric against β")
-    render_metric_against(all_runs, dataset, setting)
+    render_metric_against(all_runs, dataset, setting, only=chosen)
 
 
-def render_metric_against(all_runs, dataset: str, setting: str) -> None:
-    """Any measured metric of one sweep against its setting, with a 95 % interval over training seeds."""
+def render_metric_against(all_runs, dataset: str, setting: str, only: list | None = None) -> None:
+    """Any measured metric of one sweep against its setting, with a 95 % interval over training seeds; ``only``:
+    the values to draw (the β values chosen above), None = all."""
     found = [sweep for sweep in setting_sweeps(all_runs, dataset, setting) if len(sweep.points) > 1]
     if not found:
         st.info(
@@ -115,6 +119,11 @@ def render_metric_against(all_runs, dataset: str, setting: str) -> None:
             help="Points are joined only when everything but this setting and the training seed is equal.",
         )
     ]
+    if only is not None:
+        sweep = dataclasses.replace(sweep, points={v: runs for v, runs in sweep.points.items() if v in only})
+        if not sweep.points:
+            st.info(f"None of the chosen {setting_title(setting)} values has a run of this recipe.")
+            return
     keys = measured_metrics(sweep)  # none until every run of the sweep has metrics at one shared n
     if not keys:
         st.info(f"These runs need metrics at one shared n first; compute them at n = {SWEEP_METRICS_N}.")
@@ -133,12 +142,13 @@ def render_metric_against(all_runs, dataset: str, setting: str) -> None:
         export.chart(figure, f"sweep-{setting}-{key}", f"sweep-{setting}-{key}")
 
 
-def render_beta(all_runs, dataset: str) -> None:
-    """The β trade-off: rate against distortion and FID against β for one recipe, and more β points to train."""
+def render_beta(all_runs, dataset: str) -> list[float] | None:
+    """The β trade-off: rate against distortion and FID against β for one recipe, and more β points to train.
+    Returns the β values chosen (None when no model can be swept)."""
     models = beta_models()
     if not models:
         st.info("No registered model has a posterior and a β option, so there is nothing to sweep.")
-        return
+        return None
     c1, c2 = st.columns([2, 4])
     sweep = beta_sweep_choice(c2, all_runs, dataset, models)
     # every β the sweep already has a run of is drawn, beside the classic three to train
@@ -162,6 +172,7 @@ def render_beta(all_runs, dataset: str) -> None:
             st.rerun()
     with st.expander("The β trade-off"):
         st.markdown(EXPLANATION)
+    return betas
 
 
 def beta_sweep_choice(column, all_runs, dataset: str, models: list[str]) -> Sweep:

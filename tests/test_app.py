@@ -506,3 +506,20 @@ def test_the_sweeps_tab_draws_mig_against_beta_of_the_committed_sprites_runs(mon
     means = next(trace for trace in chart["data"] if trace.get("error_y"))
     drawn = dict(zip(plotly_values(means["x"]), plotly_values(means["y"])))
     assert drawn == pytest.approx(expected), (drawn, expected)
+
+
+def test_the_beta_values_box_also_filters_the_any_metric_chart(monkeypatch):
+    """Taking β = 4 out of "β values" takes it out of every β chart, "Any metric against β" included."""
+    checkpoints = Path(__file__).resolve().parents[1] / "checkpoints"
+    at = open_app(checkpoints, monkeypatch)
+    at.selectbox(key="dataset").set_value("sprites").run()
+    tab(at, "Sweeps").multiselect(key="sweep_betas").set_value([0.5, 1.0, 2.0]).run()
+    tab(at, "Sweeps").selectbox(key="sweep_metric_beta").set_value("mig").run()
+    assert_clean(at)
+    chart = next(
+        json.loads(c.proto.spec)
+        for c in tab(at, "Sweeps").get("plotly_chart")
+        if "MIG" in json.dumps(json.loads(c.proto.spec)["layout"].get("yaxis", {}))
+    )
+    means = next(trace for trace in chart["data"] if trace.get("error_y"))
+    assert sorted(plotly_values(means["x"])) == [0.5, 1.0, 2.0]
