@@ -127,10 +127,10 @@ def render_protocol_check(selection: Selection, rows: list[dict], n: int | None)
 
 
 def render_tables(rows: list[dict], n: int, infos: dict[str, dict]) -> None:
-    from evaluation.report import HEADLINE_KEYS, summary_frame
+    from evaluation.report import HEADLINE_KEYS, summary_frame, with_factor_keys
 
     st.markdown(f"**Headline metrics at n = {n}** (↑ higher is better, ↓ lower is better; [95 % interval])")
-    st.table(summary_frame(rows, HEADLINE_KEYS, drop_not_applicable=True), hide_index=True)
+    st.table(summary_frame(rows, with_factor_keys(rows, HEADLINE_KEYS), drop_not_applicable=True), hide_index=True)
     when_opened(
         f"Every column of every row at n = {n}",
         "metrics_full_table",

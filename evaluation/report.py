@@ -79,13 +79,18 @@ SANITY_KEYS = (
     "modes",
     "sharpness",
 )
-FACTOR_SANITY_KEYS = ("mig", "dci_disentanglement", "dci_informativeness", "factor_vae_score", "sap")
+FACTOR_KEYS = ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "factor_vae_score", "sap")
+
+
+def with_factor_keys(rows: list[dict], keys) -> tuple[str, ...]:
+    """``keys`` and, when a row was scored against known generative factors (sprites), the disentanglement scores:
+    a table of such runs shows them; a table of digit runs has no such columns at all."""
+    return (*keys, *FACTOR_KEYS) if any(row.get("mig") is not None for row in rows) else tuple(keys)
 
 
 def sanity_keys(rows: list[dict]) -> tuple[str, ...]:
     """The sanity panel's columns; on a data set with known factors also the scores of its known-answer codes."""
-    with_factors = any(row.get("mig") is not None for row in rows)
-    return SANITY_KEYS + (FACTOR_SANITY_KEYS if with_factors else ())
+    return with_factor_keys(rows, SANITY_KEYS)
 
 
 # the headline: what the dashboard shows first and the page-width LaTeX table holds (every column: CSV / JSON)
@@ -324,7 +329,8 @@ def markdown_table(frame: pd.DataFrame) -> list[str]:
 
 def to_markdown(rows: list[dict]) -> str:
     """The summary table (columns that apply to no row left out), how it was made, its notes, each once."""
-    lines = [*markdown_table(summary_frame(rows, drop_not_applicable=True)), "", provenance(rows)]
+    table = summary_frame(rows, with_factor_keys(rows, SUMMARY_KEYS), drop_not_applicable=True)
+    lines = [*markdown_table(table), "", provenance(rows)]
     notes = table_notes(rows)
     if notes:
         lines += ["", notes]
@@ -497,6 +503,7 @@ def to_json(rows: list[dict]) -> str:
 
 def to_text(rows: list[dict], width: int = 120) -> str:
     """The summary table for a terminal of ``width`` columns (pandas wraps the columns), warnings below."""
-    text = summary_frame(rows, drop_not_applicable=True).to_string(index=False, line_width=width)
+    table = summary_frame(rows, with_factor_keys(rows, SUMMARY_KEYS), drop_not_applicable=True)
+    text = table.to_string(index=False, line_width=width)
     warnings = warning_lines(rows)
     return text + ("\n\nwarnings:\n" + "\n".join(f"  {w}" for w in warnings) if warnings else "") + "\n"

@@ -245,3 +245,17 @@ def test_sprites_fid_sees_place_and_corners(data, committed_extractor):
     blurred = torch.nn.functional.avg_pool2d(data.test.images.float(), 5, 1, 2)  # a 5-pixel box blur
     rounded = frechet_distance(reference, features((blurred > 127).to(torch.uint8) * 255))
     assert moved > 20 * floor and rounded > 5 * floor, (floor, moved, rounded)
+
+
+def test_the_terminal_and_markdown_tables_show_the_disentanglement_scores_of_sprites_runs_only():
+    """`python -m evaluation RUN` prints MIG and DCI for a run scored against known factors, as the README says;
+    a digits table has no such columns."""
+    from evaluation.report import to_markdown, to_text
+    from evaluation.store import load_metrics
+
+    sprites_row = next(r for k, r in load_metrics(ROOT / "checkpoints" / "vae-sprites").items() if "n=5000" in k)
+    digits_row = next(r for k, r in load_metrics(ROOT / "checkpoints" / "vae-mnist5k").items() if "n=5000" in k)
+    for render in (to_text, to_markdown):
+        assert "MIG" in render([sprites_row]) and f"{sprites_row['mig']:.3f}" in render([sprites_row])
+        assert "DCI disentanglement" in render([sprites_row])
+        assert "MIG" not in render([digits_row])
