@@ -12,6 +12,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from evaluation import diagnostics, disentanglement
+from evaluation.findings import FAINT_KL_NATS
 
 from . import export
 from .images import png_bytes, to_pil
@@ -47,12 +48,15 @@ slant, digit identity) and the dimensions whose KL is ≈ 0 do nothing — the e
 On a data set whose generative factors are known (`sprites`: shape, scale, orientation, x and y position), the
 **factor map** measures what each dimension holds: the mutual information between the dimension (binned as for
 MIG) and each factor, divided by the factor's entropy — 0 = the dimension says nothing about the factor, 1 = it
-determines it. A disentangled code is one bright cell per row and per column; each traversal row is labelled by
-the factor its dimension holds most ("z3 = x (0.62)"). On 2 000 images the plug-in estimate reads about
-0.01–0.06 for a dimension unrelated to a factor (most for the 40 orientations and the 32 positions), not 0: read
-cells near that as "nothing". A switched-off VAE dimension (KL ≈ 0) can read up to about 0.1: its posterior mean
-still moves a little with the image (the bins stretch over whatever range it has), but that movement is drowned
-in the posterior's noise and the decoder ignores it — check the KL per dimension beside the map.
+determines it. A disentangled code is one bright cell per row and per column. On 2 000 images the plug-in
+estimate reads up to about 0.06 for a dimension unrelated to a factor (most for the 40 orientations and the 32
+positions), not 0: the map's subtitle gives this chance level, measured by pairing the codes with other images'
+factors. Each traversal row is labelled by the factor its dimension holds most beyond chance ("z5 = x (0.24)"),
+"no single factor" when no cell is 0.05 above chance, and "switched off" for a VAE dimension with KL under
+0.1 nats: its posterior mean can still follow a factor (0.15 for scale in a β = 4 run here — the bins stretch
+over whatever small range it has), but that movement is drowned in the posterior's noise and the decoder ignores
+it, so its row of pictures does not change. Orientation reads low for every dimension: a square turned a quarter,
+or an ellipse turned half, is the same image, so a dimension that turns shapes holds little MI with the angle.
 """
 
 
@@ -231,7 +235,7 @@ def traversal_figure(run: Run, images: torch.Tensor, dims: list[int], held: list
     figure.update_yaxes(
         tickvals=[cell * (i + 0.5) for i in range(len(dims))],
         ticktext=[f"z{d} = {held[d]}" if held else f"z{d}" for d in dims],
-        title="dimension = the factor it holds most (normalised MI)" if held else "dimension",
+        title="dimension = the factor it holds most beyond chance (normalised MI)" if held else "dimension",
     )
     figure.update_layout(
         title=f"{run.label}: latent traversals<br><sup>other dimensions fixed at one prior draw</sup>",
@@ -240,6 +244,15 @@ def traversal_figure(run: Run, images: torch.Tensor, dims: list[int], held: list
         margin={"l": 200 if held else 70, "r": 10, "t": 60, "b": 60},
     )
     return figure
+
+
+def traversal_labels(found: dict | None, usage: dict | None) -> list[str] | None:
+    """Each dimension's factor (see ``disentanglement.dimension_labels``), "switched off" where a VAE's KL is under
+    FAINT_KL_NATS; None when the data set's factors are not known."""
+    if found is None:
+        return None
+    switched_off = np.asarray(usage["kl_per_dim"]) < FAINT_KL_NATS if usage else None
+    return disentanglement.dimension_labels(found["nmi"], found["names"], found["chance"], switched_off)
 
 
 @per_run_cache
@@ -271,7 +284,8 @@ def factor_map_figure(run: Run, found: dict) -> go.Figure:
     figure.update_yaxes(title="latent dimension", autorange="reversed")
     figure.update_layout(
         title=f"{run.label}: what each dimension holds<br><sup>mutual information / the factor's entropy, "
-        f"{disentanglement.FACTOR_MAP_IMAGES} test images; codes: {found['codes_method']}</sup>",
+        f"{disentanglement.FACTOR_MAP_IMAGES} test images (chance: up to {found['chance'].max():.2f}); "
+        f"codes: {found['codes_method']}</sup>",
         height=200 + 34 * len(nmi),
         margin={"t": 160},
     )
@@ -331,7 +345,7 @@ def render_traversals(selection: Selection) -> None:
         left, right = st.columns(2)
         if dims:
             with left:
-                held = found["labels"] if found else None
+                held = traversal_labels(found, usage)
                 figure = traversal_figure(run, traversal(run, tuple(dims), selection.seed), dims, held)
                 export.chart(figure, f"{run.name}-traversals-seed{selection.seed}", f"latent-trav-{run.name}")
         if usage is not None:

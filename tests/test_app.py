@@ -456,8 +456,36 @@ def test_latent_space_of_a_sprites_run_names_the_factor_each_dimension_holds(mix
     rows = traversals["layout"]["yaxis"]["ticktext"]
     nmi = np.array(plotly_values(heatmap["data"][0]["z"]), dtype=float).reshape(5, 5)
     factors = heatmap["data"][0]["x"]
-    dims = [int(row.split(" = ")[0][1:]) for row in rows]
-    assert rows == [f"z{d} = {factors[nmi[d].argmax()]} ({nmi[d].max():.2f})" for d in dims]
+    for row in rows:  # a factor with its value on the map, or one of the two "no factor" labels
+        dim, label = row.split(" = ", 1)
+        d = int(dim[1:])
+        named = [f"{name} ({nmi[d, k]:.2f})" for k, name in enumerate(factors)]
+        assert label in ("switched off", "no single factor", *named), row
+
+
+def test_a_switched_off_dimension_is_labelled_so_not_by_a_factor(monkeypatch):
+    """The committed β = 4 sprites VAE switched dimensions off (KL under 0.1 nats): their traversal rows do not
+    change, so they must read "switched off" — and only they."""
+    checkpoints = Path(__file__).resolve().parents[1] / "checkpoints"
+    at = open_app(checkpoints, monkeypatch)
+    at.selectbox(key="dataset").set_value("sprites").run()
+    at.multiselect(key="runs").set_value(["vae-beta4-sprites"]).run()
+    traversals = part(at, "Latent space", "latent_part", LATENT_TRAVERSALS)
+    traversals.multiselect(key="latent-dims-vae-beta4-sprites").set_value(list(range(8))).run()
+    assert_clean(at)
+    figures = [
+        json.loads(c.proto.spec) for c in part(at, "Latent space", "latent_part", LATENT_TRAVERSALS).get("plotly_chart")
+    ]
+    (grid,) = [f for f in figures if "latent traversals" in f["layout"]["title"]["text"]]
+    (bars,) = [f for f in figures if "KL per latent dimension" in f["layout"]["title"]["text"]]
+    kl = {
+        int(x): float(y) for trace in bars["data"] for x, y in zip(plotly_values(trace["x"]), plotly_values(trace["y"]))
+    }
+    switched = {d for d, value in kl.items() if value < 0.1}
+    assert switched and len(switched) < 8
+    for row in grid["layout"]["yaxis"]["ticktext"]:
+        dim, label = row.split(" = ", 1)
+        assert (label == "switched off") == (int(dim[1:]) in switched), row
 
 
 def test_a_choice_survives_a_visit_to_another_tab_or_part(dashboard_runs, monkeypatch):

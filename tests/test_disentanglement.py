@@ -12,6 +12,7 @@ import pytest
 from evaluation import disentanglement as dz
 
 SIZES = (3, 6, 40, 32, 32)  # sprites' factors: shape, scale, orientation, x, y
+NAMES = ("shape", "scale", "orientation", "x", "y")
 N = 3000
 
 
@@ -215,3 +216,20 @@ def test_the_factor_map_of_a_code_that_is_the_factors_is_diagonal_and_names_them
     off[np.arange(5), order] = 0
     assert off.max() < 0.1 and np.allclose(nmi[5], 0)  # independent factors (plug-in bias ≈ 0.05), a dead dim
     assert found["labels"][0] == f"x ({nmi[0, 3]:.2f})" and found["codes_method"] == "posterior mean"
+    assert found["labels"][5] == "no single factor"  # the dead dimension
+    assert found["chance"].shape == (6, 5) and 0 < found["chance"][:5].max() < 0.1
+
+
+def test_chance_level_is_what_unrelated_codes_read_and_labels_need_to_clear_it():
+    """Codes independent of the factors read about their chance level (no label); a dimension that holds x is
+    named; a switched-off one is called so whatever its MI."""
+    rng = np.random.default_rng(2)
+    factors = _factors(rng, 2000)
+    noise = rng.normal(size=(2000, 3))
+    codes = np.column_stack([noise, factors[:, 3] + 0.1 * rng.normal(size=2000)])
+    nmi = dz.normalised_mi(codes, factors, SIZES)
+    chance = dz.chance_mi(codes, factors, SIZES)
+    assert np.all(np.abs(nmi[:3] - chance[:3]) < 0.03)  # unrelated: the estimate's bias, which chance measures
+    labels = dz.dimension_labels(nmi, NAMES, chance)
+    assert labels[:3] == ["no single factor"] * 3 and labels[3] == f"x ({nmi[3, 3]:.2f})"
+    assert dz.dimension_labels(nmi, NAMES, chance, [False, False, False, True])[3] == "switched off"
