@@ -24,6 +24,8 @@ closer to a training image than 95 % of held-out real images are (≈ 0.05 for a
 for one that hands back its training set).
 """
 
+ROW_PIXELS = 35  # the height of one row of st.dataframe
+
 
 def sanity_path(dataset: str, n: int):
     return bundle.sanity_path(checkpoints_dir(), dataset, n)
@@ -70,7 +72,9 @@ def render_sanity(dataset: str) -> None:
     if not rows:
         st.info("The sanity panel has not been computed for this dataset and n yet.")
         return
-    st.dataframe(summary_frame(rows, sanity_keys(rows)), hide_index=True, key="sanity-table")
+    # tall enough for every row: the known-answer codes of a data set with factors come last
+    table_height = ROW_PIXELS * (len(rows) + 1) + 3
+    st.dataframe(summary_frame(rows, sanity_keys(rows)), hide_index=True, height=table_height, key="sanity-table")
     st.markdown("\n".join(f"- **{row['case']}**: {row['meaning']}" for row in rows))
 
 
