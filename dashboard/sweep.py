@@ -72,10 +72,12 @@ def train_args(sweep: Sweep, beta: float) -> list[str]:
 
 def new_sweep(model: str, dataset: str) -> Sweep:
     """A sweep with no runs yet: ``model``'s committed recipe (its defaults when it has none), DEFAULT_SWEEP_STEPS."""
-    recipe = default_recipe(model, checkpoints_dir())
+    recipe = default_recipe(model, checkpoints_dir(), dataset)
     options = dict(recipe["options"]) if recipe else {}
     options.pop("beta", None)
     train = {"batch_size": recipe["batch_size"] if recipe else 128, "seed": 0}
+    if recipe and recipe.get("precision"):
+        train["precision"] = recipe["precision"]
     return Sweep(model, dataset, {"model_config": options, "train_config": train, "step": DEFAULT_SWEEP_STEPS}, {})
 
 

@@ -64,25 +64,28 @@ def render(selection: Selection) -> None:
     with st.container(border=True):
         c1, c2, c3 = st.columns(3)
         model = c1.selectbox("Model", list(MODELS), format_func=lambda name: MODELS[name].title, key="train_model")
+        shown = selection.runs[0].info["dataset"] if selection.runs else None  # the sidebar's data set
         dataset = c2.selectbox(
             "Dataset",
             DATASETS,
+            index=DATASETS.index(shown) if shown in DATASETS else 0,
             key="train_dataset",
             help="mnist5k is built in and the sprites are drawn by the lab (offline); the others are downloaded once "
             "(needs internet).",
         )
         seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
-        recipe = default_recipe(model, checkpoints_dir())
+        recipe = default_recipe(model, checkpoints_dir(), dataset)
         options = dict(recipe["options"]) if recipe else {}
         c4, c5, c6 = st.columns(3)
         budget = c4.radio("Budget in", list(BUDGETS), key="train_budget", horizontal=True)
         low, high, default = BUDGETS[budget]
         if budget == "steps" and recipe and recipe.get("steps"):
             default = int(recipe["steps"])
-        amount = c5.number_input(f"Number of {budget}", low, high, default, key=f"train_amount_{budget}_{model}")
-        options["latent_dim"] = int(
-            c6.number_input("Latent size", 2, 512, int(options.get("latent_dim", 8)), key=f"train_latent_{model}")
-        )
+        recipe_key = f"{model}_{dataset}"  # the defaults follow the recipe of this model on this data set
+        amount = c5.number_input(f"Number of {budget}", low, high, default, key=f"train_amount_{budget}_{recipe_key}")
+        latent_dim = int(options.get("latent_dim", 8))
+        latent_dim = c6.number_input("Latent size", 2, 512, latent_dim, key=f"train_latent_{recipe_key}")
+        options["latent_dim"] = int(latent_dim)
         if MODELS[model].has_beta:
             options["beta"] = st.number_input(
                 "β (weight of the KL term; 1 = the ELBO)",
@@ -90,12 +93,15 @@ def render(selection: Selection) -> None:
                 100.0,
                 float(options.get("beta", 1.0)),
                 0.5,
-                key=f"train_beta_{model}",
+                key=f"train_beta_{recipe_key}",
             )
         batch_size = int(recipe["batch_size"]) if recipe else 128
+        precisions = ("fp32", "auto", "bf16")
+        recipe_precision = recipe.get("precision") if recipe else None
         precision = st.selectbox(
             "Precision",
-            ("fp32", "auto", "bf16"),
+            precisions,
+            index=precisions.index(recipe_precision) if recipe_precision in precisions else 0,
             key="train_precision",
             help="auto: bf16 where this machine computes it natively and the model trains faster in it (weights "
             "stay fp32); see BENCHMARKS.md",

@@ -82,28 +82,32 @@ FIRST_RUN_MODEL = "vae"
 FIRST_RUN_NAME = "vae-mnist5k"
 
 
-def default_run_dir(model: str, out_dir) -> Path | None:
-    """The first default run in ``out_dir`` trained with ``model``, or None."""
+def default_run_dir(model: str, out_dir, dataset: str | None = None) -> Path | None:
+    """The first default run in ``out_dir`` trained with ``model`` — on ``dataset`` when one is, else on any —
+    or None."""
     from .checkpoints import WEIGHTS, read_run_info
     from .errors import UserError
 
+    found = []
     for name in DEFAULT_RUNS:
         run = Path(out_dir) / name
         try:
-            if (run / WEIGHTS).is_file() and read_run_info(run)["model"] == model:
-                return run
+            info = read_run_info(run) if (run / WEIGHTS).is_file() else None
         except UserError:
             continue
-    return None
+        if info is not None and info["model"] == model:
+            found.append((info["dataset"] != dataset, len(found), run))
+    return min(found)[2] if found else None
 
 
-def default_recipe(model: str, out_dir) -> dict | None:
-    """What ``make checkpoints`` trained ``model`` with: its model options (without the image shape), batch size,
-    steps and seconds, read from the committed run's config; None when there is no such run."""
+def default_recipe(model: str, out_dir, dataset: str | None = None) -> dict | None:
+    """What ``make checkpoints`` trained ``model`` with (on ``dataset`` where it has such a run): its model options
+    (without the image shape), batch size, precision, steps and seconds, read from the committed run's config;
+    None when there is no such run."""
     from .checkpoints import read_run_info
     from .registry import command_line_options
 
-    run = default_run_dir(model, out_dir)
+    run = default_run_dir(model, out_dir, dataset)
     if run is None:
         return None
     info = read_run_info(run)
@@ -112,6 +116,7 @@ def default_recipe(model: str, out_dir) -> dict | None:
         "run": run.name,
         "options": options,
         "batch_size": info["train_config"]["batch_size"],
+        "precision": info["train_config"].get("precision"),
         "steps": info.get("step"),
         "seconds": info.get("seconds"),
     }

@@ -312,8 +312,8 @@ def test_train_tab_runs_two_sessions_at_once_one_finishes_one_is_cancelled(tmp_p
     for at, steps in zip(sessions, (5000, 10)):
         tab(at, "Train")
         at.selectbox(key="train_model").set_value("ae").run()
-        at.number_input(key="train_amount_steps_ae").set_value(steps).run()
-        at.number_input(key="train_latent_ae").set_value(4).run()
+        at.number_input(key="train_amount_steps_ae_mnist5k").set_value(steps).run()
+        at.number_input(key="train_latent_ae_mnist5k").set_value(4).run()
         at.button(key="train_start").click().run()
         assert_clean(at)
     long_job, short_job = (at.session_state["training_jobs"][0] for at in sessions)
@@ -551,3 +551,20 @@ def test_the_beta_values_box_also_filters_the_any_metric_chart(monkeypatch):
     )
     means = next(trace for trace in chart["data"] if trace.get("error_y"))
     assert sorted(plotly_values(means["x"])) == [0.5, 1.0, 2.0]
+
+
+def test_the_train_tab_starts_from_the_sidebars_data_set_and_its_recipe(monkeypatch):
+    """With sprites chosen in the sidebar, the Train tab offers sprites and the committed sprites VAE's recipe
+    (17 000 bf16 steps), not the digits one."""
+    from generators.default_runs import default_recipe
+
+    checkpoints = Path(__file__).resolve().parents[1] / "checkpoints"
+    at = open_app(checkpoints, monkeypatch)
+    at.selectbox(key="dataset").set_value("sprites").run()
+    train = tab(at, "Train")
+    assert_clean(at)
+    recipe = default_recipe("vae", checkpoints, "sprites")
+    assert train.selectbox(key="train_dataset").value == "sprites"
+    assert train.number_input(key="train_amount_steps_vae_sprites").value == recipe["steps"] == 17_000
+    assert train.selectbox(key="train_precision").value == "bf16"
+    assert any("`vae-sprites`" in caption.value for caption in train.caption)

@@ -165,3 +165,15 @@ def test_recorded_anomaly_auc_is_the_rank_based_auc_of_the_same_scores(name):
         n_in, n_out = len(inliers), len(outliers)
         reference = (ranks[n_in:].sum() - n_out * (n_out + 1) / 2) / (n_in * n_out)
         assert row[f"anomaly_auc_{kind}"] == pytest.approx(reference, abs=1e-6), kind
+
+
+def test_the_recipe_offered_for_a_model_is_the_one_of_the_chosen_data_set():
+    """The Train tab and a new β sweep start from the committed recipe of that model on that data set."""
+    from generators.default_runs import default_recipe
+
+    checkpoints = ROOT / "checkpoints"
+    sprites = default_recipe("vae", checkpoints, "sprites")
+    assert sprites["run"] == "vae-sprites" and sprites["batch_size"] == 64 and sprites["precision"] == "bf16"
+    assert default_recipe("vae", checkpoints, "mnist5k")["run"] == "vae-mnist5k"
+    assert default_recipe("vae", checkpoints)["run"] == "vae-mnist5k"  # no data set: the first default run
+    assert default_recipe("dcgan", checkpoints, "cifar10")["run"] == "dcgan-mnist5k"  # none there: any

@@ -428,8 +428,8 @@ def tour_train(page, checkpoints: Path) -> str:
     changes(page, title, radio(page, "train_budget", "minutes"), "a budget in minutes", "text")
     changes(page, title, radio(page, "train_budget", "steps"), "a budget in steps", "text")
     act(page, title, type_number(page, "train_seed", 3), "seed")
-    act(page, title, type_number(page, "train_amount_steps_ae", 10), "steps")
-    act(page, title, type_number(page, "train_latent_ae", 4), "latent size")
+    act(page, title, type_number(page, "train_amount_steps_ae_mnist5k", 10), "steps")
+    act(page, title, type_number(page, "train_latent_ae_mnist5k", 4), "latent size")
     choose(page, title, "train_precision", "bf16")
     before = {p.name for p in checkpoints.iterdir()}
     widget(page, "train_start").locator("button").click()
@@ -473,7 +473,7 @@ def cancel_a_long_run_on_sprites(page, checkpoints: Path) -> None:
     """The data set box reaches the run; Cancel stops a long run, which keeps its last checkpoint."""
     title = "Train"
     choose(page, title, "train_dataset", "sprites")
-    act(page, title, type_number(page, "train_amount_steps_ae", 100_000), "a long run")
+    act(page, title, type_number(page, "train_amount_steps_ae_sprites", 100_000), "a long run")
     before = {p.name for p in checkpoints.iterdir()}
     widget(page, "train_start").locator("button").click()
     page.get_by_text(re.compile(r": step \d+ of 100000")).wait_for(timeout=RENDER_MS)
