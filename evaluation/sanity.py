@@ -137,8 +137,9 @@ def sanity_panel(
 
 FACTOR_CASES = {
     "factors as codes": "the true factors (value indices scaled to unit spread, + 1 % noise): a perfect code",
-    "shuffled factors": "the factors of other images: as informative as noise",
-    "noise codes": "Gaussian noise, one dimension per factor: no information",
+    "shuffled factors": "the factors of other images: as informative as noise (≈ 0; FactorVAE score at chance, "
+    "1 / number of factors)",
+    "noise codes": "Gaussian noise, one dimension per factor: no information (≈ 0; FactorVAE score at chance)",
 }
 
 
