@@ -235,7 +235,7 @@ def traversal_figure(run: Run, images: torch.Tensor, dims: list[int], held: list
     figure.update_yaxes(
         tickvals=[cell * (i + 0.5) for i in range(len(dims))],
         ticktext=[f"z{d} = {held[d]}" if held else f"z{d}" for d in dims],
-        title="dimension = the factor it holds most beyond chance (normalised MI)" if held else "dimension",
+        title="dimension = factor it holds most" if held else "dimension",  # fits beside six rows
     )
     figure.update_layout(
         title=f"{run.label}: latent traversals<br><sup>other dimensions fixed at one prior draw</sup>",
