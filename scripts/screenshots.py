@@ -66,6 +66,7 @@ def main() -> int:
                 page.get_by_role("option", name="sprites", exact=True).click()
                 settle(page, "Latent space")
                 shoot(page, "Traversals and KL per dimension", "latent-sprites", "what each dimension holds")
+                shoot(page, "Traversals and KL per dimension", "traversals-sprites", "(VAE, β=4): latent traversals")
         finally:
             browser.close()
     return 0
