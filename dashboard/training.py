@@ -27,8 +27,10 @@ def time_estimate(recipe: dict | None, budget: str, amount: float) -> str:
     if not recipe or not recipe.get("seconds") or not recipe.get("steps"):
         return "no estimate (no default run of this model to time it by)"
     per_step = recipe["seconds"] / recipe["steps"]
-    steps = amount if budget == "steps" else amount * (4500 // recipe["batch_size"])
-    return f"about {per_step * steps:.0f} s on a machine like the one that trained {recipe['run']} (mnist5k)"
+    steps_per_epoch = recipe["steps"] / recipe["epochs"] if recipe.get("epochs") else 4500 // recipe["batch_size"]
+    steps = amount if budget == "steps" else amount * steps_per_epoch
+    trained = f"{recipe['run']} ({recipe['dataset']})"
+    return f"about {per_step * steps:.0f} s on a machine like the one that trained {trained}"
 
 
 def add_to_comparison(run_dir: Path) -> None:

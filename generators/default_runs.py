@@ -118,6 +118,8 @@ def default_recipe(model: str, out_dir, dataset: str | None = None) -> dict | No
         "batch_size": info["train_config"]["batch_size"],
         "precision": info["train_config"].get("precision"),
         "steps": info.get("step"),
+        "epochs": info.get("epoch"),
+        "dataset": info["dataset"],
         "seconds": info.get("seconds"),
     }
 
