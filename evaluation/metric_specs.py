@@ -408,6 +408,7 @@ _DISENTANGLEMENT = (
     ),
 )
 METRICS: dict[str, Metric] = {m.key: m for m in (*_METRICS, *_DISENTANGLEMENT)}
+DISENTANGLEMENT_KEYS = tuple(m.key for m in _DISENTANGLEMENT)  # the scores of a data set with known factors
 
 
 def metric(key: str) -> Metric:

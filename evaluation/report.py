@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from .metric_specs import METRICS, UNITLESS, Metric, headline_metrics
+from .metric_specs import DISENTANGLEMENT_KEYS, METRICS, UNITLESS, Metric, headline_metrics
 from .protocol import compare_protocols
 from .store import LIST_KEYS
 
@@ -79,13 +79,12 @@ SANITY_KEYS = (
     "modes",
     "sharpness",
 )
-FACTOR_KEYS = ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "factor_vae_score", "sap")
 
 
 def with_factor_keys(rows: list[dict], keys) -> tuple[str, ...]:
     """``keys`` and, when a row was scored against known generative factors (sprites), the disentanglement scores:
     a table of such runs shows them; a table of digit runs has no such columns at all."""
-    return (*keys, *FACTOR_KEYS) if any(row.get("mig") is not None for row in rows) else tuple(keys)
+    return (*keys, *DISENTANGLEMENT_KEYS) if any(row.get("mig") is not None for row in rows) else tuple(keys)
 
 
 def sanity_keys(rows: list[dict]) -> tuple[str, ...]:
