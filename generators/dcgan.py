@@ -21,7 +21,7 @@ from torch.quasirandom import SobolEngine
 from .base import MAX_LR, MAX_WIDTH, Generator, ModelConfig, adam
 from .errors import UserError
 from .limits import checked_float, checked_int
-from .nets import downsampling_sizes, stage_widths
+from .nets import Flatten, downsampling_sizes, stage_widths
 
 AUGMENTATIONS = ("translation", "cutout")
 BATCHNORM_CALIBRATION_SEED = 4321
@@ -109,7 +109,7 @@ class DCGANDiscriminator(nn.Module):
                 layers.append(nn.BatchNorm2d(width))
             layers.append(nn.LeakyReLU(0.2, True))
             in_ch = width
-        layers += [nn.Flatten(), wrap(nn.Linear(in_ch * sizes[-1] ** 2, 1))]
+        layers += [Flatten(), wrap(nn.Linear(in_ch * sizes[-1] ** 2, 1))]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x):

@@ -8,6 +8,7 @@ whose layer names it keeps, so runs saved before the option existed still load).
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -33,6 +34,26 @@ def stage_widths(base_width: int, stages: int) -> list[int]:
     return [base_width * 2**i for i in range(stages)]
 
 
+def _channels_last(grad: torch.Tensor) -> torch.Tensor:
+    return grad.contiguous(memory_format=torch.channels_last)
+
+
+class Flatten(nn.Flatten):
+    """``nn.Flatten`` whose gradient goes back in its input's memory format.
+
+    Flattening a channels-last activation in (C, H, W) order copies it, and the gradient of the copy comes back
+    NCHW-contiguous. The backward of the activation before it (ReLU, LeakyReLU) then reads two layouts at once
+    and runs about 10x slower: 0.8 ms instead of < 0.1 ms for D's 64 x 128 x 7 x 7 in a DCGAN step at batch 64,
+    which made it the step's slowest elementwise op (BENCHMARKS.md, "Mixed precision and compilation").
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.requires_grad and x.dim() == 4 and not x.is_contiguous():
+            if x.is_contiguous(memory_format=torch.channels_last):
+                x.register_hook(_channels_last)
+        return super().forward(x)
+
+
 class ConvEncoder(nn.Module):
     """x (C x H x W) -> feature vector of ``hidden_dim``; conv stages then one fully connected layer."""
 
@@ -46,7 +67,7 @@ class ConvEncoder(nn.Module):
             layers += [nn.Conv2d(in_ch, width, 4, 2, 1), nn.ReLU(inplace=True), *same_size_convs(width, extra_convs)]
             in_ch = width
         self.convs = nn.Sequential(*layers)
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(in_ch * sizes[-1] ** 2, hidden_dim), nn.ReLU(inplace=True))
+        self.fc = nn.Sequential(Flatten(), nn.Linear(in_ch * sizes[-1] ** 2, hidden_dim), nn.ReLU(inplace=True))
 
     def forward(self, x):
         return self.fc(self.convs(x))
