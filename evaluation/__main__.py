@@ -13,6 +13,7 @@ one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
@@ -32,6 +33,7 @@ from .runner import EXTRACTORS
 PROGRAM = "python -m evaluation"  # the name in usage and error lines; genlab passes its own (genlab evaluate)
 FORMATS = ("json", "markdown", "latex", "csv")
 SANITY_FORMATS = ("json", "markdown")
+STDOUT = Path("-")  # an output asked for as "-" is printed, not written to a file named "-"
 MAX_IWAE_K = 10_000
 MAX_INVERSION_STEPS = 100_000
 MAX_SEEDS = 100
@@ -59,7 +61,7 @@ def build_parser(prog: str = PROGRAM) -> OneLineParser:
     parser.add_argument("--no-cache", action="store_true", help="recompute even if metrics.json has the row")
     _add_bootstrap(parser)
     for fmt in FORMATS:
-        parser.add_argument(f"--{fmt}", metavar="FILE", help=f"also write the table as {fmt}")
+        parser.add_argument(f"--{fmt}", metavar="FILE", help=f"also write the table as {fmt} (- = standard output)")
     _add_force(parser)
     return parser
 
@@ -89,7 +91,7 @@ def build_sanity_parser(prog: str = f"{PROGRAM} sanity") -> OneLineParser:
     parser.add_argument("--extractor-dir", default="checkpoints/_extractors", help="where extractors are cached")
     _add_bootstrap(parser)
     for fmt in SANITY_FORMATS:
-        parser.add_argument(f"--{fmt}", metavar="FILE", help=f"also write the panel as {fmt}")
+        parser.add_argument(f"--{fmt}", metavar="FILE", help=f"also write the panel as {fmt} (- = standard output)")
     _add_force(parser)
     return parser
 
@@ -98,8 +100,27 @@ def _check_outputs(args, formats=FORMATS) -> dict[str, Path]:
     """The table files to write, refused up front if one would replace a run's file, a file of another kind
     (without --force) or another output of this command (``generators.outputs``)."""
     outputs = {fmt: Path(getattr(args, fmt)) for fmt in formats if getattr(args, fmt)}
-    check_outputs([Output(f"--{fmt}", path, fmt) for fmt, path in outputs.items()], force=args.force)
+    to_stdout = [f"--{fmt}" for fmt, path in outputs.items() if path == STDOUT]
+    if len(to_stdout) > 1:
+        raise UserError(f"only one output can go to standard output (-), not {' and '.join(to_stdout)}")
+    files = [Output(f"--{fmt}", path, fmt) for fmt, path in outputs.items() if path != STDOUT]
+    check_outputs(files, force=args.force)
     return outputs
+
+
+def _write_outputs(outputs: dict[str, Path], render, table: str) -> None:
+    """Print the table, then write each asked format (``render(fmt)``) to its file. A format asked for as ``-``
+    goes to standard output alone, so it can be piped; the table and the "wrote" lines then go to stderr."""
+    to_stdout = STDOUT in outputs.values()
+    say = functools.partial(print, file=sys.stderr if to_stdout else sys.stdout)
+    say(table)
+    for fmt, path in outputs.items():
+        if path == STDOUT:
+            sys.stdout.write(render(fmt))
+            sys.stdout.flush()
+            continue
+        atomic_write_bytes(path, render(fmt).encode())  # a failed write keeps the old file, leaves no temp
+        say(f"wrote {fmt} to {printable(str(path))}")
 
 
 def distinct_runs(run_dirs: list[str]) -> list[str]:
@@ -174,7 +195,6 @@ def main(argv: list[str] | None = None, program: str = PROGRAM) -> int:
 
 
 def _sanity(args) -> int:
-    from generators.checkpoints import atomic_write_bytes
     from generators.data import load_dataset
 
     from . import report
@@ -195,11 +215,7 @@ def _sanity(args) -> int:
         )
     rows = sanity_panel(args.dataset, n=args.n, bootstrap=args.bootstrap, cache_dir=args.extractor_dir)
     text = report.sanity_markdown(rows)
-    print(text)
-    contents = {"json": report.to_json(rows), "markdown": text}
-    for fmt, path in outputs.items():
-        atomic_write_bytes(path, contents[fmt].encode())
-        print(f"wrote {fmt} to {printable(str(path))}")
+    _write_outputs(outputs, lambda fmt: report.to_json(rows) if fmt == "json" else text, text)
     return 0
 
 
@@ -237,11 +253,9 @@ def _evaluate(args) -> int:
         bar.n = len(args.run_dirs)
         bar.set_description("done")
     label_rows(rows, args.run_dirs)
-    print(report.to_text(rows, width=shutil.get_terminal_size((160, 24)).columns))
     writers = {"json": report.to_json, "markdown": report.to_markdown, "latex": report.to_latex, "csv": report.to_csv}
-    for fmt, path in outputs.items():
-        atomic_write_bytes(path, writers[fmt](rows).encode())  # a failed write keeps the old file, leaves no temp
-        print(f"wrote {fmt} to {printable(str(path))}")
+    table = report.to_text(rows, width=shutil.get_terminal_size((160, 24)).columns)
+    _write_outputs(outputs, lambda fmt: writers[fmt](rows), table)
     return 0
 
 

@@ -354,6 +354,21 @@ def test_cli_writes_every_format(tiny_runs, extractor_dir, tmp_path, capsys):
     assert " ± " in files["markdown"].read_text()
 
 
+def test_an_output_asked_as_dash_goes_to_stdout_alone(tiny_runs, extractor_dir, tmp_path, capsys, monkeypatch):
+    """``--json -`` pipes: stdout holds the JSON and nothing else (the table goes to stderr), the same rows as
+    ``--json FILE``, and no file named ``-`` appears."""
+    monkeypatch.chdir(tmp_path)
+    argv = [str(tiny_runs / "vae"), "--n", "300", "--extractor-dir", str(extractor_dir)]
+    assert evaluation_main([*argv, "--json", "-", "--csv", "table.csv"]) == 0
+    out, err = capsys.readouterr()
+    rows = json.loads(out)
+    assert [row["run"] for row in rows] == ["vae"] and "FID" in err and "wrote csv to table.csv" in err
+    assert pd.read_csv(tmp_path / "table.csv").loc[0, "fid"] == pytest.approx(rows[0]["fid"])
+    assert not (tmp_path / "-").exists()
+    assert evaluation_main([*argv, "--json", "-", "--markdown", "-"]) == 2
+    assert "only one output can go to standard output" in capsys.readouterr().err
+
+
 def test_cli_bad_input_exits_2_with_one_line(tmp_path):
     assert_one_line_error(run_cli("evaluation", str(tmp_path / "missing")), mentions="does not exist")
 
