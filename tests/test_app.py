@@ -569,3 +569,33 @@ def test_the_train_tab_starts_from_the_sidebars_data_set_and_its_recipe(monkeypa
     assert train.selectbox(key="train_precision").value == "bf16"
     (caption,) = [c.value for c in train.caption if "`vae-sprites`" in c.value]
     assert "trained vae-sprites (sprites)" in caption and "mnist5k" not in caption  # the time estimate's run
+
+
+def test_recompute_scores_the_sanity_panel_afresh(app):
+    """The sanity button computes and stores the panel; on a stored panel it recomputes it (never serves the
+    stored rows again)."""
+    from evaluation import bundle
+    from evaluation.sanity import CASES
+
+    sanity = tab(app, "Sanity & copying")
+    n = app.session_state["sanity_n"]
+    path = bundle.sanity_path(dashboard_runs_dir(app), "mnist5k", n)
+    assert not path.exists()
+    try:
+        next(b for b in sanity.button if b.key == "sanity_compute").click().run()
+        assert_clean(app)
+        rows = json.loads(path.read_text())
+        assert [row["case"] for row in rows] == [case.name for case in CASES]
+        rows[0]["case"] = "a stale row"
+        path.write_text(json.dumps(rows))
+        app.run()
+        button = next(b for b in app.tabs[TAB_TITLES.index("Sanity & copying")].button if b.key == "sanity_compute")
+        table = app.tabs[TAB_TITLES.index("Sanity & copying")].dataframe[0].value
+        assert button.label.startswith("Recompute") and "a stale row" in table.to_string()
+        button.click().run()
+        assert_clean(app)
+        assert [row["case"] for row in json.loads(path.read_text())] == [case.name for case in CASES]
+        table = app.tabs[TAB_TITLES.index("Sanity & copying")].dataframe[0].value
+        assert "a stale row" not in table.to_string() and len(table) == len(CASES)
+    finally:
+        path.unlink(missing_ok=True)
