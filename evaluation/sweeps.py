@@ -247,9 +247,10 @@ def _interval_row(point, key: str) -> dict:
 
 
 def setting_axis(setting: str, values) -> dict:
-    """The swept setting's axis: logarithmic when its values span a factor of 8 or more (β, data sizes)."""
+    """The swept setting's axis: logarithmic for β (as in the rate–distortion figures, whatever β values are
+    chosen) and for values that span a factor of 8 or more (data sizes)."""
     values = sorted(values)
-    if values and values[0] > 0 and values[-1] / values[0] >= 8:
+    if values and values[0] > 0 and (setting == "beta" or values[-1] / values[0] >= 8):
         return {"type": "log", "title": f"{setting_title(setting)} (log scale)", **value_ticks(values)}
     return {"title": setting_title(setting), **value_ticks(values)}
 

@@ -267,6 +267,17 @@ def test_the_interval_over_training_seeds_is_the_t_interval(tmp_path):
     assert figure.layout.xaxis.type is None  # 500 .. 2000 spans a factor of 4: a linear axis
 
 
+def test_any_metric_against_beta_has_the_log_beta_axis_of_the_rate_distortion_figures(tmp_path):
+    """β is a multiplicative weight: FID against β is drawn on a log axis, so the metric chart beside it must be
+    too, also when the chosen β values span less than a factor of 8."""
+    from evaluation.sweeps import setting_sweeps, sweep_metric_figure
+
+    runs = [fake_run(tmp_path, f"b{beta:g}", fid, beta=beta) for beta, fid in ((0.5, 9.0), (1.0, 8.0), (2.0, 10.0))]
+    (sweep,) = setting_sweeps(runs, "mnist5k", "beta")
+    axis = sweep_metric_figure(sweep, "fid").layout.xaxis
+    assert axis.type == "log" and list(axis.ticktext) == ["0.5", "1", "2"]
+
+
 def size_sweep_runs(tmp_path, model: str, fids: dict[int, list[float]]):
     """Runs of one recipe of ``model`` at several training-set sizes, one per seed, with the given FIDs."""
     import copy
