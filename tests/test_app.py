@@ -599,3 +599,25 @@ def test_recompute_scores_the_sanity_panel_afresh(app):
         assert "a stale row" not in table.to_string() and len(table) == len(CASES)
     finally:
         path.unlink(missing_ok=True)
+
+
+def test_sprites_metrics_show_disentanglement_in_a_table_of_its_own(monkeypatch):
+    """On sprites the headline stays one screen wide and MIG, DCI, FactorVAE and SAP get their own table, whose
+    cells are the stored scores; a digit table has no such table (the default runs above)."""
+    from evaluation import load_metrics
+    from evaluation.metric_specs import DISENTANGLEMENT_KEYS, metric
+
+    checkpoints = Path(__file__).resolve().parents[1] / "checkpoints"
+    at = open_app(checkpoints, monkeypatch)
+    at.selectbox(key="dataset").set_value("sprites").run()
+    runs = ["vae-sprites", "vae-beta4-sprites", "dcgan-sprites"]
+    at.multiselect(key="runs").set_value(runs).run()
+    headline, scores = (table.value for table in tab(at, "Metrics").table)
+    assert_clean(at)
+    assert not any("MIG" in column for column in headline.columns) and len(headline) == len(runs)
+    assert list(scores["run"]) == runs
+    for key in DISENTANGLEMENT_KEYS:
+        (column,) = [c for c in scores.columns if c.startswith(metric(key).label)]
+        for run, cell in zip(runs, scores[column]):
+            (row, *_) = (r for r in load_metrics(checkpoints / run).values() if r["n_fake"] == 5000)
+            assert float(cell.split()[0]) == pytest.approx(row[key], abs=0.005), (run, key, cell)
