@@ -42,6 +42,7 @@ from generators.checkpoints import load_run
 from generators.data import load_dataset
 from generators.default_runs import default_recipe
 from generators.default_runs import default_run_dir as committed_run_dir
+from generators.errors import OneLineParser, run_command
 from generators.registry import MODELS, build_model, load_plugins
 from generators.trainer import Trainer
 from generators.training import TrainConfig
@@ -227,7 +228,11 @@ GROUPS = {
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
+    return run_command(lambda: measure(argv))
+
+
+def measure(argv) -> int:
+    parser = OneLineParser(
         prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")

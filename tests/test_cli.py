@@ -79,6 +79,10 @@ def test_bad_input_exits_2_with_one_line(runs, tmp_path, args, mentions):
     assert_one_line_error(run_cli("generators", *args), mentions=mentions)
 
 
+def test_benchmarks_bad_part_exits_2_with_one_line():
+    assert_one_line_error(run_cli("benchmarks", "--only", "bogus"), mentions="invalid choice: 'bogus'")
+
+
 def test_corrupt_safetensors_exits_2_naming_the_file(runs, tmp_path):
     run = tmp_path / "broken"
     run.mkdir()
