@@ -134,8 +134,8 @@ def render_tables(rows: list[dict], n: int, infos: dict[str, dict]) -> None:
     factor_keys = with_factor_keys(rows, ())
     if factor_keys:  # a table of its own: beside the headline columns it ran off a 1600-px screen
         st.markdown(
-            "**Disentanglement against the known factors** (codes of the test images; ↑ higher is better; "
-            "[95 % interval])"
+            "**Disentanglement against the known factors** (codes of real images, made as the full table's "
+            "`codes_method` says; ↑ higher is better; [95 % interval])"
         )
         st.table(summary_frame(rows, ("run", "sampler", *factor_keys)), hide_index=True)
     when_opened(
