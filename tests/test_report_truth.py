@@ -222,14 +222,14 @@ def test_methods_list_what_the_recipe_changes_from_its_config():
     gan = _info("dcgan-mnist5k")
     text = methods_paragraph([(gan, "DCGAN", {"G": 1, "D": 1})], [])
     assert "Radford et al. 2016" in text  # the reference the model's module cites
-    for fact in ("ema = 0.995 (default 0.0", "lr_g = 0.002 (default 0.0002", "batch_size = 64 (default 128)"):
+    for fact in ("ema = 0.999 (default 0.0", "lr_g = 0.002 (default 0.0002", "batch_size = 64 (default 128)"):
         assert fact in text, fact
     assert "loss = ns" in text and "diffaug = none" in text  # the rest of the recipe, at its defaults
     other = copy.deepcopy(gan)
     other["model_config"].update(loss="hinge", diffaug="translation,cutout", ema=0.0)
     text = methods_paragraph([(other, "DCGAN", {"G": 1, "D": 1})], [])
     assert "loss = hinge (default ns" in text and "diffaug = translation,cutout (default none" in text
-    assert "ema = 0.0" in text and "ema = 0.995" not in text
+    assert "ema = 0.0" in text and "ema = 0.999" not in text
 
 
 # --- the zip --------------------------------------------------------------------------------------------------
