@@ -56,7 +56,8 @@ class Sweep:
         betas = ", ".join(f"{beta:g}" for beta in self.runs)
         return (
             f"{MODELS[self.model].title if self.model in MODELS else self.model}, z = {options.get('latent_dim')}, "
-            f"{self.steps} steps, batch {train.get('batch_size')}, seed {train.get('seed')} — β {betas or 'none yet'}"
+            f"{self.steps} steps, batch {train.get('batch_size')}, seed {train.get('seed')} — "
+            + (f"runs at β {betas}" if betas else "no runs yet")
         )
 
 
