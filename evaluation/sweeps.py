@@ -321,11 +321,6 @@ def distortion_title(by_beta: dict) -> str:
     return DISTORTION_TITLES.get(kind, "distortion: reconstruction loss per image (the model's own units)")
 
 
-def log_beta_axis(betas) -> dict:
-    """A log β axis whose ticks read the β values themselves (0.5, not "5")."""
-    return {"type": "log", "title": "β (log scale)", **value_ticks(betas)}
-
-
 def sweep_figures(by_beta: dict) -> dict[str, go.Figure]:
     """Rate–distortion, and FID against β at the largest n every run of the sweep has a prior row at."""
     figures = {}
@@ -377,7 +372,7 @@ def sweep_figures(by_beta: dict) -> dict[str, go.Figure]:
         )
         figure.update_layout(
             height=360,
-            xaxis=log_beta_axis(betas),
+            xaxis=setting_axis("beta", betas),
             yaxis_title=f"{fid.axis_title}, n = {n}",
             title=f"FID of prior samples against β ({fid.title}; all at n = {n})",
         )
