@@ -236,7 +236,7 @@ def measure(argv) -> int:
         prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
-    parser.add_argument("--only", choices=tuple(GROUPS), nargs="*", help="measure only these groups")
+    parser.add_argument("--only", choices=tuple(GROUPS), nargs="+", help="measure only these groups")
     args = parser.parse_args(argv)
     load_plugins()
     results = {"machine": machine()}

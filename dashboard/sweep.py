@@ -122,6 +122,7 @@ def render_metric_against(all_runs, dataset: str, setting: str, only: list | Non
         )
     ]
     if only is not None:
+        st.caption(f"Drawn: the {setting_title(setting)} values chosen in the box above.")
         sweep = dataclasses.replace(sweep, points={v: runs for v, runs in sweep.points.items() if v in only})
         if not sweep.points:
             st.info(f"None of the chosen {setting_title(setting)} values has a run of this recipe.")

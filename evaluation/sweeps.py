@@ -57,7 +57,7 @@ class Sweep:
         return (
             f"{MODELS[self.model].title if self.model in MODELS else self.model}, z = {options.get('latent_dim')}, "
             f"{self.steps} steps, batch {train.get('batch_size')}, seed {train.get('seed')} — "
-            + (f"runs at β {betas}" if betas else "no runs yet")
+            + (f"existing runs at β {betas}" if betas else "no runs yet")
         )
 
 
@@ -142,7 +142,7 @@ class SettingSweep:
         values = ", ".join(f"{value:g}" for value in self.points)
         seeds = f"{self.seeds} seed{'s' * (self.seeds > 1)}"
         described = ", ".join(part for part in fixed if part)
-        return f"{title}, {described} — {setting_title(self.setting)} {values} ({seeds})"
+        return f"{title}, {described} — existing runs at {setting_title(self.setting)} {values} ({seeds})"
 
 
 def setting_title(setting: str) -> str:

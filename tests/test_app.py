@@ -298,7 +298,7 @@ def test_beta_sweep_reuses_the_vae_runs_and_plots_rate_against_distortion(app):
     # the sweep defaults to the recipe of the existing runs, so a new β joins their curve
     assert sweep.button(key="sweep_start").label == f"Train 1 VAE run(s) of {TINY_STEPS} steps"
     assert f"{TINY_STEPS} steps" in app.selectbox(key="sweep_recipe").value
-    assert app.selectbox(key="sweep_recipe").value.endswith("runs at β 1, 4")  # the runs found, whatever is drawn
+    assert app.selectbox(key="sweep_recipe").value.endswith("existing runs at β 1, 4")  # the runs found
     by_seed, fid_against_beta = specs[2]["data"][0], specs[1]["data"][0]
     assert plotly_values(by_seed["x"]) == [1.0, 4.0]  # the two VAEs, one training seed each: their own FIDs
     assert plotly_values(by_seed["y"]) == pytest.approx(plotly_values(fid_against_beta["y"]))

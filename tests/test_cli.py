@@ -81,6 +81,7 @@ def test_bad_input_exits_2_with_one_line(runs, tmp_path, args, mentions):
 
 def test_benchmarks_bad_part_exits_2_with_one_line():
     assert_one_line_error(run_cli("benchmarks", "--only", "bogus"), mentions="invalid choice: 'bogus'")
+    assert_one_line_error(run_cli("benchmarks", "--only"), mentions="expected at least one")  # not: measure all
 
 
 def test_corrupt_safetensors_exits_2_naming_the_file(runs, tmp_path):
