@@ -42,7 +42,7 @@ def fid_figure(rows: list[dict]) -> go.Figure | None:
             y=[row["fid"] for row in rows],
             name="FID",
             error_y=error,
-            text=[f"{row['fid']:.3g}" for row in rows],
+            text=[format(row["fid"], spec.fmt) for row in rows],  # as the metric table rounds it
             textposition="outside",
         )
     )

@@ -152,16 +152,16 @@ def beta_costs_reconstruction(runs, rows) -> Finding:
 
 
 def latent_use(row: dict) -> str:
-    """How much of its latent space a VAE uses: the KL each dimension carries (what β squeezes), and the active
-    units by their usual rule, so '8 active units' never stands alone beside dimensions of 0.01 nats."""
-    kl = sorted(row.get("kl_per_dim") or [])
+    """How much of its latent space a VAE uses, in one short clause: the KL it spends (what β squeezes), in how many
+    dimensions, and the active units by their usual rule — so '8 active units' never stands alone beside dimensions
+    of 0.01 nats. The per-dimension values are in the Latent space tab and the metric table."""
+    kl = row.get("kl_per_dim") or []
     if not kl:
         return "latent use not measured"
-    faint = sum(value < FAINT_KL_NATS for value in kl)
+    used = sum(value >= FAINT_KL_NATS for value in kl)
     return (
-        f"KL per dimension {', '.join(f'{value:.2g}' for value in kl)} nats ({faint} of {len(kl)} under "
-        f"{FAINT_KL_NATS:g} nats; active units by posterior-mean variance > {ACTIVE_UNIT_THRESHOLD:g}: "
-        f"{row.get('active_units', '—')})"
+        f"KL {sum(kl):.3g} nats, {used} of {len(kl)} dimensions carrying ≥ {FAINT_KL_NATS:g} nats (active units by "
+        f"posterior-mean variance > {ACTIVE_UNIT_THRESHOLD:g}: {row.get('active_units', '—')})"
     )
 
 

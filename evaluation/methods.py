@@ -166,8 +166,8 @@ def evaluation_lines(rows: list[dict]) -> list[str]:
     sizes = fact_sentence(
         rows,
         lambda r: (
-            f"{r.get('n_fake')} samples ({r.get('sampler', 'prior')} sampler, sampling seed(s) "
-            f"{', '.join(str(s) for s in r.get('seeds') or [])})"
+            f"{r.get('n_fake')} samples ({r.get('sampler', 'prior')} sampler, "
+            f"sampling seed{'s' * (len(r.get('seeds') or []) != 1)} {', '.join(str(s) for s in r.get('seeds') or [])})"
         ),
     )
     recon = fact_sentence(rows, _reconstruction)

@@ -275,27 +275,36 @@ def sweep_metric_figure(sweep: SettingSweep, key: str) -> go.Figure | None:
         "array": (table["high"] - table["mean"]).where(have, 0).tolist(),
         "arrayminus": (table["mean"] - table["low"]).where(have, 0).tolist(),
     }
+    several = bool((table["seeds"] > 1).any())
     figure = go.Figure(
         go.Scatter(
             x=table["value"],
             y=table["mean"],
             mode="lines+markers",
             error_y=error,
-            name="mean over seeds",
+            name="mean over training seeds" if several else "the run's value",
             text=table["interval"],
             hovertemplate="%{x:g}: %{y:.4g}<br>%{text}<extra></extra>",
         )
     )
-    seeds = table.explode("values")
-    figure.add_trace(
-        go.Scatter(x=seeds["value"], y=seeds["values"], mode="markers", name="each training seed", opacity=0.4)
+    if several:  # one seed per point: its own value is the line, a dot on top would say nothing
+        seeds = table.explode("values")
+        figure.add_trace(
+            go.Scatter(x=seeds["value"], y=seeds["values"], mode="markers", name="each training seed", opacity=0.4)
+        )
+    bars = (
+        "95 % interval over training seeds"
+        if (table["seeds"] > 1).all()
+        else "95 % interval over training seeds where a point has several, else over samples"
+        if several
+        else "95 % interval over samples"
     )
+    per_point = f"{sweep.seeds} training seeds per point" if sweep.seeds > 1 else "one training seed per point"
     figure.update_layout(
         height=380,
         xaxis=setting_axis(sweep.setting, table["value"]),
         yaxis_title=f"{spec.axis_title}, n = {int(table['n'].iloc[0])}",
-        title=f"{spec.title} against {setting_title(sweep.setting)} ({sweep.seeds} training seed(s) per point; "
-        "bars: 95 % interval)",
+        title=f"{spec.title} against {setting_title(sweep.setting)} ({per_point}; bars: {bars})",
     )
     return figure
 

@@ -597,6 +597,11 @@ def test_recompute_scores_the_sanity_panel_afresh(app):
         assert [row["case"] for row in json.loads(path.read_text())] == [case.name for case in CASES]
         table = app.tabs[TAB_TITLES.index("Sanity & copying")].dataframe[0].value
         assert "a stale row" not in table.to_string() and len(table) == len(CASES)
+        # why the cases score different numbers of images: the test split's 500 digits, 50 of class 0
+        (sizes,) = [c.value for c in app.tabs[TAB_TITLES.index("Sanity & copying")].caption if "n (samples)" in c.value]
+        one_class = next(row for row in json.loads(path.read_text()) if row["case"] == "one class")
+        assert f"at most {min(n, 500)} images" in sizes and f"one class {one_class['n_fake']}" in sizes
+        assert one_class["n_fake"] < min(n, 500)
     finally:
         path.unlink(missing_ok=True)
 

@@ -339,3 +339,15 @@ def test_interpolation_default_pair_is_two_different_digits(tmp_path):
     labels = run_dataset(run).test.labels
     assert first != second and int(labels[first]) != int(labels[second])
     assert (first, second) == default_pair(run) == (0, int((labels != labels[0]).nonzero()[0]))
+
+
+def test_fid_bar_labels_read_as_the_metric_table_rounds_them():
+    """A bar labelled "12.5" beside a table cell "12.46" reads as two different results."""
+    from evaluation.charts import fid_figure
+    from evaluation.report import to_markdown
+
+    rows = [{"run": "a", "fid": 12.456, "n_fake": 500}, {"run": "b", "fid": 123.456, "n_fake": 500}]
+    labels = list(fid_figure(rows).data[0].text)
+    assert labels == ["12.46", "123.46"]
+    table = to_markdown(rows)
+    assert all(label in table for label in labels)

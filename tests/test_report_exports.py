@@ -76,12 +76,14 @@ def test_methods_paragraph_says_what_was_done():
         "2500 steps",
         "batch size 64",
         "291 s",
-        "1000 samples",
+        "1000 samples (prior sampler, sampling seed 0)",
         "classifier-abc",
         "98.0%",
         "200 resamples",
     ):
         assert fact in text, fact
+    several = methods_paragraph([(info, "VAE", {"model": 1_500_000})], [{**ROW, "seeds": [0, 1]}])
+    assert "(prior sampler, sampling seeds 0, 1)" in several
 
 
 @pytest.mark.skipif(not shutil.which("chromium"), reason="figure export needs Debian's chromium")

@@ -265,6 +265,10 @@ def test_the_interval_over_training_seeds_is_the_t_interval(tmp_path):
     figure = sweep_metric_figure(sweep, "fid")
     assert list(figure.data[0].x) == [500.0, 1000.0, 2000.0] and list(figure.data[0].y) == pytest.approx([12, 8.5, 7])
     assert figure.layout.xaxis.type is None  # 500 .. 2000 spans a factor of 4: a linear axis
+    assert [trace.name for trace in figure.data] == ["mean over training seeds", "each training seed"]
+    assert list(figure.data[1].y) == [10.0, 12.0, 14.0, 8.0, 9.0, 7.0]
+    assert "3 training seeds per point" in figure.layout.title.text
+    assert "over training seeds where a point has several, else over samples" in figure.layout.title.text
 
 
 def test_any_metric_against_beta_has_the_log_beta_axis_of_the_rate_distortion_figures(tmp_path):
@@ -276,6 +280,10 @@ def test_any_metric_against_beta_has_the_log_beta_axis_of_the_rate_distortion_fi
     (sweep,) = setting_sweeps(runs, "mnist5k", "beta")
     axis = sweep_metric_figure(sweep, "fid").layout.xaxis
     assert axis.type == "log" and list(axis.ticktext) == ["0.5", "1", "2"]
+    figure = sweep_metric_figure(sweep, "fid")  # one seed per β: the line is the runs' values, the bars theirs
+    assert [trace.name for trace in figure.data] == ["the run's value"]
+    assert "(one training seed per point; bars: 95 % interval over samples)" in figure.layout.title.text
+    assert list(figure.data[0].error_y.array) == pytest.approx([1.0, 1.0, 1.0])
 
 
 def size_sweep_runs(tmp_path, model: str, fids: dict[int, list[float]]):

@@ -165,3 +165,21 @@ def test_disentanglement_claims_say_what_is_missing(tmp_path):
     found = {f.claim: f for f in findings.assess(one_vae, mig_rows({"v": 0.4, "g": 0.1}, {"v": 0.01, "g": 0.01}))}
     assert [found[c].verdict for c in DISENTANGLED] == [NOT_MEASURED, SUPPORTED, NOT_MEASURED]
     assert "two VAE runs" in found[DISENTANGLED[0]].evidence and "autoencoder" in found[DISENTANGLED[2]].evidence
+
+
+def test_the_beta_prior_finding_sums_the_kl_in_one_clause(tmp_path):
+    """The β = 4 run switched five of eight dimensions off: the evidence says so in a count and a total, not a list
+    of sixteen numbers."""
+    from evaluation import findings
+
+    runs = sprite_runs(tmp_path)
+    kl_high = [2.0, 1.5, 0.5, 0.05, 0.01, 0.0, 0.02, 0.03]
+    rows = [
+        {"run": "v", "fid": 6.0, "kl_per_dim": [1.0] * 8, "active_units": 8},
+        {"run": "v4", "fid": 5.0, "kl_per_dim": kl_high, "active_units": 3},
+    ]
+    found = {f.claim: f for f in findings.assess(runs, rows)}
+    evidence = found["A larger β gives a more regular latent space: better prior samples (lower FID)."].evidence
+    assert "KL 4.11 nats, 3 of 8 dimensions carrying ≥ 0.1 nats" in evidence
+    assert "KL 8 nats, 8 of 8 dimensions" in evidence
+    assert "0.05" not in evidence  # no per-dimension list
