@@ -12,6 +12,10 @@ so the harness runs the whole step inside ``StepRunner.step()``:
   the scaler's scale (both undone when the step ends). One ``scaler.update()`` per step, after all optimizers.
 - **fp32**: as before, nothing wraps the step.
 
+Autocast keeps the low-precision copy of each weight it casts until its region ends, so in bf16 and fp16 every
+optimizer's ``step`` also drops those copies: a network updated within a step (a GAN's D, which G's loss then goes
+through) is run with its new weights, as in fp32.
+
 In bf16, fp16 or compiled, a model with convolutions is put in the channels-last memory format (NHWC), which
 oneDNN's convolutions and their gradients run faster in.
 
@@ -113,16 +117,27 @@ def compile_problem(device_type: str) -> str | None:
     return None
 
 
-class _ScaledOptimizer:
-    """An optimizer as the model sees it during an fp16 step: ``step`` goes through the grad scaler."""
+class _AutocastOptimizer:
+    """An optimizer as the model sees it during an autocast step.
 
-    def __init__(self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler):
+    Autocast keeps the low-precision copy it casts of each weight until the autocast region ends. A step that
+    updates a network and then runs it again (a GAN's G step goes through the D it has just updated) would compute
+    with the copy of the weights from before the update: so after every ``step`` the copies are dropped. In fp16,
+    ``step`` also goes through the grad scaler.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None = None):
         self._optimizer, self._scaler = optimizer, scaler
 
     def step(self, closure=None):
-        if closure is not None:
+        if self._scaler is None:
+            result = self._optimizer.step(closure)
+        elif closure is not None:
             raise UserError("fp16 training cannot scale an optimizer step with a closure: use bf16 or fp32")
-        return self._scaler.step(self._optimizer)
+        else:
+            result = self._scaler.step(self._optimizer)
+        torch.clear_autocast_cache()
+        return result
 
     def __getattr__(self, name):
         return getattr(self._optimizer, name)
@@ -201,9 +216,9 @@ class StepRunner:
                 stack.enter_context(self._compiled_networks())
             if self.dtype is not None:
                 stack.enter_context(torch.autocast(self.device.type, dtype=self.dtype))
+                optimizers = {name: _AutocastOptimizer(opt, self.scaler) for name, opt in optimizers.items()}
             if self.scaler is not None:
                 stack.enter_context(_scaled_backward(self.scaler))
-                optimizers = {name: _ScaledOptimizer(opt, self.scaler) for name, opt in optimizers.items()}
             yield optimizers
         if self.scaler is not None:
             self.scaler.update()

@@ -124,6 +124,32 @@ def test_bf16_overfits_one_batch(name, digits):
         assert nearest_batch_error(model, digits) <= 0.5 * start_error
 
 
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_the_g_step_goes_through_the_d_it_has_just_updated(digits, dtype):
+    """Autocast keeps its low-precision copy of each weight for its whole region: without dropping it after D's
+    optimizer step, G's loss went through D's weights from before the update (a different algorithm from fp32's
+    alternating steps). D's third call of a step (G's loss) must equal D with its new weights on the same input."""
+    torch.manual_seed(0)
+    model = build_model("dcgan", tiny_options("dcgan")).train()
+    optimizers = model.configure_optimizers(None)
+    runner = StepRunner(model, torch.device("cpu"), dtype)
+    if runner.scaler is not None:  # fp16: a scale that does not overflow, so that this first step is not skipped
+        runner.scaler = torch.amp.GradScaler("cpu", init_scale=1.0)
+    calls = []
+    record = lambda net, args, out: calls.append((args[0].detach(), out.detach()))  # noqa: E731
+    hook = model.discriminator.register_forward_hook(record)
+    before = copy.deepcopy(model.discriminator)
+    with runner.step(optimizers) as opts:
+        model.training_step((digits, torch.zeros(len(digits), dtype=torch.long)), opts)
+    hook.remove()
+    fake, g_step_out = calls[2]
+    device_dtype = precision.DTYPES[dtype]
+    with torch.no_grad(), torch.autocast("cpu", dtype=device_dtype):
+        after, stale = model.discriminator(fake), before(fake)
+    assert not torch.allclose(stale.float(), after.float(), atol=1e-3)  # D's step moved its output: the test can fail
+    assert torch.equal(g_step_out, after)
+
+
 def test_fp16_steps_go_through_the_grad_scaler(digits):
     """fp16 is for CUDA GPUs, but its machinery runs on the CPU too: the model's own ``loss.backward()`` is
     scaled, both optimizers of a GAN step through the scaler, and the weights stay fp32 and finite."""
