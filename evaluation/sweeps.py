@@ -295,7 +295,7 @@ def sweep_metric_figure(sweep: SettingSweep, key: str) -> go.Figure | None:
     bars = (
         "95 % interval over training seeds"
         if (table["seeds"] > 1).all()
-        else "95 % interval over training seeds where a point has several, else over samples"
+        else "95 % interval over seeds, over samples where one seed"
         if several
         else "95 % interval over samples"
     )

@@ -268,7 +268,7 @@ def test_the_interval_over_training_seeds_is_the_t_interval(tmp_path):
     assert [trace.name for trace in figure.data] == ["mean over training seeds", "each training seed"]
     assert list(figure.data[1].y) == [10.0, 12.0, 14.0, 8.0, 9.0, 7.0]
     assert "3 training seeds per point" in figure.layout.title.text
-    assert "over training seeds where a point has several, else over samples" in figure.layout.title.text
+    assert "bars: 95 % interval over seeds, over samples where one seed)" in figure.layout.title.text
 
 
 def test_any_metric_against_beta_has_the_log_beta_axis_of_the_rate_distortion_figures(tmp_path):
