@@ -17,7 +17,8 @@ from .state import Selection, checkpoints_dir
 
 EXPLANATION = """
 Each row scores a set of **real** images as if a model had drawn them. The held-out test images are the best
-any model can do; blurring and noise should raise FID and lower precision; half the classes, one class and ten
+any model can do; blurring and noise should raise FID (and usually lower precision — on sprites, whose blurred
+shapes stay inside the real ones' neighbourhoods, it does not); half the classes, one class and ten
 images repeated should lower recall and coverage (and the class count); the training images themselves score
 perfectly on every distribution metric — which is why the **copy rate** exists: it is the share of samples
 closer to a training image than 95 % of held-out real images are (≈ 0.05 for a model that does not copy, → 1
@@ -65,7 +66,10 @@ def sample_sizes(rows: list[dict]) -> str:
         f"smaller — against a reference of {image_rows[0]['n_real']} training images."
     )
     if fewer:
-        text += f" Fewer where a case keeps only some test images ({', '.join(fewer)}): their intervals are wider."
+        text += (
+            f" Fewer where a case keeps only some test images ({', '.join(fewer)}): FID is biased upwards at small n, "
+            "so their FID is not comparable with the other rows' (KID is unbiased at any n, but noisier)."
+        )
     return text
 
 

@@ -136,10 +136,12 @@ def render_metric_against(all_runs, dataset: str, setting: str, only: list | Non
             )
             st.rerun()
         return
+    # FID against β is drawn above already: under it, this chart opens on what a β sweep is about on its data
+    preferred = ("mig", "recall", "fid") if setting == "beta" else ("fid",)
+    first = next((keys.index(k) for k in preferred if k in keys), 0)
     key = c2.selectbox(
-        "Metric", keys, index=keys.index("fid") if "fid" in keys else 0, format_func=lambda k: metric(k).label,
-        key=f"sweep_metric_{setting}",
-    )  # fmt: skip
+        "Metric", keys, index=first, format_func=lambda k: metric(k).label, key=f"sweep_metric_{setting}"
+    )
     figure = sweep_metric_figure(sweep, key)
     if figure is not None:
         export.chart(figure, f"sweep-{setting}-{key}", f"sweep-{setting}-{key}")

@@ -161,8 +161,9 @@ def fid_curve_figure(rows: list[dict]) -> go.Figure | None:
         )
     figure.update_layout(
         height=400,
-        title="FID against the number of samples (FID is biased upwards at small n)",
-        xaxis={"title": "samples n (log scale)", "type": "log"},
+        title="FID against the number of images (FID is biased upwards at small n)",
+        # FID's bias grows like 1/n_samples + 1/n_real: each point sits at the equal size with that bias
+        xaxis={"title": "effective n = 2 / (1/n samples + 1/n real) (log scale)", "type": "log"},
         yaxis={"title": "FID (log scale)", "type": "log"},
         legend={"orientation": "h", "y": -0.3},
         margin={"b": 110},

@@ -185,7 +185,7 @@ def evaluation_lines(rows: list[dict]) -> list[str]:
         f"**Evaluation.** Each model drew {sizes}. Features come from `{row.get('extractor_id')}`, a small "
         "convolutional classifier this project trains on the training split"
         + (" to tell the class and every generative factor" if has_known_factors(str(row.get("dataset"))) else "")
-        + (f" (test accuracy {acc:.1%} on the class)" if acc is not None else "")
+        + (f" (its class is right for {acc:.1%} of the test images)" if acc is not None else "")
         + ". FID, KID and precision/recall/density/coverage (k = 5) are therefore measured in the feature space of "
         "this classifier, not of Inception-v3: they compare these runs with each other, but are not comparable with "
         f"the (Inception) FID values reported in papers. They compare the samples with {row.get('n_real')} real "

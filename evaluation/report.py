@@ -126,7 +126,9 @@ def _number(value, fmt: str) -> str:
         return "∞"
     if fmt == "d" and isinstance(value, float):
         return f"{value:.1f}"
-    return format(value, fmt)
+    text = format(value, fmt)
+    # a value that rounds to zero reads 0, not -0.00 (an FID of -8e-14 from float rounding is 0)
+    return text[1:] if text.startswith("-") and not text.strip("-0.e+") else text
 
 
 def applies(metric: Metric, row: dict) -> bool:

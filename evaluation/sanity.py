@@ -81,7 +81,7 @@ CASES = (
     Case("salt & pepper 10%", f"{SALT_PEPPER:.0%} of pixels set to black or white", _salt_and_pepper),
     Case(
         "half the classes",
-        "only the first half of the classes (rounded up: 2 of 3): lower coverage and recall",
+        "only the first half of the classes, rounded up (5 of 10 digits, 2 of 3 shapes): lower coverage and recall",
         _classes(lambda y, c: y < (c + 1) // 2),
     ),
     Case("one class", "only class 0: one mode", _classes(lambda y, c: y == 0)),

@@ -283,7 +283,10 @@ def sweep_metric_figure(sweep: SettingSweep, key: str) -> go.Figure | None:
             mode="lines+markers",
             error_y=error,
             name="mean over training seeds" if several else "the run's value",
-            text=table["interval"],
+            text=[
+                f"{how}: [{low:.4g}, {high:.4g}]" if pd.notna(low) else how
+                for how, low, high in zip(table["interval"], table["low"], table["high"])
+            ],
             hovertemplate="%{x:g}: %{y:.4g}<br>%{text}<extra></extra>",
         )
     )
@@ -383,7 +386,8 @@ def sweep_figures(by_beta: dict) -> dict[str, go.Figure]:
             height=360,
             xaxis=setting_axis("beta", betas),
             yaxis_title=f"{fid.axis_title}, n = {n}",
-            title=f"FID of prior samples against β ({fid.title}; all at n = {n})",
+            title=f"FID of prior samples against β ({fid.title}; one run per β, all at n = {n}; bars: 95 % "
+            "interval over samples)",
         )
         figures["beta_fid"] = figure
     return figures

@@ -519,6 +519,10 @@ def test_the_sweeps_tab_draws_mig_against_beta_of_the_committed_sprites_runs(mon
     sweeps = tab(at, "Sweeps")
     assert_clean(at)
     assert sweeps.multiselect(key="sweep_betas").value == [0.5, 1.0, 2.0, 4.0]  # every β with a run is drawn
+    # FID against β has its own chart above, so "Any metric against β" opens on MIG: FID is not drawn twice
+    assert sweeps.selectbox(key="sweep_metric_beta").value == "mig"
+    axes = [json.dumps(json.loads(c.proto.spec)["layout"].get("yaxis", {})) for c in sweeps.get("plotly_chart")]
+    assert sum("FID" in axis for axis in axes) == 1, axes
     sweeps.selectbox(key="sweep_metric_beta").set_value("mig").run()
     assert_clean(at)
     names = ("vae-beta0.5-sprites", "vae-sprites", "vae-beta2-sprites", "vae-beta4-sprites")

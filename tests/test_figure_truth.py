@@ -351,3 +351,16 @@ def test_fid_bar_labels_read_as_the_metric_table_rounds_them():
     assert labels == ["12.46", "123.46"]
     table = to_markdown(rows)
     assert all(label in table for label in labels)
+
+
+def test_fid_against_n_says_its_x_is_the_effective_n_of_samples_and_real_images():
+    """The curve's points sit at 2 / (1/n samples + 1/n real): 5 000 samples against 4 500 real images at 4 737,
+    not at 5 000 — the axis must say so, or a reader takes 4 737 for a sample count."""
+    from evaluation.charts import fid_curve_figure
+    from evaluation.fid import effective_n
+
+    assert effective_n(1000, 1000) == 1000 and round(effective_n(5000, 4500)) == 4737
+    curve = [{"n": n, "fid": 10 / n**0.5} for n in (500, 1000, 2000)] + [{"n": 4737, "fid": 0.2}]
+    figure = fid_curve_figure([{"run": "a", "fid_curve": curve, "n_fake": 5000, "n_real": 4500}])
+    assert list(figure.data[0].x) == [500, 1000, 2000, 4737]
+    assert figure.layout.xaxis.title.text.startswith("effective n = 2 / (1/n samples + 1/n real)")

@@ -78,7 +78,7 @@ def test_methods_paragraph_says_what_was_done():
         "291 s",
         "1000 samples (prior sampler, sampling seed 0)",
         "classifier-abc",
-        "98.0%",
+        "(its class is right for 98.0% of the test images)",
         "200 resamples",
     ):
         assert fact in text, fact
@@ -101,3 +101,12 @@ def test_methods_paragraph_says_the_extractor_of_a_factor_set_knows_the_factors(
     sprites_text = methods_paragraph([(info, "VAE", {"model": 1})], [{**ROW, "dataset": "sprites"}])
     digits_text = methods_paragraph([({**info, "dataset": "mnist5k"}, "VAE", {"model": 1})], [ROW])
     assert "every generative factor" in sprites_text and "every generative factor" not in digits_text
+
+
+def test_a_value_that_rounds_to_zero_reads_zero_not_minus_zero():
+    """The training images' FID against their own reference is −8.5e-14 in floats: the table says 0.00."""
+    from evaluation.report import to_markdown
+
+    table = to_markdown([{"run": "copier", "fid": -8.5e-14, "precision": -0.004}])
+    assert "| 0.00 |" in table and "-0.00 |" not in table
+    assert "-0.004" in table  # a value that does not round to zero keeps its sign

@@ -260,6 +260,10 @@ def test_zip_captions_every_figure_with_its_n_and_says_when_the_sanity_panel_is_
     assert all("n = " in line.split(": ", 1)[1] for line in lines), lines
     assert len(lines) == len({Path(name).stem for name in figures})  # one sentence per figure, not per format
     assert f"n = {runs[0].info['step']} steps" in captions  # a training curve's n is its steps
+    from evaluation.fid import effective_n  # FID against n: its x is the effective n, and the example adds up
+
+    samples, real, at = map(int, re.search(r"(\d+) samples against (\d+) real images sit at (\d+)", captions).groups())
+    assert round(effective_n(samples, real)) == at
     assert "tables/sanity.md" not in names
     assert "has not been computed" in archive.read("README.md").decode()
     methods = archive.read("methods.md").decode()

@@ -284,6 +284,7 @@ def test_any_metric_against_beta_has_the_log_beta_axis_of_the_rate_distortion_fi
     assert [trace.name for trace in figure.data] == ["the run's value"]
     assert "(one training seed per point; bars: 95 % interval over samples)" in figure.layout.title.text
     assert list(figure.data[0].error_y.array) == pytest.approx([1.0, 1.0, 1.0])
+    assert figure.data[0].text[0] == "one training seed: its interval over samples: [8, 10]"  # hover: the numbers
 
 
 def size_sweep_runs(tmp_path, model: str, fids: dict[int, list[float]]):
