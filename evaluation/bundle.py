@@ -185,11 +185,10 @@ def _fixed_captions(inputs: ReportInputs, rows: list[dict]) -> dict[str, str]:
     curve = [point["n"] for row in rows for point in row.get("fid_curve") or []]
     if curve:
         example = next((row for row in rows if row.get("fid_curve") and row.get("n_fake") and row.get("n_real")), None)
-        sizes = (
-            f": {example['n_fake']} samples against {example['n_real']} real images sit at {example['fid_curve'][-1]['n']}"
-            if example
-            else ""
-        )
+        sizes = ""
+        if example:
+            at = example["fid_curve"][-1]["n"]
+            sizes = f": {example['n_fake']} samples against {example['n_real']} real images sit at {at}"
         fixed["fid_against_n"] = (
             f"FID against the number of images (log scales), at effective n = 2 / (1/n samples + 1/n real) from "
             f"{min(curve)} to {max(curve)} per run (the equal size with the same finite-sample bias{sizes}), with "
