@@ -54,31 +54,12 @@ def compute_sanity(dataset: str, n: int) -> list[dict]:
     return rows
 
 
-def sample_sizes(rows: list[dict]) -> str:
-    """Why "n (samples)" differs between cases: real images come from the test split, which may hold fewer than n."""
-    image_rows = [row for row in rows if row.get("n_fake") and row.get("n_real")]
-    if not image_rows:
-        return ""
-    most = max(row["n_fake"] for row in image_rows)
-    fewer = [f"{row['case']} {row['n_fake']}" for row in image_rows if row["n_fake"] < most]
-    text = (
-        f"n (samples): each case scores at most {most} images — the held-out test split's size or n, whichever is "
-        f"smaller — against a reference of {image_rows[0]['n_real']} training images."
-    )
-    if fewer:
-        text += (
-            f" Fewer where a case keeps only some test images ({', '.join(fewer)}): FID is biased upwards at small n, "
-            "so their FID is not comparable with the other rows' (KID is unbiased at any n, but noisier)."
-        )
-    return text
-
-
 def gallery_figure(selection: Selection):
     return pictures.gallery_figure(selection.runs, selection.seed, checkpoints_dir() / EXTRACTORS_FOLDER)
 
 
 def render_sanity(dataset: str) -> None:
-    from evaluation.report import sanity_keys, summary_frame
+    from evaluation.report import sanity_keys, sanity_sample_sizes, summary_frame
 
     c1, c2 = st.columns([1, 3])
     n = c1.selectbox("Reference size n", SANITY_N_CHOICES, index=0, key="sanity_n")
@@ -102,7 +83,7 @@ def render_sanity(dataset: str) -> None:
         key="sanity-table",
         column_config={"case": st.column_config.Column(pinned=True)},  # kept in view when the table scrolls sideways
     )
-    st.caption(sample_sizes(rows))
+    st.caption(sanity_sample_sizes(rows))
     st.markdown("\n".join(f"- **{row['case']}**: {row['meaning']}" for row in rows))
 
 

@@ -341,6 +341,25 @@ def to_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def sanity_sample_sizes(rows: list[dict]) -> str:
+    """Why "n (samples)" differs between cases: real images come from the test split, which may hold fewer than n."""
+    image_rows = [row for row in rows if row.get("n_fake") and row.get("n_real")]
+    if not image_rows:
+        return ""
+    most = max(row["n_fake"] for row in image_rows)
+    fewer = [f"{row['case']} {row['n_fake']}" for row in image_rows if row["n_fake"] < most]
+    text = (
+        f"n (samples): each case scores at most {most} images — the held-out test split's size or n, whichever is "
+        f"smaller — against a reference of {image_rows[0]['n_real']} training images."
+    )
+    if fewer:
+        text += (
+            f" Fewer where a case keeps only some test images ({', '.join(fewer)}): FID is biased upwards at small n, "
+            "so their FID is not comparable with the other rows' (KID is unbiased at any n, but noisier)."
+        )
+    return text
+
+
 def sanity_markdown(rows: list[dict]) -> str:
     """The sanity panel: one row per corruption of real images, what each means, and the reference."""
     lines = [*markdown_table(summary_frame(rows, sanity_keys(rows))), ""]
@@ -351,6 +370,7 @@ def sanity_markdown(rows: list[dict]) -> str:
             "",
             f"Reference: {first['n_real']} training images of {first['dataset']}, features of "
             f"{first['extractor_id']}; [low, high]: 95 % bootstrap interval ({first['bootstrap']} resamples).",
+            sanity_sample_sizes(rows),
         ]
     return "\n".join(lines) + "\n"
 

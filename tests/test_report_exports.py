@@ -110,3 +110,19 @@ def test_a_value_that_rounds_to_zero_reads_zero_not_minus_zero():
     table = to_markdown([{"run": "copier", "fid": -8.5e-14, "precision": -0.004}])
     assert "| 0.00 |" in table and "-0.00 |" not in table
     assert "-0.004" in table  # a value that does not round to zero keeps its sign
+
+
+def test_the_sanity_table_says_why_its_cases_score_different_numbers_of_images():
+    """The zip's tables/sanity.md and the dashboard share one sentence: a case that keeps only some test images
+    (one class: 50 of 500) scores fewer, and its FID is biased upwards."""
+    from evaluation.report import sanity_markdown
+
+    common = {"dataset": "mnist5k", "extractor_id": "cnn", "bootstrap": 10, "n_real": 1000, "fid": 1.0}
+    rows = [
+        {**common, "case": "held-out (baseline)", "meaning": "…", "n_fake": 500},
+        {**common, "case": "half the classes", "meaning": "…", "n_fake": 250},
+        {**common, "case": "one class", "meaning": "…", "n_fake": 50},
+    ]
+    text = sanity_markdown(rows)
+    assert "each case scores at most 500 images" in text and "reference of 1000 training images" in text
+    assert "(half the classes 250, one class 50): FID is biased upwards at small n" in text
