@@ -22,7 +22,8 @@ shapes stay inside the real ones' neighbourhoods, it does not); half the classes
 images repeated should lower recall and coverage (and the class count); the training images themselves score
 perfectly on every distribution metric — which is why the **copy rate** exists: it is the share of samples
 closer to a training image than 95 % of held-out real images are (≈ 0.05 for a model that does not copy, → 1
-for one that hands back its training set).
+for one that hands back its training set). KID is an unbiased estimate, so a set as close to the reference as the
+held-out images can score slightly below 0.
 """
 
 ROW_PIXELS = 35  # the height of one row of st.dataframe

@@ -357,6 +357,12 @@ def sanity_sample_sizes(rows: list[dict]) -> str:
             f" Fewer where a case keeps only some test images ({', '.join(fewer)}): FID is biased upwards at small n, "
             "so their FID is not comparable with the other rows' (KID is unbiased at any n, but noisier)."
         )
+    codes = [row for row in rows if row.get("n_fake") and not row.get("n_real")]
+    if codes:
+        text += (
+            f" The known-answer code rows ({', '.join(row['case'] for row in codes)}) score {codes[0]['n_fake']} "
+            "codes against the images' true factors: no images, no reference."
+        )
     return text
 
 

@@ -126,3 +126,7 @@ def test_the_sanity_table_says_why_its_cases_score_different_numbers_of_images()
     text = sanity_markdown(rows)
     assert "each case scores at most 500 images" in text and "reference of 1000 training images" in text
     assert "(half the classes 250, one class 50): FID is biased upwards at small n" in text
+    codes = {"case": "factors as codes", "meaning": "…", "n_fake": 1000, "mig": 0.9, "dataset": "sprites"}
+    text = sanity_markdown([*rows, codes])
+    assert "each case scores at most 500 images" in text  # the code rows are not image cases
+    assert "The known-answer code rows (factors as codes) score 1000 codes against the images' true factors" in text
