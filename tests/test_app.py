@@ -289,7 +289,7 @@ def test_beta_sweep_reuses_the_vae_runs_and_plots_rate_against_distortion(app):
     sweep = tab(app, "Sweeps")
     assert app.selectbox(key="sweep_setting").value == "beta"
     specs = [json.loads(chart.proto.spec) for chart in sweep.get("plotly_chart")]
-    assert len(specs) == 3  # rate-distortion, FID against β, and the chosen metric (FID) against β over seeds
+    assert len(specs) == 3  # rate-distortion, FID against β, and the chosen metric against β over seeds
     rate_distortion = specs[0]["data"][0]
     assert sorted(rate_distortion["text"]) == ["β=1", "β=4"]
     rates = plotly_values(rate_distortion["x"])
@@ -299,6 +299,11 @@ def test_beta_sweep_reuses_the_vae_runs_and_plots_rate_against_distortion(app):
     assert sweep.button(key="sweep_start").label == f"Train 1 VAE run(s) of {TINY_STEPS} steps"
     assert f"{TINY_STEPS} steps" in app.selectbox(key="sweep_recipe").value
     assert app.selectbox(key="sweep_recipe").value.endswith("existing runs at β 1, 4")  # the runs found
+    # FID against β is the chart above, so the chosen-metric chart opens on another (recall on digits); set to FID,
+    # it draws the same points as the chart above
+    assert app.selectbox(key="sweep_metric_beta").value == "recall"
+    app.selectbox(key="sweep_metric_beta").set_value("fid").run()
+    specs = [json.loads(chart.proto.spec) for chart in tab(app, "Sweeps").get("plotly_chart")]
     by_seed, fid_against_beta = specs[2]["data"][0], specs[1]["data"][0]
     assert plotly_values(by_seed["x"]) == [1.0, 4.0]  # the two VAEs, one training seed each: their own FIDs
     assert plotly_values(by_seed["y"]) == pytest.approx(plotly_values(fid_against_beta["y"]))
