@@ -275,7 +275,8 @@ def sweep_metric_figure(sweep: SettingSweep, key: str) -> go.Figure | None:
         "array": (table["high"] - table["mean"]).where(have, 0).tolist(),
         "arrayminus": (table["mean"] - table["low"]).where(have, 0).tolist(),
     }
-    several = bool((table["seeds"] > 1).any())
+    many = table["seeds"] > 1  # the points with several training seeds
+    several = bool(many.any())
     figure = go.Figure(
         go.Scatter(
             x=table["value"],
@@ -295,13 +296,12 @@ def sweep_metric_figure(sweep: SettingSweep, key: str) -> go.Figure | None:
         figure.add_trace(
             go.Scatter(x=seeds["value"], y=seeds["values"], mode="markers", name="each training seed", opacity=0.4)
         )
-    bars = (
-        "95 % interval over training seeds"
-        if (table["seeds"] > 1).all()
-        else "95 % interval over seeds, over samples where one seed"
-        if several
-        else "95 % interval over samples"
-    )
+    if many.all():
+        bars = "95 % interval over training seeds"
+    elif several:
+        bars = "95 % interval over seeds, over samples where one seed"
+    else:
+        bars = "95 % interval over samples"
     per_point = f"{sweep.seeds} training seeds per point" if sweep.seeds > 1 else "one training seed per point"
     figure.update_layout(
         height=380,
