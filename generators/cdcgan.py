@@ -6,7 +6,7 @@
   psi(phi(x)) + <embed(y), phi(x)>, where phi(x) are D's last features. The inner product asks "is this a
   real image *of class y*", which trains better than feeding y to D as an input (Miyato & Koyama, table 1).
 Every DCGAN option applies unchanged (losses, EMA of G, DiffAugment, spectral norm — also on the embedding,
-two learning rates), and so does the BatchNorm calibration for sampling (on classes in equal shares).
+the R1 penalty, two learning rates), and so does the BatchNorm calibration for sampling (on classes in equal shares).
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@ no pooling, trained with the non-saturating loss and Adam(2e-4, beta1 = 0.5).
 
 The textbook recipe is the default. Options that help on small data sets are named fields, recorded in
 the run config: an exponential moving average of G (``--ema``), DiffAugment translation/cutout applied to
-every image D sees (``--diffaug``, Zhao et al. 2020), spectral norm in D, the hinge loss and two
-time-scale learning rates (``--lr-g`` / ``--lr-d``).
+every image D sees (``--diffaug``, Zhao et al. 2020), spectral norm in D, the R1 gradient penalty on real
+images (``--r1``, Mescheder et al. 2018), the hinge loss and two time-scale learning rates (``--lr-g`` /
+``--lr-d``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from .limits import checked_float, checked_int
 from .nets import Flatten, downsampling_sizes, stage_widths
 
 AUGMENTATIONS = ("translation", "cutout")
+MAX_R1 = 1e6
+R1_EVERY = 4  # lazy regularisation (Karras et al. 2020): the penalty, scaled by 4, on every 4th D step
 BATCHNORM_CALIBRATION_SEED = 4321
 BATCHNORM_CALIBRATION_LATENTS = 256
 EMA_UPDATES_OF_OLD_RUNS = 10**9  # far past the warm-up: the configured decay applies
@@ -48,6 +51,13 @@ class DCGANConfig(ModelConfig):
     )
     diffaug: str = field(default="", metadata={"help": "DiffAugment policy: comma list of translation,cutout"})
     spectral_norm: bool = field(default=False, metadata={"help": "spectral norm in D instead of BatchNorm"})
+    r1: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight gamma of the R1 penalty gamma/2 * E|grad D(real)|^2 (0 = off); "
+            "D then has no BatchNorm (spectral norm stays if asked for)"
+        },
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -64,6 +74,7 @@ class DCGANConfig(ModelConfig):
         checked_int("--d-width", self.d_width, 1, MAX_WIDTH)
         checked_float("--lr-g", self.lr_g, 0, MAX_LR, low_open=True)
         checked_float("--lr-d", self.lr_d, 0, MAX_LR, low_open=True)
+        checked_float("--r1", self.r1, 0, MAX_R1)
         checked_float("--beta1", self.beta1, 0, 1, high_open=True)  # Adam's betas must lie in [0, 1)
         checked_float("--beta2", self.beta2, 0, 1, high_open=True)
 
@@ -93,7 +104,8 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """image -> w x 14 x 14 -> 2w x 7 x 7 -> 4w x 7 x 7 -> logit (sizes for 28x28). No BN on the input stage."""
+    """image -> w x 14 x 14 -> 2w x 7 x 7 -> 4w x 7 x 7 -> logit (sizes for 28x28). No BN on the input stage,
+    none at all with spectral norm or the R1 penalty (a gradient penalty per image must not mix the batch)."""
 
     def __init__(self, cfg: DCGANConfig):
         super().__init__()
@@ -105,7 +117,7 @@ class DCGANDiscriminator(nn.Module):
         for i, width in enumerate(widths):  # the last stage keeps the size (3x3, stride 1)
             conv = nn.Conv2d(in_ch, width, 4, 2, 1) if i < len(sizes) else nn.Conv2d(in_ch, width, 3, 1, 1)
             layers.append(wrap(conv))
-            if i > 0 and not cfg.spectral_norm:
+            if i > 0 and not cfg.spectral_norm and not cfg.r1:
                 layers.append(nn.BatchNorm2d(width))
             layers.append(nn.LeakyReLU(0.2, True))
             in_ch = width
@@ -114,6 +126,14 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x):
         return self.net(x).view(-1)
+
+
+def r1_penalty(critic, real: torch.Tensor) -> torch.Tensor:
+    """E |grad_x D(x)|^2 over the real images (Mescheder et al. 2018), kept in the graph so D's step descends it:
+    it flattens D around the data, which lets an unnormalised D judge fine detail without running away."""
+    real = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(real).sum(), real, create_graph=True)
+    return grad.float().pow(2).flatten(1).sum(1).mean()
 
 
 def diff_augment(x: torch.Tensor, policy: str) -> torch.Tensor:
@@ -163,6 +183,8 @@ class DCGAN(Generator):
         if config.ema > 0:
             self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
             self.register_buffer("ema_updates", torch.tensor(0))
+        if config.r1 > 0:
+            self.register_buffer("d_steps", torch.tensor(0))  # R1 applies on every R1_EVERY-th, also after a resume
         # stored with the weights, so a run saved mid-training is recalibrated when it is loaded
         self.register_buffer("batchnorm_calibrated", torch.tensor(True))
         # oneDNN's (transposed) convolutions and their gradients are faster on the CPU in NHWC (6-15 % per step)
@@ -245,8 +267,14 @@ class DCGAN(Generator):
             d_loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
         else:
             d_loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+        d_objective = d_loss  # what is logged: the game's value, without the penalty
+        if self.config.r1:
+            if int(self.d_steps) % R1_EVERY == 0:
+                penalty = r1_penalty(lambda x: self.critic(x, **conditioning), real)
+                d_objective = d_loss + self.config.r1 / 2 * R1_EVERY * penalty
+            self.d_steps.add_(1)
         optimizers["d"].zero_grad(set_to_none=True)
-        d_loss.backward()
+        d_objective.backward()
         optimizers["d"].step()
 
         d_gen = self.critic(fake, **conditioning)

@@ -95,9 +95,10 @@ def test_a_model_overfit_on_one_image_per_class_draws_the_class_it_is_asked_for(
 
 
 def test_cdcgan_options_of_dcgan_apply(data):
-    """Spectral norm (also on the projection embedding), hinge loss, EMA and DiffAugment all train."""
+    """Spectral norm (also on the projection embedding), the R1 penalty, hinge loss, EMA and DiffAugment all
+    train."""
     torch.manual_seed(0)
-    options = {"spectral_norm": True, "loss": "hinge", "ema": 0.9, "diffaug": "translation,cutout"}
+    options = {"spectral_norm": True, "r1": 1.0, "loss": "hinge", "ema": 0.9, "diffaug": "translation,cutout"}
     model = build_model("cdcgan", {**TINY["cdcgan"], **options}).train()
     optimizers = model.configure_optimizers(None)
     logs = model.training_step((data.train.float_images(8), data.train.labels[:8]), optimizers)

@@ -123,6 +123,38 @@ def test_dcgan_ema_warms_up_then_keeps_its_decay():
     one_step_check(0.999)
 
 
+def test_r1_penalty_matches_the_closed_form_and_its_gradient():
+    """For D(x) = a/2 |x|^2 the gradient on an image is a x, so the penalty is a^2 E|x|^2 and its derivative in a
+    is 2a E|x|^2: the penalty is kept in the graph, so D's step descends it."""
+    from generators.dcgan import r1_penalty
+
+    a = torch.tensor(1.5, requires_grad=True)
+    real = torch.rand(6, 1, 8, 8)
+    penalty = r1_penalty(lambda x: a / 2 * x.pow(2).flatten(1).sum(1), real)
+    mean_square = real.pow(2).flatten(1).sum(1).mean()
+    torch.testing.assert_close(penalty, a.detach() ** 2 * mean_square)
+    penalty.backward()
+    torch.testing.assert_close(a.grad, 2 * a.detach() * mean_square)
+
+
+def test_dcgan_r1_runs_on_every_fourth_d_step_and_takes_batchnorm_out_of_d(monkeypatch):
+    """Lazy R1: the penalty (scaled by 4) on D steps 0, 4, 8, ...; the counter is in the weights file, so a resumed
+    run keeps the rhythm. D has no BatchNorm (a per-image gradient penalty must not mix the batch)."""
+    import generators.dcgan as dcgan
+
+    calls = []
+    real_penalty = dcgan.r1_penalty
+    monkeypatch.setattr(dcgan, "r1_penalty", lambda critic, real: calls.append(1) or real_penalty(critic, real))
+    torch.manual_seed(0)
+    model = build_model("dcgan", tiny_options("dcgan", r1=1.0)).train()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.discriminator.modules())
+    optimizers = model.configure_optimizers(None)
+    batch = (torch.rand(8, 1, 28, 28), torch.zeros(8, dtype=torch.long))
+    for _ in range(9):
+        model.training_step(batch, optimizers)
+    assert len(calls) == 3 and int(model.state_dict()["d_steps"]) == 9
+
+
 def test_dcgan_batchnorm_calibration_matches_the_closed_form():
     """G's first BatchNorm follows a bias-free linear layer of z ~ N(0, I), so its exact statistics are known:
     mean 0 and variance ||w_i||^2 per unit. The calibration (256 quasi-random latents) must land on them far
