@@ -159,8 +159,8 @@ def real_endpoints(run: Run) -> tuple[int, int]:
     originals, _ = test_images(run, indices)
     st.image(
         to_pil(originals, nrow=2, scale=4),
-        caption=f"the two originals (test images #{indices[0]} and "
-        f"#{indices[1]}): every path starts and ends at their codes",
+        caption=f"the two originals (test images #{indices[0]} and #{indices[1]}): every path runs from a model's "
+        "code of the first to its code of the second, so its end frames are the model's reconstructions of them",
         output_format="PNG",
     )
     st.caption(
@@ -178,6 +178,8 @@ def render_strip(run: Run, walk: Walk, frame: int, scale: int, setting: str) -> 
     strip, pictures = strip_pngs(run, *walk, scale)
     st.markdown(f"**{run.label}**")
     st.image(strip, width="stretch", output_format="PNG")
+    if walk.source == "real":
+        st.caption(end_frames_note(run, walk.indices, images))
     left, middle, right = st.columns([1, 1, 3])
     left.image(pictures[frame], caption=f"frame {frame} (t = {frame / (frames - 1):.2f})", output_format="PNG")
     name = f"{run.name}-interpolation-{setting}-{frames}frames"
@@ -191,6 +193,25 @@ def render_strip(run: Run, walk: Walk, frame: int, scale: int, setting: str) -> 
         key=f"interp-gif-{run.name}",
     )
     return run.label, images
+
+
+def end_frames_note(run: Run, indices: tuple[int, int], images: torch.Tensor) -> str:
+    """How far a real walk's end frames are from the two images: a GAN's inversion can miss an image it cannot
+    draw, and then its path does not start (or end) at that image at all."""
+    originals, _ = test_images(run, indices)
+    errors = [float((images[end] - originals[k]).pow(2).mean()) for k, end in enumerate((0, -1))]
+    between = float((originals[0] - originals[1]).pow(2).mean())
+    note = (
+        f"End frames against the originals: MSE {errors[0]:.4f} (#{indices[0]}) and {errors[1]:.4f} "
+        f"(#{indices[1]}); the two originals differ by {between:.4f}."
+    )
+    if max(errors) > between / 2:
+        how = "its encoder" if run.capabilities.encoder else "the latent inversion"
+        note += (
+            f" An end frame is more than half as far from its image as the two images are from each other: "
+            f"{how} did not find that image, so this path does not start or end at it."
+        )
+    return note
 
 
 def strips_figure(strips: list[tuple[str, torch.Tensor]], frames: int, title: str):

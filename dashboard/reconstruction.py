@@ -31,9 +31,10 @@ EXPLANATION = """
 **Reconstruction** asks the model to reproduce a test image. The VAE and the autoencoder encode then decode
 it; the GAN has no encoder, so its best code is searched for by gradient descent (latent inversion) — a GAN
 that cannot reconstruct a digit simply cannot produce it (a missed mode). **Denoising**: the encoder maps a
-noisy input to a code, and the decoder can only draw what it learnt, so mild noise tends to be removed; strong
-noise pushes the code elsewhere and the output can end up further from the clean digit than the noisy input
-(the captions say which happened). **Anomaly detection**:
+noisy input to a code and the decoder can only draw what it learnt, so the output is always an image of the kind
+it was trained on — but the encoder never saw noise, and the noise moves the code. Denoising pays only where the
+noise costs more than that: at a small σ the noisy input is usually still closer to the clean image than the
+output, at a large σ the output wins (the captions say which happened at the σ chosen). **Anomaly detection**:
 a model of digits should find non-digits unlikely. The score is the negative ELBO for a VAE (an upper bound
 on −log p(x)), the reconstruction error for an autoencoder and the discriminator's "fake" logit for a GAN.
 ROC AUC = 1 means the score separates digits from the odd inputs perfectly, 0.5 means not at all, and below 0.5
@@ -86,7 +87,7 @@ def auc_note(auc: float) -> str:
     """What the ROC AUC says, including when it is below 0.5 (the score ranks the odd inputs as more normal)."""
     if auc < 0.5:
         return (
-            f"ROC AUC {auc:.3f} < 0.5: this score ranks the odd inputs as *more* normal than real digits — "
+            f"ROC AUC {auc:.3f} < 0.5: this score ranks the odd inputs as *more* normal than the real images — "
             f"it is inverted for this kind of input (1 − AUC = {1 - auc:.3f} if read the other way round)."
         )
     return f"ROC AUC {auc:.3f} (1 = separates perfectly, 0.5 = chance)."
@@ -95,7 +96,7 @@ def auc_note(auc: float) -> str:
 def anomaly_figure(run: Run, inliers: np.ndarray, outliers: np.ndarray, kind: str) -> tuple[go.Figure, float]:
     auc = diagnostics.roc_auc(inliers, outliers)
     figure = go.Figure()
-    figure.add_histogram(x=inliers, name="test digits", opacity=0.65, nbinsx=40)
+    figure.add_histogram(x=inliers, name="test images", opacity=0.65, nbinsx=40)
     figure.add_histogram(x=outliers, name=diagnostics.OOD_KINDS[kind], opacity=0.65, nbinsx=40)
     figure.update_layout(
         barmode="overlay",
@@ -163,9 +164,9 @@ def render_denoising(selection: Selection, count: int, encoders: list[Run]) -> N
             continue
         result = diagnostics.denoise(run.model(), clean, noisy, class_kwargs(run, clean_labels).get("labels"))
         verdict = (
-            "closer to the clean digits than the noisy input"
+            "closer to the clean images than the noisy input"
             if result["helps"]
-            else "**further** from the clean digits than the noisy input itself: at this σ it does not denoise"
+            else "**further** from the clean images than the noisy input itself: at this σ it does not denoise"
         )
         st.image(
             to_pil(result["output"], nrow=count, scale=selection.scale),
@@ -173,7 +174,7 @@ def render_denoising(selection: Selection, count: int, encoders: list[Run]) -> N
             output_format="PNG",
         )
         st.caption(
-            f"{run.label}: MSE to the clean digits {result['output_mse']:.4f} vs {result['input_mse']:.4f} for the "
+            f"{run.label}: MSE to the clean images {result['output_mse']:.4f} vs {result['input_mse']:.4f} for the "
             f"noisy input — {verdict}."
         )
 
@@ -186,13 +187,14 @@ def render_anomalies(selection: Selection) -> None:
         horizontal=True,
         key="ood_kind",
     )
-    st.caption(
-        f"{diagnostics.ANOMALY_IMAGES} test digits of every class against as many odd inputs made from them, drawn "
-        f"with the sidebar seed ({selection.seed}); at seed 0 these are the Metrics table's anomaly AUCs."
-    )
-    for run in selection.runs:
+    for i, run in enumerate(selection.runs):
         with shown_errors(f"Anomaly detection of {run.label}"):
             inliers, outliers = anomaly_score_sets(run, selection.seed)
+            if i == 0:  # the count is the run's test split, at most ANOMALY_IMAGES (500 for mnist5k)
+                st.caption(
+                    f"{len(inliers)} test images against as many odd inputs of each kind made from them, drawn with "
+                    f"the sidebar seed ({selection.seed}); at seed 0 these are the Metrics table's anomaly AUCs."
+                )
             figure, auc = anomaly_figure(run, inliers, outliers[kind], kind)
             export.chart(figure, f"{run.name}-anomaly-{kind}-seed{selection.seed}", f"anomaly-{run.name}")
             st.caption(auc_note(auc))
@@ -231,7 +233,7 @@ def render_compression(encoders: list[Run]) -> None:
 
 
 def warm(selection: Selection) -> None:
-    """The default view's slow part: every run's anomaly scores of the digits and of the first odd inputs."""
+    """The default view's slow part: every run's anomaly scores of the test images and of the first odd inputs."""
     for run in selection.runs:
         anomaly_score_sets(run, selection.seed)
 

@@ -30,7 +30,11 @@ def time_estimate(recipe: dict | None, budget: str, amount: float) -> str:
     steps_per_epoch = recipe["steps"] / recipe["epochs"] if recipe.get("epochs") else 4500 // recipe["batch_size"]
     steps = amount if budget == "steps" else amount * steps_per_epoch
     trained = f"{recipe['run']} ({recipe['dataset']})"
-    return f"about {per_step * steps:.0f} s on a machine like the one that trained {trained}"
+    return (
+        f"about {per_step * steps:.0f} s of training steps on a machine like the one that trained {trained}, "
+        "plus starting up (loading the data, building the model) and a preview and checkpoint each epoch, which "
+        "take longer than the steps of a short run"
+    )
 
 
 def add_to_comparison(run_dir: Path) -> None:
@@ -40,8 +44,9 @@ def add_to_comparison(run_dir: Path) -> None:
 
 
 def render_finished(job) -> None:
-    """What to do with a run that has just finished: compare it, score it, train it longer."""
-    if job.status != "finished" or not (job.run_dir / "model.safetensors").is_file():
+    """What to do with a run that has ended: compare it, score it, and train it on — a cancelled run to the budget
+    it was started with (from the checkpoint it kept), a finished one for more steps."""
+    if job.status not in ("finished", "cancelled") or not (job.run_dir / "model.safetensors").is_file():
         return
     c1, c2, c3 = st.columns(3)
     if c1.button("Add to the comparison", key=f"add-{job.run}", on_click=add_to_comparison, args=(job.run_dir,)):
@@ -51,6 +56,11 @@ def render_finished(job) -> None:
         if run is not None:
             compute_metrics([run], 1000, recompute=False)
             st.success(f"Metrics of {job.run} stored; see the Metrics tab.")
+    if job.status == "cancelled":
+        if c3.button("Resume it to the budget it was started with", key=f"resume-{job.run}"):
+            jobs.submit([job.args[0], "--resume"], job.run, resume=True)  # no budget given: the run's own
+            st.rerun()
+        return
     more = c3.number_input("More steps", 10, 100_000, 600, key=f"more-{job.run}")
     if c3.button("Resume it for more steps", key=f"resume-{job.run}"):
         steps = int(job.last_steps or 0) + int(more)

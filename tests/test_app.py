@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from dashboard import PAGE
@@ -141,6 +143,24 @@ def test_interpolation_between_real_images_uses_encoder_and_inversion(app):
     assert any("the two originals" in c for c in captions)
     a, b = app.number_input(key="interp_a").value, app.number_input(key="interp_b").value
     assert a != b and names
+    # under every strip: how far its end frames are from the two images, recomputed here for the VAE; the
+    # warning that a path misses its image appears exactly when an end frame is over half the images' distance
+    notes = [c.value for c in interp.caption if c.value.startswith("End frames against the originals")]
+    assert len(notes) == 4
+    from evaluation.runs import Run
+    from generators.data import load_dataset
+
+    test = load_dataset("mnist5k").test.float_images()
+    originals = test[[a, b]]
+    vae = Run.read(dashboard_runs_dir(app) / "vae-mnist5k").model()
+    with torch.no_grad():
+        ends = vae.decode(vae.encode(originals))
+    expected = [f"{float((ends[k] - originals[k]).pow(2).mean()):.4f}" for k in (0, 1)]
+    assert f"MSE {expected[0]} (#{a}) and {expected[1]} (#{b})" in notes[0]
+    between = float((originals[0] - originals[1]).pow(2).mean())
+    for note in notes:
+        shown = [float(x) for x in re.findall(r"MSE (\S+) \(#\d+\) and (\S+) \(#", note)[0]]
+        assert ("did not find that image" in note) == (max(shown) > between / 2), note
 
 
 def test_latent_tab_has_maps_traversals_and_kl_bars(app):
@@ -180,6 +200,14 @@ def test_reconstruction_tab_has_errors_denoising_and_anomaly_auc(app):
     assert len(recon.get("plotly_chart")) == 4  # one anomaly histogram per run
     assert sum(b.proto.id.endswith("-pdf") for b in recon.get("download_button")) == 4  # each one for a report
     assert sum("ROC AUC" in c.value for c in recon.caption) == 4
+    # the caption counts the test images scored (mnist5k's test split: 500), not the cap of 2 000
+    from evaluation.diagnostics import ANOMALY_IMAGES
+    from generators.data import load_dataset
+
+    scored = min(len(load_dataset("mnist5k").test), ANOMALY_IMAGES)
+    histogram = json.loads(recon.get("plotly_chart")[0].proto.spec)["data"][0]
+    assert scored == 500 and len(plotly_values(histogram["x"])) == scored
+    assert any(c.value.startswith(f"{scored} test images against as many odd inputs") for c in recon.caption)
     # at seed 0 the page's AUCs are the metric rows' (the same test images, odd inputs and scores)
     from evaluation import load_metrics
 
@@ -335,6 +363,17 @@ def test_train_tab_runs_two_sessions_at_once_one_finishes_one_is_cancelled(tmp_p
     assert any("finished" in s.value for s in tab(sessions[1], "Train").success)
     assert {long_job.run, short_job.run} <= set(sessions[1].multiselect(key="runs").options)
     assert (checkpoints / long_job.run / "model.safetensors").is_file()
+    # the cancelled run is resumed from its checkpoint towards the 5 000 steps it was started with
+    cancelled_at = long_job.last_steps
+    sessions[0].button(key=f"resume-{long_job.run}").click().run()
+    resumed = sessions[0].session_state["training_jobs"][0]
+    assert resumed is not long_job and resumed.run == long_job.run and "--resume" in resumed.args
+    wait_while(lambda: not resumed.progress() and resumed.status == "running", "the resumed run's first report")
+    assert resumed.status == "running" and resumed.progress()["total_steps"] == 5000
+    assert resumed.last_steps >= cancelled_at
+    resumed.cancel()
+    wait_while(lambda: resumed.status == "running", "the resumed run to stop")
+    assert resumed.status == "cancelled", resumed.last_message()
 
 
 def test_corrupt_run_folder_warns(tmp_path, dashboard_runs, monkeypatch):
