@@ -10,6 +10,7 @@ import torch
 
 from . import export
 from .images import gif_bytes, png_bytes, to_pil
+from .latent import prior_scale_note
 from .state import (
     Run,
     Selection,
@@ -26,8 +27,9 @@ EXPLANATION = """
 A smooth latent space decodes every point between two codes to a plausible image, and neighbouring points
 to similar images. **Linear** interpolation cuts straight through the middle of N(0, I), where a
 high-dimensional Gaussian has almost no mass (its draws live on a shell of radius ≈ √d), so midpoints can
-look washed out; **spherical** interpolation (slerp) stays on that shell. The autoencoder often shows
-abrupt jumps or non-digits half way: its codes are not organised for walking between them.
+look washed out; **spherical** interpolation (slerp) stays on that shell. The plain autoencoder's codes are
+not tied to N(0, I) at all: its random strip stays near the centre of a far wider code cloud (the caption under
+it gives the spread), so walk between two real test images to see how it fills the space between its images.
 """
 
 ENDPOINTS = {"random": "two random latents", "real": "two real test images"}  # the first is the default
@@ -180,6 +182,8 @@ def render_strip(run: Run, walk: Walk, frame: int, scale: int, setting: str) -> 
     st.image(strip, width="stretch", output_format="PNG")
     if walk.source == "real":
         st.caption(end_frames_note(run, walk.indices, images))
+    elif note := prior_scale_note(run, "A walk between two N(0, I) draws"):
+        st.caption(note + " Choose two real test images as endpoints to walk between codes of its images.")
     left, middle, right = st.columns([1, 1, 3])
     left.image(pictures[frame], caption=f"frame {frame} (t = {frame / (frames - 1):.2f})", output_format="PNG")
     name = f"{run.name}-interpolation-{setting}-{frames}frames"

@@ -71,6 +71,20 @@ def encoded_test_split(run: Run) -> tuple[np.ndarray, torch.Tensor, np.ndarray |
     return codes, images, (labels.numpy() if split.labels is not None else None)
 
 
+def prior_scale_note(run: Run, what: str) -> str | None:
+    """For a model with an encoder but no KL term (the plain autoencoder): how far its codes spread beyond the
+    N(0, I) that ``what`` (a random interpolation, a traversal) is drawn from; None for every other model."""
+    if not run.capabilities.encoder or run.capabilities.posterior:
+        return None
+    spread = float(np.std(encoded_test_split(run)[0], axis=0).mean())
+    return (
+        f"{run.label}: nothing ties this model's codes to N(0, I) (it has no KL term), and its test images' codes "
+        f"spread with a standard deviation of {spread:.1f} per dimension (N(0, I): 1). {what} stays within a small "
+        "region of its latent space, where it may decode nearly the same image throughout: a view of that region, "
+        "not of the space between its images."
+    )
+
+
 def principal_components(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The codes on their first two principal axes, and the share of the variance each axis holds. An SVD of
     the centred codes (numpy), not scikit-learn's PCA: importing scikit-learn costs seconds, a map milliseconds.
@@ -229,7 +243,7 @@ def traversal_figure(run: Run, images: torch.Tensor, dims: list[int], held: list
     figure = go.Figure(go.Image(source=source, hoverinfo="skip"))
     figure.update_xaxes(
         tickvals=[cell * (i + 0.5) for i in range(TRAVERSAL_STEPS)],
-        ticktext=[f"{v:+.1f}" for v in values],
+        ticktext=["0" if v == 0 else f"{v:+g}" for v in values],  # the exact values (±0.75, not ±0.8)
         title="value of the traversed dimension",
     )
     figure.update_yaxes(
@@ -356,6 +370,9 @@ def render_traversals(selection: Selection) -> None:
                 held = traversal_labels(found, usage)
                 figure = traversal_figure(run, traversal(run, tuple(dims), selection.seed), dims, held)
                 export.chart(figure, f"{run.name}-traversals-seed{selection.seed}", f"latent-trav-{run.name}")
+                note = prior_scale_note(run, f"A traversal from −{TRAVERSAL_RANGE:g} to +{TRAVERSAL_RANGE:g}")
+                if note:
+                    st.caption(note)
                 if held:
                     st.caption(LABELS_VERSUS_PICTURES)
         if usage is not None:

@@ -14,13 +14,16 @@ from .state import Selection, per_run_cache, shown_errors
 EXPLANATION = """
 **Why do VAE samples look blurry?** The VAE decoder is trained to maximise the likelihood of each training
 image under a pixel-wise Bernoulli/Gaussian model. When a latent code could have come from several similar
-images, the likelihood is best served by their *average*, and averages of digits are soft-edged. A GAN's
+images, the likelihood is best served by their *average*, and averages of images are soft-edged (a digit's
+strokes, a sprite's corners). A GAN's
 generator is never asked to match a pixel average: it is only judged by a discriminator that punishes
-anything that does not look real, so its strokes stay crisp — at the risk of covering fewer kinds of digits.
+anything that does not look real, so its edges stay crisp — at the risk of covering fewer kinds of images
+(fewer digit classes, fewer shapes).
 
 **Why are the autoencoder's samples garbage?** A plain autoencoder is free to put its codes anywhere. Nothing
-pulls them towards N(0, I), so most draws from N(0, I) land in the gaps between the regions the encoder
-actually uses, and the decoder has never seen such codes. The VAE's KL term is exactly what closes those gaps.
+pulls them towards N(0, I): its codes may spread far wider (the Interpolation tab gives the spread), so draws
+from N(0, I) land in a small region the encoder may hardly use, or in the gaps between the regions it does use,
+and the decoder has never seen such codes. The VAE's KL term is exactly what closes those gaps.
 """
 
 

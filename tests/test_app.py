@@ -14,6 +14,8 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from dashboard import PAGE
+from dashboard.latent import TRAVERSAL_RANGE as LATENT_TRAVERSAL_RANGE
+from dashboard.latent import TRAVERSAL_STEPS as LATENT_TRAVERSAL_STEPS
 from dashboard.latent import TRAVERSALS as LATENT_TRAVERSALS
 from dashboard.state import CHECKPOINTS_ENV, RENDER_COUNTS_ENV, VIEW_KEY
 from dashboard.tabs import TAB_TITLES
@@ -129,6 +131,17 @@ def test_interpolation_strips_frame_slider_and_downloads(app):
     after = image_urls(interp)
     assert after != before
     assert [u for u in after if u in before], "the strips themselves must not change with the frame slider"
+    # the autoencoder's random strip (and only it) says how far its codes spread beyond N(0, I), recomputed here
+    notes = [c.value for c in interp.caption if "nothing ties this model's codes to N(0, I)" in c.value]
+    assert len(notes) == 1 and notes[0].startswith("ae-mnist5k")
+    from dashboard.latent import MAP_POINTS
+    from evaluation.runs import Run
+    from generators.data import load_dataset
+
+    ae = Run.read(dashboard_runs_dir(app) / "ae-mnist5k").model()
+    with torch.no_grad():
+        codes = ae.encode(load_dataset("mnist5k").test.float_images(MAP_POINTS))
+    assert f"standard deviation of {float(codes.std(0, unbiased=False).mean()):.1f} per dimension" in notes[0]
 
 
 def test_interpolation_between_real_images_uses_encoder_and_inversion(app):
@@ -505,6 +518,9 @@ def test_latent_space_of_a_sprites_run_names_the_factor_each_dimension_holds(mix
         d = int(dim[1:])
         named = [f"{name} ({nmi[d, k]:.2f})" for k, name in enumerate(factors)]
         assert label in ("switched off", "no single factor", *named), row
+    # the columns' ticks are the values the dimension takes, exactly (±0.75 is not rounded to ±0.8)
+    values = np.linspace(-LATENT_TRAVERSAL_RANGE, LATENT_TRAVERSAL_RANGE, LATENT_TRAVERSAL_STEPS)
+    assert [float(text) for text in traversals["layout"]["xaxis"]["ticktext"]] == pytest.approx(values, abs=0)
 
 
 def test_a_switched_off_dimension_is_labelled_so_not_by_a_factor(monkeypatch):
