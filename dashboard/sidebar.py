@@ -82,7 +82,8 @@ def render() -> tuple[Selection, list[Run]]:
 
 
 def runs_at_start(names: list[str]) -> list[str]:
-    """The runs a page opens on for a data set: its first four default runs that exist, else its first four."""
+    """The runs a page opens on for a data set: its default runs that exist (the classic four on digits; all six on
+    sprites, whose β sweep and findings need its four VAEs), else its first four."""
     return [name for name in (*SELECTED_AT_START, *SPRITES_RUNS) if name in names] or names[:4]
 
 
