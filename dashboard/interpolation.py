@@ -114,7 +114,8 @@ def render(selection: Selection) -> None:
     walk = Walk(source, selection.seed, indices, frames, spherical)
     strips = [render_strip(run, walk, frame, selection.scale, f"{ends}-{path_name}") for run in selection.runs]
     st.markdown("**All models in one labelled figure** (rows = models, t = 0 → 1 left to right)")
-    title = f"Interpolation ({path_name}, {ends.replace('-', ' ')})"
+    between = f"test images #{indices[0]} and #{indices[1]}" if source == "real" else f"seed {selection.seed}"
+    title = f"Interpolation ({path_name}, {between})"
     export.download_buttons(
         lambda: strips_figure(strips, frames, title),
         f"interpolation-{ends}-{path_name}",
