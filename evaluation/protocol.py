@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from generators import __version__
 
-EVALUATION_VERSION = 3  # bump when a metric's definition changes: rows of older versions are not comparable
+EVALUATION_VERSION = 4  # bump when a metric's definition changes: rows of older versions are not comparable
 REFERENCE = "train split"
 # fields that must agree for a table of different models; a sweep over one recipe also needs TRAINING_FIELDS
 EVALUATION_FIELDS = (

@@ -29,7 +29,7 @@ from generators.checkpoints import load_run, read_run_info
 from generators.data import load_run_dataset
 from generators.errors import UserError
 from generators.registry import capabilities_of
-from generators.samplers import SAMPLERS, latent_sampler, needs_encoder
+from generators.samplers import SAMPLERS, encode_all, latent_sampler, needs_encoder
 from generators.trainer import first_non_finite
 
 from .bootstrap import DEFAULT_B
@@ -45,6 +45,7 @@ from .metric_specs import METRICS
 from .protocol import REFERENCE, make_protocol
 from .reconstruction import encode_decode, reconstruction_scores
 from .scoring import PRDC_K, build_reference, check_finite, check_splits, reference_info, score_samples, subset
+from .smoothness import PAIRS as SMOOTHNESS_PAIRS
 from .smoothness import interpolation_smoothness
 from .store import METRICS_FILE, is_current, load_metrics, settings_key, store_row, weights_sha256
 
@@ -57,8 +58,7 @@ MAX_BOOTSTRAP = 10_000
 RECON_IMAGES = 2000
 INVERSION_IMAGES = 16  # each costs restarts x steps generator passes, so a small fixed subset
 LIKELIHOOD_IMAGES = 200
-SMOOTHNESS_PAIRS = 64
-SMOOTHNESS_STEPS = 8
+SMOOTHNESS_IMAGES = 1000  # test images whose codes are the interpolations' ends (a model with an encoder)
 INFO_KEYS = ("run", "model", "dataset", "sampler", "extractor_id", "extractor_test_acc", "n_real", "n_fake", "seeds")
 # every row has these keys (None where a metric does not apply): the metric table's keys and the lists
 ROW_KEYS = (
@@ -345,9 +345,27 @@ def _reference_stage(ctx: Context, row: dict):
     return reference
 
 
+def smoothness_endpoints(ctx: Context, model, draw):
+    """Where the roughness metric's interpolations start and end: the codes of test images for a model with an
+    encoder — the part of its latent space its images occupy (an autoencoder's codes are not tied to N(0, I) and
+    spread far wider, so paths between N(0, I) draws would stay in a corner of its space) — and draws of the
+    sampler for a model without one."""
+    if not model.capabilities.encoder:
+        return draw
+    images, labels = _test_subset(ctx, model, SMOOTHNESS_IMAGES)
+    with torch.inference_mode():
+        codes = encode_all(model, images, labels)
+
+    def test_codes(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return codes[torch.randint(len(codes), (n,), generator=generator)].to(model.device)
+
+    return test_codes
+
+
 def _sample_stage(ctx: Context, model, reference, row: dict) -> None:
     settings, watch, name = ctx.settings, ctx.watch, ctx.run_dir.name
     draw = latent_sampler(model, settings.sampler, ctx.run_dir)
+    ends = smoothness_endpoints(ctx, model, draw)
     per_seed = []
     for seed in settings.seeds:
         generator = torch.Generator().manual_seed(seed)
@@ -370,9 +388,8 @@ def _sample_stage(ctx: Context, model, reference, row: dict) -> None:
             smoothness = interpolation_smoothness(
                 model,
                 ctx.net,
-                draw,
+                ends,
                 pairs=SMOOTHNESS_PAIRS,
-                steps=SMOOTHNESS_STEPS,
                 generator=generator,
                 bootstrap=settings.bootstrap,
                 seed=seed,

@@ -6,6 +6,8 @@ import torch
 
 from generators.base import balanced_labels
 
+PAIRS, STEPS = 64, 8  # the metric table's paths: 64 of 8 steps each
+
 
 @torch.inference_mode()
 def interpolation_smoothness(
@@ -13,8 +15,8 @@ def interpolation_smoothness(
     extractor,
     draw,
     *,
-    pairs: int = 64,
-    steps: int = 8,
+    pairs: int = PAIRS,
+    steps: int = STEPS,
     generator: torch.Generator | None = None,
     bootstrap: int = 0,
     seed: int = 0,

@@ -279,6 +279,32 @@ def test_smoothness_of_an_even_path_is_one():
     assert value == pytest.approx(1.0)
 
 
+def test_smoothness_paths_run_between_test_images_codes_for_a_model_with_an_encoder():
+    """An autoencoder's codes are not tied to N(0, I): its paths must join codes of real images (here a stub whose
+    codes spread ~100x wider than N(0, I)), while a model without an encoder keeps its sampler's latents."""
+    from types import SimpleNamespace
+
+    from evaluation.runner import smoothness_endpoints
+    from generators.base import Capabilities
+
+    class WideEncoder:
+        device = torch.device("cpu")
+        capabilities = Capabilities("stub", (2,), encoder=True)
+
+        def encode(self, x):
+            return x.flatten(1)[:, 300:302] * 100
+
+    data = load_dataset("mnist5k")
+    ctx = SimpleNamespace(data=data)
+    codes = smoothness_endpoints(ctx, WideEncoder(), draw=None)(500, torch.Generator().manual_seed(0))
+    every_code = data.test.float_images()[:, 0].flatten(1)[:, 300:302] * 100
+    assert (codes[:, None] == every_code[None]).all(-1).any(1).all()  # each end is some test image's code
+    assert codes.std() > 10  # where the codes are, not N(0, I)
+    gan = SimpleNamespace(capabilities=Capabilities("stub", (2,)))
+    sampler = lambda n, generator=None: torch.zeros(n, 2)  # noqa: E731
+    assert smoothness_endpoints(ctx, gan, sampler) is sampler
+
+
 # --- the whole run, the tables, the CLI --------------------------------------------------------------------
 
 
