@@ -390,7 +390,7 @@ def _sample_stage(ctx: Context, model, reference, row: dict) -> None:
                 ctx.net,
                 ends,
                 pairs=SMOOTHNESS_PAIRS,
-                generator=generator,
+                generator=torch.Generator().manual_seed(seed),  # its own: the same paths whatever the sampler drew
                 bootstrap=settings.bootstrap,
                 seed=seed,
             )
