@@ -12,13 +12,16 @@ import torch
 from plotly.subplots import make_subplots
 
 from evaluation import diagnostics, disentanglement
+from evaluation.features import extractor_path, load_extractor
 from evaluation.findings import FAINT_KL_NATS
+from evaluation.runs import EXTRACTORS_FOLDER
 
 from . import export
 from .images import png_bytes, to_pil
 from .state import (
     Run,
     Selection,
+    checkpoints_dir,
     class_kwargs,
     fixed_class,
     per_run_cache,
@@ -55,8 +58,10 @@ factors. Each traversal row is labelled by the factor its dimension holds most b
 "no single factor" when no cell is 0.05 above chance, and "switched off" for a VAE dimension with KL under
 0.1 nats: its posterior mean can still follow a factor (0.15 for scale in a β = 4 run here — the bins stretch
 over whatever small range it has), but that movement is drowned in the posterior's noise and the decoder ignores
-it, so its row of pictures does not change. Orientation reads low for every dimension: a square turned a quarter,
-or an ellipse turned half, is the same image, so a dimension that turns shapes holds little MI with the angle.
+it, so its row of pictures does not change (its decoded side reads no change). After the '·', what the decoded
+row moves, as the factor extractor reads the pictures (see the caption under the traversals). Orientation reads low
+for every dimension: a square turned a quarter, or an ellipse turned half, is the same image, so a dimension that
+turns shapes holds little MI with the angle.
 """
 
 
@@ -234,8 +239,8 @@ def kl_figure(run: Run, usage: dict) -> go.Figure:
 
 
 def traversal_figure(run: Run, images: torch.Tensor, dims: list[int], held: list[str] | None = None) -> go.Figure:
-    """The traversal grid with labelled rows (dimensions, and the factor each holds most where the factors are
-    known: ``held``) and columns (values of the traversed dimension)."""
+    """The traversal grid with labelled rows (dimensions, and where the factors are known ``held``: one label per
+    traversed dimension, see ``row_labels``) and columns (values of the traversed dimension)."""
     cell = images.shape[-1] + 2  # make_grid's padding
     values = np.linspace(-TRAVERSAL_RANGE, TRAVERSAL_RANGE, TRAVERSAL_STEPS)
     # one PNG, not a pixel array: the browser draws an array pixel by pixel (seconds per figure on a laptop CPU)
@@ -248,24 +253,48 @@ def traversal_figure(run: Run, images: torch.Tensor, dims: list[int], held: list
     )
     figure.update_yaxes(
         tickvals=[cell * (i + 0.5) for i in range(len(dims))],
-        ticktext=[f"z{d} = {held[d]}" if held else f"z{d}" for d in dims],
-        title="dimension = factor it holds most" if held else "dimension",  # fits beside six rows
+        ticktext=[f"z{d} = {label}" for d, label in zip(dims, held)] if held else [f"z{d}" for d in dims],
+        title="dimension = factor its code holds most" if held else "dimension",  # fits beside six rows
     )
     figure.update_layout(
         title=f"{run.label}: latent traversals<br><sup>other dimensions fixed at one prior draw</sup>",
-        width=(270 if held else 140) + 56 * TRAVERSAL_STEPS,
+        width=(430 if held else 140) + 56 * TRAVERSAL_STEPS,
         height=140 + 56 * len(dims),
-        margin={"l": 200 if held else 70, "r": 10, "t": 60, "b": 60},
+        margin={"l": 360 if held else 70, "r": 10, "t": 60, "b": 60},
     )
     return figure
 
 
 LABELS_VERSUS_PICTURES = (
-    "A row's label is what the codes of 2 000 real images say (the factor its values share most information with); "
-    "its pictures are what the decoder does along it from one prior draw. In a disentangled code the two agree. "
-    "Where a row labelled x also turns or reshapes the sprite, the code is entangled — what a low MIG measures "
-    "(below 0.07 for every committed sprites run) — and a label of 0.1–0.3 says 'mostly', not 'only'."
+    "A row's label has two sides. Before the '·': what the codes of 2 000 real images say (the factor the "
+    "dimension's values share most information with, and that normalised MI). After 'decoded': what the decoder does "
+    "along the row, from one prior draw, as the lab's factor extractor reads the pictures — the factor on a line "
+    "(size, position) whose value moves most, and by what share of its range; turning and reshaping have no such "
+    "distance, so look at the pictures for those. In a disentangled code both sides name the same factor. Where they "
+    "differ, or a row also turns or reshapes the sprite, the code is entangled — what a low MIG measures (below "
+    "0.07 for every committed sprites run) — and an MI of 0.1–0.3 says 'mostly', not 'only'."
 )
+
+
+@per_run_cache
+def factor_reader(run: Run):
+    """The evaluation's factor extractor of the run's data set if it has been trained (scoring a run trains it
+    once), else None: the page never trains one behind the user's back."""
+    data = run_dataset(run)
+    path = extractor_path(checkpoints_dir() / EXTRACTORS_FOLDER, run.info["dataset"], data.image_shape)
+    return load_extractor(path, tuple(data.factors.sizes)) if path.is_file() else None
+
+
+def row_labels(run: Run, images: torch.Tensor, dims: list[int], held: list[str]) -> list[str]:
+    """Each traversed dimension's encoder label (``held``) and, once the factor extractor exists, what its decoded
+    row moves: "x (0.24) · decoded: y (0.35)"."""
+    code_side = [held[d] for d in dims]
+    reader = factor_reader(run)
+    if reader is None or not any(run_dataset(run).factors.ordered):
+        return code_side
+    rows = images.view(len(dims), TRAVERSAL_STEPS, *images.shape[1:])
+    decoded = disentanglement.decoded_moves(reader, rows, run_dataset(run).factors)
+    return [f"{code} · decoded: {moved}" for code, moved in zip(code_side, decoded)]
 
 
 def traversal_labels(found: dict | None, usage: dict | None) -> list[str] | None:
@@ -368,7 +397,8 @@ def render_traversals(selection: Selection) -> None:
         if dims:
             with left:
                 held = traversal_labels(found, usage)
-                figure = traversal_figure(run, traversal(run, tuple(dims), selection.seed), dims, held)
+                images = traversal(run, tuple(dims), selection.seed)
+                figure = traversal_figure(run, images, dims, row_labels(run, images, dims, held) if held else None)
                 export.chart(figure, f"{run.name}-traversals-seed{selection.seed}", f"latent-trav-{run.name}")
                 note = prior_scale_note(run, f"A traversal from −{TRAVERSAL_RANGE:g} to +{TRAVERSAL_RANGE:g}")
                 if note:

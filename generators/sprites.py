@@ -38,6 +38,7 @@ HUE_RGB = ((1, 0, 0), (1, 1, 0), (0, 1, 0), (0, 1, 1), (0, 0, 1), (1, 0, 1))
 FACTOR_NAMES = ("shape", "scale", "orientation", "x", "y")
 FACTOR_SIZES = (3, 6, 40, 32, 32)
 DSPRITES_NAMES = ("color", "shape", "scale", "orientation", "x", "y")  # the columns of dSprites' latents_classes
+ORDERED_FACTORS = ("scale", "x", "y")
 CENTRE_LOW, CENTRE_SPAN = 0.23, 0.54  # every shape stays inside the image at any scale and turn
 SQUARE_HALF, ELLIPSE_AXES, HEART_SIZE = 0.15, (0.2, 0.1), 0.29
 RENDER_PIXELS = 512 * 32 * 32  # pixels per vectorised pass (512 images at 32x32): small enough for the CPU's cache
@@ -53,6 +54,9 @@ class Factors:
     sizes: tuple[int, ...]
     values: tuple[tuple[float, ...], ...] = ()
     render: Callable[[np.ndarray], torch.Tensor] | None = field(default=None, compare=False, repr=False)
+    # per factor: do its values lie on a line (scale, position), so that a change is a distance? (shape and colour
+    # are categories, orientation a circle)
+    ordered: tuple[bool, ...] = ()
 
     @property
     def combinations(self) -> int:
@@ -73,7 +77,8 @@ def factor_values(color: bool = False) -> tuple[tuple[float, ...], ...]:
 def sprite_factors(color: bool = False, image_size: int = DEFAULT_SIZE) -> Factors:
     names = ("color", *FACTOR_NAMES) if color else FACTOR_NAMES
     sizes = (len(HUES), *FACTOR_SIZES) if color else FACTOR_SIZES
-    return Factors(names, sizes, factor_values(color), lambda f: render(f, image_size, color=color))
+    ordered = tuple(name in ORDERED_FACTORS for name in names)
+    return Factors(names, sizes, factor_values(color), lambda f: render(f, image_size, color=color), ordered)
 
 
 def _signed_distance(shape: int, qx: np.ndarray, qy: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -226,7 +231,7 @@ def dsprites_splits(path_text: str, train_size: int = TRAIN_SIZE, test_size: int
     keep = [k for k in range(classes.shape[1]) if sizes[k] > 1]
     known = classes.shape[1] == len(DSPRITES_NAMES)
     names = tuple(DSPRITES_NAMES[k] if known else f"factor{k}" for k in keep)
-    spec = Factors(names, tuple(int(sizes[k]) for k in keep))
+    spec = Factors(names, tuple(int(sizes[k]) for k in keep), ordered=tuple(n in ORDERED_FACTORS for n in names))
     factors = torch.from_numpy(picked[:, keep].astype(np.int64))
     images = torch.from_numpy(np.ascontiguousarray(images[:, None]))
     n_train = (

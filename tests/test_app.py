@@ -517,7 +517,7 @@ def test_latent_space_of_a_sprites_run_names_the_factor_each_dimension_holds(mix
         dim, label = row.split(" = ", 1)
         d = int(dim[1:])
         named = [f"{name} ({nmi[d, k]:.2f})" for k, name in enumerate(factors)]
-        assert label in ("switched off", "no single factor", *named), row
+        assert label in ("switched off", "no single factor", *named), row  # no factor extractor yet: no decoded side
     # the columns' ticks are the values the dimension takes, exactly (±0.75 is not rounded to ±0.8)
     values = np.linspace(-LATENT_TRAVERSAL_RANGE, LATENT_TRAVERSAL_RANGE, LATENT_TRAVERSAL_STEPS)
     assert [float(text) for text in traversals["layout"]["xaxis"]["ticktext"]] == pytest.approx(values, abs=0)
@@ -543,9 +543,12 @@ def test_a_switched_off_dimension_is_labelled_so_not_by_a_factor(monkeypatch):
     }
     switched = {d for d, value in kl.items() if value < 0.1}
     assert switched and len(switched) < 8
-    for row in grid["layout"]["yaxis"]["ticktext"]:
+    for row in grid["layout"]["yaxis"]["ticktext"]:  # "z3 = switched off · decoded: no scale/x/y change"
         dim, label = row.split(" = ", 1)
-        assert (label == "switched off") == (int(dim[1:]) in switched), row
+        code_side, decoded = label.split(" · decoded: ")
+        assert (code_side == "switched off") == (int(dim[1:]) in switched), row
+        # the decoder ignores a switched-off dimension: the factor extractor reads no move along its row
+        assert (decoded == "no scale/x/y change") == (int(dim[1:]) in switched), row
 
 
 def test_a_choice_survives_a_visit_to_another_tab_or_part(dashboard_runs, monkeypatch):

@@ -233,3 +233,34 @@ def test_chance_level_is_what_unrelated_codes_read_and_labels_need_to_clear_it()
     labels = dz.dimension_labels(nmi, NAMES, chance)
     assert labels[:3] == ["no single factor"] * 3 and labels[3] == f"x ({nmi[3, 3]:.2f})"
     assert dz.dimension_labels(nmi, NAMES, chance, [False, False, False, True])[3] == "switched off"
+
+
+def test_decoded_moves_names_the_factor_a_rendered_row_moves():
+    """Known answer on rendered sprites read by the committed factor extractor: a row that moves only x, only y or
+    only the scale is named after it, with the share of its range (x and y from 2 to 29 of 0..31: 0.87); a row that
+    only turns the shape moves no factor on a line."""
+    from pathlib import Path
+
+    from evaluation.features import load_extractor
+    from generators.sprites import FACTOR_SIZES, sprite_factors
+
+    root = Path(__file__).resolve().parents[1]
+    extractor = load_extractor(root / "checkpoints/_extractors/sprites/classifier-1x32x32.safetensors", FACTOR_SIZES)
+    assert extractor is not None
+    factors = sprite_factors()
+    base = np.array([2, 3, 5, 12, 20])  # a heart, mid scale, turned a little, left of centre, low
+    labels = []
+    for factor, values in (
+        (3, np.arange(2, 30, 3)),
+        (4, np.arange(2, 30, 3)),
+        (1, np.arange(6)),
+        (2, np.arange(0, 36, 4)),
+    ):
+        combos = np.tile(base, (len(values), 1))
+        combos[:, factor] = values
+        labels += dz.decoded_moves(extractor, (factors.render(combos).float() / 255)[None], factors)
+    names = [label.split(" (")[0] for label in labels]
+    assert names == ["x", "y", "scale", "no scale/x/y change"], labels
+    shares = [float(label.split("(")[1].rstrip(")")) for label in labels[:3]]
+    # the expected value under the read probabilities pulls the ends in a little: within 0.1 of the true range
+    assert shares == pytest.approx([27 / 31, 27 / 31, 1.0], abs=0.1)
