@@ -393,7 +393,8 @@ def render_traversals(selection: Selection) -> None:
             key=f"latent-dims-{run.name}",
             help="For a VAE the default is the dimensions with the most KL (the used ones).",
         )
-        left, right = st.columns(2)
+        # rows with two-sided labels (known factors) need the page's width; the KL bars then go below
+        left, right = (st.container(), st.container()) if found is not None else st.columns(2)
         if dims:
             with left:
                 held = traversal_labels(found, usage)
