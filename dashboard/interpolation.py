@@ -9,8 +9,8 @@ import streamlit as st
 import torch
 
 from . import export
+from .codes import prior_scale_note
 from .images import gif_bytes, png_bytes, to_pil
-from .latent import prior_scale_note
 from .state import (
     Run,
     Selection,

@@ -17,6 +17,7 @@ from evaluation.findings import FAINT_KL_NATS
 from evaluation.runs import EXTRACTORS_FOLDER
 
 from . import export
+from .codes import MAP_POINTS, encoded_test_split, prior_scale_note
 from .images import png_bytes, to_pil
 from .state import (
     Run,
@@ -31,7 +32,6 @@ from .state import (
     torch_generator,
 )
 
-MAP_POINTS = 1000
 MAP_COLUMNS = 3
 THUMBNAILS = 40  # per map
 TRAVERSAL_STEPS = 9
@@ -63,31 +63,6 @@ row moves, as the factor extractor reads the pictures (see the caption under the
 for every dimension: a square turned a quarter, or an ellipse turned half, is the same image, so a dimension that
 turns shapes holds little MI with the angle.
 """
-
-
-@per_run_cache
-@torch.inference_mode()
-def encoded_test_split(run: Run) -> tuple[np.ndarray, torch.Tensor, np.ndarray | None]:
-    """Codes (N, d), images and labels of up to ``MAP_POINTS`` test images."""
-    split = run_dataset(run).test
-    count = min(len(split), MAP_POINTS)
-    images, labels = split[list(range(count))]
-    codes = run.model().encode(images, **class_kwargs(run, labels)).cpu().numpy()
-    return codes, images, (labels.numpy() if split.labels is not None else None)
-
-
-def prior_scale_note(run: Run, what: str) -> str | None:
-    """For a model with an encoder but no KL term (the plain autoencoder): how far its codes spread beyond the
-    N(0, I) that ``what`` (a random interpolation, a traversal) is drawn from; None for every other model."""
-    if not run.capabilities.encoder or run.capabilities.posterior:
-        return None
-    spread = float(np.std(encoded_test_split(run)[0], axis=0).mean())
-    return (
-        f"{run.label}: nothing ties this model's codes to N(0, I) (it has no KL term), and its test images' codes "
-        f"spread with a standard deviation of {spread:.1f} per dimension (N(0, I): 1). {what} stays within a small "
-        "region of its latent space, where it may decode nearly the same image throughout: a view of that region, "
-        "not of the space between its images."
-    )
 
 
 def principal_components(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
