@@ -35,6 +35,7 @@ it gives the spread), so walk between two real test images to see how it fills t
 ENDPOINTS = {"random": "two random latents", "real": "two real test images"}  # the first is the default
 PATHS = {"slerp": "spherical (slerp)", "linear": "linear"}
 DEFAULT_FRAMES = 8
+GIF_SCALE = 8  # the animation's frames enlarged 8x (224 px for a digit): big enough for a slide
 
 
 class Walk(NamedTuple):
@@ -191,7 +192,7 @@ def render_strip(run: Run, walk: Walk, frame: int, scale: int, setting: str) -> 
     middle.download_button("PNG strip", strip, file_name=f"{name}.png", mime="image/png", key=f"interp-png-{run.name}")
     middle.download_button(
         "Animated GIF",
-        lambda: gif_bytes([to_pil(image[None], nrow=1, scale=scale * 2) for image in images]),
+        lambda: gif_bytes([to_pil(image[None], nrow=1, scale=GIF_SCALE) for image in images]),
         file_name=f"{name}.gif",
         mime="image/gif",
         on_click="ignore",

@@ -110,6 +110,15 @@ def anomaly_figure(run: Run, inliers: np.ndarray, outliers: np.ndarray, kind: st
     return figure, auc
 
 
+def strip(images: torch.Tensor, count: int, scale: int, caption: str) -> bytes:
+    """One row of images at their own size (a caption wider than the row must not stretch it: the rows of a part
+    stay aligned, image under image), shown; its PNG is returned for a download."""
+    picture = to_pil(images, nrow=count, scale=scale)
+    png = png_bytes(picture)
+    st.image(png, caption=caption, width=picture.width, output_format="PNG")
+    return png
+
+
 def render_reconstructions(selection: Selection, count: int) -> None:
     reference = selection.runs[0]
     generators_only = [run for run in selection.runs if not run.capabilities.encoder]
@@ -120,9 +129,7 @@ def render_reconstructions(selection: Selection, count: int) -> None:
     )
     indices = test_indices(reference, count, selection.seed)
     originals, _ = test_images(reference, indices)
-    st.image(
-        to_pil(originals, nrow=count, scale=selection.scale), caption="originals (test split)", output_format="PNG"
-    )
+    strip(originals, count, selection.scale, "originals (test split)")
     errors = {}
     for run in selection.runs:
         if run.info["dataset"] != reference.info["dataset"]:
@@ -132,9 +139,8 @@ def render_reconstructions(selection: Selection, count: int) -> None:
             continue
         recon = reconstruct(run, indices)
         errors[run.name] = (recon - originals).pow(2).flatten(1).mean(1).numpy()
-        png = png_bytes(to_pil(recon, nrow=count, scale=selection.scale))  # one encoding, shown and downloaded
         method = "encode → decode" if run.capabilities.encoder else "latent inversion"
-        st.image(png, caption=f"{run.label} — {method}; mean MSE {errors[run.name].mean():.4f}", output_format="PNG")
+        png = strip(recon, count, selection.scale, f"{run.label} — {method}; mean MSE {errors[run.name].mean():.4f}")
         st.download_button(
             "PNG",
             png,
@@ -153,12 +159,8 @@ def render_denoising(selection: Selection, count: int, encoders: list[Run]) -> N
     reference = encoders[0]
     clean, clean_labels = test_images(reference, test_indices(reference, count, selection.seed + 1))
     noisy = diagnostics.noisy_copies(clean, noise, torch_generator(selection.seed))
-    st.image(
-        to_pil(clean, nrow=count, scale=selection.scale), caption="clean targets (test split)", output_format="PNG"
-    )
-    st.image(
-        to_pil(noisy, nrow=count, scale=selection.scale), caption=f"noisy inputs (σ = {noise:.2f})", output_format="PNG"
-    )
+    strip(clean, count, selection.scale, "clean targets (test split)")
+    strip(noisy, count, selection.scale, f"noisy inputs (σ = {noise:.2f})")
     for run in encoders:
         if run.info["dataset"] != reference.info["dataset"]:
             continue
@@ -168,11 +170,7 @@ def render_denoising(selection: Selection, count: int, encoders: list[Run]) -> N
             if result["helps"]
             else "**further** from the clean images than the noisy input itself: at this σ it does not denoise"
         )
-        st.image(
-            to_pil(result["output"], nrow=count, scale=selection.scale),
-            caption=f"{run.label} output",
-            output_format="PNG",
-        )
+        strip(result["output"], count, selection.scale, f"{run.label} output")
         st.caption(
             f"{run.label}: MSE to the clean images {result['output_mse']:.4f} vs {result['input_mse']:.4f} for the "
             f"noisy input — {verdict}."
