@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .state import Run, class_kwargs, per_run_cache, run_dataset
+from evaluation.features import extractor_path, load_extractor
+from evaluation.runs import EXTRACTORS_FOLDER
+
+from .state import Run, checkpoints_dir, class_kwargs, per_run_cache, run_dataset
 
 MAP_POINTS = 1000  # test images encoded for the maps (and the spread of an autoencoder's codes)
 
@@ -33,3 +36,15 @@ def prior_scale_note(run: Run, what: str) -> str | None:
         "region of its latent space, where it may decode nearly the same image throughout: a view of that region, "
         "not of the space between its images."
     )
+
+
+@per_run_cache
+def trained_classifier(run: Run):
+    """The evaluation's classifier of the run's data set if scoring has trained it (a run's metrics train it once),
+    else None: a page never trains one behind the user's back."""
+    data = run_dataset(run)
+    if data.test.labels is None:
+        return None
+    path = extractor_path(checkpoints_dir() / EXTRACTORS_FOLDER, run.info["dataset"], data.image_shape)
+    sizes = tuple(data.factors.sizes) if data.factors is not None else ()
+    return load_extractor(path, sizes) if path.is_file() else None

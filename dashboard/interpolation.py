@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 
 from . import export
-from .codes import prior_scale_note
+from .codes import prior_scale_note, trained_classifier
 from .images import gif_bytes, png_bytes, to_pil
 from .state import (
     Run,
@@ -161,8 +161,10 @@ def real_endpoints(run: Run) -> tuple[int, int]:
         int(b.number_input("Second test image", 0, size - 1, second, key="interp_b")),
     )
     originals, _ = test_images(run, indices)
+    picture = to_pil(originals, nrow=2, scale=4)
     st.image(
-        to_pil(originals, nrow=2, scale=4),
+        picture,
+        width=picture.width,  # the long caption must not stretch the two originals across the page
         caption=f"the two originals (test images #{indices[0]} and #{indices[1]}): every path runs from a model's "
         "code of the first to its code of the second, so its end frames are the model's reconstructions of them",
         output_format="PNG",
@@ -202,22 +204,22 @@ def render_strip(run: Run, walk: Walk, frame: int, scale: int, setting: str) -> 
 
 
 def end_frames_note(run: Run, indices: tuple[int, int], images: torch.Tensor) -> str:
-    """How far a real walk's end frames are from the two images: a GAN's inversion can miss an image it cannot
-    draw, and then its path does not start (or end) at that image at all."""
-    originals, _ = test_images(run, indices)
-    errors = [float((images[end] - originals[k]).pow(2).mean()) for k, end in enumerate((0, -1))]
-    between = float((originals[0] - originals[1]).pow(2).mean())
-    note = (
-        f"End frames against the originals: MSE {errors[0]:.4f} (#{indices[0]}) and {errors[1]:.4f} "
-        f"(#{indices[1]}); the two originals differ by {between:.4f}."
-    )
-    if max(errors) > between / 2:
-        how = "its encoder" if run.capabilities.encoder else "the latent inversion"
-        note += (
-            f" An end frame is more than half as far from its image as the two images are from each other: "
-            f"{how} did not find that image, so this path does not start or end at it."
-        )
-    return note
+    """How far a real walk's end frames are from the two images, and whether the data set's classifier reads each
+    end frame as its image's class: a GAN's inversion can miss an image it cannot draw (a 0 that comes back as an
+    8), and then its path does not start or end at that image at all."""
+    originals, labels = test_images(run, indices)
+    ends = images[[0, -1]]
+    errors = [float((ends[k] - originals[k]).pow(2).mean()) for k in (0, 1)]
+    note = f"End frames against the originals: MSE {errors[0]:.4f} (#{indices[0]}) and {errors[1]:.4f} (#{indices[1]})."
+    classifier = trained_classifier(run) if labels is not None else None
+    if classifier is None:
+        return note
+    read = classifier.classify(ends).tolist()
+    missed = [f"#{i}'s frame reads as class {r}, not {int(y)}" for i, r, y in zip(indices, read, labels) if r != y]
+    if not missed:
+        return note + " The classifier reads both as their images' classes."
+    how = "its encoder" if run.capabilities.encoder else "the latent inversion"
+    return note + f" {'; '.join(missed)}: {how} did not find that image, so the path does not start or end at it."
 
 
 def strips_figure(strips: list[tuple[str, torch.Tensor]], frames: int, title: str):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
 from pathlib import Path
@@ -156,24 +155,29 @@ def test_interpolation_between_real_images_uses_encoder_and_inversion(app):
     assert any("the two originals" in c for c in captions)
     a, b = app.number_input(key="interp_a").value, app.number_input(key="interp_b").value
     assert a != b and names
-    # under every strip: how far its end frames are from the two images, recomputed here for the VAE; the
-    # warning that a path misses its image appears exactly when an end frame is over half the images' distance
+    # under every strip: how far its end frames are from the two images (recomputed here for the VAE), and whether
+    # the data set's classifier reads each end frame as its image's class (recomputed for every run)
     notes = [c.value for c in interp.caption if c.value.startswith("End frames against the originals")]
     assert len(notes) == 4
+    from evaluation.features import extractor_path, load_extractor
     from evaluation.runs import Run
     from generators.data import load_dataset
 
-    test = load_dataset("mnist5k").test.float_images()
-    originals = test[[a, b]]
-    vae = Run.read(dashboard_runs_dir(app) / "vae-mnist5k").model()
-    with torch.no_grad():
-        ends = vae.decode(vae.encode(originals))
-    expected = [f"{float((ends[k] - originals[k]).pow(2).mean()):.4f}" for k in (0, 1)]
-    assert f"MSE {expected[0]} (#{a}) and {expected[1]} (#{b})" in notes[0]
-    between = float((originals[0] - originals[1]).pow(2).mean())
-    for note in notes:
-        shown = [float(x) for x in re.findall(r"MSE (\S+) \(#\d+\) and (\S+) \(#", note)[0]]
-        assert ("did not find that image" in note) == (max(shown) > between / 2), note
+    data = load_dataset("mnist5k")
+    originals, labels = data.test.float_images()[[a, b]], data.test.labels[[a, b]]
+    runs = dashboard_runs_dir(app)
+    classifier = load_extractor(extractor_path(runs / "_extractors", "mnist5k", data.image_shape))
+    assert classifier is not None  # the tiny runs were scored, which trained it
+    for note, name in zip(notes, ["vae-mnist5k", "vae-beta4-mnist5k", "ae-mnist5k", "dcgan-mnist5k"]):
+        model = Run.read(runs / name).model()
+        if name != "dcgan-mnist5k":
+            with torch.no_grad():
+                ends = model.decode(model.encode(originals))
+            errors = [f"{float((ends[k] - originals[k]).pow(2).mean()):.4f}" for k in (0, 1)]
+            assert f"MSE {errors[0]} (#{a}) and {errors[1]} (#{b})" in note
+            read = classifier.classify(ends).tolist()
+            assert ("reads both as their images' classes" in note) == (read == labels.tolist()), note
+        assert ("reads both" in note) != ("did not find that image" in note), note
 
 
 def test_latent_tab_has_maps_traversals_and_kl_bars(app):
