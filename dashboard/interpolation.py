@@ -211,13 +211,20 @@ def end_frames_note(run: Run, indices: tuple[int, int], images: torch.Tensor) ->
     ends = images[[0, -1]]
     errors = [float((ends[k] - originals[k]).pow(2).mean()) for k in (0, 1)]
     note = f"End frames against the originals: MSE {errors[0]:.4f} (#{indices[0]}) and {errors[1]:.4f} (#{indices[1]})."
+    kept = 1 if run.capabilities.conditional else 2  # a conditional path keeps the first image's class to its end
+    if kept == 1:
+        note += f" The path keeps #{indices[0]}'s class, so its last frame is #{indices[1]}'s code drawn in that class."
     classifier = trained_classifier(run) if labels is not None else None
     if classifier is None:
         return note
-    read = classifier.classify(ends).tolist()
+    read = classifier.classify(ends[:kept]).tolist()
     missed = [f"#{i}'s frame reads as class {r}, not {int(y)}" for i, r, y in zip(indices, read, labels) if r != y]
     if not missed:
-        return note + " The classifier reads both as their images' classes."
+        return note + (
+            " The classifier reads both as their images' classes."
+            if kept == 2
+            else f" The classifier reads the first as #{indices[0]}'s class."
+        )
     how = "its encoder" if run.capabilities.encoder else "the latent inversion"
     return note + f" {'; '.join(missed)}: {how} did not find that image, so the path does not start or end at it."
 

@@ -697,3 +697,32 @@ def test_sprites_metrics_show_disentanglement_in_a_table_of_its_own(monkeypatch)
         for run, cell in zip(runs, scores[column]):
             (row, *_) = (r for r in load_metrics(checkpoints / run).values() if r["n_fake"] == 5000)
             assert float(cell.split()[0]) == pytest.approx(row[key], abs=0.005), (run, key, cell)
+
+
+def test_a_real_walk_checks_the_last_frame_only_where_the_path_ends_in_the_second_images_class(
+    dashboard_runs, tmp_path, monkeypatch
+):
+    """Known answer: both end frames are image a. An unconditional run's last frame must then read as a's class,
+    not b's; a class-conditional path keeps a's class to its end by design, so only its first frame is checked."""
+    from dashboard.interpolation import end_frames_note
+    from dashboard.state import Run
+    from evaluation.features import extractor_path, load_extractor
+    from generators.data import load_dataset
+    from tests.helpers import train_tiny_run
+
+    checkpoints = tmp_path / "checkpoints"
+    shutil.copytree(dashboard_runs / "vae-mnist5k", checkpoints / "vae-mnist5k")
+    shutil.copytree(dashboard_runs / "_extractors", checkpoints / "_extractors")
+    train_tiny_run("cvae", checkpoints / "cvae-mnist5k", TINY_STEPS, options={"latent_dim": 8})
+    monkeypatch.setenv(CHECKPOINTS_ENV, str(checkpoints))
+    test = load_dataset("mnist5k").test
+    images, labels = test.float_images(), test.labels
+    classifier = load_extractor(extractor_path(checkpoints / "_extractors", "mnist5k", images.shape[1:]))
+    right = (classifier.classify(images) == labels).nonzero().flatten().tolist()  # images it reads correctly
+    a = right[0]
+    b = next(i for i in right if labels[i] != labels[a])
+    ends = images[[a, a]]
+    unconditional = end_frames_note(Run.read(checkpoints / "vae-mnist5k"), (a, b), ends)
+    assert f"#{b}'s frame reads as class {int(labels[a])}, not {int(labels[b])}" in unconditional
+    conditional = end_frames_note(Run.read(checkpoints / "cvae-mnist5k"), (a, b), ends)
+    assert "did not find" not in conditional and f"reads the first as #{a}'s class" in conditional
