@@ -217,8 +217,12 @@ def end_frames_note(run: Run, indices: tuple[int, int], images: torch.Tensor) ->
     classifier = trained_classifier(run) if labels is not None else None
     if classifier is None:
         return note
+    names = run_dataset(run).class_names or []
+    name = lambda k: names[k] if k < len(names) else f"class {k}"  # noqa: E731 - "8", "heart", or "class 3"
     read = classifier.classify(ends[:kept]).tolist()
-    missed = [f"#{i}'s frame reads as class {r}, not {int(y)}" for i, r, y in zip(indices, read, labels) if r != y]
+    missed = [
+        f"#{i}'s frame reads as {name(r)}, not {name(int(y))}" for i, r, y in zip(indices, read, labels) if r != y
+    ]
     if not missed:
         return note + (
             " The classifier reads both as their images' classes."

@@ -723,6 +723,6 @@ def test_a_real_walk_checks_the_last_frame_only_where_the_path_ends_in_the_secon
     b = next(i for i in right if labels[i] != labels[a])
     ends = images[[a, a]]
     unconditional = end_frames_note(Run.read(checkpoints / "vae-mnist5k"), (a, b), ends)
-    assert f"#{b}'s frame reads as class {int(labels[a])}, not {int(labels[b])}" in unconditional
+    assert f"#{b}'s frame reads as {int(labels[a])}, not {int(labels[b])}" in unconditional  # digits' names
     conditional = end_frames_note(Run.read(checkpoints / "cvae-mnist5k"), (a, b), ends)
     assert "did not find" not in conditional and f"reads the first as #{a}'s class" in conditional
