@@ -230,7 +230,10 @@ def end_frames_note(run: Run, indices: tuple[int, int], images: torch.Tensor) ->
             else f" The classifier reads the first as #{indices[0]}'s class."
         )
     how = "its encoder" if run.capabilities.encoder else "the latent inversion"
-    return note + f" {'; '.join(missed)}: {how} did not find that image, so the path does not start or end at it."
+    return note + (
+        f" {'; '.join(missed)}: {how} did not reproduce that image's class, so the path does not start (or end) at an "
+        "image of it."
+    )
 
 
 def strips_figure(strips: list[tuple[str, torch.Tensor]], frames: int, title: str):
