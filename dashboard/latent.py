@@ -12,17 +12,14 @@ import torch
 from plotly.subplots import make_subplots
 
 from evaluation import diagnostics, disentanglement
-from evaluation.features import extractor_path, load_extractor
 from evaluation.findings import FAINT_KL_NATS
-from evaluation.runs import EXTRACTORS_FOLDER
 
 from . import export
-from .codes import MAP_POINTS, encoded_test_split, prior_scale_note
+from .codes import MAP_POINTS, encoded_test_split, prior_scale_note, trained_classifier
 from .images import png_bytes, to_pil
 from .state import (
     Run,
     Selection,
-    checkpoints_dir,
     class_kwargs,
     fixed_class,
     per_run_cache,
@@ -251,24 +248,15 @@ LABELS_VERSUS_PICTURES = (
 )
 
 
-@per_run_cache
-def factor_reader(run: Run):
-    """The evaluation's factor extractor of the run's data set if it has been trained (scoring a run trains it
-    once), else None: the page never trains one behind the user's back."""
-    data = run_dataset(run)
-    path = extractor_path(checkpoints_dir() / EXTRACTORS_FOLDER, run.info["dataset"], data.image_shape)
-    return load_extractor(path, tuple(data.factors.sizes)) if path.is_file() else None
-
-
 def row_labels(run: Run, images: torch.Tensor, dims: list[int], held: list[str]) -> list[str]:
     """Each traversed dimension's encoder label (``held``) and, once the factor extractor exists, what its decoded
     row moves: "x (0.24) · decoded: y (0.35)"."""
     code_side = [held[d] for d in dims]
-    reader = factor_reader(run)
-    if reader is None or not any(run_dataset(run).factors.ordered):
+    reader, factors = trained_classifier(run), run_dataset(run).factors
+    if reader is None or not any(factors.ordered):
         return code_side
     rows = images.view(len(dims), TRAVERSAL_STEPS, *images.shape[1:])
-    decoded = disentanglement.decoded_moves(reader, rows, run_dataset(run).factors)
+    decoded = disentanglement.decoded_moves(reader, rows, factors)
     return [f"{code} · decoded: {moved}" for code, moved in zip(code_side, decoded)]
 
 
