@@ -222,7 +222,14 @@ def test_methods_list_what_the_recipe_changes_from_its_config():
     gan = _info("dcgan-mnist5k")
     text = methods_paragraph([(gan, "DCGAN", {"G": 1, "D": 1})], [])
     assert "Radford et al. 2016" in text  # the reference the model's module cites
-    for fact in ("ema = 0.999 (default 0.0", "lr_g = 0.002 (default 0.0002", "batch_size = 64 (default 128)"):
+    config = gan["model_config"]
+    changed = (
+        f"ema = {config['ema']} (default 0.0",
+        f"lr_g = {config['lr_g']} (default 0.0002",
+        f"r1 = {config['r1']} (default 0.0",
+    )
+    assert config["lr_g"] != 2e-4 and config["r1"] != 0 and config["ema"] != 0  # the committed recipe changes them
+    for fact in (*changed, "batch_size = 64 (default 128)"):
         assert fact in text, fact
     assert "loss = ns" in text and "diffaug = none" in text  # the rest of the recipe, at its defaults
     other = copy.deepcopy(gan)
