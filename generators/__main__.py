@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+from .data import DATASET_NAMES
 from .distributed import rank_zero_speaks
 from .errors import OneLineParser, UserError, WriteFailed, out_of_memory_hint, run_command
 from .limits import (
@@ -109,7 +110,7 @@ def add_train_parser(sub) -> None:
 
 def add_data_options(train: argparse.ArgumentParser) -> None:
     """What a run learns from: the data set, its image format, and which of its images."""
-    train.add_argument("--dataset", default="mnist5k", help="mnist5k | mnist | fashion-mnist | cifar10 | folder:PATH")
+    train.add_argument("--dataset", default="mnist5k", help=" | ".join(DATASET_NAMES))
     train.add_argument("--data-dir", default="data", help="where torchvision datasets are downloaded/kept")
     train.add_argument("--image-size", type=positive_int, help="resize images to this square size")
     train.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")

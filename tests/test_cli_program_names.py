@@ -65,3 +65,13 @@ def test_the_evaluation_commands_keep_their_python_m_name(argv, usage, capsys):
     result = run(main, argv, capsys)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"usage: {usage}")
+
+
+def test_train_help_names_every_data_set_the_loader_accepts(capsys):
+    """The --dataset help is built from the loader's own list, so sprites and dsprites:PATH are not left out."""
+    from generators.__main__ import main
+    from generators.data import DATASET_NAMES
+
+    help_text = " ".join(run(main, ["train", "--help"], capsys).stdout.split())
+    for name in ("sprites", "sprites-color", "dsprites:PATH", "folder:PATH", "mnist5k"):
+        assert name in DATASET_NAMES and name in help_text
