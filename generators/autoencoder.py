@@ -17,7 +17,7 @@ from torch import nn
 from .base import MAX_EXTRA_CONVS, MAX_HIDDEN_DIM, MAX_LR, MAX_WIDTH, Generator, ModelConfig, adam
 from .errors import UserError
 from .limits import checked_float, checked_int
-from .nets import ConvDecoder, ConvEncoder
+from .nets import BroadcastDecoder, ConvDecoder, ConvEncoder
 
 
 @dataclass
@@ -30,6 +30,14 @@ class AutoencoderConfig(ModelConfig):
         default=0,
         metadata={"help": "extra 3x3 conv layers per stage, encoder and decoder (a deeper stack; 0 = textbook)"},
     )
+    decoder: str = field(
+        default="conv",
+        metadata={
+            "choices": ("conv", "broadcast"),
+            "help": "conv: the mirror of the encoder (transposed convs); broadcast: z and pixel coordinates at every "
+            "pixel, then --base-width-wide 3x3 convs at full resolution (Watters et al. 2019; for small objects)",
+        },
+    )
     recon: str = field(
         default="bce",
         metadata={"choices": ("bce", "mse"), "help": "reconstruction loss: Bernoulli (BCE) or squared error"},
@@ -38,6 +46,8 @@ class AutoencoderConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.decoder not in ("conv", "broadcast"):
+            raise UserError(f"--decoder must be conv or broadcast, got {self.decoder!r}")
         if self.recon not in ("bce", "mse"):
             raise UserError(f"--recon must be bce or mse, got {self.recon!r}")
         if self.base_width < 1 or self.hidden_dim < 1 or self.lr <= 0:
@@ -77,9 +87,16 @@ class Autoencoder(Generator):
             (channels + classes, height, width), config.base_width, config.hidden_dim, config.extra_convs
         )
         self.to_code = nn.Linear(config.hidden_dim, config.latent_dim * self.code_multiplier)
-        self.decoder = ConvDecoder(
-            config.image_shape, config.latent_dim + classes, config.base_width, config.hidden_dim, config.extra_convs
-        )
+        if config.decoder == "broadcast":
+            self.decoder = BroadcastDecoder(config.image_shape, config.latent_dim + classes, config.base_width)
+        else:
+            self.decoder = ConvDecoder(
+                config.image_shape,
+                config.latent_dim + classes,
+                config.base_width,
+                config.hidden_dim,
+                config.extra_convs,
+            )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.to_code(self.encoder(x))

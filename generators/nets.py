@@ -99,3 +99,30 @@ class ConvDecoder(nn.Module):
 
     def forward(self, z):
         return self.deconvs(self.fc(z).view(-1, *self.start))
+
+
+class BroadcastDecoder(nn.Module):
+    """z -> image logits by the spatial broadcast decoder (Watters et al. 2019): z is copied to every pixel, two
+    coordinate planes are added, and stride-1 3x3 convolutions at full resolution draw the image.
+
+    Position is then a function of the coordinates, not something upsampling must learn, and every layer sees the
+    whole resolution: made for images of small objects (sprites), where the strided decoder rounds off corners.
+    """
+
+    def __init__(self, image_shape, latent_dim: int, width: int, layers: int = 3):
+        super().__init__()
+        channels, height, width_px = image_shape
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, height), torch.linspace(-1, 1, width_px), indexing="ij")
+        self.register_buffer("coords", torch.stack([xs, ys]).unsqueeze(0), persistent=False)
+        convs, in_ch = [], latent_dim + 2
+        for _ in range(layers):  # width x H x W each
+            convs += [nn.Conv2d(in_ch, width, 3, 1, 1), nn.ReLU(inplace=True)]
+            in_ch = width
+        convs.append(nn.Conv2d(in_ch, channels, 1))  # C x H x W
+        self.convs = nn.Sequential(*convs)
+
+    def forward(self, z):
+        n, (h, w) = z.shape[0], self.coords.shape[-2:]
+        planes = z[:, :, None, None].expand(-1, -1, h, w)
+        coords = self.coords.to(z.dtype).expand(n, -1, -1, -1)
+        return self.convs(torch.cat([planes, coords], 1).contiguous(memory_format=torch.channels_last))
