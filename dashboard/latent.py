@@ -12,7 +12,6 @@ import torch
 from plotly.subplots import make_subplots
 
 from evaluation import diagnostics, disentanglement
-from evaluation.findings import FAINT_KL_NATS
 
 from . import export
 from .codes import MAP_POINTS, encoded_test_split, prior_scale_note, trained_classifier
@@ -33,17 +32,18 @@ MAP_COLUMNS = 3
 THUMBNAILS = 40  # per map
 TRAVERSAL_STEPS = 9
 TRAVERSAL_RANGE = 3.0
+DECODED_DRAWS = 8  # prior draws a traversal label's decoded side is averaged over
 PROJECTIONS = ("PCA", "t-SNE")  # the first is the default
 SHOW_THUMBNAILS = True
 TRAVERSALS = "Traversals and KL per dimension"  # the tab's second part
 
 EXPLANATION = """
 Each point is one test image, placed by its latent code (reduced to 2-D). The VAE's KL term pulls all codes
-towards one N(0, I) blob, so classes touch and the space between them decodes to something sensible; the
-autoencoder's codes form separated islands with empty sea in between. A **traversal** changes one latent
-dimension from −3 to +3 while keeping the others fixed: in a VAE a few dimensions carry meaning (stroke width,
-slant, digit identity) and the dimensions whose KL is ≈ 0 do nothing — the encoder switched them off
-("posterior collapse" of that dimension). A larger β switches off more of them.
+towards one N(0, I) blob, so classes touch and the space between them decodes to something sensible; nothing
+pulls the autoencoder's codes together (on digits they form separated islands with empty sea in between). A
+**traversal** changes one latent dimension from −3 to +3 while keeping the others fixed: in a VAE a few dimensions
+carry meaning (on digits: stroke width, slant, digit identity) and the dimensions whose KL is ≈ 0 do nothing —
+the encoder switched them off ("posterior collapse" of that dimension). A larger β switches off more of them.
 
 On a data set whose generative factors are known (`sprites`: shape, scale, orientation, x and y position), the
 **factor map** measures what each dimension holds: the mutual information between the dimension (binned as for
@@ -52,11 +52,13 @@ determines it. A disentangled code is one bright cell per row and per column. On
 estimate reads up to about 0.06 for a dimension unrelated to a factor (most for the 40 orientations and the 32
 positions), not 0: the map's subtitle gives this chance level, measured by pairing the codes with other images'
 factors. Each traversal row is labelled by the factor its dimension holds most beyond chance ("z5 = x (0.24)"),
-"no single factor" when no cell is 0.05 above chance, and "switched off" for a VAE dimension with KL under
-0.1 nats: its posterior mean can still follow a factor (0.15 for scale in a β = 4 run here — the bins stretch
+"no single factor" when no cell is 0.05 above chance, and "switched off" for a VAE dimension the KL chart calls
+inactive (its posterior mean varies by less than 0.01 over the images, the active-unit rule of the metric rows):
+its posterior mean can still follow a factor (0.15 for scale in a β = 4 run here — the bins stretch
 over whatever small range it has), but that movement is drowned in the posterior's noise and the decoder ignores
 it, so its row of pictures does not change (its decoded side reads no change). After the '·', what the decoded
-row moves, as the factor extractor reads the pictures (see the caption under the traversals). Orientation reads low
+row moves, as the factor extractor reads the pictures, averaged over the traversals around eight prior draws (see
+the caption under the traversals). Orientation reads low
 for every dimension: a square turned a quarter, or an ellipse turned half, is the same image, so a dimension that
 turns shapes holds little MI with the angle.
 """
@@ -240,7 +242,8 @@ def traversal_figure(run: Run, images: torch.Tensor, dims: list[int], held: list
 LABELS_VERSUS_PICTURES = (
     "A row's label has two sides. Before the '·': what the codes of 2 000 real images say (the factor the "
     "dimension's values share most information with, and that normalised MI). After 'decoded': what the decoder does "
-    "along the row, from one prior draw, as the lab's factor extractor reads the pictures — the factor on a line "
+    "along the row, as the lab's factor extractor reads the pictures, averaged over the rows around eight prior "
+    "draws (the figure shows one) — the factor on a line "
     "(size, position) whose value moves most, and by what share of its range; turning and reshaping have no such "
     "distance, so look at the pictures for those. In a disentangled code both sides name the same factor. Where they "
     "differ, or a row also turns or reshapes the sprite, the code is entangled — what a low MIG measures (below "
@@ -248,24 +251,40 @@ LABELS_VERSUS_PICTURES = (
 )
 
 
-def row_labels(run: Run, images: torch.Tensor, dims: list[int], held: list[str]) -> list[str]:
+def row_labels(run: Run, dims: list[int], held: list[str]) -> list[str]:
     """Each traversed dimension's encoder label (``held``) and, once the factor extractor exists, what its decoded
-    row moves: "x (0.24) · decoded: y (0.35)"."""
+    row moves on average over ``DECODED_DRAWS`` prior draws: "x (0.24) · decoded: y (0.35)"."""
     code_side = [held[d] for d in dims]
-    reader, factors = trained_classifier(run), run_dataset(run).factors
-    if reader is None or not any(factors.ordered):
+    decoded = decoded_sides(run, tuple(dims))
+    if decoded is None:
         return code_side
-    rows = images.view(len(dims), TRAVERSAL_STEPS, *images.shape[1:])
-    decoded = disentanglement.decoded_moves(reader, rows, factors)
     return [f"{code} · decoded: {moved}" for code, moved in zip(code_side, decoded)]
 
 
+@per_run_cache
+def decoded_sides(run: Run, dims: tuple[int, ...]) -> list[str] | None:
+    """What each dimension's traversal moves, as the factor extractor reads the pictures, averaged over the
+    traversals around ``DECODED_DRAWS`` fixed prior draws: around one draw it depends on that draw (a row that
+    shrinks the sprite around one can move it sideways around another). None without an extractor or factors on
+    a line."""
+    reader, factors = trained_classifier(run), run_dataset(run).factors
+    if reader is None or not any(factors.ordered):
+        return None
+    shares = []
+    for seed in range(DECODED_DRAWS):
+        images = traversal(run, dims, seed)
+        rows = images.view(len(dims), TRAVERSAL_STEPS, *images.shape[1:])
+        shares.append(disentanglement.decoded_shares(reader, rows, factors))
+    return disentanglement.decoded_moves(np.mean(shares, 0), factors)
+
+
 def traversal_labels(found: dict | None, usage: dict | None) -> list[str] | None:
-    """Each dimension's factor (see ``disentanglement.dimension_labels``), "switched off" where a VAE's KL is under
-    FAINT_KL_NATS; None when the data set's factors are not known."""
+    """Each dimension's factor (see ``disentanglement.dimension_labels``), "switched off" where a VAE's dimension is
+    inactive by the KL chart's rule (the metric rows' active units); None when the data set's factors are not
+    known."""
     if found is None:
         return None
-    switched_off = np.asarray(usage["kl_per_dim"]) < FAINT_KL_NATS if usage else None
+    switched_off = ~np.asarray(usage["active"], dtype=bool) if usage else None
     return disentanglement.dimension_labels(found["nmi"], found["names"], found["chance"], switched_off)
 
 
@@ -362,7 +381,7 @@ def render_traversals(selection: Selection) -> None:
             with left:
                 held = traversal_labels(found, usage)
                 images = traversal(run, tuple(dims), selection.seed)
-                figure = traversal_figure(run, images, dims, row_labels(run, images, dims, held) if held else None)
+                figure = traversal_figure(run, images, dims, row_labels(run, dims, held) if held else None)
                 export.chart(figure, f"{run.name}-traversals-seed{selection.seed}", f"latent-trav-{run.name}")
                 note = prior_scale_note(run, f"A traversal from −{TRAVERSAL_RANGE:g} to +{TRAVERSAL_RANGE:g}")
                 if note:

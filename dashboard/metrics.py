@@ -35,7 +35,7 @@ floor**: the FID between two disjoint halves of real data, the best any model ca
 **Precision** = share of samples that look like real data (quality); **recall** = share of real data the samples
 cover (diversity); density and coverage are their outlier-robust versions. **Classes hit** counts the classes
 (by the project's classifier) that receive at least 1 % of the samples. **Sharpness** compares the samples'
-edge energy with real images' (1 = as crisp as real digits). Numbers in brackets are 95 % intervals.
+edge energy with real images' (1 = as crisp as the real images). Numbers in brackets are 95 % intervals.
 """
 
 

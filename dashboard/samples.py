@@ -87,7 +87,7 @@ def render(selection: Selection) -> None:
         4,
         min(2, len(selection.runs)),
         key="samples_per_row",
-        help="Fewer grids per row = larger digits.",
+        help="Fewer grids per row = larger images.",
     )
     explain_hidden_samplers(c2, selection.runs)
     choice = class_choice(selection)

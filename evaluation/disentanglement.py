@@ -489,26 +489,33 @@ DECODED_MIN = 0.1  # a traversal row moves a factor when its read value changes 
 
 
 @torch.inference_mode()
-def decoded_moves(extractor, rows: torch.Tensor, factors) -> list[str]:
-    """What each traversal row (frames of one decoded dimension) does to the factors whose values lie on a line
-    (``factors.ordered``: scale and position for sprites), as the data set's factor extractor reads the pictures:
-    the range of each factor's expected value along the row, as a share of the factor's range. A row gets the factor
-    it moves most with that share ("y (0.35)"), or "no <factor>/<factor> change" below ``DECODED_MIN``. Categories
-    and angles (shape, orientation) have no distance on a line, so a row that only turns or reshapes reads as no
-    change: the pictures show that part. This is the decoder's side of a dimension; ``dimension_labels`` is the
-    encoder's (its MI with real images' factors)."""
+def decoded_shares(extractor, rows: torch.Tensor, factors) -> np.ndarray:
+    """(rows, factors) how far each traversal row (frames of one decoded dimension) moves each factor whose values lie
+    on a line (``factors.ordered``: scale and position for sprites), as the data set's factor extractor reads the
+    pictures: the range of the factor's expected value along the row, as a share of the factor's range (0 for the
+    other factors). Categories and angles (shape, orientation) have no distance on a line, so a row that only turns
+    or reshapes moves none: the pictures show that part."""
+    shares = np.zeros((len(rows), len(factors.sizes)))
+    for i, row in enumerate(rows):
+        logits = extractor.factor_logits(row)
+        for k, ordered in enumerate(factors.ordered):
+            if ordered:
+                size = factors.sizes[k]
+                expected = logits[k].softmax(1) @ torch.arange(size, dtype=torch.float32) / (size - 1)
+                shares[i, k] = float(expected.max() - expected.min())
+    return shares
+
+
+def decoded_moves(shares: np.ndarray, factors) -> list[str]:
+    """Each row's label from its ``decoded_shares``: the factor it moves most with that share ("y (0.35)"), or "no
+    <factor>/<factor> change" below ``DECODED_MIN``. This is the decoder's side of a dimension;
+    ``dimension_labels`` is the encoder's (its MI with real images' factors)."""
     ordered = [k for k, flag in enumerate(factors.ordered) if flag]
     labels = []
-    for row in rows:
-        logits = extractor.factor_logits(row)
-        moved = {}
-        for k in ordered:
-            size = factors.sizes[k]
-            expected = logits[k].softmax(1) @ torch.arange(size, dtype=torch.float32) / (size - 1)
-            moved[k] = float(expected.max() - expected.min())
-        k = max(moved, key=moved.get)
-        if moved[k] >= DECODED_MIN:
-            labels.append(f"{factors.names[k]} ({moved[k]:.2f})")
+    for row in shares:
+        k = max(ordered, key=lambda j: row[j])
+        if row[k] >= DECODED_MIN:
+            labels.append(f"{factors.names[k]} ({row[k]:.2f})")
         else:
             labels.append(f"no {'/'.join(factors.names[j] for j in ordered)} change")
     return labels

@@ -246,7 +246,10 @@ def conditional_draws_its_class(runs, rows) -> Finding:
     conditional = [run for run in runs if run.capabilities.conditional]
     if not conditional:
         return Finding(
-            claim, NOT_MEASURED, "needs a class-conditional run among the selected runs (e.g. cvae-mnist5k)."
+            claim,
+            NOT_MEASURED,
+            "needs a class-conditional run among the selected runs (e.g. cvae-mnist5k on digits; on another data set "
+            "train one: `python -m generators train cvae --dataset …`).",
         )
     parts, verdicts = [], []
     for run in conditional:
@@ -292,7 +295,8 @@ def gan_needs_more_data(runs, rows) -> Finding:
             claim,
             NOT_MEASURED,
             "needs a training-set-size sweep of a GAN and of a VAE among the selected runs (`python -m generators "
-            "sweep dcgan --set train_size=500,1000,2000,4500 --seeds 0 1 …`, and the same for vae).",
+            "sweep dcgan --set train_size=500,1000,2000,4500 --seeds 0 1 …` on mnist5k, sizes up to the data set's "
+            "train split; and the same for vae).",
         )
     sizes = sorted(set(gan.points) & set(vae.points))
     if len(sizes) < 2:
@@ -313,7 +317,10 @@ def generated_images_help(runs, rows) -> Finding:
     conditional = [run for run in runs if run.capabilities.conditional]
     if not conditional:
         return Finding(
-            claim, NOT_MEASURED, "needs a class-conditional run among the selected runs (e.g. cvae-mnist5k)."
+            claim,
+            NOT_MEASURED,
+            "needs a class-conditional run among the selected runs (e.g. cvae-mnist5k on digits; on another data set "
+            "train one: `python -m generators train cvae --dataset …`).",
         )
     parts, verdicts, measured = [], [], []
     for run in conditional:

@@ -34,8 +34,9 @@ class AutoencoderConfig(ModelConfig):
         default="conv",
         metadata={
             "choices": ("conv", "broadcast"),
-            "help": "conv: the mirror of the encoder (transposed convs); broadcast: z and pixel coordinates at every "
-            "pixel, then --base-width-wide 3x3 convs at full resolution (Watters et al. 2019; for small objects)",
+            "help": "conv: the mirror of the encoder (transposed convs); broadcast: z and pixel coordinates at "
+            "every pixel, then three 3x3 convs of --base-width channels at full resolution (Watters et al. 2019; "
+            "for small objects)",
         },
     )
     recon: str = field(

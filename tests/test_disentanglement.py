@@ -258,9 +258,22 @@ def test_decoded_moves_names_the_factor_a_rendered_row_moves():
     ):
         combos = np.tile(base, (len(values), 1))
         combos[:, factor] = values
-        labels += dz.decoded_moves(extractor, (factors.render(combos).float() / 255)[None], factors)
+        shares = dz.decoded_shares(extractor, (factors.render(combos).float() / 255)[None], factors)
+        labels += dz.decoded_moves(shares, factors)
     names = [label.split(" (")[0] for label in labels]
     assert names == ["x", "y", "scale", "no scale/x/y change"], labels
     shares = [float(label.split("(")[1].rstrip(")")) for label in labels[:3]]
     # the expected value under the read probabilities pulls the ends in a little: within 0.1 of the true range
     assert shares == pytest.approx([27 / 31, 27 / 31, 1.0], abs=0.1)
+
+
+def test_the_traversal_labels_switch_off_exactly_the_dimensions_the_kl_chart_calls_inactive():
+    """One rule on the page: a dimension with KL above 0.1 nats but an inactive posterior mean (a model that has not
+    learnt yet) reads "switched off", like its grey bar; an active one is named after its factor."""
+    from dashboard.latent import traversal_labels
+
+    nmi = np.array([[0.9, 0.0], [0.0, 0.8], [0.7, 0.0]])
+    found = {"nmi": nmi, "names": ("x", "y"), "chance": np.zeros_like(nmi)}
+    usage = {"kl_per_dim": [0.5, 0.02, 2.0], "active": [False, True, True]}
+    assert traversal_labels(found, usage) == ["switched off", "y (0.80)", "x (0.70)"]
+    assert traversal_labels(found, None) == ["x (0.90)", "y (0.80)", "x (0.70)"]  # no posterior: nothing switched off
