@@ -38,6 +38,19 @@ cover (diversity); density and coverage are their outlier-robust versions. **Cla
 edge energy with real images' (1 = as crisp as the real images). Numbers in brackets are 95 % intervals.
 """
 
+DISENTANGLEMENT_METRICS = (
+    "Each score is near 1 for one dimension per factor and near 0 for a code unrelated to the factors (the FactorVAE "
+    "score is then at chance: 1 / the number of factors). **MIG** (Chen et al. "
+    "2018): per factor, the mutual information of its best latent dimension minus that of its second best, over the "
+    "factor's entropy, averaged over the factors (codes binned in 20 bins). **DCI** (Eastwood & Williams 2018): "
+    "trees predict each factor from the code; *disentanglement*: each dimension matters for one factor only; "
+    "*completeness*: each factor rests on one dimension only; *informativeness*: how well the factors can be "
+    "predicted from the code at all (R² of a nearest-neighbour regression), however they are spread. **FactorVAE "
+    "score** (Kim & Mnih 2018): in batches with one factor held fixed, the dimension whose variance drops most "
+    "names that factor; the score is the accuracy of that vote. **SAP** (Kumar et al. 2018): per factor, the R² of "
+    "its best dimension minus that of its second best."
+)
+
 
 def metrics_table(rows: list[dict]) -> pd.DataFrame:
     from evaluation.report import rows_to_frame
@@ -134,10 +147,11 @@ def render_tables(rows: list[dict], n: int, infos: dict[str, dict]) -> None:
     factor_keys = with_factor_keys(rows, ())
     if factor_keys:  # a table of its own: beside the headline columns it ran off a 1600-px screen
         st.markdown(
-            "**Disentanglement against the known factors** (codes of real images, made as the full table's "
-            "`codes_method` says; ↑ higher is better; [95 % interval])"
+            "**Disentanglement against the known factors** (codes of real test images, made as the last column "
+            "says; ↑ higher is better; [95 % interval])"
         )
-        st.table(summary_frame(rows, ("run", "sampler", *factor_keys)), hide_index=True)
+        st.table(summary_frame(rows, ("run", *factor_keys, "codes_method")), hide_index=True)
+        st.caption(DISENTANGLEMENT_METRICS)
     when_opened(
         f"Every column of every row at n = {n}",
         "metrics_full_table",

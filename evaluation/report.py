@@ -33,6 +33,7 @@ INFO_COLUMNS = {
     "n_fake": ("n (samples)", "d"),
     "recon_method": ("recon via", "s"),
     "extractor_id": ("extractor", "s"),
+    "codes_method": ("codes", "s"),
 }
 SUMMARY_KEYS = (
     "run",

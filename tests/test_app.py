@@ -695,6 +695,11 @@ def test_sprites_metrics_show_disentanglement_in_a_table_of_its_own(monkeypatch)
         for run, cell in zip(runs, scores[column]):
             (row, *_) = (r for r in load_metrics(checkpoints / run).values() if r["n_fake"] == 5000)
             assert float(cell.split()[0]) == pytest.approx(row[key], abs=0.005), (run, key, cell)
+    # how each run's codes were made, beside its scores: its encoder, or one fitted to the GAN's (G(z), z) pairs
+    assert list(scores["codes"]) == [
+        next(r for r in load_metrics(checkpoints / run).values() if r["n_fake"] == 5000)["codes_method"] for run in runs
+    ]
+    assert scores["codes"].iloc[0] != scores["codes"].iloc[2]  # the VAE's and the DCGAN's are made differently
 
 
 def test_a_real_walk_checks_the_last_frame_only_where_the_path_ends_in_the_second_images_class(
