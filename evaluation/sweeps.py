@@ -6,6 +6,7 @@ zip draw these figures; ``python -m generators sweep`` trains them."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import statistics
@@ -35,6 +36,19 @@ DISTORTION_TITLES = {  # a VAE's recon setting -> what its logged reconstruction
 SETTING_TITLES = {"beta": "β", "latent_dim": "latent size", "train_size": "training-set size", "steps": "steps"}
 
 
+def chosen_options(model: str, options: dict) -> list[str]:
+    """The model's text options away from their defaults ("decoder broadcast", "recon mse"): what tells two recipes
+    of one model apart at a glance (the numbers a label names already, z and steps, aside)."""
+    if model not in MODELS:
+        return []
+    defaults = {f.name: f.default for f in dataclasses.fields(MODELS[model].Config)}
+    return [
+        f"{key} {value}"
+        for key, value in options.items()
+        if isinstance(value, str) and defaults.get(key, value) != value
+    ]
+
+
 @dataclass(frozen=True)
 class Sweep:
     """Runs of one model and one recipe that differ only in β: model, dataset, every model option but β, the
@@ -54,9 +68,10 @@ class Sweep:
         options = self.recipe["model_config"]
         train = self.recipe["train_config"]
         betas = ", ".join(f"{beta:g}" for beta in self.runs)
+        chosen = "".join(f"{option}, " for option in chosen_options(self.model, options))
         return (
             f"{MODELS[self.model].title if self.model in MODELS else self.model}, z = {options.get('latent_dim')}, "
-            f"{self.steps} steps, batch {train.get('batch_size')}, seed {train.get('seed')} — "
+            f"{chosen}{self.steps} steps, batch {train.get('batch_size')}, seed {train.get('seed')} — "
             + (f"existing runs at β {betas}" if betas else "no runs yet")
         )
 
@@ -137,6 +152,7 @@ class SettingSweep:
         title = MODELS[self.model].title if self.model in MODELS else self.model
         fixed = [f"z = {options['latent_dim']}" if "latent_dim" in options else None]
         fixed += [f"β = {options['beta']:g}" if options.get("beta") is not None else None]
+        fixed += chosen_options(self.model, options)
         fixed += [f"{self.recipe['step']} steps" if self.recipe["step"] is not None else None]
         fixed += [f"{train['train_size']} training images" if train.get("train_size") else None]
         values = ", ".join(f"{value:g}" for value in self.points)

@@ -88,6 +88,19 @@ def test_the_sweep_label_names_its_recipe(runs):
     steps = committed("vae-mnist5k").info["step"]
     assert "z = 8" in sweep.label and f"{steps} steps" in sweep.label and "β 1, 4" in sweep.label
     assert dataclasses.is_dataclass(sweep)
+    assert "decoder" not in sweep.label and "recon" not in sweep.label  # options at their defaults are not named
+
+
+def test_sweeps_of_two_decoders_carry_different_labels(runs):
+    """Runs that differ in a text option (the decoder) form two sweeps; each label names its choice when it is not
+    the default, so two sweeps at the same steps never read the same."""
+    vae = runs[-1]
+    broadcast = [variant(vae, f"sbd-beta{b:g}", beta=b, decoder="broadcast") for b in (1.0, 4.0)]
+    found = sweeps([*runs, *broadcast], "mnist5k")
+    labels = [sweep.label for sweep in found]
+    assert len(set(labels)) == len(labels)
+    (sbd,) = [sweep for sweep in found if "sbd-beta1" in {run.name for run in sweep.runs.values()}]
+    assert "decoder broadcast" in sbd.label and "β 1, 4" in sbd.label
 
 
 def _with_history(run: Run, folder: Path, kl: float, recon: float) -> Run:
